@@ -1,0 +1,174 @@
+"""The checkpoint format: the only code that reads or writes weights.
+
+One safetensors file: the tensors, plus a JSON record under the header key `nameorigin` holding the
+format version, architecture, encoder, labels, data fingerprint, metrics and provenance. A sha256
+over the record and every tensor is stored beside them, so an edited or truncated file is refused.
+Writes go to a temp file that replaces the target atomically; loads never unpickle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from model.encoder import EncoderConfig
+from model.networks import NetworkConfig, build_network
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+METADATA_KEY = "nameorigin"
+DIGEST_KEY = "nameorigin_sha256"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be served; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything needed to serve a model: weights, architecture, encoder, label order, provenance."""
+
+    network_config: NetworkConfig
+    encoder_config: EncoderConfig
+    labels: tuple[str, ...]
+    state_dict: dict[str, torch.Tensor]
+    info: dict = field(default_factory=dict)  # data fingerprint, metrics, training, versions
+    digest: str = ""
+
+    @property
+    def model_id(self) -> str:
+        return f"nameorigin-{self.network_config.architecture}-{self.digest[:12]}"
+
+    def build_network(self) -> nn.Module:
+        """A network in eval mode with these weights; shape mismatches raise CheckpointError."""
+        network = build_network(self.network_config)
+        try:
+            network.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(f"weights do not fit the saved architecture: {error}") from error
+        return network.eval()
+
+
+def _digest(record_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256(record_json.encode("utf-8"))
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    path: str | Path,
+    network: nn.Module,
+    encoder_config: EncoderConfig,
+    labels: list[str] | tuple[str, ...],
+    info: dict | None = None,
+) -> Checkpoint:
+    """Write a checkpoint atomically: a crash mid-write leaves any earlier file at `path` intact."""
+    target = Path(path)
+    network_config: NetworkConfig = network.config
+    if network_config.num_labels != len(labels):
+        raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
+    tensors = {name: value.detach().cpu().contiguous() for name, value in network.state_dict().items()}
+    record = {
+        "format_version": FORMAT_VERSION,
+        "network": network_config.to_dict(),
+        "encoder": encoder_config.to_dict(),
+        "labels": list(labels),
+        "info": {
+            "torch_version": torch.__version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **(info or {}),
+        },
+    }
+    record_json = json.dumps(record, sort_keys=True)
+    digest = _digest(record_json, tensors)
+    payload = save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            temp_file.write(payload)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.chmod(temp_name, 0o644)  # mkstemp makes it owner-only; servers often run as another user
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    logger.info("wrote checkpoint %s (%d bytes)", target, len(payload))
+    return _checkpoint_from_record(record, tensors, digest, target)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and verify a checkpoint; any missing, truncated, edited or mismatched file raises CheckpointError."""
+    source = Path(path)
+    try:
+        payload = source.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"{source}: cannot read checkpoint ({error.strerror})") from error
+    try:
+        tensors = load_safetensors(payload)
+        metadata = _read_header_metadata(payload)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{source}: not a readable safetensors checkpoint ({error})") from error
+    if METADATA_KEY not in metadata or DIGEST_KEY not in metadata:
+        raise CheckpointError(f"{source}: safetensors file has no nameorigin metadata record")
+    record_json = metadata[METADATA_KEY]
+    if _digest(record_json, tensors) != metadata[DIGEST_KEY]:
+        raise CheckpointError(f"{source}: checksum mismatch: the file was edited or corrupted")
+    try:
+        record = json.loads(record_json)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{source}: metadata record is not valid JSON ({error})") from error
+    version = record.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{source}: checkpoint format version {version!r}; this code reads version {FORMAT_VERSION}"
+        )
+    return _checkpoint_from_record(record, tensors, metadata[DIGEST_KEY], source)
+
+
+def _read_header_metadata(payload: bytes) -> dict[str, str]:
+    """The `__metadata__` of a safetensors header (its first 8 bytes give the header length)."""
+    header_length = int.from_bytes(payload[:8], "little")
+    if len(payload) < 8 or header_length > len(payload) - 8:
+        raise ValueError("header length runs past the end of the file")
+    header = json.loads(payload[8 : 8 + header_length].decode("utf-8"))
+    return header.get("__metadata__") or {}
+
+
+def _checkpoint_from_record(record: dict, tensors: dict, digest: str, source: Path) -> Checkpoint:
+    try:
+        network_config = NetworkConfig.from_dict(record["network"])
+        encoder_config = EncoderConfig(**record["encoder"])
+        labels = tuple(record["labels"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{source}: metadata record is incomplete or invalid ({error})") from error
+    if len(labels) != network_config.num_labels or len(set(labels)) != len(labels):
+        raise CheckpointError(
+            f"{source}: {len(labels)} labels (distinct: {len(set(labels))}) but the network has "
+            f"{network_config.num_labels} outputs"
+        )
+    encoder_vocab_size = len(encoder_config.alphabet) + 2
+    if encoder_vocab_size != network_config.vocab_size:
+        raise CheckpointError(
+            f"{source}: encoder alphabet gives {encoder_vocab_size} symbols but the network reads "
+            f"{network_config.vocab_size}"
+        )
+    checkpoint = Checkpoint(network_config, encoder_config, labels, tensors, record.get("info", {}), digest)
+    checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
+    return checkpoint

@@ -1,0 +1,102 @@
+"""The character encoder: one `normalize()` for training and serving, and the name -> index mapping.
+
+Names in any script are folded to Latin with `unidecode`, then mapped onto a fixed alphabet with
+explicit padding and unknown ids; the network one-hot encodes those ids.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import string
+import unicodedata
+from dataclasses import asdict, dataclass
+
+import torch
+from unidecode import unidecode
+
+logger = logging.getLogger(__name__)
+
+PAD_ID = 0
+UNKNOWN_ID = 1
+DEFAULT_ALPHABET = string.ascii_letters + " .,;'-"
+DEFAULT_MAX_LENGTH = 64
+_WHITESPACE = re.compile(r"\s+")
+
+
+class NameEncodingError(ValueError):
+    """A name that cannot be turned into model input; the message says why."""
+
+
+def clean_text(raw_name: str) -> str:
+    """NFKC + collapse whitespace + trim: the form names are stored, deduplicated and shown in."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", raw_name)).strip()
+
+
+def name_key(raw_name: str) -> str:
+    """The identity of a name for deduplication and the split: NFKC + casefold + trim."""
+    return unicodedata.normalize("NFKC", raw_name).casefold().strip()
+
+
+def normalize(raw_name: str) -> str:
+    """Fold a name to the Latin text the network reads.
+
+    Transliteration can add spaces (unidecode('王') == 'Wang '), so whitespace is collapsed after
+    folding as well as before.
+    """
+    return clean_text(unidecode(clean_text(raw_name)))
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything needed to rebuild the encoder; saved in every checkpoint."""
+
+    alphabet: str = DEFAULT_ALPHABET
+    max_length: int = DEFAULT_MAX_LENGTH
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NameEncoder:
+    """Maps normalized names to index sequences over `alphabet` (ids 0 and 1 are pad and unknown)."""
+
+    def __init__(self, config: EncoderConfig | None = None) -> None:
+        self.config = config or EncoderConfig()
+        if len(set(self.config.alphabet)) != len(self.config.alphabet):
+            raise ValueError(f"encoder alphabet has repeated symbols: {self.config.alphabet!r}")
+        self._char_ids = {char: index + 2 for index, char in enumerate(self.config.alphabet)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.config.alphabet) + 2
+
+    def encode(self, raw_name: str) -> list[int]:
+        """Return the index sequence of one name, or raise NameEncodingError saying what is wrong."""
+        if not isinstance(raw_name, str):
+            raise NameEncodingError(f"name must be a string, got {type(raw_name).__name__}")
+        folded = normalize(raw_name)
+        if not any(char.isalpha() for char in folded):
+            raise NameEncodingError(
+                f"name has no letters after transliteration to Latin (got {folded!r})"
+            )
+        if len(folded) > self.config.max_length:
+            raise NameEncodingError(
+                f"name is {len(folded)} characters after transliteration; "
+                f"the model reads at most {self.config.max_length}"
+            )
+        return [self._char_ids.get(char, UNKNOWN_ID) for char in folded]
+
+    def encode_batch(self, raw_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode names into a right-padded (B, T) id tensor and a (B,) length tensor."""
+        if not raw_names:
+            raise NameEncodingError("cannot encode an empty list of names")
+        return pad_sequences([self.encode(name) for name in raw_names])
+
+
+def pad_sequences(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id sequences with PAD_ID into a (B, T) tensor plus their lengths."""
+    lengths = torch.tensor([len(seq) for seq in sequences], dtype=torch.long)
+    ids = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return ids, lengths

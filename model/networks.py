@@ -1,0 +1,146 @@
+"""The networks: the tutorial's concat-Linear RNN cell and the nn.RNN/GRU/LSTM family.
+
+All of them read a right-padded (B, T) batch of character ids plus lengths, one-hot encode it,
+and return (B, num_labels) log-probabilities; padding never changes a name's output.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+ARCHITECTURES = ("concat", "rnn", "gru", "lstm")
+POOLINGS = ("last", "last_max")
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture and shape of a network; saved in the checkpoint so it can be rebuilt."""
+
+    architecture: str
+    vocab_size: int
+    num_labels: int
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    nonlinearity: str = "tanh"  # nn.RNN only: tanh or relu
+    concat_tanh: bool = False  # concat only: squash the hidden state (the 2017 tutorial did not)
+    pooling: str = "last"  # rnn/gru/lstm: final state only, or final state + max over steps
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be tanh or relu, got {self.nonlinearity!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if min(self.vocab_size, self.num_labels, self.hidden_size, self.num_layers) < 1:
+            raise ValueError(f"sizes must be positive: {self}")
+        if self.num_labels < 2:
+            raise ValueError(f"need at least 2 labels, got {self.num_labels}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NetworkConfig":
+        known = {field.name for field in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown network config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+class NameClassifier(nn.Module):
+    """Shared head: calibrated LogSoftmax over label scores.
+
+    `label_bias` and `temperature` are buffers (saved with the weights) fitted on the validation
+    split after training: a per-label shift that trades the majority labels against the small ones,
+    and a temperature that makes the probabilities calibrated. They stay 0 and 1 while training.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("label_bias", torch.zeros(config.num_labels))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def calibrated_log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax((logits + self.label_bias) / self.temperature, dim=1)
+
+
+class ConcatRNN(NameClassifier):
+    """The tutorial cell: hidden = i2h(cat(x, h)), output = LogSoftmax(i2o(cat(x, h))), batched."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__(config)
+        combined_size = config.vocab_size + config.hidden_size
+        self.i2h = nn.Linear(combined_size, config.hidden_size)
+        self.i2o = nn.Linear(combined_size, config.num_labels)
+
+    def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = F.one_hot(char_ids, self.config.vocab_size).float()  # (B, T, V)
+        batch_size, max_len, _ = x.shape
+        hidden = x.new_zeros(batch_size, self.config.hidden_size)  # (B, H)
+        logits = x.new_zeros(batch_size, self.config.num_labels)  # (B, L)
+        lengths = lengths.to(x.device)
+        for step in range(max_len):
+            combined = torch.cat((x[:, step], hidden), dim=1)  # (B, V + H)
+            new_hidden = self.i2h(combined)
+            if self.config.concat_tanh:
+                new_hidden = torch.tanh(new_hidden)
+            active = (step < lengths).unsqueeze(1)  # (B, 1): finished names keep their state
+            logits = torch.where(active, self.i2o(combined), logits)
+            hidden = torch.where(active, new_hidden, hidden)
+        return self.calibrated_log_softmax(logits)
+
+
+class RecurrentClassifier(NameClassifier):
+    """nn.RNN / nn.GRU / nn.LSTM over packed one-hot sequences, final hidden state -> LogSoftmax."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__(config)
+        rnn_args = dict(
+            input_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        if config.architecture == "rnn":
+            self.rnn = nn.RNN(nonlinearity=config.nonlinearity, **rnn_args)
+        else:
+            self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[config.architecture](**rnn_args)
+        num_directions = 2 if config.bidirectional else 1
+        self.dropout = nn.Dropout(config.dropout)
+        pooled_copies = 2 if config.pooling == "last_max" else 1
+        self.head = nn.Linear(config.hidden_size * num_directions * pooled_copies, config.num_labels)
+
+    def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = F.one_hot(char_ids, self.config.vocab_size).float()  # (B, T, V)
+        # Packing makes the RNN stop at each name's true length, so padding never leaks in.
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, final_state = self.rnn(packed)
+        h_n = final_state[0] if self.config.architecture == "lstm" else final_state
+        num_directions = 2 if self.config.bidirectional else 1
+        last_layer = h_n[-num_directions:]  # (D, B, H)
+        features = torch.cat(list(last_layer), dim=1)  # (B, D * H)
+        if self.config.pooling == "last_max":
+            # Max over every step's output sees the middle of long names, not just the ends.
+            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, padding_value=float("-inf"))
+            features = torch.cat((features, outputs.max(dim=1).values), dim=1)  # (B, 2 * D * H)
+        return self.calibrated_log_softmax(self.head(self.dropout(features)))
+
+
+def build_network(config: NetworkConfig) -> NameClassifier:
+    """Instantiate the network a config describes."""
+    if config.architecture == "concat":
+        return ConcatRNN(config)
+    return RecurrentClassifier(config)

@@ -1,0 +1,103 @@
+"""The batched predictor: names in, top-k labels with probabilities out, on CPU or CUDA.
+
+Names are sorted by length and run in chunks so a batch of short names pays for little padding;
+answers come back in input order.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import Checkpoint, load_checkpoint
+from model.encoder import NameEncoder, NameEncodingError, pad_sequences
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_CHECKPOINT_PATH = Path(__file__).resolve().parent / "assets" / "default.safetensors"
+
+
+class DeviceUnavailableError(RuntimeError):
+    """CUDA was asked for on a machine without it: never a silent fall back to CPU."""
+
+
+@dataclass(frozen=True)
+class LabelProbability:
+    label: str
+    probability: float
+    log_probability: float
+
+
+@dataclass(frozen=True)
+class NamePrediction:
+    """The top-k labels for one name, most probable first."""
+
+    name: str
+    predictions: tuple[LabelProbability, ...]
+
+
+def resolve_device(device: str) -> torch.device:
+    """auto -> CUDA when present else CPU; cuda without CUDA raises DeviceUnavailableError."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError("device 'cuda' was asked for but torch sees no CUDA device")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Predictor:
+    """Serves one checkpoint: encodes names, runs the network under inference_mode, ranks labels."""
+
+    def __init__(self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 1024) -> None:
+        self.checkpoint = checkpoint
+        self.device = resolve_device(device)
+        self.encoder = NameEncoder(checkpoint.encoder_config)
+        self.labels = checkpoint.labels
+        self.network = checkpoint.build_network().to(self.device)
+        self.max_batch_size = max_batch_size
+
+    @classmethod
+    def from_path(cls, checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto") -> "Predictor":
+        return cls(load_checkpoint(checkpoint_path), device=device)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def log_probabilities(self, names: list[str]) -> torch.Tensor:
+        """(N, num_labels) log-probabilities on the CPU, rows in input order."""
+        sequences = [self.encoder.encode(name) for name in names]
+        if not sequences:
+            raise NameEncodingError("cannot classify an empty list of names")
+        order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
+        result = torch.empty(len(sequences), self.num_labels)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.max_batch_size):
+                chunk = order[start : start + self.max_batch_size]
+                ids, lengths = pad_sequences([sequences[index] for index in chunk])
+                log_probs = self.network(ids.to(self.device), lengths)  # (B, L)
+                result[torch.tensor(chunk)] = log_probs.float().cpu()
+        return result
+
+    def predict(self, names: list[str], top_k: int = 3) -> list[NamePrediction]:
+        """Top-k labels per name, in input order; raises NameEncodingError on a bad name."""
+        if not 1 <= top_k <= self.num_labels:
+            raise ValueError(f"top_k must be between 1 and {self.num_labels}, got {top_k}")
+        log_probs = self.log_probabilities(names)
+        top_log_probs, top_indices = log_probs.topk(top_k, dim=1)
+        return [
+            NamePrediction(
+                name=name,
+                predictions=tuple(
+                    LabelProbability(self.labels[index], math.exp(log_prob), log_prob)
+                    for log_prob, index in zip(row_log_probs.tolist(), row_indices.tolist())
+                ),
+            )
+            for name, row_log_probs, row_indices in zip(names, top_log_probs, top_indices)
+        ]

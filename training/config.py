@@ -1,0 +1,34 @@
+"""The training configuration: every training default lives here and is saved into the checkpoint."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run (defaults reproduce the shipped model)."""
+
+    data_dir: str = "data/names"
+    output_dir: str = "runs/default"
+    architecture: str = "gru"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2
+    nonlinearity: str = "tanh"
+    concat_tanh: bool = False
+    pooling: str = "last_max"
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    class_weight_power: float = 0.5  # loss weight per label = (N / count) ** power; 0 = none, 1 = balanced
+    patience: int = 4  # epochs without a better val score before stopping
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 0  # 0 = torch's default
+
+    def to_dict(self) -> dict:
+        return asdict(self)

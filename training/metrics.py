@@ -1,0 +1,67 @@
+"""Classification metrics for multi-label names, computed with scikit-learn.
+
+A prediction is correct when it is any of the name's labels. For the single-label metrics
+(macro-F1, balanced accuracy, per-label precision/recall, confusions) a name's true label is the
+predicted one when that is among its labels, otherwise the first of its labels in sorted order.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import numpy as np
+import torch
+from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
+
+from training.data import NameRecord
+
+
+def classification_metrics(
+    records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...], top_confusions: int = 10
+) -> dict:
+    """Top-1/top-3, macro-F1, balanced accuracy, per-label precision/recall and the biggest confusions."""
+    ranked = log_probs.argsort(dim=1, descending=True)[:, :3].tolist()
+    predicted = [labels[row[0]] for row in ranked]
+    true = [
+        guess if guess in record.labels else sorted(record.labels)[0]
+        for guess, record in zip(predicted, records)
+    ]
+    top1 = np.mean([guess in record.labels for guess, record in zip(predicted, records)])
+    top3 = np.mean([any(labels[i] in record.labels for i in row) for row, record in zip(ranked, records)])
+    present = sorted(set(true) | set(predicted))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, predicted, labels=present, zero_division=0
+    )
+    confusions = Counter((t, p) for t, p in zip(true, predicted) if t != p)
+    return {
+        "num_names": len(records),
+        "top1": float(top1),
+        "top3": float(top3),
+        "macro_f1": float(f1_score(true, predicted, labels=present, average="macro", zero_division=0)),
+        "balanced_accuracy": _balanced_accuracy(true, predicted),
+        "per_label": {
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for label, p, r, f, s in zip(present, precision, recall, f1, support)
+        },
+        "confusions": [
+            {"true": t, "predicted": p, "count": count} for (t, p), count in confusions.most_common(top_confusions)
+        ],
+    }
+
+
+def confusion_counts(records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...]) -> np.ndarray:
+    """(L, L) matrix of true-label rows by predicted-label columns, same convention as above."""
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    index = {label: i for i, label in enumerate(labels)}
+    for row, record in zip(log_probs.argmax(dim=1).tolist(), records):
+        guess = labels[row]
+        truth = guess if guess in record.labels else sorted(record.labels)[0]
+        matrix[index[truth], row] += 1
+    return matrix
+
+
+def _balanced_accuracy(true: list[str], predicted: list[str]) -> float:
+    """Mean recall over true labels; a label only ever predicted is not a class to average over."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "y_pred contains classes not in y_true"
+        return float(balanced_accuracy_score(true, predicted))

@@ -1,0 +1,280 @@
+"""The offline trainer: mini-batches, class weighting, early stopping on val, calibration, outputs.
+
+`python -m training.train --help` lists the flags; defaults live in `TrainConfig`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from model.checkpoint import save_checkpoint
+from model.encoder import EncoderConfig, NameEncoder, pad_sequences
+from model.networks import NameClassifier, NetworkConfig, build_network
+from model.predictor import resolve_device
+from training.config import TrainConfig
+from training.data import SPLIT_RULE, NameRecord, NamesDataset, label_pairs, load_names_dir
+from training.metrics import classification_metrics, confusion_counts
+from training.plots import save_confusion_matrix, save_learning_curve
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILENAME = "model.safetensors"
+BIAS_STRENGTHS = tuple(step / 10 for step in range(-10, 11))  # grid for the val-fitted label bias
+TEMPERATURES = tuple(round(0.5 * 1.05**step, 4) for step in range(0, 48))  # 0.5 .. ~5
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint_path: Path
+    metrics: dict
+
+
+def selection_score(metrics: dict) -> float:
+    """What early stopping and calibration maximize: top-1 and macro-F1 count equally."""
+    return metrics["top1"] + metrics["macro_f1"]
+
+
+def class_weights(label_ids: torch.Tensor, num_labels: int, power: float) -> torch.Tensor:
+    """(N / count) ** power per label, scaled so the average training pair has weight 1."""
+    counts = torch.bincount(label_ids, minlength=num_labels).float().clamp(min=1)
+    weights = (counts.sum() / counts) ** power
+    return weights * counts.sum() / (weights * counts).sum()
+
+
+def length_bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Shuffled batches of similar-length names: less padding, same randomness for a fixed seed."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    pool_size = batch_size * 32
+    batches = []
+    for start in range(0, len(order), pool_size):
+        pool = sorted(order[start : start + pool_size], key=lambda index: lengths[index])
+        batches += [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def raw_log_probs(network: NameClassifier, sequences: list[list[int]], device: torch.device) -> torch.Tensor:
+    """Uncalibrated (N, L) log-probabilities on the CPU, in input order."""
+    network.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(sequences), 1024):
+            ids, lengths = pad_sequences(sequences[start : start + 1024])
+            outputs.append(network(ids.to(device), lengths).float().cpu())
+    network.train()
+    return torch.cat(outputs)
+
+
+def multilabel_nll(log_probs: torch.Tensor, records: list[NameRecord], labels: tuple[str, ...]) -> float:
+    """Mean -log P(any of the name's labels): the loss calibration minimizes."""
+    index = {label: i for i, label in enumerate(labels)}
+    mask = torch.zeros_like(log_probs, dtype=torch.bool)
+    for row, record in enumerate(records):
+        mask[row, [index[label] for label in record.labels]] = True
+    return float(-torch.logsumexp(log_probs.masked_fill(~mask, float("-inf")), dim=1).mean())
+
+
+def fit_calibration(
+    val_log_probs: torch.Tensor, records: list[NameRecord], labels: tuple[str, ...], log_prior: torch.Tensor
+) -> tuple[torch.Tensor, float, float]:
+    """Pick the label bias (a multiple of -log prior) that maximizes the val score, then the temperature
+    that minimizes val NLL. Returns (label_bias, bias_strength, temperature)."""
+    best_strength = max(
+        BIAS_STRENGTHS,
+        key=lambda s: (selection_score(classification_metrics(records, val_log_probs - s * log_prior, labels)), -abs(s)),
+    )
+    label_bias = -best_strength * log_prior
+    adjusted = val_log_probs + label_bias
+    temperature = min(
+        TEMPERATURES, key=lambda t: multilabel_nll(F.log_softmax(adjusted / t, dim=1), records, labels)
+    )
+    return label_bias, best_strength, temperature
+
+
+def run_epoch(network, optimizer, scheduler, sequences, label_ids, weights, config, generator, device, epoch) -> float:
+    """One pass over the training pairs; returns the mean weighted loss."""
+    lengths = [len(sequence) for sequence in sequences]
+    batches = length_bucketed_batches(lengths, config.batch_size, generator)
+    total_loss, total_correct, seen = 0.0, 0, 0
+    progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None)
+    for batch in progress:
+        ids, batch_lengths = pad_sequences([sequences[i] for i in batch])
+        targets = label_ids[batch].to(device)
+        log_probs = network(ids.to(device), batch_lengths)
+        loss = F.nll_loss(log_probs, targets, weight=weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(batch)
+        total_correct += int((log_probs.argmax(dim=1) == targets).sum())
+        seen += len(batch)
+        progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.3f}")
+    return total_loss / seen
+
+
+def build_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            network.parameters(), lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
+        )
+    raise ValueError(f"optimizer must be adam, adamw or sgd, got {config.optimizer!r}")
+
+
+def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResult:
+    """Train, calibrate, evaluate and write checkpoint, metrics.json and plots to config.output_dir."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    dataset = dataset or load_names_dir(config.data_dir)
+    labels = dataset.labels
+    label_index = {label: i for i, label in enumerate(labels)}
+    encoder_config = EncoderConfig()
+    encoder = NameEncoder(encoder_config)
+    train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
+    if not train_records or not val_records:
+        raise ValueError(f"need names in both train and val splits, got {len(train_records)} and {len(val_records)}")
+    pairs = label_pairs(train_records)
+    train_sequences = [encoder.encode(name) for name, _ in pairs]
+    label_ids = torch.tensor([label_index[label] for _, label in pairs])
+    val_sequences = [encoder.encode(record.name) for record in val_records]
+    counts = torch.bincount(label_ids, minlength=len(labels)).float().clamp(min=1)
+    log_prior = torch.log(counts / counts.sum())
+    weights = class_weights(label_ids, len(labels), config.class_weight_power).to(device)
+
+    network_config = NetworkConfig(
+        architecture=config.architecture, vocab_size=encoder.vocab_size, num_labels=len(labels),
+        hidden_size=config.hidden_size, num_layers=config.num_layers, bidirectional=config.bidirectional,
+        dropout=config.dropout, nonlinearity=config.nonlinearity, concat_tanh=config.concat_tanh,
+        pooling=config.pooling,
+    )
+    network = build_network(network_config).to(device)
+    optimizer = build_optimizer(network, config)
+    steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch, pct_start=0.2
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    logger.info(
+        "training %s (%d parameters) on %d pairs / %d names, val %d names, device %s",
+        config.architecture, sum(p.numel() for p in network.parameters()), len(pairs), len(train_records),
+        len(val_records), device,
+    )
+    history: list[dict] = []
+    best_score, best_state, best_epoch = -math.inf, None, 0
+    for epoch in range(1, config.epochs + 1):
+        train_loss = run_epoch(network, optimizer, scheduler, train_sequences, label_ids, weights, config, generator, device, epoch)
+        val_log_probs = raw_log_probs(network, val_sequences, device)
+        val_metrics = classification_metrics(val_records, val_log_probs, labels)
+        entry = {
+            "epoch": epoch, "train_loss": train_loss, "val_loss": multilabel_nll(val_log_probs, val_records, labels),
+            "val_top1": val_metrics["top1"], "val_macro_f1": val_metrics["macro_f1"],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        history.append(entry)
+        logger.info(
+            "epoch %d/%d train_loss %.4f val_loss %.4f val_top1 %.4f val_macro_f1 %.4f (%.0fs)",
+            epoch, config.epochs, train_loss, entry["val_loss"], entry["val_top1"], entry["val_macro_f1"], entry["seconds"],
+        )
+        if selection_score(val_metrics) > best_score:
+            best_score, best_state, best_epoch = selection_score(val_metrics), copy.deepcopy(network.state_dict()), epoch
+        elif epoch - best_epoch >= config.patience:
+            logger.info("early stop: no better val score for %d epochs", config.patience)
+            break
+    network.load_state_dict(best_state)
+    val_log_probs = raw_log_probs(network, val_sequences, device)
+    label_bias, bias_strength, temperature = fit_calibration(val_log_probs, val_records, labels, log_prior)
+    network.label_bias.copy_(label_bias.to(device))
+    network.temperature.fill_(temperature)
+    training_seconds = time.perf_counter() - started
+    logger.info("best epoch %d; calibration bias strength %.1f, temperature %.3f", best_epoch, bias_strength, temperature)
+    return _write_outputs(
+        config, dataset, network, encoder, encoder_config,
+        {"val": val_records, "test": test_records},
+        {
+            "history": history, "best_epoch": best_epoch, "bias_strength": bias_strength,
+            "temperature": temperature, "training_seconds": round(training_seconds, 1),
+            "num_train_pairs": len(pairs), "device": str(device),
+        },
+    )
+
+
+def _write_outputs(config, dataset, network, encoder, encoder_config, eval_splits, run_info) -> TrainResult:
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    device = next(network.parameters()).device
+    split_metrics = {}
+    for split_name, records in eval_splits.items():
+        if not records:
+            continue
+        log_probs = raw_log_probs(network, [encoder.encode(r.name) for r in records], device)
+        split_metrics[split_name] = classification_metrics(records, log_probs, dataset.labels)
+        if split_name == "test":
+            save_confusion_matrix(
+                confusion_counts(records, log_probs, dataset.labels), dataset.labels,
+                output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
+            )
+    summary = {
+        split: {key: value for key, value in metrics.items() if key in ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy")}
+        for split, metrics in split_metrics.items()
+    }
+    info = {
+        "data_fingerprint": dataset.fingerprint,
+        "split_rule": SPLIT_RULE,
+        "metrics": summary,
+        "training": {"config": config.to_dict(), **{k: v for k, v in run_info.items() if k != "history"}},
+    }
+    checkpoint_path = output_dir / CHECKPOINT_FILENAME
+    save_checkpoint(checkpoint_path, network.cpu(), encoder_config, dataset.labels, info)
+    save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
+    metrics = {"metrics": split_metrics, "data_fingerprint": dataset.fingerprint, **run_info}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    for split, values in summary.items():
+        logger.info("%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
+    logger.info("wrote %s, metrics.json, confusion_matrix.png, learning_curve.png to %s", CHECKPOINT_FILENAME, output_dir)
+    return TrainResult(checkpoint_path, metrics)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Flags mirror TrainConfig's fields; their defaults come from it."""
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(TrainConfig(), field.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"default: {default}")
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_args(argv)
+    try:
+        result = train(config)
+    except (ValueError, OSError) as error:
+        logger.error("%s", error)
+        return 2
+    print(result.checkpoint_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
