@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 PAD_ID = 0
 UNKNOWN_ID = 1
 DEFAULT_ALPHABET = string.ascii_letters + " .,;'-"
+LOWERCASE_ALPHABET = string.ascii_lowercase + " .,;'-"
 DEFAULT_MAX_LENGTH = 64
 _WHITESPACE = re.compile(r"\s+")
 
@@ -52,6 +53,7 @@ class EncoderConfig:
 
     alphabet: str = DEFAULT_ALPHABET
     max_length: int = DEFAULT_MAX_LENGTH
+    lowercase: bool = False  # fold case before lookup: "Abe" and "abe" share every id
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +86,8 @@ class NameEncoder:
                 f"name is {len(folded)} characters after transliteration; "
                 f"the model reads at most {self.config.max_length}"
             )
+        if self.config.lowercase:
+            folded = folded.lower()
         return [self._char_ids.get(char, UNKNOWN_ID) for char in folded]
 
     def encode_batch(self, raw_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

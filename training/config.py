@@ -10,6 +10,7 @@ class TrainConfig:
 
     data_dir: str = "data/names"
     output_dir: str = "runs/default"
+    lowercase: bool = True
     architecture: str = "gru"
     hidden_size: int = 128
     num_layers: int = 1

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.checkpoint import save_checkpoint
-from model.encoder import EncoderConfig, NameEncoder, pad_sequences
+from model.encoder import LOWERCASE_ALPHABET, EncoderConfig, NameEncoder, pad_sequences
 from model.networks import NameClassifier, NetworkConfig, build_network
 from model.predictor import resolve_device
 from training.config import TrainConfig
@@ -145,7 +145,9 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     dataset = dataset or load_names_dir(config.data_dir)
     labels = dataset.labels
     label_index = {label: i for i, label in enumerate(labels)}
-    encoder_config = EncoderConfig()
+    encoder_config = (
+        EncoderConfig(alphabet=LOWERCASE_ALPHABET, lowercase=True) if config.lowercase else EncoderConfig()
+    )
     encoder = NameEncoder(encoder_config)
     train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
     if not train_records or not val_records:

@@ -1,0 +1,145 @@
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import save as save_safetensors
+
+import model.checkpoint as checkpoint_module
+from model.checkpoint import DIGEST_KEY, METADATA_KEY, CheckpointError, load_checkpoint, save_checkpoint
+from model.encoder import EncoderConfig, NameEncoder
+from model.networks import NetworkConfig, build_network
+
+LABELS = ("Alpha", "Beta", "Gamma")
+
+
+@pytest.fixture
+def tiny_network():
+    torch.manual_seed(0)
+    return build_network(NetworkConfig("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, bidirectional=True))
+
+
+@pytest.fixture
+def saved_path(tmp_path, tiny_network):
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, tiny_network, EncoderConfig(), LABELS, {"data_fingerprint": "sha256:abc", "metrics": {"top1": 0.5}})
+    return path
+
+
+def write_raw(path, tensors, record):
+    """A checkpoint with a valid digest around any record: reaches the checks behind the checksum."""
+    record_json = json.dumps(record, sort_keys=True)
+    digest = checkpoint_module._digest(record_json, tensors)
+    path.write_bytes(save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest}))
+
+
+def test_checkpoint_round_trip_restores_everything(saved_path, tiny_network):
+    loaded = load_checkpoint(saved_path)
+    assert loaded.labels == LABELS
+    assert loaded.network_config == tiny_network.config
+    assert loaded.encoder_config == EncoderConfig()
+    assert loaded.info["data_fingerprint"] == "sha256:abc"
+    assert loaded.info["metrics"] == {"top1": 0.5}
+    assert loaded.info["torch_version"] == torch.__version__
+    assert loaded.model_id.startswith("nameorigin-gru-")
+    batch = NameEncoder().encode_batch(["Hinton", "Li"])
+    torch.testing.assert_close(loaded.build_network()(*batch), tiny_network.eval()(*batch))
+
+
+def test_checkpoint_is_safetensors_not_pickle(saved_path):
+    header_length = int.from_bytes(saved_path.read_bytes()[:8], "little")
+    header = json.loads(saved_path.read_bytes()[8 : 8 + header_length])
+    assert METADATA_KEY in header["__metadata__"]
+    assert not saved_path.read_bytes().startswith(b"\x80")  # no pickle protocol marker
+
+
+def test_checkpoint_load_rejects_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.parametrize("keep_fraction", [0.0, 0.001, 0.5, 0.99])
+def test_checkpoint_load_rejects_truncated_file(saved_path, keep_fraction):
+    data = saved_path.read_bytes()
+    saved_path.write_bytes(data[: int(len(data) * keep_fraction)])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(saved_path)
+
+
+def test_checkpoint_load_rejects_edited_weights(saved_path):
+    data = bytearray(saved_path.read_bytes())
+    data[-3] ^= 0xFF
+    saved_path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(saved_path)
+
+
+def test_checkpoint_load_rejects_edited_metadata(saved_path):
+    data = saved_path.read_bytes()
+    edited = data.replace(b"Gamma", b"Delta")
+    assert edited != data
+    saved_path.write_bytes(edited)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(saved_path)
+
+
+def test_checkpoint_load_rejects_plain_safetensors_without_record(tmp_path):
+    path = tmp_path / "plain.safetensors"
+    path.write_bytes(save_safetensors({"w": torch.zeros(2)}))
+    with pytest.raises(CheckpointError, match="no nameorigin metadata"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_rejects_other_format_version(saved_path, monkeypatch, tiny_network):
+    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", 2)
+    save_checkpoint(saved_path, tiny_network, EncoderConfig(), LABELS)
+    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", 1)
+    with pytest.raises(CheckpointError, match="format version 2"):
+        load_checkpoint(saved_path)
+
+
+def test_checkpoint_load_rejects_label_count_mismatch(tmp_path, tiny_network):
+    path = tmp_path / "bad.safetensors"
+    record = {"format_version": 1, "network": tiny_network.config.to_dict(), "encoder": EncoderConfig().to_dict(),
+              "labels": ["Alpha", "Beta"], "info": {}}
+    write_raw(path, dict(tiny_network.state_dict()), record)
+    with pytest.raises(CheckpointError, match="2 labels"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_rejects_weight_shape_mismatch(tmp_path, tiny_network):
+    path = tmp_path / "bad.safetensors"
+    config = {**tiny_network.config.to_dict(), "hidden_size": 16}
+    record = {"format_version": 1, "network": config, "encoder": EncoderConfig().to_dict(),
+              "labels": list(LABELS), "info": {}}
+    write_raw(path, dict(tiny_network.state_dict()), record)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_rejects_alphabet_vocab_mismatch(tmp_path, tiny_network):
+    path = tmp_path / "bad.safetensors"
+    record = {"format_version": 1, "network": tiny_network.config.to_dict(),
+              "encoder": {**EncoderConfig().to_dict(), "alphabet": "abc"}, "labels": list(LABELS), "info": {}}
+    write_raw(path, dict(tiny_network.state_dict()), record)
+    with pytest.raises(CheckpointError, match="alphabet"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_save_is_atomic_when_write_fails(saved_path, tiny_network, monkeypatch):
+    before = saved_path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(saved_path, tiny_network, EncoderConfig(), ("X", "Y", "Z"))
+    assert saved_path.read_bytes() == before
+    assert os.listdir(saved_path.parent) == [saved_path.name]  # no temp file left behind
+    assert load_checkpoint(saved_path).labels == LABELS
+
+
+def test_checkpoint_save_rejects_label_count_mismatch(tmp_path, tiny_network):
+    with pytest.raises(CheckpointError, match="3 outputs but 2 labels"):
+        save_checkpoint(tmp_path / "x.safetensors", tiny_network, EncoderConfig(), ("A", "B"))

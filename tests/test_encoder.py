@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from model.encoder import (
+    LOWERCASE_ALPHABET, PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, NameEncodingError, name_key, normalize,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "folded"),
+    [("Ślusàrski", "Slusarski"), ("Нгуен", "Nguen"), ("Παπαδόπουλος", "Papadopoulos"), ("Nguyễn", "Nguyen")],
+)
+def test_normalize_folds_scripts_to_latin(raw, folded):
+    assert normalize(raw) == folded
+
+
+def test_normalize_collapses_spaces_added_by_transliteration():
+    assert normalize("王") == "Wang"
+    assert normalize("  王  小明 ") == "Wang Xiao Ming"
+
+
+def test_name_key_casefolds_and_applies_nfkc():
+    assert name_key(" Weiß ") == name_key("WEISS") == "weiss"
+    assert name_key("Ｓｍｉｔｈ") == "smith"  # full-width letters fold under NFKC
+
+
+def test_encoder_maps_every_character_without_dropping_any():
+    encoder = NameEncoder()
+    ids = encoder.encode("O'Brien-2")
+    assert len(ids) == len("O'Brien-2")
+    assert ids[-1] == UNKNOWN_ID  # the digit is unknown, not dropped
+    assert UNKNOWN_ID not in ids[:-1]
+    assert PAD_ID not in ids
+
+
+def test_encoder_lowercase_config_shares_ids_across_case():
+    encoder = NameEncoder(EncoderConfig(alphabet=LOWERCASE_ALPHABET, lowercase=True))
+    assert encoder.encode("ABE") == encoder.encode("abe")
+    assert UNKNOWN_ID not in encoder.encode("ABE")
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "123", "!!!", "٣٤"])
+def test_encoder_rejects_name_without_letters(raw):
+    with pytest.raises(NameEncodingError, match="no letters"):
+        NameEncoder().encode(raw)
+
+
+def test_encoder_rejects_name_longer_than_max_length():
+    encoder = NameEncoder(EncoderConfig(max_length=10))
+    assert len(encoder.encode("a" * 10)) == 10
+    with pytest.raises(NameEncodingError, match="11 characters"):
+        encoder.encode("a" * 11)
+
+
+def test_encoder_rejects_non_string():
+    with pytest.raises(NameEncodingError, match="must be a string"):
+        NameEncoder().encode(42)
+
+
+def test_encoder_rejects_repeated_alphabet_symbols():
+    with pytest.raises(ValueError, match="repeated"):
+        NameEncoder(EncoderConfig(alphabet="aab"))
+
+
+def test_encode_batch_pads_right_and_reports_lengths():
+    ids, lengths = NameEncoder().encode_batch(["Li", "Nguyen"])
+    assert ids.shape == (2, 6)
+    assert lengths.tolist() == [2, 6]
+    assert torch.all(ids[0, 2:] == PAD_ID)
+    assert torch.all(ids[1] != PAD_ID)

@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from model.encoder import NameEncoder, pad_sequences
+from model.networks import NetworkConfig, build_network
+
+VOCAB = NameEncoder().vocab_size
+CONFIGS = [
+    NetworkConfig("concat", VOCAB, 5, hidden_size=16),
+    NetworkConfig("concat", VOCAB, 5, hidden_size=16, concat_tanh=True),
+    NetworkConfig("rnn", VOCAB, 5, hidden_size=16, nonlinearity="relu"),
+    NetworkConfig("rnn", VOCAB, 5, hidden_size=16, num_layers=2, dropout=0.1),
+    NetworkConfig("gru", VOCAB, 5, hidden_size=16, bidirectional=True, pooling="last_max"),
+    NetworkConfig("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.architecture}-{c.num_layers}-{c.bidirectional}-{c.pooling}")
+def test_network_output_is_padding_invariant(config):
+    torch.manual_seed(0)
+    network = build_network(config).eval()
+    encoder = NameEncoder()
+    short = encoder.encode("Li")
+    alone = network(*pad_sequences([short]))
+    in_batch = network(*pad_sequences([encoder.encode("Wolfeschlegelsteinhausen"), short, encoder.encode("Abe")]))
+    assert alone.shape == (1, 5)
+    torch.testing.assert_close(in_batch[1:2], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("config", CONFIGS[:1] + CONFIGS[-2:], ids=lambda c: c.architecture)
+def test_network_returns_log_probabilities(config):
+    network = build_network(config).eval()
+    log_probs = network(*NameEncoder().encode_batch(["Hinton", "Nguyen"]))
+    assert torch.allclose(log_probs.exp().sum(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_network_calibration_buffers_shift_and_sharpen():
+    network = build_network(CONFIGS[4]).eval()
+    batch = NameEncoder().encode_batch(["Hinton"])
+    before = network(*batch)
+    network.label_bias[2] = 5.0
+    network.temperature.fill_(0.5)
+    after = network(*batch)
+    assert after.argmax().item() == 2
+    assert torch.allclose(after.exp().sum(), torch.tensor(1.0), atol=1e-5)
+    assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"architecture": "transformer"}, "architecture"), ({"nonlinearity": "sigmoid"}, "nonlinearity"),
+     ({"pooling": "mean"}, "pooling"), ({"num_labels": 1}, "2 labels"), ({"dropout": 1.0}, "dropout"),
+     ({"hidden_size": 0}, "positive")],
+)
+def test_network_config_rejects_invalid_values(changes, message):
+    values = {"architecture": "gru", "vocab_size": VOCAB, "num_labels": 3, **changes}
+    with pytest.raises(ValueError, match=message):
+        NetworkConfig(**values)
+
+
+def test_network_config_from_dict_rejects_unknown_keys():
+    values = {**CONFIGS[0].to_dict(), "attention": True}
+    with pytest.raises(ValueError, match="attention"):
+        NetworkConfig.from_dict(values)

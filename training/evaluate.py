@@ -1,0 +1,79 @@
+"""Evaluate a checkpoint on a split of the names data: `python -m training.evaluate CHECKPOINT`.
+
+Prints top-1 (correct when the prediction is any of the name's labels), top-3, macro-F1,
+balanced accuracy, per-label precision and recall, and the biggest confusions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from model.checkpoint import CheckpointError
+from model.encoder import NameEncodingError
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, Predictor
+from training.data import SPLITS, DataError, load_names_dir
+from training.metrics import classification_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(predictor: Predictor, data_dir: str, split: str) -> dict:
+    """Metrics of the predictor on one split; warns when the data differs from the training data."""
+    dataset = load_names_dir(data_dir)
+    if dataset.labels != predictor.labels:
+        raise DataError(f"{data_dir}: labels {dataset.labels} differ from the checkpoint's {predictor.labels}")
+    trained_on = predictor.checkpoint.info.get("data_fingerprint")
+    if trained_on != dataset.fingerprint:
+        logger.warning("data fingerprint %s differs from the checkpoint's %s", dataset.fingerprint, trained_on)
+    records = dataset.split(split)
+    log_probs = predictor.log_probabilities([record.name for record in records])
+    return classification_metrics(records, log_probs, dataset.labels)
+
+
+def format_report(metrics: dict, title: str) -> str:
+    lines = [
+        title,
+        f"names        {metrics['num_names']}",
+        f"top-1        {metrics['top1']:.4f}",
+        f"top-3        {metrics['top3']:.4f}",
+        f"macro-F1     {metrics['macro_f1']:.4f}",
+        f"balanced acc {metrics['balanced_accuracy']:.4f}",
+        "",
+        f"{'label':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}",
+    ]
+    for label, values in metrics["per_label"].items():
+        lines.append(
+            f"{label:<12} {values['precision']:>9.3f} {values['recall']:>7.3f} {values['f1']:>6.3f} {values['support']:>7d}"
+        )
+    lines += ["", "biggest confusions (true -> predicted: count)"]
+    lines += [f"  {c['true']} -> {c['predicted']}: {c['count']}" for c in metrics["confusions"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model")
+    parser.add_argument("--data-dir", default="data/names")
+    parser.add_argument("--split", choices=SPLITS, default="test")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        predictor = Predictor.from_path(args.checkpoint, device=args.device)
+        metrics = evaluate(predictor, args.data_dir, args.split)
+    except (CheckpointError, DataError, NameEncodingError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(format_report(metrics, f"{predictor.checkpoint.model_id} on the {args.split} split of {args.data_dir}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Fetch the names dataset the way users outside get it (the tutorial's data.zip), or copy it from
+a local folder, verify its fingerprint, and only then install it into `data/names/`.
+
+    python -m training.fetch_data                              # download
+    python -m training.fetch_data --from ../shared/data/names  # local copy
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from training.data import DataError, load_names_dir
+
+logger = logging.getLogger(__name__)
+
+DATA_URL = "https://download.pytorch.org/tutorial/data.zip"
+ZIP_MEMBER_DIR = "data/names/"
+# sha256 over the sorted normalized (label, name) pairs of the tutorial's 18 files (training.data).
+EXPECTED_FINGERPRINT = "sha256:3591961e2209decb5f32edaafa99c54e309a464798589670631f83d1113dfe90"
+
+
+def download_zip(url: str, target: Path) -> None:
+    logger.info("downloading %s", url)
+    with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def extract_names(zip_path: Path, staging: Path) -> None:
+    """Copy data/names/*.txt out of the archive; nothing else in it is touched."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = [m for m in archive.namelist() if m.startswith(ZIP_MEMBER_DIR) and m.endswith(".txt")]
+            if not members:
+                raise DataError(f"{zip_path}: archive has no {ZIP_MEMBER_DIR}*.txt files")
+            for member in members:
+                (staging / Path(member).name).write_bytes(archive.read(member))
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{zip_path}: not a zip archive ({error})") from error
+
+
+def fetch(destination: Path, source_dir: Path | None, url: str, expected: str) -> str:
+    """Stage the files, verify the fingerprint, then install them; returns the fingerprint."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent) as temp:
+        staging = Path(temp) / "names"
+        staging.mkdir()
+        if source_dir is not None:
+            files = sorted(Path(source_dir).glob("*.txt"))
+            if not files:
+                raise DataError(f"{source_dir}: no <Label>.txt files found")
+            for path in files:
+                shutil.copyfile(path, staging / path.name)
+        else:
+            zip_path = Path(temp) / "data.zip"
+            download_zip(url, zip_path)
+            extract_names(zip_path, staging)
+        fingerprint = load_names_dir(staging).fingerprint
+        if expected and fingerprint != expected:
+            raise DataError(
+                f"dataset fingerprint {fingerprint} does not match the expected {expected}; "
+                f"nothing was written to {destination}"
+            )
+        for path in sorted(staging.glob("*.txt")):
+            shutil.move(str(path), destination / path.name)
+    return fingerprint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.fetch_data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="source_dir", type=Path, help="copy from this local folder instead of downloading")
+    parser.add_argument("--dest", type=Path, default=Path("data/names"), help="default: data/names")
+    parser.add_argument("--url", default=DATA_URL, help=f"default: {DATA_URL}")
+    parser.add_argument("--expected-fingerprint", default=EXPECTED_FINGERPRINT,
+                        help="refuse data with another fingerprint ('' accepts any)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        fingerprint = fetch(args.dest, args.source_dir, args.url, args.expected_fingerprint)
+    except (DataError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.dest}: verified {fingerprint}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
