@@ -1,0 +1,88 @@
+import math
+
+import pytest
+import torch
+
+from model.checkpoint import save_checkpoint
+from model.encoder import EncoderConfig, NameEncoder, NameEncodingError
+from model.networks import NetworkConfig, build_network
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DeviceUnavailableError, Predictor, resolve_device
+
+LABELS = ("Alpha", "Beta", "Gamma", "Delta")
+
+
+@pytest.fixture
+def predictor(tmp_path):
+    torch.manual_seed(1)
+    network = build_network(NetworkConfig("lstm", NameEncoder().vocab_size, len(LABELS), hidden_size=8))
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, network, EncoderConfig(), LABELS)
+    return Predictor.from_path(path, device="cpu")
+
+
+def test_predictor_returns_sorted_top_k_in_input_order(predictor):
+    names = ["Wolfeschlegelsteinhausen", "Li", "Nguyễn", "O'Neil"]
+    results = predictor.predict(names, top_k=3)
+    assert [result.name for result in results] == names
+    for result in results:
+        probabilities = [p.probability for p in result.predictions]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert {p.label for p in result.predictions} <= set(LABELS)
+        assert all(math.isclose(math.exp(p.log_probability), p.probability) for p in result.predictions)
+
+
+def test_predictor_probabilities_sum_to_one_over_all_labels(predictor):
+    for result in predictor.predict(["Hinton", "Abe"], top_k=len(LABELS)):
+        assert math.isclose(sum(p.probability for p in result.predictions), 1.0, abs_tol=1e-5)
+
+
+def test_predictor_batching_matches_one_at_a_time(predictor):
+    names = [f"Name{'x' * (i % 9)}" for i in range(50)] + ["Li", "Abe"]
+    predictor.max_batch_size = 7
+    together = predictor.log_probabilities(names)
+    alone = torch.cat([predictor.log_probabilities([name]) for name in names])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+def test_predictor_rejects_bad_top_k_and_bad_names(predictor):
+    with pytest.raises(ValueError, match="top_k"):
+        predictor.predict(["Hinton"], top_k=0)
+    with pytest.raises(ValueError, match="top_k"):
+        predictor.predict(["Hinton"], top_k=len(LABELS) + 1)
+    with pytest.raises(NameEncodingError, match="no letters"):
+        predictor.predict(["Hinton", "1234"])
+    with pytest.raises(NameEncodingError, match="empty list"):
+        predictor.predict([])
+
+
+def test_resolve_device_never_falls_back_silently(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(DeviceUnavailableError, match="cuda"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu")
+
+
+def test_shipped_default_checkpoint_loads_and_is_small():
+    assert DEFAULT_CHECKPOINT_PATH.stat().st_size < 5 * 1024 * 1024
+    predictor = Predictor.from_path(device="cpu")
+    assert len(predictor.labels) == 18
+    assert predictor.checkpoint.info["data_fingerprint"].startswith("sha256:")
+    assert predictor.predict(["Nguyễn"], top_k=1)[0].predictions[0].label in predictor.labels
+
+
+def test_predict_cli_prints_top_3_per_name(capsys):
+    from model.predict import main
+
+    assert main(["Hinton", "Nguyễn", "--device", "cpu"]) == 0
+    output = capsys.readouterr().out
+    assert "> Hinton" in output and "> Nguyễn" in output
+    assert output.count("%") == 6
+
+
+def test_predict_cli_reports_bad_name_without_traceback(capsys):
+    from model.predict import main
+
+    assert main(["123", "--device", "cpu"]) == 2
+    assert "no letters" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from model.checkpoint import load_checkpoint
+from model.predictor import Predictor
+from tests.names_fixtures import synthetic_names, write_names_dir
+from training.config import TrainConfig
+from training.data import load_names_dir
+from training.evaluate import evaluate
+from training.train import class_weights, main, parse_args, train
+
+import torch
+
+
+@pytest.fixture(scope="module")
+def tiny_names_dir(tmp_path_factory):
+    return write_names_dir(tmp_path_factory.mktemp("names"), synthetic_names(per_label=150))
+
+
+def tiny_config(names_dir, output_dir, **changes) -> TrainConfig:
+    values = dict(data_dir=str(names_dir), output_dir=str(output_dir), hidden_size=24, epochs=6, batch_size=32,
+                  learning_rate=0.01, num_threads=1, patience=6)
+    return TrainConfig(**{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_names_dir, tmp_path_factory):
+    return train(tiny_config(tiny_names_dir, tmp_path_factory.mktemp("run")))
+
+
+@pytest.mark.timeout(120)
+def test_train_beats_chance_by_a_wide_margin(trained, tiny_names_dir):
+    predictor = Predictor.from_path(trained.checkpoint_path, device="cpu")
+    metrics = evaluate(predictor, str(tiny_names_dir), "test")
+    assert metrics["num_names"] > 20
+    assert metrics["top1"] > 0.8  # chance is 1/3
+    assert metrics["top1"] == pytest.approx(trained.metrics["metrics"]["test"]["top1"])
+
+
+def test_train_writes_checkpoint_metrics_and_plots(trained, tiny_names_dir):
+    output_dir = trained.checkpoint_path.parent
+    for filename in ("model.safetensors", "metrics.json", "confusion_matrix.png", "learning_curve.png"):
+        assert (output_dir / filename).stat().st_size > 0
+    assert (output_dir / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert len(metrics["history"]) >= 1 and {"val", "test"} <= set(metrics["metrics"])
+    checkpoint = load_checkpoint(trained.checkpoint_path)
+    assert checkpoint.info["data_fingerprint"] == load_names_dir(tiny_names_dir).fingerprint
+    assert checkpoint.info["split_rule"].startswith("key = NFKC")
+    assert checkpoint.info["training"]["config"]["hidden_size"] == 24
+    assert checkpoint.info["metrics"]["test"]["top1"] == pytest.approx(metrics["metrics"]["test"]["top1"])
+    assert checkpoint.labels == ("Ezish", "Ovish", "Skiish")
+
+
+@pytest.mark.timeout(120)
+def test_train_is_deterministic_for_a_fixed_seed_on_cpu(tiny_names_dir, tmp_path):
+    first = train(tiny_config(tiny_names_dir, tmp_path / "a", epochs=2))
+    second = train(tiny_config(tiny_names_dir, tmp_path / "b", epochs=2))
+    first_weights, second_weights = (load_checkpoint(r.checkpoint_path).state_dict for r in (first, second))
+    assert all(torch.equal(first_weights[key], second_weights[key]) for key in first_weights)
+    assert first.metrics["history"][-1]["train_loss"] == second.metrics["history"][-1]["train_loss"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("architecture", ["concat", "rnn", "lstm"])
+def test_train_runs_every_architecture(tiny_names_dir, tmp_path, architecture):
+    result = train(tiny_config(tiny_names_dir, tmp_path, architecture=architecture, epochs=1, pooling="last"))
+    assert load_checkpoint(result.checkpoint_path).network_config.architecture == architecture
+
+
+def test_class_weights_balance_label_totals():
+    label_ids = torch.tensor([0] * 90 + [1] * 10)
+    balanced = class_weights(label_ids, 2, power=1.0)
+    assert balanced[0] * 90 == pytest.approx(balanced[1] * 10)
+    assert torch.allclose(class_weights(label_ids, 2, power=0.0), torch.ones(2))
+    assert (balanced[label_ids]).mean() == pytest.approx(1.0)
+
+
+def test_parse_args_defaults_come_from_train_config():
+    assert parse_args([]) == TrainConfig()
+    assert parse_args(["--no-bidirectional", "--hidden-size", "7"]).bidirectional is False
+
+
+def test_train_main_reports_bad_data_dir_without_traceback(tmp_path, caplog):
+    assert main(["--data-dir", str(tmp_path / "absent"), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "not a folder" in caplog.text
