@@ -1,0 +1,58 @@
+"""`python -m app`: check the checkpoint, then serve `app.main:app` with uvicorn.
+
+Host, port and workers come from the settings (NAMEORIGIN_HOST/PORT/WORKERS) unless given here.
+A checkpoint that cannot be served stops start-up with one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+
+from app.main import load_predictor
+from app.observability import configure_logging
+from app.settings import Settings
+from model.checkpoint import CheckpointError
+from model.predictor import DeviceUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser.add_argument("--host", help="default: NAMEORIGIN_HOST or 127.0.0.1")
+    parser.add_argument("--port", type=int, help="default: NAMEORIGIN_PORT or 8000")
+    parser.add_argument("--workers", type=int, help="default: NAMEORIGIN_WORKERS or 1")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    try:
+        # Fail here, in one line, rather than as a traceback from inside the server's lifespan.
+        load_predictor(settings)
+    except (CheckpointError, DeviceUnavailableError) as error:
+        print(f"error: cannot start: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _after_graceful_shutdown)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        workers=args.workers or settings.workers,
+        log_config=None,  # our JSON handler on the root logger formats uvicorn's lines too
+        access_log=False,  # the app writes its own structured line per request
+    )
+    return 0
+
+
+def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
+    """uvicorn answers SIGTERM/SIGINT with a graceful shutdown, then re-raises the signal so the
+    process would die of it; a drained shutdown is a clean stop, so let main() return 0."""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Micro-batching: concurrent requests share one model call, run off the event loop.
+
+Requests wait in a bounded asyncio queue; one loop takes the first, waits at most `max_wait_ms`
+for others to join (up to `max_batch_size` names), runs the whole batch on a single worker thread
+and routes each request's slice of the answer back through its future.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from model.predictor import NamePrediction, Predictor
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFullError(RuntimeError):
+    """More requests are waiting for the model than the queue holds: shed load instead of queueing forever."""
+
+
+class BatcherClosedError(RuntimeError):
+    """The batcher is not running (not started yet, or draining for shutdown)."""
+
+
+@dataclass
+class _Job:
+    names: list[str]
+    top_k: int
+    future: asyncio.Future[list[NamePrediction]] = field(repr=False)
+
+
+BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds in the model) per batch
+
+
+class MicroBatcher:
+    """Coalesces `classify` calls into batched `Predictor.predict` calls on one worker thread."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        max_batch_size: int = 512,
+        max_wait_ms: float = 1.0,
+        queue_size: int = 1024,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000
+        self.queue_size = queue_size
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[_Job | None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        # One thread: the network is not re-entrant-safe to share, and torch already uses every
+        # core inside one call.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nameorigin-model")
+        self._accepting = False
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        self._queue = asyncio.Queue(maxsize=self.queue_size)
+        self._loop_task = asyncio.create_task(self._run(), name="nameorigin-batcher")
+        self._accepting = True
+
+    async def run_directly(self, names: list[str], top_k: int) -> list[NamePrediction]:
+        """One model call on the worker thread, bypassing the queue (warm-up uses this)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.predictor.predict, names, top_k)
+
+    async def classify(self, names: list[str], top_k: int) -> list[NamePrediction]:
+        """Top-k predictions for `names` (already validated), in input order."""
+        if not self._accepting or self._queue is None:
+            raise BatcherClosedError("the model is not accepting requests (starting up or shutting down)")
+        job = _Job(names, top_k, asyncio.get_running_loop().create_future())
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise QueueFullError(f"{self.queue_size} requests are already waiting for the model") from None
+        return await job.future
+
+    async def stop(self) -> None:
+        """Refuse new requests, answer every queued one, then stop the loop and the worker thread."""
+        self._accepting = False
+        if self._queue is not None and self._loop_task is not None:
+            await self._queue.put(None)  # after every job already queued: FIFO drains them first
+            await self._loop_task
+        self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch, stop_seen = await self._gather(first)
+            await self._run_batch(batch)
+            if stop_seen:
+                return
+
+    async def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """Jobs that join `first` within the wait bound; True when the stop marker was met."""
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        batch, num_names = [first], len(first.names)
+        deadline = loop.time() + self.max_wait_s
+        while num_names < self.max_batch_size:
+            try:
+                if self._queue.empty():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    job = await asyncio.wait_for(self._queue.get(), remaining)
+                else:
+                    job = self._queue.get_nowait()
+            except TimeoutError:
+                break
+            if job is None:
+                return batch, True
+            batch.append(job)
+            num_names += len(job.names)
+        return batch, False
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        live = [job for job in batch if not job.future.done()]  # a client that left is cancelled
+        if not live:
+            return
+        started = time.perf_counter()
+        try:
+            answers = await self._predict(live)
+        except Exception as error:  # noqa: BLE001 - retried per request below, so one bad request fails alone
+            if len(live) == 1:
+                logger.exception("model call failed")
+                _settle(live[0], error=error)
+                return
+            logger.warning("model call failed for a batch of %d requests; retrying each alone", len(live))
+            for job in live:
+                try:
+                    _settle(job, answers=(await self._predict([job]))[0])
+                except Exception as job_error:  # noqa: BLE001 - handed to the request that caused it
+                    logger.exception("model call failed")
+                    _settle(job, error=job_error)
+            return
+        if self.on_batch is not None:
+            self.on_batch(len(live), sum(len(job.names) for job in live), time.perf_counter() - started)
+        for job, own in zip(live, answers):
+            _settle(job, answers=own)
+
+    async def _predict(self, jobs: list[_Job]) -> list[list[NamePrediction]]:
+        """One model call for all names of `jobs`; each job gets its own slice at its own top_k."""
+        name_batch = [name for job in jobs for name in job.names]
+        top_k = max(job.top_k for job in jobs)
+        loop = asyncio.get_running_loop()
+        predictions = await loop.run_in_executor(self._executor, self.predictor.predict, name_batch, top_k)
+        answers, start = [], 0
+        for job in jobs:
+            own = predictions[start : start + len(job.names)]
+            start += len(job.names)
+            # Predictions are sorted most probable first, so a smaller top_k is a prefix.
+            answers.append([_truncate(prediction, job.top_k) for prediction in own])
+        return answers
+
+
+def _settle(job: _Job, answers: list[NamePrediction] | None = None, error: BaseException | None = None) -> None:
+    if job.future.done():  # the client went away while the model ran
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(answers)
+
+
+def _truncate(prediction: NamePrediction, top_k: int) -> NamePrediction:
+    if len(prediction.predictions) == top_k:
+        return prediction
+    return NamePrediction(prediction.name, prediction.predictions[:top_k])

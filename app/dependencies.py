@@ -1,0 +1,56 @@
+"""How routes reach what `lifespan` created: settings, metrics, the predictor and the batcher.
+
+A request that arrives before the model is ready (or after shutdown began) gets
+`ModelNotReadyError` here, which becomes a 503, never an AttributeError 500.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from app.batching import MicroBatcher
+from app.errors import ModelNotReadyError, UnsupportedMediaTypeError
+from app.observability import Metrics
+from app.settings import Settings
+from model.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+SERVICE_STATE_KEY = "service"
+
+
+@dataclass
+class Service:
+    """The loaded model and its batcher; `ready` turns True after warm-up, False when draining."""
+
+    predictor: Predictor
+    batcher: MicroBatcher
+    ready: bool = False
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+async def get_service(request: Request) -> Service:
+    service = getattr(request.state, SERVICE_STATE_KEY, None)
+    if service is None:
+        raise ModelNotReadyError("no model is loaded (the app's lifespan has not run)")
+    if not service.ready:
+        raise ModelNotReadyError("the model is warming up or the server is shutting down")
+    return service
+
+
+async def require_json_body(request: Request) -> None:
+    """415 unless the body is declared as JSON (application/json or any application/*+json)."""
+    content_type = request.headers.get("content-type")
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
+        return
+    raise UnsupportedMediaTypeError(content_type)

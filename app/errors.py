@@ -1,0 +1,127 @@
+"""The one place where exceptions become HTTP answers: status code plus an `ErrorResponse` body.
+
+Every refusal names the field (or `body`, or the header) and says what was wrong, so a client never
+has to guess, and bad input never turns into a 500.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.batching import BatcherClosedError, QueueFullError
+from app.schemas import ErrorResponse, FieldError
+from app.validation import FieldProblem, InvalidRequestError
+from model.encoder import NameEncodingError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class UnsupportedMediaTypeError(Exception):
+    """A body sent with a Content-Type other than JSON."""
+
+    def __init__(self, content_type: str | None) -> None:
+        super().__init__(f"Content-Type must be application/json; got {content_type or 'none'}")
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    """A body over the size limit. An HTTPException so FastAPI re-raises it while reading the body."""
+
+    def __init__(self, max_body_bytes: int, received: str) -> None:
+        super().__init__(413, f"request body is {received}; at most {max_body_bytes} bytes are accepted")
+
+
+class ModelNotReadyError(RuntimeError):
+    """A request arrived before the model was loaded and warmed up, or after shutdown began."""
+
+
+def error_response(
+    status_code: int, error: str, message: str, problems: Sequence[FieldProblem] = (), headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = ErrorResponse(
+        error=error,
+        message=message,
+        errors=[FieldError(field=problem.field, message=problem.message, type=problem.type) for problem in problems],
+    )
+    return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    """('body', 'names', 2) -> 'names[2]'; the body itself -> 'body'."""
+    parts = list(loc[1:] if loc and loc[0] == "body" else loc)
+    field = ""
+    for part in parts:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return field or "body"
+
+
+def _problem_from_pydantic(error: dict[str, Any]) -> FieldProblem:
+    if error["type"] == "json_invalid":
+        position = error["loc"][-1] if len(error["loc"]) > 1 else "?"
+        detail = error.get("ctx", {}).get("error", "invalid JSON")
+        return FieldProblem("body", f"malformed JSON: {detail} (at character {position})", "json_invalid")
+    if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
+        return FieldProblem("body", "a JSON object body is required", "missing")
+    return FieldProblem(_field_of(error["loc"]), error["msg"], error["type"])
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_problem_from_pydantic(error) for error in exc.errors()]
+    return error_response(422, "invalid_request", "the request is not valid; see errors", problems)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidRequestError)
+    return error_response(422, "invalid_request", "the request is not valid; see errors", exc.problems)
+
+
+async def _unencodable_name(request: Request, exc: Exception) -> JSONResponse:
+    # Names are checked before batching; this is the safety net if the model still refuses one.
+    problems = [FieldProblem("names", str(exc), "unreadable_name")]
+    return error_response(422, "invalid_request", "the request is not valid; see errors", problems)
+
+
+async def _unsupported_media_type(request: Request, exc: Exception) -> JSONResponse:
+    problems = [FieldProblem("Content-Type", str(exc), "unsupported_media_type")]
+    return error_response(415, "unsupported_media_type", str(exc), problems)
+
+
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503, "overloaded", f"too many requests waiting for the model ({exc}); retry shortly",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503, "not_ready", f"the model is not ready: {exc}", headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyTooLargeError):
+        return error_response(413, "body_too_large", exc.detail, [FieldProblem("body", exc.detail, "body_too_large")])
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, error, str(exc.detail), headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping: exception type -> status code and ErrorResponse body."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidRequestError, _invalid_request)
+    app.add_exception_handler(NameEncodingError, _unencodable_name)
+    app.add_exception_handler(UnsupportedMediaTypeError, _unsupported_media_type)
+    app.add_exception_handler(QueueFullError, _queue_full)
+    app.add_exception_handler(BatcherClosedError, _not_ready)
+    app.add_exception_handler(ModelNotReadyError, _not_ready)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,106 @@
+"""The app factory and its lifespan: load the checkpoint, warm the model up, drain on shutdown.
+
+`app` below is the factory's product so `uvicorn app.main:app` works; building it reads the
+settings but loads nothing: the model is loaded only when the server starts the lifespan.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.batching import MicroBatcher
+from app.body_limit import BodySizeLimitMiddleware
+from app.dependencies import SERVICE_STATE_KEY, Service
+from app.errors import install_error_handlers
+from app.observability import Metrics, RequestObservabilityMiddleware, configure_logging
+from app.routes import router
+from app.settings import Settings
+from model.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+# Names in several scripts, so transliteration and every sequence length bucket are exercised.
+WARMUP_NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber", "O'Neil", "Dvořák", "Müller-Lüdenscheidt", "Ng"]
+WARMUP_ROUNDS = 3
+
+DESCRIPTION = """\
+Guesses which language or nationality a person's name comes from, with a character-level RNN.
+
+* `POST /classify` — one name or many; top-k labels with probabilities.
+* `GET /model` — which checkpoint answers: labels, metrics, data fingerprint, device.
+* `GET /healthz`, `GET /readyz`, `GET /metrics` — for orchestrators and Prometheus.
+* `GET /` — a small web page to try it.
+
+Limits of this server: {max_names_per_request} names per request, {max_name_length} characters per
+name, {max_body_bytes} bytes per body. Every refusal is a JSON `ErrorResponse` naming the field.
+"""
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    """The predictor for the configured checkpoint and device; raises CheckpointError/DeviceUnavailableError."""
+    return Predictor.from_path(settings.checkpoint_path, device=settings.device)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    configure_logging(settings.log_level)
+    try:
+        predictor = await asyncio.to_thread(load_predictor, settings)
+    except Exception as error:
+        logger.error("cannot start: %s", error)
+        raise
+    batcher = MicroBatcher(
+        predictor,
+        max_batch_size=settings.max_batch_size,
+        max_wait_ms=settings.max_batch_wait_ms,
+        queue_size=settings.queue_size,
+        on_batch=metrics.observe_batch,
+    )
+    await batcher.start()
+    service = Service(predictor, batcher)
+    try:
+        for _ in range(WARMUP_ROUNDS):
+            await batcher.run_directly(WARMUP_NAMES, top_k=1)
+        service.ready = True
+        metrics.ready.set(1)
+        metrics.track_queue_depth(lambda: batcher.queue_depth)
+        checkpoint = predictor.checkpoint
+        metrics.model.info({"id": checkpoint.model_id, "architecture": checkpoint.network_config.architecture,
+                            "device": str(predictor.device)})
+        logger.info("serving %s from %s on %s", checkpoint.model_id, settings.checkpoint_path, predictor.device)
+        yield {SERVICE_STATE_KEY: service}
+    finally:
+        # Readiness drops first so load balancers stop sending; then every queued request is answered.
+        service.ready = False
+        metrics.ready.set(0)
+        await batcher.stop()
+        logger.info("batcher drained; stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: routes, error mapping, body limit, request logging and metrics. Loads no model."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="nameorigin",
+        summary="Which language or nationality does a name come from?",
+        description=DESCRIPTION.format(**settings.model_dump()),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.include_router(router)
+    install_error_handlers(app)
+    # Added last = outermost: the log line and metrics also see requests the body limit refuses.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestObservabilityMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()

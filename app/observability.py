@@ -1,0 +1,150 @@
+"""Logs and metrics: JSON log lines, one per request, and the Prometheus metrics behind /metrics.
+
+Names are personal data: the request line carries how many names a request held, and the names
+themselves only when logging is at DEBUG.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+NAMES_SCOPE_KEY = "nameorigin.names"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, plus the record's `fields` extra."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        payload.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send every log record to stderr as JSON at `level`; calling it again only changes the level."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(getattr(handler, "nameorigin_json", False) for handler in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.nameorigin_json = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+
+
+def record_names(request: Request, name_batch: list[str]) -> None:
+    """Tell the request log and metrics which names this request carried."""
+    request.scope[NAMES_SCOPE_KEY] = name_batch
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own so two apps never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "nameorigin_http_requests", "HTTP requests answered", ["method", "path", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "nameorigin_http_request_duration_seconds", "Time from request to last response byte",
+            ["method", "path"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.names_classified = Counter(
+            "nameorigin_names_classified", "Names run through the model", registry=self.registry
+        )
+        self.request_names = Histogram(
+            "nameorigin_request_names", "Names per /classify request", buckets=SIZE_BUCKETS, registry=self.registry
+        )
+        self.batch_names = Histogram(
+            "nameorigin_batch_names", "Names per model call (micro-batch)", buckets=SIZE_BUCKETS, registry=self.registry
+        )
+        self.batch_requests = Histogram(
+            "nameorigin_batch_requests", "Requests coalesced into one model call", buckets=SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_latency = Histogram(
+            "nameorigin_model_call_duration_seconds", "Time per model call (micro-batch) on the worker thread",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "nameorigin_queue_depth", "Requests waiting for the model", registry=self.registry
+        )
+        self.ready = Gauge("nameorigin_ready", "1 once the model is loaded and warmed up", registry=self.registry)
+        self.model = Info("nameorigin_model", "The model being served", registry=self.registry)
+
+    def observe_batch(self, num_requests: int, num_names: int, seconds: float) -> None:
+        self.model_latency.observe(seconds)
+        self.batch_requests.observe(num_requests)
+        self.batch_names.observe(num_names)
+        self.names_classified.inc(num_names)
+
+    def track_queue_depth(self, depth: Callable[[], float]) -> None:
+        self.queue_depth.set_function(depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestObservabilityMiddleware:
+    """Times every HTTP request, counts it in the metrics and writes its one JSON log line."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500  # what the client sees if the app dies before answering
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self._observe(scope, status_code, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status_code: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", "unmatched")  # the route template keeps label values few
+        method = scope["method"]
+        self.metrics.requests.labels(method, path, str(status_code)).inc()
+        self.metrics.latency.labels(method, path).observe(seconds)
+        name_batch = scope.get(NAMES_SCOPE_KEY)
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": scope["path"],
+            "status": status_code,
+            "latency_ms": round(seconds * 1000, 3),
+            "num_names": len(name_batch) if name_batch is not None else 0,
+        }
+        if name_batch is not None:
+            self.metrics.request_names.observe(len(name_batch))
+            if logger.isEnabledFor(logging.DEBUG):
+                fields["names"] = name_batch
+        logger.info("request", extra={"fields": fields})

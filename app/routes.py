@@ -1,0 +1,182 @@
+"""The HTTP endpoints: thin functions that check a request, hand names to the batcher, shape the answer.
+
+No tensor reaches this module: the batcher returns plain `NamePrediction` dataclasses.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app.dependencies import Service, get_metrics, get_service, get_settings, require_json_body
+from app.observability import Metrics, record_names
+from app.schemas import (
+    BATCH_RESPONSE_EXAMPLE,
+    SINGLE_RESPONSE_EXAMPLE,
+    BatchClassifyResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorResponse,
+    ModelCard,
+    NameResult,
+    Prediction,
+    StatusResponse,
+)
+from app.settings import Settings
+from app.validation import check_classify_request
+from model.predictor import NamePrediction
+
+logger = logging.getLogger(__name__)
+
+PING_BODY = b'{"status":"ok"}'
+
+CLASSIFY_DESCRIPTION = """\
+Send **exactly one** of `name` (answered as `{name, predictions, model_id}`) or `names`
+(answered as `{results: [...], model_id}`, one result per name, in input order).
+
+`top_k` (default 3) is how many labels come back per name, most probable first; it may be at most
+the number of labels (see `GET /model`). Probabilities over *all* labels sum to 1.
+
+**A name the model cannot read** (no letters after transliteration to Latin, such as `"123"` or
+`"!!!"`; longer than the model reads; empty; or over the service's length limit) rejects the
+**whole request** with 422: the body lists every bad entry as `names[i]` (or `name`) with the
+reason, so one bad name never silently disappears from a batch. Fix or drop those and resend.
+
+All names of a request run in one model call, and concurrent requests are coalesced into
+micro-batches. 503 (with `Retry-After`) means the request queue is full or the model is not ready.
+"""
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "body larger than the limit"},
+    415: {"model": ErrorResponse, "description": "Content-Type is not application/json"},
+    422: {"model": ErrorResponse, "description": "invalid request; `errors` names every bad field"},
+    503: {"model": ErrorResponse, "description": "queue full or model not ready; retry after `Retry-After` seconds"},
+}
+
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "one name": {"summary": "one name", "value": {"name": "Hinton", "top_k": 3}},
+    "several names": {"summary": "several names, answered in input order", "value": {"names": ["Hinton", "Nguyễn", "王"], "top_k": 3}},
+    "a bad batch": {
+        "summary": "a batch with unreadable names: 422 listing names[1] and names[2]",
+        "value": {"names": ["Hinton", "123", "!!!"]},
+    },
+}
+
+RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "one name": {"summary": "answer to {name}", "value": SINGLE_RESPONSE_EXAMPLE},
+    "several names": {"summary": "answer to {names}", "value": BATCH_RESPONSE_EXAMPLE},
+}
+
+router = APIRouter()
+
+
+def _name_result(prediction: NamePrediction) -> NameResult:
+    return NameResult(
+        name=prediction.name,
+        predictions=[
+            Prediction(label=label_prob.label, probability=label_prob.probability, log_probability=label_prob.log_probability)
+            for label_prob in prediction.predictions
+        ],
+    )
+
+
+@router.post(
+    "/classify",
+    summary="Guess where one name, or many, come from",
+    description=CLASSIFY_DESCRIPTION,
+    responses={200: {"content": {"application/json": {"examples": RESPONSE_EXAMPLES}}}, **ERROR_RESPONSES},
+    dependencies=[Depends(require_json_body)],
+)
+async def classify(
+    body: Annotated[ClassifyRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
+    request: Request,
+    service: Annotated[Service, Depends(get_service)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> ClassifyResponse | BatchClassifyResponse:
+    name_batch = body.name_batch
+    record_names(request, name_batch)
+    predictor = service.predictor
+    check_classify_request(
+        name_batch,
+        batch_form=body.names is not None,
+        top_k=body.top_k,
+        num_labels=predictor.num_labels,
+        encoder=predictor.encoder,
+        max_names_per_request=settings.max_names_per_request,
+        max_name_length=settings.max_name_length,
+    )
+    predictions = await service.batcher.classify(name_batch, body.top_k)
+    model_id = predictor.checkpoint.model_id
+    if body.name is not None:
+        result = _name_result(predictions[0])
+        return ClassifyResponse(name=result.name, predictions=result.predictions, model_id=model_id)
+    return BatchClassifyResponse(results=[_name_result(prediction) for prediction in predictions], model_id=model_id)
+
+
+@router.get("/healthz", summary="Liveness: 200 while the process runs", response_model=StatusResponse)
+async def healthz() -> StatusResponse:
+    return StatusResponse(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: 200 once the model is loaded and warmed up, else 503",
+    response_model=StatusResponse,
+    responses={503: {"model": ErrorResponse, "description": "not loaded, warming up, or shutting down"}},
+)
+async def readyz(service: Annotated[Service, Depends(get_service)]) -> StatusResponse:
+    return StatusResponse(status="ready")
+
+
+@router.get(
+    "/model",
+    summary="Model card of the checkpoint being served",
+    response_model=ModelCard,
+    responses={503: {"model": ErrorResponse, "description": "model not ready"}},
+)
+async def model_card(service: Annotated[Service, Depends(get_service)]) -> ModelCard:
+    predictor = service.predictor
+    checkpoint = predictor.checkpoint
+    info = checkpoint.info
+    return ModelCard(
+        id=checkpoint.model_id,
+        architecture=checkpoint.network_config.architecture,
+        network=checkpoint.network_config.to_dict(),
+        labels=list(predictor.labels),
+        num_labels=predictor.num_labels,
+        max_name_length=checkpoint.encoder_config.max_length,
+        metrics=info.get("metrics", {}),
+        data_fingerprint=info.get("data_fingerprint"),
+        split_rule=info.get("split_rule"),
+        training=info.get("training"),
+        torch_version=info.get("torch_version"),
+        created_at=info.get("created_at"),
+        device=str(predictor.device),
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=Response)
+async def metrics(metrics: Annotated[Metrics, Depends(get_metrics)]) -> Response:
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/ping", include_in_schema=False)
+async def ping(request: Request) -> Response:
+    """Reads the body and answers a constant, never touching the model: the HTTP stack's ceiling."""
+    await request.body()
+    return Response(PING_BODY, media_type="application/json")
+
+
+@router.get("/", include_in_schema=False)
+async def index_page() -> HTMLResponse:
+    return HTMLResponse(_index_html())
+
+
+@functools.cache
+def _index_html() -> str:
+    return resources.files("app").joinpath("static/index.html").read_text(encoding="utf-8")

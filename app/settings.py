@@ -1,0 +1,54 @@
+"""The service's one settings object: every knob, its default, read from NAMEORIGIN_* env vars.
+
+This is the only code in the project that reads the environment.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.predictor import DEFAULT_CHECKPOINT_PATH
+
+logger = logging.getLogger(__name__)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Server, limits and batching knobs; `Settings()` reads them, tests pass their own values."""
+
+    model_config = SettingsConfigDict(env_prefix="NAMEORIGIN_", extra="forbid", populate_by_name=True)
+
+    # The env var is NAMEORIGIN_CHECKPOINT (what deploy files and the benchmark set); the field
+    # says what it holds.
+    checkpoint_path: Path = Field(
+        DEFAULT_CHECKPOINT_PATH,
+        validation_alias=AliasChoices("NAMEORIGIN_CHECKPOINT"),
+        description="checkpoint file to serve (default: the shipped model)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto = CUDA when present, else CPU; cuda without CUDA refuses to start"
+    )
+    host: str = Field("127.0.0.1", description="interface `python -m app` binds")
+    port: int = Field(8000, ge=0, le=65535, description="port `python -m app` binds")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m app`")
+    log_level: LogLevel = Field("INFO", description="DEBUG also logs the names in each request")
+    max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
+    max_name_length: int = Field(64, ge=1, description="most characters in one name, before transliteration")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body accepted (413 above)")
+    max_batch_size: int = Field(
+        512, ge=1, description="names the batcher gathers into one model call before it stops waiting"
+    )
+    max_batch_wait_ms: float = Field(
+        1.0, ge=0, description="how long the batcher waits for more requests to join a batch"
+    )
+    queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
