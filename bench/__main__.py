@@ -1,0 +1,153 @@
+"""`python -m bench`: run every measurement side by side, print one table, write docs/benchmarks.md.
+
+Exit status: 0 when every target is met, 1 when one is missed (the table says which), 2 when a
+measurement could not be taken at all.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench import http, inference, training
+from bench.memory import memory_snapshot
+from bench.profile import profile_request_path
+from bench.reference import TutorialClassifier
+from bench.report import REPO_ROOT, Report, Row, display_path, write_page
+from model.checkpoint import load_checkpoint
+from model.encoder import NameEncoder
+from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
+from training.data import load_names_dir
+
+logger = logging.getLogger("bench")
+
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How long and how often each measurement runs."""
+
+    repeats: int
+    inference_seconds: float  # per timed run, in process
+    http_seconds: float  # per wrk run
+    profile_repeats: int  # calls per stage when timing the request path
+    training_overrides: dict  # flags added to the recipe's own
+
+
+FULL = Sizes(repeats=3, inference_seconds=1.0, http_seconds=4.0, profile_repeats=200, training_overrides={})
+# --quick keeps every code path but not the numbers: one short run each, no warm-up, one training epoch.
+QUICK = Sizes(repeats=1, inference_seconds=0.05, http_seconds=1.0, profile_repeats=20, training_overrides={"epochs": 1})
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs, numbers mean little")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the predictor, server and recipe run")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="markdown page to write")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT_PATH, help="checkpoint to serve and whose recipe to rerun")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "names", help="folder of <Label>.txt files")
+    parser.add_argument(
+        "--num-threads", type=int, default=1,
+        help="torch threads in process and in the server (OMP_NUM_THREADS); 0 = torch's default. "
+        "1 keeps ratios stable on a shared machine: at 2 threads OpenMP spin-waits whenever another job holds a core",
+    )
+    parser.add_argument("--skip-http", action="store_true", help="skip measurements 2, 3 and 5 (no server, no wrk)")
+    parser.add_argument("--skip-training", action="store_true", help="skip measurement 4")
+    parser.add_argument("--training-timeout", type=float, default=420.0, help="seconds the recipe may run before the bench gives up")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    try:
+        report = run(args)
+    except (http.BenchError, RuntimeError, ValueError, OSError) as error:
+        logger.error("benchmark could not be completed: %s", error)
+        return 2
+    print(report.text_table())
+    write_page(args.output, report)
+    print(f"\nwrote {args.output}")
+    for row in report.failures:
+        print(f"target missed: {row.measurement}: ratio {row.ratio:.2f}x, target {row.target.format()}")
+    return 1 if report.failures else 0
+
+
+def run(args: argparse.Namespace) -> Report:
+    sizes = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    report = Report(
+        settings={
+            "mode": "quick (smoke sizes: numbers not meaningful)" if args.quick else "full",
+            "device": args.device,
+            "torch threads": str(torch.get_num_threads()),
+            "load average at start": " ".join(f"{load:.2f}" for load in os.getloadavg()),
+            "checkpoint": display_path(args.checkpoint),
+        }
+    )
+    checkpoint = load_checkpoint(args.checkpoint)
+    predictor = Predictor(checkpoint, device=args.device)
+    dataset = load_names_dir(args.data_dir)
+    test_names = [record.name for record in dataset.split("test")]
+    reference = TutorialClassifier(NameEncoder(checkpoint.encoder_config), len(checkpoint.labels))
+    report.settings["model"] = f"{checkpoint.model_id} ({checkpoint.network_config.architecture})"
+    report.settings["test names"] = str(len(test_names))
+
+    rows, _ = inference.measure_inference(predictor, reference, test_names, sizes.repeats, sizes.inference_seconds)
+    report.rows += rows
+    if not args.skip_http:
+        _measure_server(args, sizes, checkpoint, predictor, test_names, report)
+    if not args.skip_training:
+        with http.temporary_work_dir() as work_dir:
+            rows, notes = training.measure_training(
+                checkpoint, dataset, args.data_dir, args.device, Path(work_dir), args.training_timeout,
+                sizes.training_overrides,
+            )
+        report.rows += rows
+        report.commands.append(notes[0])
+        report.notes += notes[1:]
+    report.rows.sort(key=lambda row: row.measurement.split(".", 1)[0])  # by measurement number, stable
+    report.settings["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
+    return report
+
+
+def _measure_server(args, sizes: Sizes, checkpoint, predictor: Predictor, test_names: list[str], report: Report) -> None:
+    """Measurements 2, 3 and 5 and the request-path profile, all against one server process."""
+    http.wrk_path()  # fail before starting anything when wrk is missing
+    with http.temporary_work_dir() as work_dir, http.Server(
+        args.checkpoint, args.device, args.num_threads, Path(work_dir)
+    ) as server:
+        report.commands.append(f"Server: `{server.display_command()}`")
+        http.check_endpoints(server, test_names)
+        warm = memory_snapshot(server.pid)
+        warm_up = not args.quick
+        single_rows, single_runs = http.measure_single_name(
+            server, test_names, sizes.repeats, sizes.http_seconds, Path(work_dir), warm_up
+        )
+        batch_rows = http.measure_batches(
+            server, predictor, test_names, sizes.repeats, sizes.http_seconds, Path(work_dir), warm_up
+        )
+        loaded = memory_snapshot(server.pid)
+        report.commands.append(f"Load: `{http.display_wrk_command()}`")
+    report.rows += single_rows + batch_rows
+    report.rows += [
+        Row("5. server peak RSS after warm-up (MiB)", f"{warm.peak_rss_mib:.0f} MiB", f"now resident {warm.rss_mib:.0f} MiB"),
+        Row(
+            "5. server peak RSS after the load runs (MiB)", f"{loaded.peak_rss_mib:.0f} MiB",
+            f"after warm-up {warm.peak_rss_mib:.0f} MiB", ratio=loaded.peak_rss_mib / warm.peak_rss_mib,
+        ),
+    ]
+    report.profile += profile_request_path(checkpoint, predictor, test_names, single_runs, sizes.profile_repeats)
+
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

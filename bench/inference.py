@@ -1,0 +1,89 @@
+"""Measurement 1: in-process names/second of the batched predictor against the tutorial-style reference."""
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from bench.reference import TutorialClassifier
+from bench.report import Row, Stats, Target
+from model.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZES = (1, 8, 64, 512, 4096)
+TARGET_BATCH_SIZE = 4096  # "the batched predictor": the largest batch, which the predictor chunks itself
+SPEEDUP_TARGET = Target(at_least=20)
+MAX_CALLS = 1_000_000  # a bound on every timing loop besides its time
+
+
+def name_batches(names: list[str], batch_size: int) -> Iterator[list[str]]:
+    """Endless batches of `batch_size` names, cycling through `names` in order."""
+    if not names:
+        raise ValueError("need at least one name to benchmark, got an empty list")
+    stream = itertools.cycle(names)
+    while True:
+        yield list(itertools.islice(stream, batch_size))
+
+
+def names_per_second(call: Callable[[list[str]], object], batches: Iterator[list[str]], min_seconds: float) -> float:
+    """Call on successive batches for at least `min_seconds` (after one untimed warm-up call)."""
+    call(next(batches))
+    names_done, calls = 0, 0
+    started = time.perf_counter()
+    while calls < MAX_CALLS:
+        batch = next(batches)
+        call(batch)
+        names_done += len(batch)
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds:
+            return names_done / elapsed
+    return names_done / (time.perf_counter() - started)
+
+
+def reference_call(reference: TutorialClassifier) -> Callable[[list[str]], None]:
+    """The tutorial's way to classify a list: one `predict(name)` per name."""
+
+    def call(names: list[str]) -> None:
+        for name in names:
+            reference.predict(name)
+
+    return call
+
+
+def measure_predictor_and_reference(
+    predictor: Predictor, reference: TutorialClassifier, names: list[str], batch_size: int,
+    repeats: int, min_seconds: float,
+) -> tuple[Stats, Stats]:
+    """Interleaved runs (reference, predictor, reference, ...) so both see the same machine load."""
+    reference_runs, predictor_runs = [], []
+    for _ in range(repeats):
+        reference_runs.append(names_per_second(reference_call(reference), name_batches(names, 1), min_seconds))
+        predictor_runs.append(names_per_second(predictor.predict, name_batches(names, batch_size), min_seconds))
+    return Stats.of(predictor_runs), Stats.of(reference_runs)
+
+
+def measure_inference(
+    predictor: Predictor, reference: TutorialClassifier, names: list[str], repeats: int, min_seconds: float,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+) -> tuple[list[Row], dict[int, Stats]]:
+    """One row per batch size; returns the rows and the predictor's names/second by batch size."""
+    rows, by_batch_size = [], {}
+    for batch_size in batch_sizes:
+        predictor_stats, reference_stats = measure_predictor_and_reference(
+            predictor, reference, names, batch_size, repeats, min_seconds
+        )
+        logger.info("inference batch %d: %.0f names/s vs reference %.0f", batch_size, predictor_stats.median, reference_stats.median)
+        by_batch_size[batch_size] = predictor_stats
+        rows.append(
+            Row(
+                measurement=f"1. in-process predictor, batch {batch_size} (names/s)",
+                value=predictor_stats.format("/s"),
+                reference=f"tutorial loop {reference_stats.format('/s')}",
+                ratio=predictor_stats.median / reference_stats.median,
+                target=SPEEDUP_TARGET if batch_size == TARGET_BATCH_SIZE else None,
+            )
+        )
+    return rows, by_batch_size

@@ -1,0 +1,69 @@
+"""Keeps `python -m bench` from rotting: the whole bench at --quick sizes on a tiny model and folder."""
+import shutil
+
+import pytest
+
+from bench.__main__ import main
+from bench.report import Report, Row, Stats, Target
+from tests.names_fixtures import synthetic_names, write_names_dir
+from training.config import TrainConfig
+from training.train import train
+
+SECTIONS = (
+    "1. in-process predictor, batch 4096",
+    "2. HTTP /classify 1 name, 64 conn (req/s)",
+    "2. HTTP /classify 1 name, 64 conn (p99 vs p50)",
+    "3. HTTP /classify 1000 names/request",
+    "4. training: val top-1 after",
+    "5. server peak RSS after the load runs",
+)
+
+
+@pytest.fixture(scope="module")
+def bench_names_dir(tmp_path_factory):
+    return write_names_dir(tmp_path_factory.mktemp("names"), synthetic_names(per_label=60))
+
+
+@pytest.fixture(scope="module")
+def bench_checkpoint(bench_names_dir, tmp_path_factory):
+    config = TrainConfig(
+        data_dir=str(bench_names_dir), output_dir=str(tmp_path_factory.mktemp("run")), hidden_size=8, epochs=1,
+        batch_size=8, num_threads=1,  # OneCycleLR needs a few steps per run: 32 would give it 5 and fail
+    )
+    return train(config).checkpoint_path
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (CI installs it with apt)")
+def test_bench_quick_prints_table_and_writes_page(bench_names_dir, bench_checkpoint, tmp_path, capsys):
+    page = tmp_path / "benchmarks.md"
+    exit_code = main([
+        "--quick", "--checkpoint", str(bench_checkpoint), "--data-dir", str(bench_names_dir), "--output", str(page),
+    ])
+    table = capsys.readouterr().out
+    assert exit_code in (0, 1)
+    assert table.startswith("measurement")
+    for section in SECTIONS:
+        assert section in table
+    assert (exit_code == 1) == ("FAIL" in table)  # a missed target is both shown and reported
+    text = page.read_text()
+    assert "## Results" in text and "| measurement | value | reference | ratio | target | pass/fail |" in text
+    assert "- cpu: " in text and "- torch: " in text
+    assert "## Where the time goes" in text
+
+
+def test_report_fails_only_rows_whose_ratio_misses_their_target():
+    report = Report(rows=[
+        Row("fast enough", "30 /s", ratio=30.0, target=Target(at_least=20)),
+        Row("too slow", "10 /s", ratio=10.0, target=Target(at_least=20)),
+        Row("tail", "p99", ratio=6.0, target=Target(below=5)),
+        Row("informational", "1 MiB", ratio=0.1),
+    ])
+    assert [row.measurement for row in report.failures] == ["too slow", "tail"]
+    assert [row.verdict for row in report.rows] == ["pass", "FAIL", "FAIL", ""]
+
+
+def test_stats_keep_median_and_spread():
+    stats = Stats.of([3.0, 1.0, 2.0])
+    assert stats.median == 2.0
+    assert stats.format("/s") == "2.00 /s (1.00-3.00, n=3)"
