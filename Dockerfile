@@ -62,10 +62,11 @@ RUN python -c "from model.predictor import Predictor; Predictor.from_path(device
 
 EXPOSE 8000
 
-# Liveness only: slim images have no curl, so the probe is Python; it reads the port from the
-# service's own settings, so NAMEORIGIN_PORT moves the probe along with the server.
+# Liveness only: slim images have no curl, so the probe is Python. It reads the port the way the
+# settings do (NAMEORIGIN_PORT, default 8000; tests/test_deploy.py keeps the two equal) without
+# importing the app, which would import torch: seconds of CPU on every probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; from app.settings import Settings; urllib.request.urlopen(f'http://127.0.0.1:{Settings().port}/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NAMEORIGIN_PORT', '8000'), timeout=4)"]
 
 # `python -m app` runs uvicorn with host, port, workers and every other setting read from the
 # NAMEORIGIN_* environment, e.g. `docker run -e NAMEORIGIN_WORKERS=4 ...`.
