@@ -64,6 +64,9 @@ class Metrics:
         self.requests = Counter(
             "nameorigin_http_requests", "HTTP requests answered", ["method", "path", "status"], registry=self.registry
         )
+        self.in_progress = Gauge(
+            "nameorigin_http_requests_in_progress", "HTTP requests received and not yet answered", registry=self.registry
+        )
         self.latency = Histogram(
             "nameorigin_http_request_duration_seconds", "Time from request to last response byte",
             ["method", "path"], buckets=LATENCY_BUCKETS, registry=self.registry,
@@ -124,9 +127,11 @@ class RequestObservabilityMiddleware:
                 status_code = message["status"]
             await send(message)
 
+        self.metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            self.metrics.in_progress.dec()
             self._observe(scope, status_code, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status_code: int, seconds: float) -> None:

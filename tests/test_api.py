@@ -1,0 +1,337 @@
+"""The HTTP contract of app/, through the in-process client: answers, model card, probes, errors."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.body_limit import BodySizeLimitMiddleware
+from app.errors import BodyTooLargeError
+from app.main import create_app
+from app.observability import JsonFormatter
+from app.settings import Settings
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
+from tests.conftest import TINY_FINGERPRINT, TINY_LABELS, TINY_METRICS
+
+MIXED_NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber", "O'Neil", "Dvořák"]
+
+
+def only_error(response, status_code: int) -> dict:
+    """The single FieldError of an error answer, after checking status and body shape."""
+    assert response.status_code == status_code, response.text
+    body = response.json()
+    assert set(body) == {"error", "message", "errors"}
+    assert len(body["errors"]) == 1, body
+    return body["errors"][0]
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+def test_classify_single_name_returns_name_sorted_predictions_and_model_id(client, tiny_checkpoint):
+    response = client.post("/classify", json={"name": "Hinton", "top_k": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "Hinton"
+    assert body["model_id"] == load_checkpoint(tiny_checkpoint).model_id
+    probabilities = [prediction["probability"] for prediction in body["predictions"]]
+    assert len(probabilities) == 2
+    assert probabilities == sorted(probabilities, reverse=True)
+    for prediction in body["predictions"]:
+        assert prediction["label"] in TINY_LABELS
+        assert prediction["log_probability"] == pytest.approx(math.log(prediction["probability"]), abs=1e-6)
+
+
+def test_classify_top_k_defaults_to_three(client):
+    body = client.post("/classify", json={"name": "Hinton"}).json()
+    assert len(body["predictions"]) == 3
+
+
+def test_classify_probabilities_over_all_labels_sum_to_one(client):
+    body = client.post("/classify", json={"name": "Nguyễn", "top_k": len(TINY_LABELS)}).json()
+    assert {prediction["label"] for prediction in body["predictions"]} == set(TINY_LABELS)
+    assert sum(prediction["probability"] for prediction in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_classify_batch_answers_every_name_in_input_order_as_the_predictor_does(client, tiny_checkpoint):
+    response = client.post("/classify", json={"names": MIXED_NAMES, "top_k": 3})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [result["name"] for result in results] == MIXED_NAMES
+    expected = Predictor.from_path(tiny_checkpoint, device="cpu").predict(MIXED_NAMES, top_k=3)
+    for result, prediction in zip(results, expected):
+        assert [p["label"] for p in result["predictions"]] == [p.label for p in prediction.predictions]
+        assert [p["probability"] for p in result["predictions"]] == pytest.approx(
+            [p.probability for p in prediction.predictions], abs=1e-5
+        )
+
+
+def test_classify_batch_of_one_name_still_answers_as_results(client):
+    body = client.post("/classify", json={"names": ["Hinton"]}).json()
+    assert set(body) == {"results", "model_id"}
+    assert body["results"][0]["name"] == "Hinton"
+
+
+def test_classify_smaller_top_k_is_a_prefix_of_larger(client):
+    top_one = client.post("/classify", json={"name": "Rossi", "top_k": 1}).json()["predictions"]
+    top_three = client.post("/classify", json={"name": "Rossi", "top_k": 3}).json()["predictions"]
+    assert top_one == top_three[:1]
+
+
+def test_classify_accepts_json_content_type_with_charset_or_plus_json_suffix(client):
+    for content_type in ("application/json; charset=utf-8", "application/vnd.nameorigin+json"):
+        response = client.post("/classify", content=b'{"name": "Hinton"}', headers={"Content-Type": content_type})
+        assert response.status_code == 200, content_type
+
+
+@pytest.mark.timeout(60)
+def test_classify_with_shipped_checkpoint_uses_its_labels_and_keeps_order(make_client):
+    default_client = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH)
+    labels = default_client.get("/model").json()["labels"]
+    assert labels == list(load_checkpoint(DEFAULT_CHECKPOINT_PATH).labels)
+    results = default_client.post("/classify", json={"names": MIXED_NAMES, "top_k": len(labels)}).json()["results"]
+    assert [result["name"] for result in results] == MIXED_NAMES
+    for result in results:
+        probabilities = [prediction["probability"] for prediction in result["predictions"]]
+        assert {prediction["label"] for prediction in result["predictions"]} == set(labels)
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+
+
+# --- model card, probes, metrics, docs, page, ping ----------------------------------------------
+
+
+def test_model_card_reports_the_checkpoint_and_device(client, tiny_checkpoint):
+    card = client.get("/model").json()
+    assert card["id"] == load_checkpoint(tiny_checkpoint).model_id
+    assert card["architecture"] == "gru"
+    assert card["network"]["hidden_size"] == 8
+    assert card["labels"] == list(TINY_LABELS)
+    assert card["num_labels"] == len(TINY_LABELS)
+    assert card["metrics"] == TINY_METRICS
+    assert card["data_fingerprint"] == TINY_FINGERPRINT
+    assert card["device"] == "cpu"
+    assert card["max_name_length"] == 64
+
+
+def test_healthz_and_readyz_answer_200_once_started(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readyz_and_classify_answer_503_before_the_model_is_loaded(tiny_checkpoint):
+    not_started = TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint)))  # no `with`: no lifespan
+    assert not_started.get("/healthz").status_code == 200
+    for response in (not_started.get("/readyz"), not_started.post("/classify", json={"name": "Hinton"})):
+        assert response.status_code == 503
+        assert response.json()["error"] == "not_ready"
+        assert response.headers["Retry-After"] == "1"
+
+
+def test_create_app_loads_no_model_until_lifespan(tmp_path, make_client):
+    app = create_app(Settings(checkpoint_path=tmp_path / "missing.safetensors"))  # building it must not fail
+    assert app.title == "nameorigin"
+    with pytest.raises(CheckpointError, match="missing.safetensors"):
+        make_client(checkpoint_path=tmp_path / "missing.safetensors")
+
+
+def test_metrics_count_requests_names_and_batches(client):
+    client.post("/classify", json={"names": ["Hinton", "Rossi", "Wang"]})
+    client.post("/classify", json={"name": "123"})
+    text = client.get("/metrics").text
+    assert 'nameorigin_http_requests_total{method="POST",path="/classify",status="200"} 1.0' in text
+    assert 'nameorigin_http_requests_total{method="POST",path="/classify",status="422"} 1.0' in text
+    assert 'nameorigin_http_request_duration_seconds_count{method="POST",path="/classify"} 2.0' in text
+    assert "nameorigin_names_classified_total 3.0" in text  # warm-up names are not counted
+    assert "nameorigin_request_names_sum 4.0" in text
+    assert "nameorigin_batch_names_sum 3.0" in text
+    assert "nameorigin_ready 1.0" in text
+
+
+def test_metrics_label_unknown_paths_as_unmatched(client):
+    client.get("/no/such/path/Hinton")
+    text = client.get("/metrics").text
+    assert 'path="unmatched",status="404"' in text
+    assert "Hinton" not in text
+
+
+def test_openapi_documents_classify_examples_and_the_bad_name_rule(client):
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/classify"]["post"]
+    assert "whole request" in operation["description"]
+    assert set(operation["requestBody"]["content"]["application/json"]["examples"]) == {
+        "one name", "several names", "a bad batch"
+    }
+    assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
+    assert "/ping" not in schema["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_index_page_is_self_contained_html(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<textarea" in response.text and "/classify" in response.text
+    assert "://" not in response.text  # nothing fetched from another host: works offline
+
+
+def test_ping_answers_constant_json_for_any_body_without_a_model(tiny_checkpoint):
+    not_started = TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint)))
+    for content, content_type in ((b"", "text/plain"), (b"not json", "application/octet-stream"), (b'{"a": 1}', "application/json")):
+        response = not_started.post("/ping", content=content, headers={"Content-Type": content_type})
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+
+# --- bad input: 4xx with a JSON body naming the field ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "error_type"),
+    [
+        ({"name": "Hinton", "names": ["Rossi"]}, "body", "name_or_names"),
+        ({}, "body", "name_or_names"),
+        ({"name": None}, "body", "name_or_names"),
+        ({"name": 123}, "name", "string_type"),
+        ({"names": "Hinton"}, "names", "list_type"),
+        ({"names": ["Hinton", 5]}, "names[1]", "string_type"),
+        ({"name": "Hinton", "top_k": "3"}, "top_k", "int_type"),
+        ({"name": "Hinton", "top_k": 2.5}, "top_k", "int_type"),
+        ({"names": []}, "names", "too_short"),
+        ({"name": ""}, "name", "string_too_short"),
+        ({"names": ["Hinton", ""]}, "names[1]", "string_too_short"),
+        ({"name": "Hinton", "top_k": 0}, "top_k", "greater_than_equal"),
+        ({"name": "Hinton", "top_k": 4}, "top_k", "top_k_too_large"),
+        ({"name": "Hinton", "nam": "x"}, "nam", "extra_forbidden"),
+        ({"name": "123"}, "name", "unreadable_name"),
+        ({"name": "!!!"}, "name", "unreadable_name"),
+        ({"name": "王" * 20}, "name", "unreadable_name"),  # 20 characters, 99 once transliterated
+        ({"name": "a" * 65}, "name", "name_too_long"),
+    ],
+)
+def test_classify_rejects_bad_input_with_422_naming_the_field(client, payload, field, error_type):
+    error = only_error(client.post("/classify", json=payload), 422)
+    assert (error["field"], error["type"]) == (field, error_type)
+    assert error["message"]
+
+
+def test_classify_rejects_whole_batch_listing_every_unreadable_name(client):
+    response = client.post("/classify", json={"names": ["Hinton", "123", "Rossi", "!!!", "王" * 20]})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [error["field"] for error in errors] == ["names[1]", "names[3]", "names[4]"]
+    assert "no letters" in errors[0]["message"] and "'123'" in errors[0]["message"]
+    assert "after transliteration" in errors[2]["message"]
+
+
+def test_classify_rejects_more_names_than_the_limit(make_client):
+    limited = make_client(max_names_per_request=2)
+    assert limited.post("/classify", json={"names": ["A", "B"]}).status_code == 200
+    error = only_error(limited.post("/classify", json={"names": ["A", "B", "C"]}), 422)
+    assert (error["field"], error["type"]) == ("names", "too_many_names")
+    assert "at most 2" in error["message"]
+
+
+def test_classify_rejects_name_over_configured_length(make_client):
+    limited = make_client(max_name_length=5)
+    error = only_error(limited.post("/classify", json={"names": ["Hinton"]}), 422)
+    assert (error["field"], error["type"]) == ("names[0]", "name_too_long")
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "error_type"),
+    [
+        (b'{"name": ', "body", "json_invalid"),
+        (b"", "body", "missing"),
+        (b'["Hinton"]', "body", "model_attributes_type"),
+    ],
+)
+def test_classify_rejects_malformed_or_missing_json_body(client, content, field, error_type):
+    response = client.post("/classify", content=content, headers={"Content-Type": "application/json"})
+    error = only_error(response, 422)
+    assert (error["field"], error["type"]) == (field, error_type)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_classify_rejects_non_json_content_type_with_415(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/classify", content=b'{"name": "Hinton"}', headers=headers)
+    error = only_error(response, 415)
+    assert error["field"] == "Content-Type"
+    assert (content_type or "none") in error["message"]
+
+
+def test_classify_rejects_body_over_limit_by_content_length_with_413(make_client):
+    limited = make_client(max_body_bytes=100)
+    response = limited.post("/classify", json={"names": ["Hinton"] * 50})
+    error = only_error(response, 413)
+    assert error["field"] == "body"
+    assert "Content-Length" in error["message"] and "100 bytes" in error["message"]
+
+
+def test_classify_rejects_chunked_body_over_limit_with_413(make_client):
+    limited = make_client(max_body_bytes=100)
+
+    def chunks():  # a generator body is sent chunked, with no Content-Length
+        yield b'{"names": ['
+        for _ in range(20):
+            yield b'"Hinton", '
+        yield b'"Rossi"]}'
+
+    response = limited.post("/classify", content=chunks(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert only_error(response, 413)["field"] == "body"
+
+
+def test_body_limit_refuses_declared_length_before_reading_any_body():
+    reads = []
+
+    async def receive():
+        reads.append(1)
+        return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+
+    async def app(scope, receive, send):
+        await receive()
+
+    middleware = BodySizeLimitMiddleware(app, max_body_bytes=100)
+    scope = {"type": "http", "headers": [(b"content-length", b"101")]}
+    with pytest.raises(BodyTooLargeError):
+        asyncio.run(middleware(scope, receive, None))
+    assert reads == []
+
+
+def test_unknown_path_and_wrong_method_answer_json(client):
+    assert client.get("/nope").json()["error"] == "not_found"
+    response = client.get("/classify")
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+# --- request logs ---------------------------------------------------------------------------------
+
+
+def request_log_fields(caplog) -> list[dict]:
+    return [json.loads(JsonFormatter().format(record)) for record in caplog.records if record.getMessage() == "request"]
+
+
+def test_request_log_is_one_json_line_without_names_at_info(client, caplog):
+    with caplog.at_level(logging.INFO, logger="app.observability"):
+        client.post("/classify", json={"names": ["Hinton", "Rossi"]})
+    [line] = request_log_fields(caplog)
+    assert line["method"] == "POST" and line["path"] == "/classify" and line["status"] == 200
+    assert line["num_names"] == 2 and line["latency_ms"] > 0
+    assert "names" not in line
+    assert "Hinton" not in caplog.text
+
+
+def test_request_log_includes_names_only_at_debug(make_client, caplog):
+    debug_client = make_client(log_level="DEBUG")
+    with caplog.at_level(logging.DEBUG, logger="app.observability"):
+        debug_client.post("/classify", json={"name": "Hinton"})
+    [line] = request_log_fields(caplog)
+    assert line["names"] == ["Hinton"]

@@ -1,0 +1,206 @@
+"""Micro-batching: each request gets its own answer, concurrent requests share model calls, the queue is bounded."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.batching import BatcherClosedError, MicroBatcher, QueueFullError
+from model.encoder import NameEncodingError
+from model.predictor import LabelProbability, NamePrediction, Predictor
+
+# 50 distinct names of different lengths, so a misrouted answer shows up as different probabilities.
+DISTINCT_NAMES = [f"{first}{second}{'s' * (index % 4)}" for index, (first, second) in enumerate(
+    itertools.product(["Ka", "Lo", "Mi", "No", "Pe", "Ru", "Sa", "To", "Vi", "Ze"], ["ber", "lin", "mov", "nez", "ski"])
+)]
+
+
+@pytest.fixture
+def tiny_predictor(tiny_checkpoint) -> Predictor:
+    return Predictor.from_path(tiny_checkpoint, device="cpu")
+
+
+class BlockingPredictor:
+    """Holds the model thread until released, so the test controls what is queued behind it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, names: list[str], top_k: int) -> list[NamePrediction]:
+        self.entered.set()
+        assert self.release.wait(10), "test never released the model"
+        return [NamePrediction(name, (LabelProbability("A", 1.0, 0.0),)) for name in names]
+
+
+class PickyPredictor:
+    """Refuses any batch containing "bad", like a model meeting a name it cannot read."""
+
+    def predict(self, names: list[str], top_k: int) -> list[NamePrediction]:
+        if "bad" in names:
+            raise NameEncodingError("cannot read 'bad'")
+        return [NamePrediction(name, (LabelProbability("A", 1.0, 0.0),)) for name in names]
+
+
+def assert_same_predictions(answer: NamePrediction, expected: NamePrediction) -> None:
+    assert answer.name == expected.name
+    assert [p.label for p in answer.predictions] == [p.label for p in expected.predictions]
+    assert [p.probability for p in answer.predictions] == pytest.approx(
+        [p.probability for p in expected.predictions], abs=1e-5
+    )
+
+
+def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_predictor):
+    batch_sizes: list[int] = []
+
+    async def scenario() -> list[list[NamePrediction]]:
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests))
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.classify([name], 3) for name in DISTINCT_NAMES))
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(scenario())
+    expected = [tiny_predictor.predict([name], 3)[0] for name in DISTINCT_NAMES]  # one at a time, unbatched
+    assert len({round(prediction.predictions[0].probability, 5) for prediction in expected}) > 40  # names differ
+    for [answer], direct in zip(answers, expected):
+        assert_same_predictions(answer, direct)
+    assert sum(batch_sizes) == len(DISTINCT_NAMES)
+    assert max(batch_sizes) > 1  # requests were coalesced
+
+
+def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predictor):
+    async def scenario():
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=50)
+        await batcher.start()
+        try:
+            return await asyncio.gather(batcher.classify(["Hinton"], 1), batcher.classify(["Hinton", "Rossi"], 3))
+        finally:
+            await batcher.stop()
+
+    [top_one], [top_three, _] = asyncio.run(scenario())
+    assert len(top_one.predictions) == 1 and len(top_three.predictions) == 3
+    assert top_one.predictions == top_three.predictions[:1]
+
+
+def test_batcher_queue_full_raises_queue_full_error():
+    model = BlockingPredictor()
+
+    async def scenario():
+        batcher = MicroBatcher(model, max_wait_ms=0, queue_size=2)
+        await batcher.start()
+        first = asyncio.create_task(batcher.classify(["a"], 1))
+        assert await asyncio.to_thread(model.entered.wait, 5)  # the model is busy with `first`
+        queued = [asyncio.create_task(batcher.classify([name], 1)) for name in ("b", "c")]
+        await asyncio.sleep(0)  # both are now in the queue, which holds 2
+        with pytest.raises(QueueFullError):
+            await batcher.classify(["d"], 1)
+        model.release.set()
+        answers = await asyncio.gather(first, *queued)
+        await batcher.stop()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert [answer[0].name for answer in answers] == ["a", "b", "c"]
+
+
+def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_predictor):
+    async def scenario():
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=0, max_batch_size=2)
+        await batcher.start()
+        pending = [asyncio.create_task(batcher.classify([name], 2)) for name in DISTINCT_NAMES[:10]]
+        await asyncio.sleep(0)  # all ten are queued
+        await batcher.stop()
+        assert all(task.done() and not task.cancelled() for task in pending)
+        with pytest.raises(BatcherClosedError):
+            await batcher.classify(["late"], 1)
+        return [task.result()[0].name for task in pending]
+
+    assert asyncio.run(scenario()) == DISTINCT_NAMES[:10]
+
+
+def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
+    async def scenario():
+        batcher = MicroBatcher(PickyPredictor(), max_wait_ms=50)
+        await batcher.start()
+        try:
+            return await asyncio.gather(
+                batcher.classify(["good"], 1), batcher.classify(["bad"], 1), batcher.classify(["fine"], 1),
+                return_exceptions=True,
+            )
+        finally:
+            await batcher.stop()
+
+    good, bad, fine = asyncio.run(scenario())
+    assert good[0].name == "good" and fine[0].name == "fine"
+    assert isinstance(bad, NameEncodingError)
+
+
+def test_batcher_keeps_serving_after_a_waiting_client_goes_away(tiny_predictor):
+    async def scenario():
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=20)
+        await batcher.start()
+        try:
+            gone = asyncio.create_task(batcher.classify(["Gone"], 1))
+            await asyncio.sleep(0)
+            gone.cancel()
+            return await batcher.classify(["Stays"], 1)
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario())[0].name == "Stays"
+
+
+# --- through HTTP ---------------------------------------------------------------------------------
+
+
+def metric_value(metrics_text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics_text, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return float(match.group(1))
+
+
+@pytest.mark.timeout(60)
+def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(make_client, tiny_checkpoint):
+    client = make_client(max_batch_wait_ms=30)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda name: client.post("/classify", json={"name": name}), DISTINCT_NAMES))
+    predictor = Predictor.from_path(tiny_checkpoint, device="cpu")
+    for name, response in zip(DISTINCT_NAMES, responses):
+        assert response.status_code == 200
+        body = response.json()
+        assert body["name"] == name
+        [direct] = predictor.predict([name], 3)
+        assert [p["probability"] for p in body["predictions"]] == pytest.approx(
+            [p.probability for p in direct.predictions], abs=1e-5
+        )
+    metrics = client.get("/metrics").text
+    assert metric_value(metrics, "nameorigin_batch_requests_sum") == len(DISTINCT_NAMES)
+    assert metric_value(metrics, "nameorigin_batch_requests_count") < len(DISTINCT_NAMES)  # batches held > 1
+
+
+@pytest.mark.timeout(60)
+def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeypatch):
+    client = make_client(queue_size=1, max_batch_wait_ms=0)
+    model = BlockingPredictor()
+    monkeypatch.setattr(Predictor, "predict", lambda self, names, top_k: model.predict(names, top_k))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        in_model = pool.submit(client.post, "/classify", json={"name": "First"})
+        assert model.entered.wait(10)
+        queued = pool.submit(client.post, "/classify", json={"name": "Second"})
+        deadline = time.monotonic() + 10
+        while metric_value(client.get("/metrics").text, "nameorigin_queue_depth") < 1:
+            assert time.monotonic() < deadline, "second request never queued"
+            time.sleep(0.01)
+        response = client.post("/classify", json={"name": "Third"})
+        model.release.set()
+        assert in_model.result().status_code == 200 and queued.result().status_code == 200
+    assert response.status_code == 503
+    assert response.json()["error"] == "overloaded"
+    assert response.headers["Retry-After"] == "1"

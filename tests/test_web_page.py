@@ -1,0 +1,76 @@
+"""The web page in a real headless Chromium against a real server: what it shows is what the API answers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from model.predictor import DEFAULT_CHECKPOINT_PATH
+from tests.conftest import REPO_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOT = REPO_ROOT / "test-artifacts" / "web_page.png"
+
+
+def shown_predictions(result) -> list[tuple[str, str]]:
+    rows = result.locator("[data-testid=prediction]")
+    return [
+        (rows.nth(index).locator(".label").inner_text(), rows.nth(index).locator(".percent").inner_text())
+        for index in range(rows.count())
+    ]
+
+
+def api_predictions(base_url: str, name: str, top_k: int) -> list[tuple[str, str]]:
+    body = httpx.post(f"{base_url}/classify", json={"name": name, "top_k": top_k}).json()
+    return [(p["label"], f"{p['probability'] * 100:.1f}%") for p in body["predictions"]]
+
+
+@pytest.mark.timeout(120)
+def test_web_page_shows_the_api_answer_as_labelled_bars(start_server):
+    # The shipped model gives real labels for the screenshot; only structure is asserted.
+    server = start_server(checkpoint=str(DEFAULT_CHECKPOINT_PATH))
+    model_id = httpx.get(f"{server.base_url}/model").json()["id"]
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 1000})
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(server.base_url + "/")
+            page.wait_for_function("document.querySelectorAll('#top-k option').length > 0")
+            assert model_id in page.get_by_test_id("model-info").inner_text()
+
+            page.fill("#names", "Hinton")
+            page.click("#classify")
+            result = page.locator("[data-testid=result][data-name='Hinton']")
+            result.wait_for()
+            assert shown_predictions(result) == api_predictions(server.base_url, "Hinton", 3)
+            assert model_id in page.locator("#status").inner_text()
+
+            names = ["Nguyễn", "Schmidhuber", "王"]
+            page.fill("#names", "\n".join(names))
+            page.select_option("#top-k", "4")
+            page.click("#classify")
+            page.locator("[data-testid=result]").nth(2).wait_for()
+            results = page.locator("[data-testid=result]")
+            assert [results.nth(index).get_attribute("data-name") for index in range(results.count())] == names
+            for index, name in enumerate(names):
+                assert shown_predictions(results.nth(index)) == api_predictions(server.base_url, name, 4)
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            page.fill("#names", "Hinton\n123")
+            page.click("#classify")
+            error = page.locator("#error")
+            error.wait_for(state="visible")
+            assert "line 2" in error.inner_text() and "no letters" in error.inner_text()
+        finally:
+            browser.close()
+    assert requested and all(url.startswith(server.base_url) for url in requested)  # nothing from a CDN
+    assert Path(SCREENSHOT).stat().st_size > 10_000
