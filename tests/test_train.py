@@ -85,3 +85,10 @@ def test_parse_args_defaults_come_from_train_config():
 def test_train_main_reports_bad_data_dir_without_traceback(tmp_path, caplog):
     assert main(["--data-dir", str(tmp_path / "absent"), "--output-dir", str(tmp_path / "out")]) == 2
     assert "not a folder" in caplog.text
+
+
+def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
+    from training.metrics import expected_calibration_error
+
+    assert expected_calibration_error(torch.tensor([0.75] * 4), [True, True, True, False]) == pytest.approx(0.0)
+    assert expected_calibration_error(torch.tensor([0.99] * 4), [False] * 4) == pytest.approx(0.99)

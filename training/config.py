@@ -25,6 +25,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    char_dropout: float = 0.0  # chance that a training character is replaced by the unknown id
     class_weight_power: float = 0.5  # loss weight per label = (N / count) ** power; 0 = none, 1 = balanced
     patience: int = 4  # epochs without a better val score before stopping
     seed: int = 0

@@ -40,6 +40,7 @@ def format_report(metrics: dict, title: str) -> str:
         f"top-3        {metrics['top3']:.4f}",
         f"macro-F1     {metrics['macro_f1']:.4f}",
         f"balanced acc {metrics['balanced_accuracy']:.4f}",
+        f"calib. error {metrics['expected_calibration_error']:.4f}  (ECE of the top-1 probability)",
         "",
         f"{'label':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}",
     ]

@@ -39,6 +39,9 @@ def classification_metrics(
         "top3": float(top3),
         "macro_f1": float(f1_score(true, predicted, labels=present, average="macro", zero_division=0)),
         "balanced_accuracy": _balanced_accuracy(true, predicted),
+        "expected_calibration_error": expected_calibration_error(
+            log_probs.max(dim=1).values.exp(), [guess in record.labels for guess, record in zip(predicted, records)]
+        ),
         "per_label": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(present, precision, recall, f1, support)
@@ -65,3 +68,16 @@ def _balanced_accuracy(true: list[str], predicted: list[str]) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "y_pred contains classes not in y_true"
         return float(balanced_accuracy_score(true, predicted))
+
+
+def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], num_bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    correct_tensor = torch.tensor(correct, dtype=torch.float)
+    bins = torch.clamp((confidences * num_bins).long(), max=num_bins - 1)
+    error = 0.0
+    for bin_index in bins.unique().tolist():
+        members = bins == bin_index
+        error += float(members.float().mean()) * abs(
+            float(correct_tensor[members].mean()) - float(confidences[members].mean())
+        )
+    return error

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.checkpoint import save_checkpoint
-from model.encoder import LOWERCASE_ALPHABET, EncoderConfig, NameEncoder, pad_sequences
+from model.encoder import LOWERCASE_ALPHABET, PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, pad_sequences
 from model.networks import NameClassifier, NetworkConfig, build_network
 from model.predictor import resolve_device
 from training.config import TrainConfig
@@ -29,6 +29,7 @@ from training.plots import save_confusion_matrix, save_learning_curve
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILENAME = "model.safetensors"
+SUMMARY_METRICS = ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy", "expected_calibration_error")
 BIAS_STRENGTHS = tuple(step / 10 for step in range(-10, 11))  # grid for the val-fitted label bias
 TEMPERATURES = tuple(round(0.5 * 1.05**step, 4) for step in range(0, 48))  # 0.5 .. ~5
 
@@ -108,6 +109,9 @@ def run_epoch(network, optimizer, scheduler, sequences, label_ids, weights, conf
     progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None)
     for batch in progress:
         ids, batch_lengths = pad_sequences([sequences[i] for i in batch])
+        if config.char_dropout:
+            dropped = (torch.rand(ids.shape, generator=generator) < config.char_dropout) & (ids != PAD_ID)
+            ids = ids.masked_fill(dropped, UNKNOWN_ID)
         targets = label_ids[batch].to(device)
         log_probs = network(ids.to(device), batch_lengths)
         loss = F.nll_loss(log_probs, targets, weight=weights)
@@ -233,7 +237,7 @@ def _write_outputs(config, dataset, network, encoder, encoder_config, eval_split
                 output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
             )
     summary = {
-        split: {key: value for key, value in metrics.items() if key in ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy")}
+        split: {key: value for key, value in metrics.items() if key in SUMMARY_METRICS}
         for split, metrics in split_metrics.items()
     }
     info = {
