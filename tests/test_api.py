@@ -13,6 +13,7 @@ from app.body_limit import BodySizeLimitMiddleware
 from app.errors import BodyTooLargeError
 from app.main import create_app
 from app.observability import JsonFormatter
+from app.schemas import BatchClassifyResponse, ClassifyResponse
 from app.settings import Settings
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
@@ -37,6 +38,7 @@ def test_classify_single_name_returns_name_sorted_predictions_and_model_id(clien
     response = client.post("/classify", json={"name": "Hinton", "top_k": 2})
     assert response.status_code == 200
     body = response.json()
+    ClassifyResponse.model_validate(body)  # the documented schema is what is sent
     assert body["name"] == "Hinton"
     assert body["model_id"] == load_checkpoint(tiny_checkpoint).model_id
     probabilities = [prediction["probability"] for prediction in body["predictions"]]
@@ -61,6 +63,7 @@ def test_classify_probabilities_over_all_labels_sum_to_one(client):
 def test_classify_batch_answers_every_name_in_input_order_as_the_predictor_does(client, tiny_checkpoint):
     response = client.post("/classify", json={"names": MIXED_NAMES, "top_k": 3})
     assert response.status_code == 200
+    BatchClassifyResponse.model_validate(response.json())  # the documented schema is what is sent
     results = response.json()["results"]
     assert [result["name"] for result in results] == MIXED_NAMES
     expected = Predictor.from_path(tiny_checkpoint, device="cpu").predict(MIXED_NAMES, top_k=3)
@@ -168,6 +171,8 @@ def test_openapi_documents_classify_examples_and_the_bad_name_rule(client):
         "one name", "several names", "a bad batch"
     }
     assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
+    answer_schemas = operation["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {schema["$ref"].rsplit("/", 1)[1] for schema in answer_schemas} == {"ClassifyResponse", "BatchClassifyResponse"}
     assert "/ping" not in schema["paths"]
     assert client.get("/docs").status_code == 200
 
