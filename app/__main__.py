@@ -1,7 +1,8 @@
 """`python -m app`: check the checkpoint, then serve `app.main:app` with uvicorn.
 
 Host, port and workers come from the settings (NAMEORIGIN_HOST/PORT/WORKERS) unless given here.
-A checkpoint that cannot be served stops start-up with one line on stderr and exit code 2.
+Invalid settings, or a checkpoint that cannot be served, stop start-up with one line on stderr and
+exit code 2; SIGTERM drains in-flight requests and exits 0.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import sys
 from types import FrameType
 
 import uvicorn
+from pydantic import ValidationError
 
-from app.main import load_predictor
 from app.observability import configure_logging
 from app.settings import Settings
 from model.checkpoint import CheckpointError
@@ -28,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="default: NAMEORIGIN_PORT or 8000")
     parser.add_argument("--workers", type=int, help="default: NAMEORIGIN_WORKERS or 1")
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: invalid settings: {_one_line(error)}", file=sys.stderr)
+        return 2
+    from app.main import load_predictor  # only now: importing app.main builds the app from valid settings
+
     try:
         # Fail here, in one line, rather than as a traceback from inside the server's lifespan.
         load_predictor(settings)
@@ -47,6 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,  # the app writes its own structured line per request
     )
     return 0
+
+
+def _one_line(error: ValidationError) -> str:
+    """`NAMEORIGIN_DEVICE: Input should be ... (got 'tpu')`, one clause per bad variable."""
+    clauses = []
+    for problem in error.errors():
+        field = "_".join(map(str, problem["loc"])).upper()
+        variable = field if field.startswith("NAMEORIGIN_") else f"NAMEORIGIN_{field}"
+        clauses.append(f"{variable}: {problem['msg']} (got {problem['input']!r})")
+    return "; ".join(clauses)
 
 
 def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:

@@ -83,3 +83,10 @@ def test_main_refuses_missing_checkpoint_with_one_line(tmp_path, monkeypatch, ca
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: cannot start: {path}:")
+
+
+def test_main_refuses_invalid_settings_with_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("NAMEORIGIN_DEVICE", "tpu")
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: invalid settings: NAMEORIGIN_DEVICE:") and "'tpu'" in error
