@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.predictor import DEFAULT_CHECKPOINT_PATH
+from model.assets import DEFAULT_CHECKPOINT_PATH
 
 logger = logging.getLogger(__name__)
 

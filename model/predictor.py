@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
+from model.assets import DEFAULT_CHECKPOINT_PATH
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.encoder import NameEncoder, NameEncodingError, pad_sequences
 
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_CHECKPOINT_PATH = Path(__file__).resolve().parent / "assets" / "default.safetensors"
 
 
 class DeviceUnavailableError(RuntimeError):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.main import create_app
 from app.settings import Settings
-from model.predictor import DEFAULT_CHECKPOINT_PATH
+from model.assets import DEFAULT_CHECKPOINT_PATH
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from model.predictor import DEFAULT_CHECKPOINT_PATH
+from model.assets import DEFAULT_CHECKPOINT_PATH
 from tests.conftest import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
