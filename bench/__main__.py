@@ -59,7 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-http", action="store_true", help="skip measurements 2, 3 and 5 (no server, no wrk)")
     parser.add_argument("--skip-training", action="store_true", help="skip measurement 4")
-    parser.add_argument("--training-timeout", type=float, default=420.0, help="seconds the recipe may run before the bench gives up")
+    parser.add_argument(
+        "--training-timeout", type=float, default=300.0,
+        help="seconds the recipe may run; past it the bench stops it and reads the epochs it finished from its log",
+    )
     return parser.parse_args(argv)
 
 
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> Report:
     rows, _ = inference.measure_inference(predictor, reference, test_names, sizes.repeats, sizes.inference_seconds)
     report.rows += rows
     if not args.skip_http:
-        _measure_server(args, sizes, checkpoint, predictor, test_names, report)
+        _measure_server(args, sizes, predictor, test_names, report)
     if not args.skip_training:
         with http.temporary_work_dir() as work_dir:
             rows, notes = training.measure_training(
@@ -119,8 +122,8 @@ def run(args: argparse.Namespace) -> Report:
     return report
 
 
-def _measure_server(args, sizes: Sizes, checkpoint, predictor: Predictor, test_names: list[str], report: Report) -> None:
-    """Measurements 2, 3 and 5 and the request-path profile, all against one server process."""
+def _measure_server(args: argparse.Namespace, sizes: Sizes, predictor: Predictor, test_names: list[str], report: Report) -> None:
+    """Measurements 2, 3 and 5 against one server process, then the request-path profile against another."""
     http.wrk_path()  # fail before starting anything when wrk is missing
     with http.temporary_work_dir() as work_dir, http.Server(
         args.checkpoint, args.device, args.num_threads, Path(work_dir)
@@ -137,6 +140,11 @@ def _measure_server(args, sizes: Sizes, checkpoint, predictor: Predictor, test_n
         )
         loaded = memory_snapshot(server.pid)
         report.commands.append(f"Load: `{http.display_wrk_command()}`")
+    with http.temporary_work_dir() as work_dir:  # after the measured server has stopped: never two at once
+        report.profile, report.advice = profile_request_path(
+            args.checkpoint, args.device, args.num_threads, predictor, test_names, single_runs,
+            sizes.profile_repeats, sizes.http_seconds, Path(work_dir),
+        )
     report.rows += single_rows + batch_rows
     report.rows += [
         Row("5. server peak RSS after warm-up (MiB)", f"{warm.peak_rss_mib:.0f} MiB", f"now resident {warm.rss_mib:.0f} MiB"),
@@ -145,8 +153,6 @@ def _measure_server(args, sizes: Sizes, checkpoint, predictor: Predictor, test_n
             f"after warm-up {warm.peak_rss_mib:.0f} MiB", ratio=loaded.peak_rss_mib / warm.peak_rss_mib,
         ),
     ]
-    report.profile += profile_request_path(checkpoint, predictor, test_names, single_runs, sizes.profile_repeats)
-
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Measurements 2 and 3: a real uvicorn subprocess on a loopback port, loaded by wrk.
+"""Measurements 2 and 3: the real server (`python -m app`, uvicorn) as a subprocess on a loopback port, loaded by wrk.
 
 Every /classify run is interleaved with its reference (POST /ping on the same server, or the
 in-process predictor at the same batch size), so both see the same machine load.
@@ -42,6 +42,7 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class WrkResult:
+    requests: int
     requests_per_second: float
     p50_ms: float
     p99_ms: float
@@ -61,7 +62,9 @@ class Server:
     and where it listens; started in __enter__, stopped in __exit__.
     """
 
-    def __init__(self, checkpoint_path: Path, device: str, num_threads: int, log_dir: Path) -> None:
+    def __init__(
+        self, checkpoint_path: Path, device: str, num_threads: int, log_dir: Path, profile_path: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.log_path = log_dir / "server.log"
         self.env = {
@@ -75,6 +78,8 @@ class Server:
             # the in-process measurements run torch with this many threads; the server must too
             self.env["OMP_NUM_THREADS"] = str(num_threads)
         self.command = [sys.executable, "-m", "app"]
+        if profile_path is not None:  # the same app and options, its event loop under cProfile
+            self.command = [sys.executable, "-m", "bench.profiled_server", str(self.port), str(profile_path)]
         self.process: subprocess.Popen | None = None
 
     def display_command(self) -> str:
@@ -100,7 +105,11 @@ class Server:
             self.command, cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
         )
         log_file.close()
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.__exit__()  # a server that never got ready is still a process to stop
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -173,6 +182,7 @@ def run_wrk(url: str, bodies_path: Path, connections: int, seconds: float) -> Wr
     if errors or summary["requests"] == 0:
         raise BenchError(f"wrk against {url} saw errors {errors} in {summary['requests']} requests")
     return WrkResult(
+        requests=summary["requests"],
         requests_per_second=summary["requests"] / (summary["duration_us"] / 1e6),
         p50_ms=summary["latency_p50_us"] / 1000,
         p99_ms=summary["latency_p99_us"] / 1000,

@@ -98,6 +98,7 @@ class Report:
     commands: list[str] = field(default_factory=list)  # exact commands behind the numbers, for the page
     notes: list[str] = field(default_factory=list)  # lines for the page, under the table
     profile: list[str] = field(default_factory=list)  # "where the time goes" lines
+    advice: list[str] = field(default_factory=list)  # what the profile says to change
 
     @property
     def failures(self) -> list[Row]:
@@ -156,7 +157,8 @@ How each line is measured (every value is the median of the repeated runs, with 
 1. **In process.** `Predictor.predict` on the dataset's test names in batches of 1 to 4096, against the
    PyTorch tutorial's way of classifying: its concat cell (`i2h`/`i2o` over `cat(x, h)`, hidden 128),
    a (T, 1, V) one-hot tensor per name, the cell stepped in a Python loop, one `predict(name)` per
-   name. Reference and predictor runs alternate, so both see the same machine load.
+   name, on the CPU as in the tutorial whatever `--device` says. Reference and predictor runs alternate,
+   so both see the same machine load.
 2. **HTTP, one name per request.** The production entry point, `python -m app` (uvicorn serving
    `app.main:app` with every default setting, INFO request logs included), as a subprocess on a free
    127.0.0.1 port, loaded by `wrk` with one thread (cores are scarce) cycling through 64 distinct
@@ -207,6 +209,14 @@ def write_page(path: Path, report: Report) -> None:
         *(f"- {command}" for command in report.commands),
     ]
     if report.profile:
-        lines += ["", "## Where the time goes", "", *report.profile]
+        lines += ["", "## Where the time goes", "", *report.profile, "", "### What to change because of it", ""]
+        lines += report.advice or ["Nothing the profile points at stands out."]
+        lines += [
+            "",
+            "The bench itself changed because of a first profile: it runs torch on one thread in process and in the",
+            "server (OMP_NUM_THREADS), because at torch's default of two threads OpenMP spin-waits whenever another",
+            "job holds a core, which halved the predictor's throughput but not the single-threaded reference's, so the",
+            "ratio moved with the machine's load instead of with the code.",
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).rstrip() + "\n")
