@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -28,7 +29,6 @@ from training.data import load_names_dir
 logger = logging.getLogger("bench")
 
 
-
 @dataclass(frozen=True)
 class Sizes:
     """How long and how often each measurement runs."""
@@ -36,7 +36,7 @@ class Sizes:
     repeats: int
     inference_seconds: float  # per timed run, in process
     http_seconds: float  # per wrk run
-    profile_repeats: int  # calls per stage when timing the request path
+    profile_repeats: int  # calls per stage when timing the batcher and the model for the profile
     training_overrides: dict  # flags added to the recipe's own
 
 
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> Report:
         torch.set_num_threads(args.num_threads)
     report = Report(
         settings={
+            "run at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "mode": "quick (smoke sizes: numbers not meaningful)" if args.quick else "full",
             "device": args.device,
             "torch threads": str(torch.get_num_threads()),
@@ -108,8 +109,7 @@ def run(args: argparse.Namespace) -> Report:
     report.settings["model"] = f"{checkpoint.model_id} ({checkpoint.network_config.architecture})"
     report.settings["test names"] = str(len(test_names))
 
-    rows, _ = inference.measure_inference(predictor, reference, test_names, sizes.repeats, sizes.inference_seconds)
-    report.rows += rows
+    report.rows += inference.measure_inference(predictor, reference, test_names, sizes.repeats, sizes.inference_seconds)
     if not args.skip_http:
         _measure_server(args, sizes, predictor, test_names, report)
     if not args.skip_training:

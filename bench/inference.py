@@ -68,15 +68,14 @@ def measure_predictor_and_reference(
 def measure_inference(
     predictor: Predictor, reference: TutorialClassifier, names: list[str], repeats: int, min_seconds: float,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
-) -> tuple[list[Row], dict[int, Stats]]:
-    """One row per batch size; returns the rows and the predictor's names/second by batch size."""
-    rows, by_batch_size = [], {}
+) -> list[Row]:
+    """One row per batch size, the target on the largest."""
+    rows = []
     for batch_size in batch_sizes:
         predictor_stats, reference_stats = measure_predictor_and_reference(
             predictor, reference, names, batch_size, repeats, min_seconds
         )
         logger.info("inference batch %d: %.0f names/s vs reference %.0f", batch_size, predictor_stats.median, reference_stats.median)
-        by_batch_size[batch_size] = predictor_stats
         rows.append(
             Row(
                 measurement=f"1. in-process predictor, batch {batch_size} (names/s)",
@@ -86,4 +85,4 @@ def measure_inference(
                 target=SPEEDUP_TARGET if batch_size == TARGET_BATCH_SIZE else None,
             )
         )
-    return rows, by_batch_size
+    return rows

@@ -9,6 +9,7 @@ timed with model/'s own functions. Advice lines are written only while the profi
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import pstats
 import statistics
@@ -172,8 +173,10 @@ def advice(lone_ms: float, single: dict[str, float], batch: dict[str, float], lo
     if outside > 0.15 * batch_total:
         lines.append(
             f"- model/: at {PROFILE_BATCH_SIZE} names {outside / batch_total:.0%} of `Predictor.predict` is outside the "
-            "network: `pad_sequences` fills one row tensor per name, and each name's answer is built from Python floats "
-            "into frozen dataclasses. One `torch.nn.utils.rnn.pad_sequence` call and ranking whole tensors would cut it."
+            f"network (padding {batch['pad'] / batch_total:.0%}, ranking and building answers "
+            f"{batch['sort, rank top-k, build results'] / batch_total:.0%}): Python work per name that also holds the GIL "
+            "the event loop needs. Padding with one tensor operation (e.g. `torch.nn.utils.rnn.pad_sequence`) and "
+            "ranking whole tensors before making per-name objects would cut it."
         )
     if batch["forward pass"] > 0.5 * batch_total:
         config = predictor.checkpoint.network_config
@@ -186,10 +189,15 @@ def advice(lone_ms: float, single: dict[str, float], batch: dict[str, float], lo
     loop_total = sum(loop.values())
     framework = sum(ms for stage, ms in loop.items() if stage.startswith(("uvicorn", "Starlette", "asyncio")))
     if loop_total and framework > 0.5 * loop_total:
+        faster_stack = (
+            "; uvicorn here parses HTTP with pure-Python h11 and runs plain asyncio: `uvicorn[standard]` "
+            "(httptools, uvloop) would speed up /ping and /classify alike"
+            if importlib.util.find_spec("httptools") is None else ""
+        )
         lines.append(
             f"- deployment: {framework / loop_total:.0%} of the event loop's time per request is the HTTP stack itself "
-            "(uvicorn's pure-Python h11 parser, Starlette, asyncio); `uvicorn[standard]` (httptools, uvloop) speeds up "
-            "/ping and /classify alike, and more workers are the lever for single-name throughput."
+            f"(uvicorn, Starlette/FastAPI, asyncio){faster_stack}. One event loop per process caps single-name "
+            "throughput; workers (NAMEORIGIN_WORKERS) are the lever where cores allow."
         )
     return lines
 

@@ -162,9 +162,9 @@ How each line is measured (every value is the median of the repeated runs, with 
 2. **HTTP, one name per request.** The production entry point, `python -m app` (uvicorn serving
    `app.main:app` with every default setting, INFO request logs included), as a subprocess on a free
    127.0.0.1 port, loaded by `wrk` with one thread (cores are scarce) cycling through 64 distinct
-   one-name bodies.
-   The reference is `POST /ping` on the same server with the same bodies: the ceiling of the HTTP
-   stack here. Runs alternate /ping and /classify; any non-2xx answer aborts the bench.
+   one-name bodies. The reference is `POST /ping` on the same server with the same bodies: the
+   ceiling of the HTTP stack here. Runs alternate /ping and /classify; any non-2xx answer aborts
+   the bench.
 3. **HTTP, batches.** One connection posting 100- or 1000-name bodies back to back, against
    `Predictor.predict` in process at the same batch size, alternating.
 4. **Training.** The default checkpoint's saved recipe rerun with `python -m training.train`. Its
