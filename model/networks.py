@@ -5,12 +5,13 @@ and return (B, num_labels) log-probabilities; padding never changes a name's out
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 ARCHITECTURES = ("concat", "rnn", "gru", "lstm")
 POOLINGS = ("last", "last_max")
@@ -30,6 +31,7 @@ class NetworkConfig:
     nonlinearity: str = "tanh"  # nn.RNN only: tanh or relu
     concat_tanh: bool = False  # concat only: squash the hidden state (the 2017 tutorial did not)
     pooling: str = "last"  # rnn/gru/lstm: final state only, or final state + max over steps
+    num_members: int = 1  # rnn/gru/lstm: independently trained members whose probabilities are averaged
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -38,7 +40,9 @@ class NetworkConfig:
             raise ValueError(f"nonlinearity must be tanh or relu, got {self.nonlinearity!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if min(self.vocab_size, self.num_labels, self.hidden_size, self.num_layers) < 1:
+        if self.architecture == "concat" and self.num_members != 1:
+            raise ValueError(f"the concat cell has one member, got num_members={self.num_members}")
+        if min(self.vocab_size, self.num_labels, self.hidden_size, self.num_layers, self.num_members) < 1:
             raise ValueError(f"sizes must be positive: {self}")
         if self.num_labels < 2:
             raise ValueError(f"need at least 2 labels, got {self.num_labels}")
@@ -84,7 +88,7 @@ class ConcatRNN(NameClassifier):
         self.i2h = nn.Linear(combined_size, config.hidden_size)
         self.i2o = nn.Linear(combined_size, config.num_labels)
 
-    def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def _logits(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = F.one_hot(char_ids, self.config.vocab_size).float()  # (B, T, V)
         batch_size, max_len, _ = x.shape
         hidden = x.new_zeros(batch_size, self.config.hidden_size)  # (B, H)
@@ -98,14 +102,22 @@ class ConcatRNN(NameClassifier):
             active = (step < lengths).unsqueeze(1)  # (B, 1): finished names keep their state
             logits = torch.where(active, self.i2o(combined), logits)
             hidden = torch.where(active, new_hidden, hidden)
-        return self.calibrated_log_softmax(logits)
+        return logits
+
+    def member_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(1, B, L) uncalibrated log-probabilities: what training fits."""
+        return F.log_softmax(self._logits(char_ids, lengths), dim=1).unsqueeze(0)
+
+    def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.calibrated_log_softmax(self._logits(char_ids, lengths))
 
 
-class RecurrentClassifier(NameClassifier):
-    """nn.RNN / nn.GRU / nn.LSTM over packed one-hot sequences, final hidden state -> LogSoftmax."""
+class RecurrentMember(nn.Module):
+    """One nn.RNN / nn.GRU / nn.LSTM with its own head: packed one-hot sequence -> label scores."""
 
     def __init__(self, config: NetworkConfig) -> None:
-        super().__init__(config)
+        super().__init__()
+        self.config = config
         rnn_args = dict(
             input_size=config.vocab_size,
             hidden_size=config.hidden_size,
@@ -123,10 +135,7 @@ class RecurrentClassifier(NameClassifier):
         pooled_copies = 2 if config.pooling == "last_max" else 1
         self.head = nn.Linear(config.hidden_size * num_directions * pooled_copies, config.num_labels)
 
-    def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = F.one_hot(char_ids, self.config.vocab_size).float()  # (B, T, V)
-        # Packing makes the RNN stop at each name's true length, so padding never leaks in.
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    def forward(self, packed: PackedSequence) -> torch.Tensor:
         packed_out, final_state = self.rnn(packed)
         h_n = final_state[0] if self.config.architecture == "lstm" else final_state
         num_directions = 2 if self.config.bidirectional else 1
@@ -136,7 +145,31 @@ class RecurrentClassifier(NameClassifier):
             # Max over every step's output sees the middle of long names, not just the ends.
             outputs, _ = pad_packed_sequence(packed_out, batch_first=True, padding_value=float("-inf"))
             features = torch.cat((features, outputs.max(dim=1).values), dim=1)  # (B, 2 * D * H)
-        return self.calibrated_log_softmax(self.head(self.dropout(features)))
+        return self.head(self.dropout(features))  # (B, L)
+
+
+class RecurrentClassifier(NameClassifier):
+    """`num_members` recurrent members over the same packed input; their probabilities are averaged.
+
+    Members differ only by initialization and dropout; averaging them is a cheap, well-known way
+    to lower variance (one member is the plain single-network classifier).
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__(config)
+        self.members = nn.ModuleList(RecurrentMember(config) for _ in range(config.num_members))
+
+    def member_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(M, B, L) uncalibrated log-probabilities of each member: what training fits."""
+        x = F.one_hot(char_ids, self.config.vocab_size).float()  # (B, T, V)
+        # Packing makes the RNN stop at each name's true length, so padding never leaks in.
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return torch.stack([F.log_softmax(member(packed), dim=1) for member in self.members])
+
+    def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        member_log_probs = self.member_log_probs(char_ids, lengths)  # (M, B, L)
+        mean_log_probs = torch.logsumexp(member_log_probs, dim=0) - math.log(len(self.members))
+        return self.calibrated_log_softmax(mean_log_probs)
 
 
 def build_network(config: NetworkConfig) -> NameClassifier:

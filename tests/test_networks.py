@@ -11,6 +11,7 @@ CONFIGS = [
     NetworkConfig("rnn", VOCAB, 5, hidden_size=16, nonlinearity="relu"),
     NetworkConfig("rnn", VOCAB, 5, hidden_size=16, num_layers=2, dropout=0.1),
     NetworkConfig("gru", VOCAB, 5, hidden_size=16, bidirectional=True, pooling="last_max"),
+    NetworkConfig("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_members=3),
     NetworkConfig("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
 ]
 
@@ -62,3 +63,18 @@ def test_network_config_from_dict_rejects_unknown_keys():
     values = {**CONFIGS[0].to_dict(), "attention": True}
     with pytest.raises(ValueError, match="attention"):
         NetworkConfig.from_dict(values)
+
+
+def test_network_members_are_averaged_in_probability_space():
+    config = NetworkConfig("gru", VOCAB, 4, hidden_size=8, num_members=3)
+    network = build_network(config).eval()
+    batch = NameEncoder().encode_batch(["Hinton", "Li"])
+    member_probs = network.member_log_probs(*batch).exp()  # (M, B, L)
+    assert member_probs.shape == (3, 2, 4)
+    assert not torch.allclose(member_probs[0], member_probs[1])  # members start from different weights
+    torch.testing.assert_close(network(*batch).exp(), member_probs.mean(dim=0))
+
+
+def test_network_config_rejects_members_for_concat_cell():
+    with pytest.raises(ValueError, match="one member"):
+        NetworkConfig("concat", VOCAB, 3, num_members=2)

@@ -113,8 +113,10 @@ def run_epoch(network, optimizer, scheduler, sequences, label_ids, weights, conf
             dropped = (torch.rand(ids.shape, generator=generator) < config.char_dropout) & (ids != PAD_ID)
             ids = ids.masked_fill(dropped, UNKNOWN_ID)
         targets = label_ids[batch].to(device)
-        log_probs = network(ids.to(device), batch_lengths)
-        loss = F.nll_loss(log_probs, targets, weight=weights)
+        member_log_probs = network.member_log_probs(ids.to(device), batch_lengths)  # (M, B, L)
+        # Each member fits the labels on its own (mean of member losses), which keeps them diverse.
+        loss = torch.stack([F.nll_loss(lp, targets, weight=weights) for lp in member_log_probs]).mean()
+        log_probs = member_log_probs.mean(dim=0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
@@ -168,7 +170,7 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
         architecture=config.architecture, vocab_size=encoder.vocab_size, num_labels=len(labels),
         hidden_size=config.hidden_size, num_layers=config.num_layers, bidirectional=config.bidirectional,
         dropout=config.dropout, nonlinearity=config.nonlinearity, concat_tanh=config.concat_tanh,
-        pooling=config.pooling,
+        pooling=config.pooling, num_members=config.num_members,
     )
     network = build_network(network_config).to(device)
     optimizer = build_optimizer(network, config)
