@@ -126,7 +126,12 @@ def batcher_round_trip_ms(predictor: Predictor, name: str, repeats: int) -> floa
 
 
 def model_stages(predictor: Predictor, names: list[str], repeats: int) -> dict[str, float]:
-    """Milliseconds per stage of `Predictor.predict(names)`, each timed with model/'s own functions."""
+    """Milliseconds per stage of `Predictor.predict(names)`, each timed with model/'s own functions.
+
+    The stages and the whole call are timed back to back in every repetition, and what the whole
+    call spends beyond the stages (sorting, ranking, building answers) is the median of those
+    per-repetition differences, so machine noise between separate timings does not leak into it.
+    """
     sequences = [predictor.encoder.encode(name) for name in names]
     ordered = sorted(sequences, key=len)
     step = predictor.max_batch_size
@@ -140,14 +145,29 @@ def model_stages(predictor: Predictor, names: list[str], repeats: int) -> dict[s
         if predictor.device.type == "cuda":
             torch.cuda.synchronize()  # kernels run asynchronously: time them to the end
 
-    stages = {
-        "encode": per_call_ms(lambda: [predictor.encoder.encode(name) for name in names], repeats),
-        "pad": per_call_ms(lambda: [pad_sequences(chunk) for chunk in chunks], repeats),
-        "forward pass": per_call_ms(forward, repeats),
+    stages: dict[str, Callable[[], object]] = {
+        "encode": lambda: [predictor.encoder.encode(name) for name in names],
+        "pad": lambda: [pad_sequences(chunk) for chunk in chunks],
+        "forward pass": forward,
+        "whole call": lambda: predictor.predict(names),
     }
-    total = per_call_ms(lambda: predictor.predict(names), repeats)
-    stages["sort, rank top-k, build results"] = max(0.0, total - sum(stages.values()))
-    return stages
+    times: dict[str, list[float]] = {stage: [] for stage in stages}
+    for stage in stages.values():
+        stage()  # warm-up
+    for _ in range(repeats):
+        for stage, call in stages.items():
+            started = time.perf_counter()
+            call()
+            times[stage].append((time.perf_counter() - started) * 1000)
+    rest = [whole - encode - pad - forward for whole, encode, pad, forward in zip(
+        times["whole call"], times["encode"], times["pad"], times["forward pass"]
+    )]
+    return {
+        "encode": statistics.median(times["encode"]),
+        "pad": statistics.median(times["pad"]),
+        "forward pass": statistics.median(times["forward pass"]),
+        "sort, rank top-k, build results": max(0.0, statistics.median(rest)),
+    }
 
 
 def _shares(stages: dict[str, float], digits: int = 3) -> str:
@@ -212,7 +232,7 @@ def profile_request_path(
     ping_p50 = statistics.median(run.p50_ms for run in at_one["/ping"])
     lone_ms = batcher_round_trip_ms(predictor, names[0], repeats)
     single = model_stages(predictor, names[:1], repeats)
-    batch = model_stages(predictor, [names[index % len(names)] for index in range(PROFILE_BATCH_SIZE)], max(3, repeats // 40))
+    batch = model_stages(predictor, [names[index % len(names)] for index in range(PROFILE_BATCH_SIZE)], max(3, repeats // 20))
     loop, num_requests = profile_server_loop(args_checkpoint, device, num_threads, names, seconds, work_dir)
     where = [
         f"- A lone name (1 connection): /classify p50 {classify_p50:.2f} ms against /ping p50 {ping_p50:.2f} ms. In process, "
