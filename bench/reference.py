@@ -8,7 +8,6 @@ depend on them, and the training comparison trains them.
 from __future__ import annotations
 
 import random
-import time
 
 import torch
 from torch import nn
@@ -80,15 +79,8 @@ class TutorialClassifier:
             parameter.data.add_(parameter.grad.data, alpha=-TUTORIAL_LEARNING_RATE)
         return loss.item()
 
-    def train_for(self, names_by_label: dict[int, list[str]], seconds: float, seed: int = 0) -> int:
-        """Tutorial's `randomTrainingExample` loop (random label, then random name) for `seconds`; returns steps."""
-        rng = random.Random(seed)
-        label_ids = sorted(names_by_label)
-        deadline = time.perf_counter() + seconds
-        steps = 0
-        while time.perf_counter() < deadline:
-            label_id = rng.choice(label_ids)
-            name = rng.choice(names_by_label[label_id])
-            self.train_step(torch.tensor([label_id]), self.line_to_tensor(name))
-            steps += 1
-        return steps
+    def train_on_random_name(self, names_by_label: dict[int, list[str]], rng: random.Random) -> float:
+        """The tutorial's `randomTrainingExample` (a random label, then a random name of it) and one step."""
+        label_id = rng.choice(sorted(names_by_label))
+        name = rng.choice(names_by_label[label_id])
+        return self.train_step(torch.tensor([label_id]), self.line_to_tensor(name))

@@ -172,10 +172,11 @@ How each line is measured (every value is the median of the repeated runs, with 
    so the time is the `seconds` of the first epoch whose uncalibrated val top-1 is within 1 point
    of the shipped (calibrated) model's, read from the run's log line as soon as it appears (the run
    is then stopped; `--full-recipe` waits for metrics.json). When no epoch gets there, it is the
-   whole run including calibration, with the calibrated top-1. Next to it, the tutorial's
-   per-sample SGD loop (random label, then a random name of it; lr 0.005, NLLLoss, hand-written
-   update, CPU) trains for the same number of seconds, and both are scored with the same val top-1.
-   One run each: too slow to repeat.
+   whole run including calibration, with the calibrated top-1. Side by side with it, at the same
+   time, the tutorial's per-sample SGD loop (random label, then a random name of it; lr 0.005,
+   NLLLoss, hand-written update, CPU, the recipe's thread count) trains on a thread of the bench and
+   is scored with its weights at the recipe's time, on the same val top-1. One run each: too slow
+   to repeat.
 5. **Memory.** VmHWM (peak resident set) of the server process from /proc, after warm-up and after
    the load runs.
 """

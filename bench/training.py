@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -48,6 +50,7 @@ class RecipeRun:
 # training.train logs "epoch 3/12 train_loss ... val_top1 0.7312 val_macro_f1 ... (41s)" per epoch
 EPOCH_LOG = re.compile(r"epoch (\d+)/\d+ .*val_top1 ([0-9.]+) .*\((\d+)s\)")
 POLL_S = 0.5
+SNAPSHOT_EVERY_S = 1.0
 
 
 def recipe_config(checkpoint: Checkpoint) -> tuple[dict, list[str]]:
@@ -81,6 +84,7 @@ def run_recipe(
     `stop_at_target` is False) or at `timeout_s`, and read the log; a run that ends on its own is read
     from metrics.json (seconds to 0.1 s, calibrated final top-1)."""
     log_path = output_dir.parent / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
@@ -128,18 +132,59 @@ def _stopped_run(epochs: list[tuple[int, float, float]], target_top1: float, wal
     return RecipeRun(wall_seconds, None, len(epochs), best, best, None, wall_seconds, why)
 
 
-def tutorial_val_top1(dataset: NamesDataset, encoder: NameEncoder, seconds: float, seed: int) -> tuple[float, int]:
-    """Train the tutorial loop for `seconds` on the train split; return its val top-1 and names seen."""
-    labels = dataset.labels
-    label_index = {label: i for i, label in enumerate(labels)}
-    names_by_label: dict[int, list[str]] = {}
-    for name, label in label_pairs(dataset.split("train")):
-        names_by_label.setdefault(label_index[label], []).append(name)
-    reference = TutorialClassifier(encoder, len(labels), seed=seed)
-    steps = reference.train_for(names_by_label, seconds, seed=seed)
-    val_records = dataset.split("val")
-    log_probs = torch.cat([reference.evaluate(record.name) for record in val_records])
-    return classification_metrics(val_records, log_probs, labels)["top1"], steps
+@dataclass(frozen=True)
+class Snapshot:
+    seconds: float  # of tutorial training when taken
+    steps: int  # names trained on so far
+    state: dict[str, torch.Tensor]
+
+
+class TutorialAlongside:
+    """The tutorial loop on a thread of the bench, running while the recipe runs in its subprocess
+    (side by side: both see the same machine load), with a copy of its weights every SNAPSHOT_EVERY_S
+    so it can be scored at exactly the recipe's time to target."""
+
+    def __init__(self, dataset: NamesDataset, encoder: NameEncoder, seed: int) -> None:
+        self.dataset = dataset
+        label_index = {label: i for i, label in enumerate(dataset.labels)}
+        self.names_by_label: dict[int, list[str]] = {}
+        for name, label in label_pairs(dataset.split("train")):
+            self.names_by_label.setdefault(label_index[label], []).append(name)
+        self.reference = TutorialClassifier(encoder, len(dataset.labels), seed=seed)
+        self.rng = random.Random(seed)
+        self.snapshots: list[Snapshot] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._train, name="tutorial-loop", daemon=True)
+
+    def __enter__(self) -> "TutorialAlongside":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_event.set()
+        self.thread.join()
+
+    def _train(self) -> None:
+        started, steps = time.perf_counter(), 0
+        self._snapshot(0.0, 0)
+        while not self.stop_event.is_set():
+            self.reference.train_on_random_name(self.names_by_label, self.rng)
+            steps += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= self.snapshots[-1].seconds + SNAPSHOT_EVERY_S:
+                self._snapshot(elapsed, steps)
+
+    def _snapshot(self, seconds: float, steps: int) -> None:
+        state = {key: value.detach().clone() for key, value in self.reference.rnn.state_dict().items()}
+        self.snapshots.append(Snapshot(seconds, steps, state))
+
+    def val_top1_at(self, seconds: float) -> tuple[float, int, float]:
+        """Val top-1 of the last snapshot taken by `seconds` of training, its names seen and its time."""
+        snapshot = [snap for snap in self.snapshots if snap.seconds <= seconds][-1]
+        self.reference.rnn.load_state_dict(snapshot.state)
+        val_records = self.dataset.split("val")
+        log_probs = torch.cat([self.reference.evaluate(record.name) for record in val_records])
+        return classification_metrics(val_records, log_probs, self.dataset.labels)["top1"], snapshot.steps, snapshot.seconds
 
 
 def measure_training(
@@ -155,14 +200,12 @@ def measure_training(
         config, {"data_dir": str(data_dir), "output_dir": str(output_dir), "device": device, **(overrides or {})}
     )
     logger.info("training: %s", " ".join(command))
-    recipe = run_recipe(command, output_dir, target_top1, timeout_s, stop_at_target)
     previous_threads = torch.get_num_threads()
-    if config["num_threads"]:
-        torch.set_num_threads(config["num_threads"])  # the tutorial loop gets the threads the recipe had
+    torch.set_num_threads(config["num_threads"] or previous_threads)  # the tutorial gets the recipe's threads
     try:
-        tutorial_top1, tutorial_steps = tutorial_val_top1(
-            dataset, NameEncoder(checkpoint.encoder_config), recipe.seconds, config["seed"]
-        )
+        with TutorialAlongside(dataset, NameEncoder(checkpoint.encoder_config), config["seed"]) as tutorial:
+            recipe = run_recipe(command, output_dir, target_top1, timeout_s, stop_at_target)
+        tutorial_top1, tutorial_steps, tutorial_seconds = tutorial.val_top1_at(recipe.seconds)
     finally:
         torch.set_num_threads(previous_threads)
     rows = [
@@ -174,7 +217,7 @@ def measure_training(
         Row(
             measurement=f"4. training: val top-1 after {recipe.seconds:.0f} s",
             value=f"recipe {recipe.val_top1:.3f} ({_top1_kind(recipe)})",
-            reference=f"tutorial SGD loop {tutorial_top1:.3f} ({tutorial_steps:,} names, 1 per step)",
+            reference=f"tutorial SGD loop {tutorial_top1:.3f} (at {tutorial_seconds:.0f} s, {tutorial_steps:,} names, 1 per step)",
             ratio=recipe.val_top1 / tutorial_top1 if tutorial_top1 else None,
         ),
     ]
