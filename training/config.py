@@ -10,27 +10,28 @@ class TrainConfig:
 
     data_dir: str = "data/names"
     output_dir: str = "runs/default"
-    lowercase: bool = True
+    lowercase: bool = False
     architecture: str = "gru"
     hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = True
-    dropout: float = 0.2
+    dropout: float = 0.3
     nonlinearity: str = "tanh"
     concat_tanh: bool = False
     pooling: str = "last_max"
-    epochs: int = 12
-    batch_size: int = 64
+    num_members: int = 2
+    epochs: int = 18
+    batch_size: int = 128
     optimizer: str = "adam"
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    char_dropout: float = 0.0  # chance that a training character is replaced by the unknown id
+    char_dropout: float = 0.1  # chance that a training character is replaced by the unknown id
     class_weight_power: float = 0.5  # loss weight per label = (N / count) ** power; 0 = none, 1 = balanced
-    patience: int = 4  # epochs without a better val score before stopping
+    patience: int = 6  # epochs without a better val score before stopping
     seed: int = 0
-    device: str = "cpu"
-    num_threads: int = 0  # 0 = torch's default
+    device: str = "auto"
+    num_threads: int = 1  # small recurrent steps: a second intra-op thread costs more than it gains (measured)
 
     def to_dict(self) -> dict:
         return asdict(self)
