@@ -20,7 +20,7 @@ def tiny_names_dir(tmp_path_factory):
 
 def tiny_config(names_dir, output_dir, **changes) -> TrainConfig:
     values = dict(data_dir=str(names_dir), output_dir=str(output_dir), hidden_size=24, epochs=6, batch_size=32,
-                  learning_rate=0.01, num_threads=1, patience=6)
+                  learning_rate=0.01, num_threads=1, patience=6, num_members=1)
     return TrainConfig(**{**values, **changes})
 
 
@@ -55,8 +55,8 @@ def test_train_writes_checkpoint_metrics_and_plots(trained, tiny_names_dir):
 
 @pytest.mark.timeout(120)
 def test_train_is_deterministic_for_a_fixed_seed_on_cpu(tiny_names_dir, tmp_path):
-    first = train(tiny_config(tiny_names_dir, tmp_path / "a", epochs=2))
-    second = train(tiny_config(tiny_names_dir, tmp_path / "b", epochs=2))
+    first = train(tiny_config(tiny_names_dir, tmp_path / "a", epochs=2, num_members=2))
+    second = train(tiny_config(tiny_names_dir, tmp_path / "b", epochs=2, num_members=2))
     first_weights, second_weights = (load_checkpoint(r.checkpoint_path).state_dict for r in (first, second))
     assert all(torch.equal(first_weights[key], second_weights[key]) for key in first_weights)
     assert first.metrics["history"][-1]["train_loss"] == second.metrics["history"][-1]["train_loss"]
