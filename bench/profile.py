@@ -200,18 +200,21 @@ def advice(lone_ms: float, single: dict[str, float], batch: dict[str, float], lo
         )
     if batch["forward pass"] > 0.5 * batch_total:
         config = predictor.checkpoint.network_config
+        members = getattr(config, "num_members", 1)
         lines.append(
-            f"- model/, training/: the forward pass is {batch['forward pass'] / batch_total:.0%} of a batch. A "
-            f"{'bidirectional ' if config.bidirectional else ''}{config.architecture} with hidden {config.hidden_size} "
-            f"(pooling {config.pooling}) does several times the tutorial cell's arithmetic per character, so the "
-            "in-process ratio against the tutorial is set by the architecture the recipe picks more than by batching."
+            f"- model/, training/: the forward pass is {batch['forward pass'] / batch_total:.0%} of a batch. "
+            f"{f'{members} members of a ' if members > 1 else 'A '}{'bidirectional ' if config.bidirectional else ''}"
+            f"{config.architecture} with hidden {config.hidden_size} (pooling {config.pooling}) do several times the "
+            "tutorial cell's arithmetic per character, so the in-process ratio against the tutorial is set by the "
+            "architecture the recipe picks more than by batching."
         )
     loop_total = sum(loop.values())
     framework = sum(ms for stage, ms in loop.items() if stage.startswith(("uvicorn", "Starlette", "asyncio")))
     if loop_total and framework > 0.5 * loop_total:
         faster_stack = (
             "; uvicorn here parses HTTP with pure-Python h11 and runs plain asyncio: `uvicorn[standard]` "
-            "(httptools, uvloop) would speed up /ping and /classify alike"
+            "(httptools, uvloop) would take the same time off /ping and /classify (more requests per second for both, "
+            "though a smaller /classify-to-/ping ratio, since /ping is nothing but that stack)"
             if importlib.util.find_spec("httptools") is None else ""
         )
         lines.append(
