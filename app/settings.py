@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="port `python -m app` binds")
     workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m app`")
     log_level: LogLevel = Field("INFO", description="DEBUG also logs the names in each request")
+    torch_threads: int = Field(
+        1, ge=0, description="torch intra-op threads for the model; 0 = torch's default (one per core)"
+    )
     max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
     max_name_length: int = Field(64, ge=1, description="most characters in one name, before transliteration")
     max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body accepted (413 above)")

@@ -5,6 +5,7 @@ explicit padding and unknown ids; the network one-hot encodes those ids.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import string
@@ -98,9 +99,9 @@ class NameEncoder:
 
 
 def pad_sequences(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id sequences with PAD_ID into a (B, T) tensor plus their lengths."""
+    """Right-pad id sequences with PAD_ID into a (B, T) tensor plus their lengths (one vectorized fill)."""
     lengths = torch.tensor([len(seq) for seq in sequences], dtype=torch.long)
     ids = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    filled = torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T), row-major = input order
+    ids[filled] = torch.tensor(list(itertools.chain.from_iterable(sequences)), dtype=torch.long)
     return ids, lengths

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 ARCHITECTURES = ("concat", "rnn", "gru", "lstm")
 POOLINGS = ("last", "last_max")
@@ -135,16 +135,19 @@ class RecurrentMember(nn.Module):
         pooled_copies = 2 if config.pooling == "last_max" else 1
         self.head = nn.Linear(config.hidden_size * num_directions * pooled_copies, config.num_labels)
 
-    def forward(self, packed: PackedSequence) -> torch.Tensor:
+    def forward(self, packed: PackedSequence, step_positions: torch.Tensor) -> torch.Tensor:
         packed_out, final_state = self.rnn(packed)
         h_n = final_state[0] if self.config.architecture == "lstm" else final_state
         num_directions = 2 if self.config.bidirectional else 1
-        last_layer = h_n[-num_directions:]  # (D, B, H)
+        last_layer = h_n[-num_directions:]  # (D, B, H), already back in input order
         features = torch.cat(list(last_layer), dim=1)  # (B, D * H)
         if self.config.pooling == "last_max":
-            # Max over every step's output sees the middle of long names, not just the ends.
-            outputs, _ = pad_packed_sequence(packed_out, batch_first=True, padding_value=float("-inf"))
-            features = torch.cat((features, outputs.max(dim=1).values), dim=1)  # (B, 2 * D * H)
+            # Max over every step's output sees the middle of long names, not just the ends. Taken
+            # straight from the packed rows: no padded copy, no -inf fill.
+            steps = packed_out.data  # (N, D * H), time-major rows of the length-sorted batch
+            pooled = steps.new_full((features.shape[0], steps.shape[1]), float("-inf"))
+            pooled = pooled.scatter_reduce(0, step_positions.unsqueeze(1).expand_as(steps), steps, "amax")
+            features = torch.cat((features, pooled[packed.unsorted_indices]), dim=1)  # (B, 2 * D * H)
         return self.head(self.dropout(features))  # (B, L)
 
 
@@ -161,15 +164,23 @@ class RecurrentClassifier(NameClassifier):
 
     def member_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(M, B, L) uncalibrated log-probabilities of each member: what training fits."""
-        x = F.one_hot(char_ids, self.config.vocab_size).float()  # (B, T, V)
-        # Packing makes the RNN stop at each name's true length, so padding never leaks in.
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        return torch.stack([F.log_softmax(member(packed), dim=1) for member in self.members])
+        # Packing makes the RNN stop at each name's true length, so padding never leaks in; the ids
+        # are packed before the one-hot so padding is never expanded to V floats.
+        packed_ids = pack_padded_sequence(char_ids, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = packed_ids._replace(data=F.one_hot(packed_ids.data, self.config.vocab_size).float())  # (N, V)
+        step_positions = _sorted_batch_positions(packed.batch_sizes).to(char_ids.device)  # (N,)
+        return torch.stack([F.log_softmax(member(packed, step_positions), dim=1) for member in self.members])
 
     def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         member_log_probs = self.member_log_probs(char_ids, lengths)  # (M, B, L)
         mean_log_probs = torch.logsumexp(member_log_probs, dim=0) - math.log(len(self.members))
         return self.calibrated_log_softmax(mean_log_probs)
+
+
+def _sorted_batch_positions(batch_sizes: torch.Tensor) -> torch.Tensor:
+    """For each row of a PackedSequence's data, which (length-sorted) batch entry it belongs to."""
+    starts = torch.cumsum(batch_sizes, dim=0) - batch_sizes  # (T,) first row of each step
+    return torch.arange(int(batch_sizes.sum())) - torch.repeat_interleave(starts, batch_sizes)
 
 
 def build_network(config: NetworkConfig) -> NameClassifier:

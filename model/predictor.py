@@ -54,7 +54,13 @@ def resolve_device(device: str) -> torch.device:
 class Predictor:
     """Serves one checkpoint: encodes names, runs the network under inference_mode, ranks labels."""
 
-    def __init__(self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 1024) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 1024, num_threads: int = 0
+    ) -> None:
+        if num_threads:
+            # Process-wide: on a small machine one intra-op thread beside the server's event loop
+            # beats two that spin-wait for a core (measured by bench/).
+            torch.set_num_threads(num_threads)
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.encoder = NameEncoder(checkpoint.encoder_config)
@@ -63,8 +69,11 @@ class Predictor:
         self.max_batch_size = max_batch_size
 
     @classmethod
-    def from_path(cls, checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto") -> "Predictor":
-        return cls(load_checkpoint(checkpoint_path), device=device)
+    def from_path(
+        cls, checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto", num_threads: int = 0
+    ) -> "Predictor":
+        """num_threads: torch intra-op threads for the process; 0 leaves torch's default."""
+        return cls(load_checkpoint(checkpoint_path), device=device, num_threads=num_threads)
 
     @property
     def num_labels(self) -> int:

@@ -78,3 +78,18 @@ def test_network_members_are_averaged_in_probability_space():
 def test_network_config_rejects_members_for_concat_cell():
     with pytest.raises(ValueError, match="one member"):
         NetworkConfig("concat", VOCAB, 3, num_members=2)
+
+
+def test_packed_max_pooling_matches_max_over_padded_outputs():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig("gru", VOCAB, 3, hidden_size=6, bidirectional=True, pooling="last_max")).eval()
+    ids, lengths = NameEncoder().encode_batch(["Li", "Wolfeschlegel", "Abe", "Nguyen"])
+    member = network.members[0]
+    packed = pack_padded_sequence(torch.nn.functional.one_hot(ids, VOCAB).float(), lengths, batch_first=True, enforce_sorted=False)
+    outputs, final_state = member.rnn(packed)
+    padded, _ = pad_packed_sequence(outputs, batch_first=True, padding_value=float("-inf"))
+    features = torch.cat((final_state[0], final_state[1], padded.max(dim=1).values), dim=1)
+    expected = torch.log_softmax(member.head(features), dim=1)
+    torch.testing.assert_close(network.member_log_probs(ids, lengths)[0], expected)

@@ -86,3 +86,14 @@ def test_predict_cli_reports_bad_name_without_traceback(capsys):
 
     assert main(["123", "--device", "cpu"]) == 2
     assert "no letters" in capsys.readouterr().err
+
+
+def test_predictor_sets_torch_threads_when_asked(tmp_path):
+    network = build_network(NetworkConfig("gru", NameEncoder().vocab_size, 2, hidden_size=4))
+    save_checkpoint(tmp_path / "t.safetensors", network, EncoderConfig(), ("A", "B"))
+    before = torch.get_num_threads()
+    try:
+        Predictor.from_path(tmp_path / "t.safetensors", device="cpu", num_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
