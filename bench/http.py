@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.inference import name_batches, names_per_second
-from bench.report import REPO_ROOT, Row, Stats, Target, display_path
+from bench.report import REPO_ROOT, Row, Stats, Target, display_path, paired_ratio
 from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ def measure_single_name(
                 measurement=f"2. HTTP /classify 1 name, {connections} conn (req/s)",
                 value=classify_rps.format("/s"),
                 reference=f"/ping {ping_rps.format('/s')}",
-                ratio=classify_rps.median / ping_rps.median,
+                ratio=paired_ratio(classify_rps, ping_rps),
                 target=THROUGHPUT_TARGET if at_target else None,
             )
         )
@@ -246,7 +247,7 @@ def measure_single_name(
                 measurement=f"2. HTTP /classify 1 name, {connections} conn (p99 vs p50)",
                 value=f"p99 {p99['/classify']:.2f} ms",
                 reference=f"p50 {p50['/classify']:.2f} ms (/ping p50 {p50['/ping']:.2f}, p99 {p99['/ping']:.2f})",
-                ratio=p99["/classify"] / p50["/classify"],
+                ratio=statistics.median(run.p99_ms / run.p50_ms for run in runs["/classify"]),
                 target=TAIL_TARGET if at_target else None,
             )
         )
@@ -274,7 +275,7 @@ def measure_batches(
                 measurement=f"3. HTTP /classify {batch_size} names/request, 1 conn (names/s)",
                 value=http_stats.format("/s"),
                 reference=f"in-process batch {batch_size} {in_process_stats.format('/s')}",
-                ratio=http_stats.median / in_process_stats.median,
+                ratio=paired_ratio(http_stats, in_process_stats),
                 target=BATCH_TARGET,
             )
         )

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from bench.reference import TutorialClassifier
-from bench.report import Row, Stats, Target
+from bench.report import Row, Stats, Target, paired_ratio
 from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def measure_inference(
                 measurement=f"1. in-process predictor, batch {batch_size} (names/s)",
                 value=predictor_stats.format("/s"),
                 reference=f"tutorial loop {reference_stats.format('/s')}",
-                ratio=predictor_stats.median / reference_stats.median,
+                ratio=paired_ratio(predictor_stats, reference_stats),
                 target=SPEEDUP_TARGET if batch_size == TARGET_BATCH_SIZE else None,
             )
         )

@@ -33,6 +33,14 @@ class Stats:
         return f"{_number(self.median)} {unit} ({_number(min(self.samples))}-{_number(max(self.samples))}, n={len(self.samples)})"
 
 
+def paired_ratio(values: Stats, references: Stats) -> float:
+    """Median over repetitions of value / reference, each pair measured back to back: a load burst
+    that hits one repetition moves one ratio, not the medians of both sides."""
+    if len(values.samples) != len(references.samples):
+        raise ValueError(f"paired runs need as many values as references, got {len(values.samples)} and {len(references.samples)}")
+    return statistics.median(value / reference for value, reference in zip(values.samples, references.samples))
+
+
 @dataclass(frozen=True)
 class Target:
     """A bound on a row's ratio: `at_least` 20 means ratio >= 20, `below` 5 means ratio < 5."""
@@ -152,7 +160,9 @@ def _number(value: float) -> str:
 
 
 METHOD = """\
-How each line is measured (every value is the median of the repeated runs, with min-max and n):
+How each line is measured. Every value is the median of repeated runs (min-max and n after it); each
+run of a value is paired with a run of its reference right before or after it, and the ratio is the
+median of the per-pair ratios.
 
 1. **In process.** `Predictor.predict` on the dataset's test names in batches of 1 to 4096, against the
    PyTorch tutorial's way of classifying: its concat cell (`i2h`/`i2o` over `cat(x, h)`, hidden 128),

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from bench.__main__ import main
-from bench.report import Report, Row, Stats, Target
+from bench.report import Report, Row, Stats, Target, paired_ratio
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
 from training.train import train
@@ -67,3 +67,10 @@ def test_stats_keep_median_and_spread():
     stats = Stats.of([3.0, 1.0, 2.0])
     assert stats.median == 2.0
     assert stats.format("/s") == "2.00 /s (1.00-3.00, n=3)"
+
+
+def test_paired_ratio_is_the_median_of_back_to_back_pairs():
+    # a load burst slowed the second pair's reference only; the medians of each side would say 20x
+    values, references = Stats.of([100.0, 100.0, 50.0]), Stats.of([10.0, 5.0, 5.0])
+    assert values.median / references.median == 20.0
+    assert paired_ratio(values, references) == 10.0
