@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "names", help="folder of <Label>.txt files")
     parser.add_argument(
         "--num-threads", type=int, default=1,
-        help="torch threads in process and in the server (OMP_NUM_THREADS); 0 = torch's default. "
+        help="torch threads in process and in the server (NAMEORIGIN_TORCH_THREADS); 0 = torch's default. "
         "1 keeps ratios stable on a shared machine: at 2 threads OpenMP spin-waits whenever another job holds a core",
     )
     parser.add_argument("--skip-http", action="store_true", help="skip measurements 2, 3 and 5 (no server, no wrk)")

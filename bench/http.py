@@ -75,9 +75,8 @@ class Server:
             "NAMEORIGIN_HOST": "127.0.0.1",
             "NAMEORIGIN_PORT": str(self.port),
         }
-        if num_threads:
-            # the in-process measurements run torch with this many threads; the server must too
-            self.env["OMP_NUM_THREADS"] = str(num_threads)
+        # the in-process measurements run torch with this many threads; the server must too (0 = torch's default)
+        self.env["NAMEORIGIN_TORCH_THREADS"] = str(num_threads)
         self.command = [sys.executable, "-m", "app"]
         if profile_path is not None:  # the same app and options, its event loop under cProfile
             self.command = [sys.executable, "-m", "bench.profiled_server", str(self.port), str(profile_path)]
@@ -85,7 +84,7 @@ class Server:
 
     def display_command(self) -> str:
         """The command as a reader would run it, with the settings it got from the environment."""
-        variables = {key: value for key, value in self.env.items() if key.startswith("NAMEORIGIN_") or key == "OMP_NUM_THREADS"}
+        variables = {key: value for key, value in self.env.items() if key.startswith("NAMEORIGIN_")}
         variables["NAMEORIGIN_CHECKPOINT"] = display_path(Path(variables["NAMEORIGIN_CHECKPOINT"]))
         variables["NAMEORIGIN_PORT"] = "<free port>"
         arguments = ["python" if part == sys.executable else part for part in self.command]

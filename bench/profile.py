@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 PROFILE_BATCH_SIZE = 512
 PROFILE_CONNECTIONS = 64
+PROFILE_REQUEST_NAMES = 100
 IDLE = "idle"
+NAME_CHECKS = "name checks (encoding on the loop thread)"
 # (what a path fragment or builtin name says, the stage it is counted under), first match wins
 STAGES = (
     ("select.epoll", IDLE),
@@ -44,9 +46,10 @@ STAGES = (
     ("/logging/", "request log line + metrics"),
     ("app/observability.py", "request log line + metrics"),
     ("datetime", "request log line + metrics"),
-    ("model/encoder.py", "name checks (encoding on the loop thread)"),
-    ("unidecode", "name checks (encoding on the loop thread)"),
-    ("app/validation.py", "name checks (encoding on the loop thread)"),
+    ("model/encoder.py", NAME_CHECKS),
+    ("unidecode", NAME_CHECKS),
+    ("unicodedata", NAME_CHECKS),
+    ("app/validation.py", NAME_CHECKS),
     ("app/batching.py", "batcher (queue, futures)"),
     ("/app/", "app routes"),
     ("/asyncio/", "asyncio event loop, sockets"),
@@ -81,16 +84,20 @@ def loop_seconds_by_stage(profile_path: Path) -> dict[str, float]:
 
 
 def profile_server_loop(
-    checkpoint_path: Path, device: str, num_threads: int, names: list[str], seconds: float, work_dir: Path
+    checkpoint_path: Path, device: str, num_threads: int, names: list[str], names_per_request: int,
+    connections: int, seconds: float, work_dir: Path,
 ) -> tuple[dict[str, float], int]:
-    """Milliseconds per request on the event loop, by stage, under one-name /classify load; and the request count."""
-    profile_path = work_dir / "server.prof"
-    bodies = write_bodies(work_dir / "profile.jsonl", names, 1)
-    with Server(checkpoint_path, device, num_threads, work_dir, profile_path=profile_path) as server:
-        result = run_wrk(server.url("/classify"), bodies, PROFILE_CONNECTIONS, seconds)
-    num_requests = result.requests
+    """Milliseconds per request on the event loop, by stage, under /classify load; and the request count.
+
+    A server of its own (start-up is not profiled, so one load per profile)."""
+    run_dir = work_dir / f"profile-{names_per_request}x{connections}"
+    run_dir.mkdir()
+    profile_path = run_dir / "server.prof"
+    bodies = write_bodies(run_dir / "bodies.jsonl", names, names_per_request)
+    with Server(checkpoint_path, device, num_threads, run_dir, profile_path=profile_path) as server:
+        result = run_wrk(server.url("/classify"), bodies, connections, seconds)
     by_stage = loop_seconds_by_stage(profile_path)
-    return {stage: total * 1000 / num_requests for stage, total in by_stage.items()}, num_requests
+    return {stage: total * 1000 / result.requests for stage, total in by_stage.items()}, result.requests
 
 
 def per_call_ms(call: Callable[[], object], repeats: int) -> float:
@@ -176,9 +183,20 @@ def _shares(stages: dict[str, float], digits: int = 3) -> str:
     return ", ".join(f"{stage} {ms:.{digits}f} ms ({ms / total:.0%})" for stage, ms in ranked)
 
 
-def advice(lone_ms: float, single: dict[str, float], batch: dict[str, float], loop: dict[str, float], predictor: Predictor) -> list[str]:
+def advice(
+    lone_ms: float, single: dict[str, float], batch: dict[str, float], loop: dict[str, float],
+    batch_loop: dict[str, float], predictor: Predictor,
+) -> list[str]:
     """What to change, written only while the measurements show the cause."""
     lines = []
+    checks = batch_loop.get(NAME_CHECKS, 0.0)
+    if checks > 0.15 * sum(batch_loop.values()):
+        lines.append(
+            f"- app/, model/: {checks / sum(batch_loop.values()):.0%} of the loop's time on a {PROFILE_REQUEST_NAMES}-name "
+            "request is the limits check, which encodes (transliterates) every name on the event loop; the predictor "
+            "then encodes each name again on the model thread. Encoding once and handing the ids on (e.g. a "
+            "`Predictor` method that takes encoded names) would halve that work and free the loop."
+        )
     wait_ms = Settings().max_batch_wait_ms
     single_predict = sum(single.values())
     if wait_ms > 0 and lone_ms > single_predict + wait_ms / 2:
@@ -236,7 +254,13 @@ def profile_request_path(
     lone_ms = batcher_round_trip_ms(predictor, names[0], repeats)
     single = model_stages(predictor, names[:1], repeats)
     batch = model_stages(predictor, [names[index % len(names)] for index in range(PROFILE_BATCH_SIZE)], max(3, repeats // 20))
-    loop, num_requests = profile_server_loop(args_checkpoint, device, num_threads, names, seconds, work_dir)
+    loop, num_requests = profile_server_loop(
+        args_checkpoint, device, num_threads, names, 1, PROFILE_CONNECTIONS, seconds, work_dir
+    )
+    batch_loop, num_batch_requests = profile_server_loop(
+        args_checkpoint, device, num_threads, names, PROFILE_REQUEST_NAMES, 1, seconds, work_dir
+    )
+    request_model = model_stages(predictor, [names[index % len(names)] for index in range(PROFILE_REQUEST_NAMES)], max(3, repeats // 20))
     where = [
         f"- A lone name (1 connection): /classify p50 {classify_p50:.2f} ms against /ping p50 {ping_p50:.2f} ms. In process, "
         f"the app's batcher answers one name in {lone_ms:.2f} ms, of which the prediction is {sum(single.values()):.2f} ms "
@@ -244,6 +268,9 @@ def profile_request_path(
         f"- Under load ({PROFILE_CONNECTIONS} connections, one name each, {num_requests:,} requests, cProfile on the server's "
         f"event loop, model thread excluded): {sum(loop.values()):.3f} ms of loop time per request: {_shares(loop)}. "
         "cProfile's own cost inflates call-heavy Python; read the shares.",
+        f"- {PROFILE_REQUEST_NAMES}-name requests (1 connection, {num_batch_requests:,} requests, cProfile as above): "
+        f"{sum(batch_loop.values()):.2f} ms of loop time per request ({_shares(batch_loop, 2)}) around "
+        f"{sum(request_model.values()):.1f} ms in the model thread; the loop's part is what measurement 3 loses.",
         f"- One {PROFILE_BATCH_SIZE}-name batch in process ({sum(batch.values()):.1f} ms): {_shares(batch, 1)}.",
     ]
-    return where, advice(lone_ms, single, batch, loop, predictor)
+    return where, advice(lone_ms, single, batch, loop, batch_loop, predictor)

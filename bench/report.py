@@ -227,7 +227,7 @@ def write_page(path: Path, report: Report) -> None:
         lines += [
             "",
             "The bench itself changed because of a first profile: it runs torch on one thread in process and in the",
-            "server (OMP_NUM_THREADS), because at torch's default of two threads OpenMP spin-waits whenever another",
+            "server (NAMEORIGIN_TORCH_THREADS), because at torch's default of two threads OpenMP spin-waits whenever another",
             "job holds a core, which halved the predictor's throughput but not the single-threaded reference's, so the",
             "ratio moved with the machine's load instead of with the code.",
         ]
