@@ -5,11 +5,13 @@ explicit padding and unknown ids; the network one-hot encodes those ids.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
 import string
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -22,6 +24,7 @@ UNKNOWN_ID = 1
 DEFAULT_ALPHABET = string.ascii_letters + " .,;'-"
 LOWERCASE_ALPHABET = string.ascii_lowercase + " .,;'-"
 DEFAULT_MAX_LENGTH = 64
+ENCODE_CACHE_SIZE = 65_536
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -68,15 +71,21 @@ class NameEncoder:
         if len(set(self.config.alphabet)) != len(self.config.alphabet):
             raise ValueError(f"encoder alphabet has repeated symbols: {self.config.alphabet!r}")
         self._char_ids = {char: index + 2 for index, char in enumerate(self.config.alphabet)}
+        # The service checks every name (to list each unreadable one) and then classifies it: the
+        # cache makes the second encode a lookup. Bounded, in memory only, never logged.
+        self._encode_cached = functools.lru_cache(maxsize=ENCODE_CACHE_SIZE)(self._encode_uncached)
 
     @property
     def vocab_size(self) -> int:
         return len(self.config.alphabet) + 2
 
-    def encode(self, raw_name: str) -> list[int]:
+    def encode(self, raw_name: str) -> tuple[int, ...]:
         """Return the index sequence of one name, or raise NameEncodingError saying what is wrong."""
         if not isinstance(raw_name, str):
             raise NameEncodingError(f"name must be a string, got {type(raw_name).__name__}")
+        return self._encode_cached(raw_name)
+
+    def _encode_uncached(self, raw_name: str) -> tuple[int, ...]:
         folded = normalize(raw_name)
         if not any(char.isalpha() for char in folded):
             raise NameEncodingError(
@@ -89,7 +98,7 @@ class NameEncoder:
             )
         if self.config.lowercase:
             folded = folded.lower()
-        return [self._char_ids.get(char, UNKNOWN_ID) for char in folded]
+        return tuple(self._char_ids.get(char, UNKNOWN_ID) for char in folded)
 
     def encode_batch(self, raw_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode names into a right-padded (B, T) id tensor and a (B,) length tensor."""
@@ -98,7 +107,7 @@ class NameEncoder:
         return pad_sequences([self.encode(name) for name in raw_names])
 
 
-def pad_sequences(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id sequences with PAD_ID into a (B, T) tensor plus their lengths (one vectorized fill)."""
     lengths = torch.tensor([len(seq) for seq in sequences], dtype=torch.long)
     ids = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)

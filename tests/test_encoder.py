@@ -68,3 +68,12 @@ def test_encode_batch_pads_right_and_reports_lengths():
     assert lengths.tolist() == [2, 6]
     assert torch.all(ids[0, 2:] == PAD_ID)
     assert torch.all(ids[1] != PAD_ID)
+
+
+def test_encoder_cache_returns_the_same_ids_and_still_raises():
+    encoder = NameEncoder()
+    first = encoder.encode("Nguyễn")
+    assert encoder.encode("Nguyễn") == first and isinstance(first, tuple)
+    for _ in range(2):  # errors are not cached away
+        with pytest.raises(NameEncodingError):
+            encoder.encode("123")

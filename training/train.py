@@ -63,7 +63,7 @@ def length_bucketed_batches(lengths: list[int], batch_size: int, generator: torc
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def raw_log_probs(network: NameClassifier, sequences: list[list[int]], device: torch.device) -> torch.Tensor:
+def raw_log_probs(network: NameClassifier, sequences: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
     """Uncalibrated (N, L) log-probabilities on the CPU, in input order."""
     network.eval()
     outputs = []
