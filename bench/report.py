@@ -1,6 +1,7 @@
 """The results table: repeated samples, rows with a reference and a target, and the markdown page."""
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -78,7 +79,8 @@ class Row:
 
     @property
     def cells(self) -> tuple[str, ...]:
-        ratio = "" if self.ratio is None else f"{self.ratio:.2f}x"
+        # truncated, not rounded, so a ratio just under its target never reads as the target itself
+        ratio = "" if self.ratio is None else f"{math.floor(self.ratio * 100) / 100:.2f}x"
         target = "" if self.target is None else self.target.format()
         return (self.measurement, self.value, self.reference, ratio, target, self.verdict)
 
@@ -190,7 +192,7 @@ median of the per-pair ratios.
 5. **Memory.** VmHWM (peak resident set) of the server process from /proc, after warm-up and after
    the load runs.
 
-The 1,766 test names repeat across calls, so a cache keyed on names (the encoder keeps an LRU of
+The test names repeat across calls, so a cache keyed on names (the encoder keeps an LRU of
 transliterations) is warm in every measurement, in process and over HTTP alike; names never seen
 before also pay one transliteration each.
 """

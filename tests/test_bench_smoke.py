@@ -63,6 +63,11 @@ def test_report_fails_only_rows_whose_ratio_misses_their_target():
     assert [row.verdict for row in report.rows] == ["pass", "FAIL", "FAIL", ""]
 
 
+def test_row_shows_a_ratio_just_under_its_target_below_it():
+    row = Row("batch", "69.97 /s", ratio=0.6997, target=Target(at_least=0.7))
+    assert row.cells[3:] == ("0.69x", ">= 0.7x", "FAIL")
+
+
 def test_stats_keep_median_and_spread():
     stats = Stats.of([3.0, 1.0, 2.0])
     assert stats.median == 2.0
