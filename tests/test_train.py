@@ -92,3 +92,9 @@ def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
 
     assert expected_calibration_error(torch.tensor([0.75] * 4), [True, True, True, False]) == pytest.approx(0.0)
     assert expected_calibration_error(torch.tensor([0.99] * 4), [False] * 4) == pytest.approx(0.99)
+
+
+@pytest.mark.timeout(120)
+def test_train_survives_a_run_of_very_few_steps(tiny_names_dir, tmp_path):
+    result = train(tiny_config(tiny_names_dir, tmp_path, epochs=1, batch_size=512))  # one optimizer step
+    assert result.checkpoint_path.is_file()

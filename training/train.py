@@ -29,6 +29,7 @@ from training.plots import save_confusion_matrix, save_learning_curve
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILENAME = "model.safetensors"
+MIN_SCHEDULE_STEPS = 10
 SUMMARY_METRICS = ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy", "expected_calibration_error")
 BIAS_STRENGTHS = tuple(step / 10 for step in range(-10, 11))  # grid for the val-fitted label bias
 TEMPERATURES = tuple(round(0.5 * 1.05**step, 4) for step in range(0, 48))  # 0.5 .. ~5
@@ -175,8 +176,11 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     network = build_network(network_config).to(device)
     optimizer = build_optimizer(network, config)
     steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
+    # OneCycleLR divides by its warm-up and cool-down lengths, which round to zero steps on a tiny
+    # run; a floor of MIN_SCHEDULE_STEPS keeps them positive (a tiny run then stops mid-cycle).
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch, pct_start=0.2
+        optimizer, max_lr=config.learning_rate, pct_start=0.2,
+        total_steps=max(config.epochs * steps_per_epoch, MIN_SCHEDULE_STEPS),
     )
     generator = torch.Generator().manual_seed(config.seed)
     logger.info(
