@@ -11,9 +11,20 @@ from collections import Counter
 
 import numpy as np
 import torch
-from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 from training.data import NameRecord
+
+
+def credited_labels(predicted: list[str], records: list[NameRecord]) -> list[str]:
+    """Each name's single true label: the prediction when it is one of the name's labels, else the
+    first of its labels in sorted order. The one place this convention lives."""
+    return [guess if guess in record.labels else sorted(record.labels)[0] for guess, record in zip(predicted, records)]
 
 
 def classification_metrics(
@@ -22,11 +33,8 @@ def classification_metrics(
     """Top-1/top-3, macro-F1, balanced accuracy, per-label precision/recall and the biggest confusions."""
     ranked = log_probs.argsort(dim=1, descending=True)[:, :3].tolist()
     predicted = [labels[row[0]] for row in ranked]
-    true = [
-        guess if guess in record.labels else sorted(record.labels)[0]
-        for guess, record in zip(predicted, records)
-    ]
-    top1 = np.mean([guess in record.labels for guess, record in zip(predicted, records)])
+    true = credited_labels(predicted, records)
+    top1_correct = [guess in record.labels for guess, record in zip(predicted, records)]
     top3 = np.mean([any(labels[i] in record.labels for i in row) for row, record in zip(ranked, records)])
     present = sorted(set(true) | set(predicted))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -35,13 +43,11 @@ def classification_metrics(
     confusions = Counter((t, p) for t, p in zip(true, predicted) if t != p)
     return {
         "num_names": len(records),
-        "top1": float(top1),
+        "top1": float(np.mean(top1_correct)),
         "top3": float(top3),
         "macro_f1": float(f1_score(true, predicted, labels=present, average="macro", zero_division=0)),
         "balanced_accuracy": _balanced_accuracy(true, predicted),
-        "expected_calibration_error": expected_calibration_error(
-            log_probs.max(dim=1).values.exp(), [guess in record.labels for guess, record in zip(predicted, records)]
-        ),
+        "expected_calibration_error": expected_calibration_error(log_probs.max(dim=1).values.exp(), top1_correct),
         "per_label": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(present, precision, recall, f1, support)
@@ -54,13 +60,8 @@ def classification_metrics(
 
 def confusion_counts(records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...]) -> np.ndarray:
     """(L, L) matrix of true-label rows by predicted-label columns, same convention as above."""
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    index = {label: i for i, label in enumerate(labels)}
-    for row, record in zip(log_probs.argmax(dim=1).tolist(), records):
-        guess = labels[row]
-        truth = guess if guess in record.labels else sorted(record.labels)[0]
-        matrix[index[truth], row] += 1
-    return matrix
+    predicted = [labels[row] for row in log_probs.argmax(dim=1).tolist()]
+    return confusion_matrix(credited_labels(predicted, records), predicted, labels=list(labels))
 
 
 def _balanced_accuracy(true: list[str], predicted: list[str]) -> float:

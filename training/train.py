@@ -64,8 +64,9 @@ def length_bucketed_batches(lengths: list[int], batch_size: int, generator: torc
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def raw_log_probs(network: NameClassifier, sequences: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
-    """Uncalibrated (N, L) log-probabilities on the CPU, in input order."""
+def network_log_probs(network: NameClassifier, sequences: list[tuple[int, ...]], device: torch.device) -> torch.Tensor:
+    """(N, L) log-probabilities on the CPU, in input order, as the network gives them now: uncalibrated
+    while its label bias and temperature are still 0 and 1, calibrated once they are fitted."""
     network.eval()
     outputs = []
     with torch.inference_mode():
@@ -76,12 +77,17 @@ def raw_log_probs(network: NameClassifier, sequences: list[tuple[int, ...]], dev
     return torch.cat(outputs)
 
 
-def multilabel_nll(log_probs: torch.Tensor, records: list[NameRecord], labels: tuple[str, ...]) -> float:
-    """Mean -log P(any of the name's labels): the loss calibration minimizes."""
+def label_mask(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
+    """(N, L) True where a label is one of the name's labels; built once per split."""
     index = {label: i for i, label in enumerate(labels)}
-    mask = torch.zeros_like(log_probs, dtype=torch.bool)
+    mask = torch.zeros(len(records), len(labels), dtype=torch.bool)
     for row, record in enumerate(records):
         mask[row, [index[label] for label in record.labels]] = True
+    return mask
+
+
+def multilabel_nll(log_probs: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean -log P(any of the name's labels), with `mask` from label_mask: the loss calibration minimizes."""
     return float(-torch.logsumexp(log_probs.masked_fill(~mask, float("-inf")), dim=1).mean())
 
 
@@ -96,9 +102,8 @@ def fit_calibration(
     )
     label_bias = -best_strength * log_prior
     adjusted = val_log_probs + label_bias
-    temperature = min(
-        TEMPERATURES, key=lambda t: multilabel_nll(F.log_softmax(adjusted / t, dim=1), records, labels)
-    )
+    mask = label_mask(records, labels)
+    temperature = min(TEMPERATURES, key=lambda t: multilabel_nll(F.log_softmax(adjusted / t, dim=1), mask))
     return label_bias, best_strength, temperature
 
 
@@ -163,6 +168,7 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     train_sequences = [encoder.encode(name) for name, _ in pairs]
     label_ids = torch.tensor([label_index[label] for _, label in pairs])
     val_sequences = [encoder.encode(record.name) for record in val_records]
+    val_mask = label_mask(val_records, labels)
     counts = torch.bincount(label_ids, minlength=len(labels)).float().clamp(min=1)
     log_prior = torch.log(counts / counts.sum())
     weights = class_weights(label_ids, len(labels), config.class_weight_power).to(device)
@@ -192,10 +198,10 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     best_score, best_state, best_epoch = -math.inf, None, 0
     for epoch in range(1, config.epochs + 1):
         train_loss = run_epoch(network, optimizer, scheduler, train_sequences, label_ids, weights, config, generator, device, epoch)
-        val_log_probs = raw_log_probs(network, val_sequences, device)
+        val_log_probs = network_log_probs(network, val_sequences, device)
         val_metrics = classification_metrics(val_records, val_log_probs, labels)
         entry = {
-            "epoch": epoch, "train_loss": train_loss, "val_loss": multilabel_nll(val_log_probs, val_records, labels),
+            "epoch": epoch, "train_loss": train_loss, "val_loss": multilabel_nll(val_log_probs, val_mask),
             "val_top1": val_metrics["top1"], "val_macro_f1": val_metrics["macro_f1"],
             "seconds": round(time.perf_counter() - started, 1),
         }
@@ -210,7 +216,7 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
             logger.info("early stop: no better val score for %d epochs", config.patience)
             break
     network.load_state_dict(best_state)
-    val_log_probs = raw_log_probs(network, val_sequences, device)
+    val_log_probs = network_log_probs(network, val_sequences, device)
     label_bias, bias_strength, temperature = fit_calibration(val_log_probs, val_records, labels, log_prior)
     network.label_bias.copy_(label_bias.to(device))
     network.temperature.fill_(temperature)
@@ -235,7 +241,7 @@ def _write_outputs(config, dataset, network, encoder, encoder_config, eval_split
     for split_name, records in eval_splits.items():
         if not records:
             continue
-        log_probs = raw_log_probs(network, [encoder.encode(r.name) for r in records], device)
+        log_probs = network_log_probs(network, [encoder.encode(r.name) for r in records], device)
         split_metrics[split_name] = classification_metrics(records, log_probs, dataset.labels)
         if split_name == "test":
             save_confusion_matrix(
