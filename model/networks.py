@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 ARCHITECTURES = ("concat", "rnn", "gru", "lstm")
 POOLINGS = ("last", "last_max")
+MAX_NGRAM_CODE = 2**31  # n-gram codes stay below this, so code * NgramHasher.HASH_MULTIPLIER fits in int64
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class NetworkConfig:
     concat_tanh: bool = False  # concat only: squash the hidden state (the 2017 tutorial did not)
     pooling: str = "last"  # rnn/gru/lstm: final state only, or final state + max over steps
     num_members: int = 1  # rnn/gru/lstm: independently trained members whose probabilities are averaged
+    ngram_order: int = 0  # rnn/gru/lstm: each member also reads a bag of hashed 1..order-grams (0 = off)
+    ngram_buckets: int = 0  # hash buckets of that bag
+    ngram_dim: int = 0  # width of a bucket's learned vector
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -46,6 +50,16 @@ class NetworkConfig:
             raise ValueError(f"sizes must be positive: {self}")
         if self.num_labels < 2:
             raise ValueError(f"need at least 2 labels, got {self.num_labels}")
+        if self.ngram_order:
+            if self.architecture == "concat":
+                raise ValueError("the concat cell reads characters only; ngram_order must be 0")
+            if self.ngram_order < 1 or self.ngram_buckets < 1 or self.ngram_dim < 1:
+                raise ValueError(f"an n-gram bag needs a positive order, buckets and dim: {self}")
+            if (self.vocab_size + 2) ** self.ngram_order >= MAX_NGRAM_CODE:
+                raise ValueError(
+                    f"ngram_order {self.ngram_order} is too long for {self.vocab_size} symbols: "
+                    f"n-gram codes must stay below 2**31"
+                )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -112,6 +126,39 @@ class ConcatRNN(NameClassifier):
         return self.calibrated_log_softmax(self._logits(char_ids, lengths))
 
 
+class NgramHasher:
+    """Bucket ids of a name's character 1..order-grams, with begin and end marked ("^Mc", "ski$").
+
+    The n-grams are hashed from the character ids, inside the network, so callers pass the same
+    (ids, lengths) batch as to any network, and padding never enters a bag. An n-gram's code is its
+    ids read as digits in base vocab_size + 2; ids are >= 1, so codes of different orders never
+    coincide. Its bucket is code * HASH_MULTIPLIER mod buckets, exact in int64 on any device.
+    """
+
+    HASH_MULTIPLIER = 0x9E3779B1  # Knuth's multiplicative hashing constant, < 2**32
+
+    def __init__(self, vocab_size: int, order: int, buckets: int) -> None:
+        self.order, self.buckets = order, buckets
+        self.begin_id, self.end_id, self.base = vocab_size, vocab_size + 1, vocab_size + 2
+
+    def bucket_ids(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat bucket ids of every n-gram of every name, and each name's offset into them."""
+        batch_size, max_len = char_ids.shape
+        lengths = lengths.to(char_ids.device)
+        marked = F.pad(char_ids, (1, 1))  # (B, T + 2)
+        marked[:, 0] = self.begin_id
+        marked[torch.arange(batch_size, device=char_ids.device), lengths + 1] = self.end_id
+        codes, parts, ends = marked, [marked], [torch.arange(1, max_len + 3, device=char_ids.device)]
+        for n in range(2, self.order + 1):
+            codes = codes[:, :-1] * self.base + marked[:, n - 1 :]  # (B, T + 3 - n): n-grams starting at each step
+            parts.append(codes)
+            ends.append(torch.arange(n, max_len + 3, device=char_ids.device))
+        valid = torch.cat(ends) <= (lengths + 2).unsqueeze(1)  # (B, K): the n-gram ends inside "^name$"
+        ids = torch.remainder(torch.cat(parts, dim=1)[valid] * self.HASH_MULTIPLIER, self.buckets)
+        counts = valid.sum(dim=1)
+        return ids, torch.cumsum(counts, 0) - counts
+
+
 class RecurrentMember(nn.Module):
     """One nn.RNN / nn.GRU / nn.LSTM with its own head: packed one-hot sequence -> label scores."""
 
@@ -133,9 +180,15 @@ class RecurrentMember(nn.Module):
         num_directions = 2 if config.bidirectional else 1
         self.dropout = nn.Dropout(config.dropout)
         pooled_copies = 2 if config.pooling == "last_max" else 1
-        self.head = nn.Linear(config.hidden_size * num_directions * pooled_copies, config.num_labels)
+        # A bag of the name's hashed n-grams says which fragments occur anywhere, what a linear
+        # n-gram classifier is good at, for the cost of a table lookup.
+        self.ngram_table = nn.EmbeddingBag(config.ngram_buckets, config.ngram_dim, mode="mean") if config.ngram_order else None
+        ngram_width = config.ngram_dim if config.ngram_order else 0
+        self.head = nn.Linear(config.hidden_size * num_directions * pooled_copies + ngram_width, config.num_labels)
 
-    def forward(self, packed: PackedSequence, step_positions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, packed: PackedSequence, step_positions: torch.Tensor, ngrams: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
         packed_out, final_state = self.rnn(packed)
         h_n = final_state[0] if self.config.architecture == "lstm" else final_state
         num_directions = 2 if self.config.bidirectional else 1
@@ -148,6 +201,8 @@ class RecurrentMember(nn.Module):
             pooled = steps.new_full((features.shape[0], steps.shape[1]), float("-inf"))
             pooled = pooled.scatter_reduce(0, step_positions.unsqueeze(1).expand_as(steps), steps, "amax")
             features = torch.cat((features, pooled[packed.unsorted_indices]), dim=1)  # (B, 2 * D * H)
+        if self.ngram_table is not None:
+            features = torch.cat((features, self.ngram_table(*ngrams)), dim=1)  # (B, ... + ngram_dim)
         return self.head(self.dropout(features))  # (B, L)
 
 
@@ -161,6 +216,9 @@ class RecurrentClassifier(NameClassifier):
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__(config)
         self.members = nn.ModuleList(RecurrentMember(config) for _ in range(config.num_members))
+        self.ngram_hasher = (
+            NgramHasher(config.vocab_size, config.ngram_order, config.ngram_buckets) if config.ngram_order else None
+        )
 
     def member_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(M, B, L) uncalibrated log-probabilities of each member: what training fits."""
@@ -169,7 +227,8 @@ class RecurrentClassifier(NameClassifier):
         packed_ids = pack_padded_sequence(char_ids, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed = packed_ids._replace(data=F.one_hot(packed_ids.data, self.config.vocab_size).float())  # (N, V)
         step_positions = _sorted_batch_positions(packed.batch_sizes).to(char_ids.device)  # (N,)
-        return torch.stack([F.log_softmax(member(packed, step_positions), dim=1) for member in self.members])
+        ngrams = self.ngram_hasher.bucket_ids(char_ids, lengths) if self.ngram_hasher else None  # shared by members
+        return torch.stack([F.log_softmax(member(packed, step_positions, ngrams), dim=1) for member in self.members])
 
     def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         member_log_probs = self.member_log_probs(char_ids, lengths)  # (M, B, L)

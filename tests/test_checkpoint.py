@@ -143,3 +143,23 @@ def test_checkpoint_save_is_atomic_when_write_fails(saved_path, tiny_network, mo
 def test_checkpoint_save_rejects_label_count_mismatch(tmp_path, tiny_network):
     with pytest.raises(CheckpointError, match="3 outputs but 2 labels"):
         save_checkpoint(tmp_path / "x.safetensors", tiny_network, EncoderConfig(), ("A", "B"))
+
+
+def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_measured(tmp_path):
+    torch.manual_seed(0)
+    config = NetworkConfig("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, ngram_order=3,
+                           ngram_buckets=4096, ngram_dim=16)
+    network = build_network(config).eval()
+    batch = NameEncoder().encode_batch(["Hinton", "Li"])
+    checkpoint_module.round_to_storage_precision(network)
+    measured = network(*batch)
+    path = tmp_path / "hybrid.safetensors"
+    save_checkpoint(path, network, EncoderConfig(), LABELS)
+    loaded = load_checkpoint(path)
+    assert loaded.state_dict["members.0.ngram_table.weight"].dtype == torch.float16
+    assert loaded.state_dict["members.0.head.weight"].dtype == torch.float32
+    served = loaded.build_network()
+    assert served.members[0].ngram_table.weight.dtype == torch.float32
+    torch.testing.assert_close(served(*batch), measured, atol=0, rtol=0)
+    full_precision_bytes = 4096 * 16 * 4
+    assert path.stat().st_size < full_precision_bytes * 0.6

@@ -13,10 +13,14 @@ CONFIGS = [
     NetworkConfig("gru", VOCAB, 5, hidden_size=16, bidirectional=True, pooling="last_max"),
     NetworkConfig("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_members=3),
     NetworkConfig("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
+    NetworkConfig("gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_members=2, ngram_order=5,
+                  ngram_buckets=257, ngram_dim=4),
 ]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.architecture}-{c.num_layers}-{c.bidirectional}-{c.pooling}")
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=lambda c: f"{c.architecture}-{c.num_layers}-{c.bidirectional}-{c.pooling}-{c.ngram_order}"
+)
 def test_network_output_is_padding_invariant(config):
     torch.manual_seed(0)
     network = build_network(config).eval()
@@ -93,3 +97,45 @@ def test_packed_max_pooling_matches_max_over_padded_outputs():
     features = torch.cat((final_state[0], final_state[1], padded.max(dim=1).values), dim=1)
     expected = torch.log_softmax(member.head(features), dim=1)
     torch.testing.assert_close(network.member_log_probs(ids, lengths)[0], expected)
+
+
+def test_ngram_bag_reads_every_marked_fragment_of_each_name_and_no_padding():
+    bag = build_network(CONFIGS[-1]).ngram_hasher
+    encoder = NameEncoder()
+    ids, lengths = pad_sequences([encoder.encode("Li"), encoder.encode("Nguyen")])
+    buckets, offsets = bag.bucket_ids(ids, lengths)
+    # "^Li$" has 4 + 3 + 2 + 1 fragments of 1..4 characters (none of 5); "^Nguyen$" has 8 + 7 + 6 + 5 + 4.
+    assert offsets.tolist() == [0, 10]
+    assert buckets.shape == (10 + 30,)
+    assert 0 <= int(buckets.min()) and int(buckets.max()) < 257
+    alone, _ = bag.bucket_ids(*pad_sequences([encoder.encode("Li")]))
+    assert buckets[:10].tolist() == alone.tolist()
+
+
+def test_ngram_bag_hashes_the_same_fragment_to_the_same_bucket():
+    bag = build_network(CONFIGS[-1]).ngram_hasher
+    encoder = NameEncoder()
+    first, _ = bag.bucket_ids(*pad_sequences([encoder.encode("Kowalski")]))
+    second, _ = bag.bucket_ids(*pad_sequences([encoder.encode("Nowakowski")]))
+    # "ski$" ends both names: its bucket is in both bags; "^K" starts only the first.
+    assert set(first.tolist()) & set(second.tolist())
+    assert first.tolist() != second.tolist()
+
+
+@pytest.mark.parametrize(
+    "changes", [{"architecture": "concat"}, {"ngram_order": 6}, {"ngram_buckets": 0}, {"ngram_dim": 0}]
+)
+def test_network_config_rejects_invalid_ngram_bags(changes):
+    values = {"architecture": "gru", "vocab_size": VOCAB, "num_labels": 3, "ngram_order": 3,
+              "ngram_buckets": 64, "ngram_dim": 4, **changes}
+    with pytest.raises(ValueError, match="n-gram|ngram|too long"):
+        NetworkConfig(**values)
+
+
+def test_ngram_hasher_stays_exact_in_int64_at_the_longest_allowed_order():
+    config = NetworkConfig("gru", VOCAB, 3, ngram_order=5, ngram_buckets=1 << 20, ngram_dim=2)
+    hasher = build_network(config).ngram_hasher
+    ids, lengths = pad_sequences([[VOCAB - 1] * 12])  # the largest codes the alphabet can make
+    buckets, _ = hasher.bucket_ids(ids, lengths)
+    assert int(buckets.min()) >= 0 and int(buckets.max()) < 1 << 20
+    assert (hasher.base**5) * hasher.HASH_MULTIPLIER < 2**63
