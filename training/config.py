@@ -12,22 +12,25 @@ class TrainConfig:
     output_dir: str = "runs/default"
     lowercase: bool = False
     architecture: str = "gru"
-    hidden_size: int = 128
+    hidden_size: int = 64
     num_layers: int = 1
-    bidirectional: bool = True
+    bidirectional: bool = False
     dropout: float = 0.3
     nonlinearity: str = "tanh"
     concat_tanh: bool = False
     pooling: str = "last_max"
-    num_members: int = 2
-    epochs: int = 18
+    num_members: int = 1
+    ngram_order: int = 5  # each member also reads a bag of hashed character 1..5-grams (0 = off)
+    ngram_buckets: int = 32768  # stored as float16: 2 MB of the checkpoint
+    ngram_dim: int = 32
+    epochs: int = 15
     batch_size: int = 128
     optimizer: str = "adam"
     learning_rate: float = 5e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    char_dropout: float = 0.1  # chance that a training character is replaced by the unknown id
-    class_weight_power: float = 0.5  # loss weight per label = (N / count) ** power; 0 = none, 1 = balanced
+    char_dropout: float = 0.0  # chance that a training character becomes the unknown id; it also garbles n-grams
+    class_weight_power: float = 0.35  # label weight = (N / count) ** power (0 = none, 1 = balanced); a name takes its labels' largest
     patience: int = 6  # epochs without a better val score before stopping
     seed: int = 0
     device: str = "auto"
