@@ -1,6 +1,6 @@
 """The HTTP endpoints: thin functions that check a request, hand names to the batcher, shape the answer.
 
-No tensor reaches this module: the batcher returns plain `NamePrediction` dataclasses.
+No tensor reaches this module: the batcher returns plain `NamePrediction` tuples.
 """
 from __future__ import annotations
 
