@@ -1,3 +1,4 @@
+import math
 import json
 
 import pytest
@@ -8,7 +9,7 @@ from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
 from training.data import load_names_dir
 from training.evaluate import evaluate
-from training.train import class_weights, main, parse_args, train
+from training.train import any_label_loss, class_weights, main, name_weights, parse_args, train
 
 import torch
 
@@ -98,3 +99,23 @@ def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
 def test_train_survives_a_run_of_very_few_steps(tiny_names_dir, tmp_path):
     result = train(tiny_config(tiny_names_dir, tmp_path, epochs=1, batch_size=512))  # one optimizer step
     assert result.checkpoint_path.is_file()
+
+
+def test_any_label_loss_credits_mass_on_any_of_a_names_labels():
+    mask = torch.tensor([[True, True, False]])
+    weights = torch.ones(1)
+    split = torch.log(torch.tensor([[0.5, 0.5, 1e-9]]))
+    one_side = torch.log(torch.tensor([[1.0 - 2e-9, 1e-9, 1e-9]]))
+    wrong = torch.log(torch.tensor([[0.05, 0.05, 0.9]]))
+    # All mass on either label of a two-label name is as good as splitting it; mass elsewhere is not.
+    assert any_label_loss(split, mask, weights) == pytest.approx(0.0, abs=1e-6)
+    assert any_label_loss(one_side, mask, weights) == pytest.approx(0.0, abs=1e-6)
+    assert any_label_loss(wrong, mask, weights) == pytest.approx(-math.log(0.1), rel=1e-5)
+
+
+def test_name_weights_take_the_largest_label_weight_and_average_one():
+    label_weights = torch.tensor([1.0, 4.0, 2.0])
+    mask = torch.tensor([[True, False, False], [True, True, False], [False, False, True]])
+    weights = name_weights(mask, label_weights)
+    assert weights.mean() == pytest.approx(1.0)
+    assert (weights / weights[0]).tolist() == pytest.approx([1.0, 4.0, 2.0])
