@@ -6,6 +6,7 @@ settings but loads nothing: the model is loaded only when the server starts the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,6 +68,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     try:
         for _ in range(WARMUP_ROUNDS):
             await batcher.run_directly(WARMUP_NAMES, top_k=1)
+        # Everything alive now (torch, the model, the framework) lives as long as the process: frozen,
+        # the collector stops walking it each time requests' short-lived objects trigger a full
+        # collection, which made every few 1000-name requests ~40% slower (measured).
+        gc.collect()
+        gc.freeze()
         service.ready = True
         metrics.ready.set(1)
         metrics.track_queue_depth(lambda: batcher.queue_depth)

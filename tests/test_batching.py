@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.batching import BatcherClosedError, MicroBatcher, QueueFullError
+from app.batching import FULL_ENOUGH_NAMES, BatcherClosedError, MicroBatcher, QueueFullError
 from model.encoder import NameEncodingError
 from model.predictor import LabelProbability, NamePrediction, Predictor
 
@@ -73,6 +73,25 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
         assert_same_predictions(answer, direct)
     assert sum(batch_sizes) == len(DISTINCT_NAMES)
     assert max(batch_sizes) > 1  # requests were coalesced
+
+
+def test_batcher_waits_for_company_for_a_small_request_but_not_for_a_full_enough_one(tiny_predictor):
+    async def scenario():
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=1000)
+        await batcher.start()
+        started = time.perf_counter()
+        big = await batcher.classify((DISTINCT_NAMES * 2)[:FULL_ENOUGH_NAMES], 1)
+        big_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        small = await batcher.classify(DISTINCT_NAMES[:1], 1)
+        small_seconds = time.perf_counter() - started
+        await batcher.stop()
+        return big, big_seconds, small, small_seconds
+
+    big, big_seconds, small, small_seconds = asyncio.run(scenario())
+    assert len(big) == FULL_ENOUGH_NAMES and len(small) == 1
+    assert small_seconds >= 0.9  # a lone name waits out max_wait_ms for others to join
+    assert big_seconds < 0.5  # a batch already big enough runs at once
 
 
 def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predictor):
