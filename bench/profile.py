@@ -23,6 +23,7 @@ import torch
 from app.batching import MicroBatcher
 from app.settings import Settings
 from bench.http import Server, SingleNameRuns, run_wrk, write_bodies
+from bench.reference import TUTORIAL_HIDDEN_SIZE
 from model.encoder import pad_sequences
 from model.predictor import Predictor
 
@@ -219,12 +220,14 @@ def advice(
     if batch["forward pass"] > 0.5 * batch_total:
         config = predictor.checkpoint.network_config
         members = getattr(config, "num_members", 1)
+        bag = f" beside an n-gram bag of {config.ngram_buckets} buckets" if getattr(config, "ngram_order", 0) else ""
         lines.append(
             f"- model/, training/: the forward pass is {batch['forward pass'] / batch_total:.0%} of a batch. "
             f"{f'{members} members of a ' if members > 1 else 'A '}{'bidirectional ' if config.bidirectional else ''}"
-            f"{config.architecture} with hidden {config.hidden_size} (pooling {config.pooling}) do several times the "
-            "tutorial cell's arithmetic per character, so the in-process ratio against the tutorial is set by the "
-            "architecture the recipe picks more than by batching."
+            f"{config.architecture} with hidden {config.hidden_size} (pooling {config.pooling}){bag} does about "
+            f"{multiply_adds_per_char(config) / tutorial_multiply_adds_per_char(config):.1f}x the tutorial cell's "
+            "multiply-adds per character, run as a few large matrix products per step instead of many small calls: "
+            "the ratio against the tutorial is set by the architecture the recipe picks and by batching together."
         )
     loop_total = sum(loop.values())
     framework = sum(ms for stage, ms in loop.items() if stage.startswith(("uvicorn", "Starlette", "asyncio")))
@@ -241,6 +244,25 @@ def advice(
             "throughput; workers (NAMEORIGIN_WORKERS) are the lever where cores allow."
         )
     return lines
+
+
+def multiply_adds_per_char(config) -> int:
+    """Approximate multiply-adds per character of a recurrent network (per member, times members)."""
+    if config.architecture == "concat":
+        return tutorial_multiply_adds_per_char(config, config.hidden_size)
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.architecture]
+    directions = 2 if config.bidirectional else 1
+    recurrent, input_size = 0, config.vocab_size
+    for _ in range(config.num_layers):
+        recurrent += directions * gates * config.hidden_size * (input_size + config.hidden_size)
+        input_size = directions * config.hidden_size
+    bag = config.ngram_order * config.ngram_dim if getattr(config, "ngram_order", 0) else 0  # ~order lookups per char
+    return config.num_members * (recurrent + bag)
+
+
+def tutorial_multiply_adds_per_char(config, hidden_size: int = TUTORIAL_HIDDEN_SIZE) -> int:
+    """The tutorial cell's i2h and i2o over cat(x, h), per character."""
+    return (config.vocab_size + hidden_size) * (hidden_size + config.num_labels)
 
 
 def profile_request_path(

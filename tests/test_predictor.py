@@ -1,3 +1,4 @@
+import gc
 import math
 
 import pytest
@@ -97,3 +98,13 @@ def test_predictor_sets_torch_threads_when_asked(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_predictor_leaves_the_garbage_collector_as_it_found_it(predictor, enabled_before):
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        predictor.predict(["Hinton", "Nguyen"])
+        assert gc.isenabled() is enabled_before
+    finally:
+        gc.enable()
