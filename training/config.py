@@ -23,7 +23,7 @@ class TrainConfig:
     ngram_order: int = 5  # each member also reads a bag of hashed character 1..5-grams (0 = off)
     ngram_buckets: int = 32768  # stored as float16: 2 MB of the checkpoint
     ngram_dim: int = 32
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 128
     optimizer: str = "adam"
     learning_rate: float = 5e-3
