@@ -86,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         service.ready = False
         metrics.ready.set(0)
         await batcher.stop()
+        gc.unfreeze()  # a process that starts the app again (tests, embedding) must not keep this heap forever
         logger.info("batcher drained; stopped")
 
 

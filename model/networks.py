@@ -132,10 +132,13 @@ class NgramHasher:
     The n-grams are hashed from the character ids, inside the network, so callers pass the same
     (ids, lengths) batch as to any network, and padding never enters a bag. An n-gram's code is its
     ids read as digits in base vocab_size + 2; ids are >= 1, so codes of different orders never
-    coincide. Its bucket is code * HASH_MULTIPLIER mod buckets, exact in int64 on any device.
+    coincide. Its bucket is code * HASH_MULTIPLIER mod buckets, exact in int64 on any device. With a
+    power-of-two bucket count that is a fixed shuffle of code mod buckets (the multiplier is odd); on
+    the training names it fills buckets as evenly as a random hash would (30,242 of 32,768 used by
+    86,494 distinct n-grams, against ~30,430 expected at random).
     """
 
-    HASH_MULTIPLIER = 0x9E3779B1  # Knuth's multiplicative hashing constant, < 2**32
+    HASH_MULTIPLIER = 0x9E3779B1  # odd and < 2**32, so code * multiplier stays below 2**63
 
     def __init__(self, vocab_size: int, order: int, buckets: int) -> None:
         self.order, self.buckets = order, buckets
@@ -149,7 +152,7 @@ class NgramHasher:
         marked[:, 0] = self.begin_id
         marked[torch.arange(batch_size, device=char_ids.device), lengths + 1] = self.end_id
         codes, parts, ends = marked, [marked], [torch.arange(1, max_len + 3, device=char_ids.device)]
-        for n in range(2, self.order + 1):
+        for n in range(2, min(self.order, max_len + 2) + 1):  # "^name$" has at most max_len + 2 symbols
             codes = codes[:, :-1] * self.base + marked[:, n - 1 :]  # (B, T + 3 - n): n-grams starting at each step
             parts.append(codes)
             ends.append(torch.arange(n, max_len + 3, device=char_ids.device))

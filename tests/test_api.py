@@ -340,3 +340,9 @@ def test_request_log_includes_names_only_at_debug(make_client, caplog):
         debug_client.post("/classify", json={"name": "Hinton"})
     [line] = request_log_fields(caplog)
     assert line["names"] == ["Hinton"]
+
+
+@pytest.mark.parametrize("body", [{"name": "A"}, {"names": ["O", "Y"]}, {"names": ["O", "Li"]}])
+def test_classify_with_shipped_checkpoint_answers_one_letter_names(make_client, body):
+    response = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH).post("/classify", json=body)
+    assert response.status_code == 200, response.text

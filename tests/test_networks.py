@@ -112,14 +112,46 @@ def test_ngram_bag_reads_every_marked_fragment_of_each_name_and_no_padding():
     assert buckets[:10].tolist() == alone.tolist()
 
 
-def test_ngram_bag_hashes_the_same_fragment_to_the_same_bucket():
-    bag = build_network(CONFIGS[-1]).ngram_hasher
+def reference_buckets(hasher, ids: list[int]) -> list[int]:
+    """The hasher's rule in plain Python integers (no int64 wrap possible): every n-gram of
+    ^ids$, orders 1..order, each order left to right, bucket = code * multiplier mod buckets."""
+    marked = [hasher.begin_id, *ids, hasher.end_id]
+    buckets = []
+    for n in range(1, hasher.order + 1):
+        for start in range(len(marked) - n + 1):
+            code = 0
+            for symbol in marked[start : start + n]:
+                code = code * hasher.base + symbol
+            buckets.append(code * hasher.HASH_MULTIPLIER % hasher.buckets)
+    return buckets
+
+
+def test_ngram_hasher_matches_the_rule_in_plain_integers_for_every_name_length():
+    hasher = build_network(CONFIGS[-1]).ngram_hasher
     encoder = NameEncoder()
-    first, _ = bag.bucket_ids(*pad_sequences([encoder.encode("Kowalski")]))
-    second, _ = bag.bucket_ids(*pad_sequences([encoder.encode("Nowakowski")]))
-    # "ski$" ends both names: its bucket is in both bags; "^K" starts only the first.
-    assert set(first.tolist()) & set(second.tolist())
-    assert first.tolist() != second.tolist()
+    names = ["A", "Li", "Abe", "Nguyen", "Kowalski", "Wolfeschlegelsteinhausen"]
+    sequences = [encoder.encode(name) for name in names]
+    buckets, offsets = hasher.bucket_ids(*pad_sequences(sequences))
+    ends = [*offsets.tolist()[1:], len(buckets)]
+    for sequence, start, end in zip(sequences, offsets.tolist(), ends):
+        assert sorted(buckets[start:end].tolist()) == sorted(reference_buckets(hasher, list(sequence)))
+
+
+def test_ngram_hasher_stays_exact_in_int64_at_the_longest_allowed_order():
+    config = NetworkConfig("gru", VOCAB, 3, ngram_order=5, ngram_buckets=(1 << 20) + 7, ngram_dim=2)
+    hasher = build_network(config).ngram_hasher
+    largest = [VOCAB - 1] * 12  # the largest codes the alphabet can make
+    buckets, _ = hasher.bucket_ids(*pad_sequences([largest]))
+    assert buckets.tolist() == reference_buckets(hasher, largest)
+
+
+@pytest.mark.parametrize("batch", [["A"], ["X", "O"], ["O", "Li"], ["A", "Wolfeschlegelsteinhausen"]])
+def test_network_with_ngram_bag_reads_one_letter_names_alone_and_in_any_batch(batch):
+    network = build_network(CONFIGS[-1]).eval()
+    encoder = NameEncoder()
+    in_batch = network(*pad_sequences([encoder.encode(name) for name in batch]))
+    alone = network(*pad_sequences([encoder.encode(batch[0])]))
+    torch.testing.assert_close(in_batch[:1], alone, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -132,10 +164,3 @@ def test_network_config_rejects_invalid_ngram_bags(changes):
         NetworkConfig(**values)
 
 
-def test_ngram_hasher_stays_exact_in_int64_at_the_longest_allowed_order():
-    config = NetworkConfig("gru", VOCAB, 3, ngram_order=5, ngram_buckets=1 << 20, ngram_dim=2)
-    hasher = build_network(config).ngram_hasher
-    ids, lengths = pad_sequences([[VOCAB - 1] * 12])  # the largest codes the alphabet can make
-    buckets, _ = hasher.bucket_ids(ids, lengths)
-    assert int(buckets.min()) >= 0 and int(buckets.max()) < 1 << 20
-    assert (hasher.base**5) * hasher.HASH_MULTIPLIER < 2**63

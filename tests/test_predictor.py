@@ -108,3 +108,11 @@ def test_predictor_leaves_the_garbage_collector_as_it_found_it(predictor, enable
         assert gc.isenabled() is enabled_before
     finally:
         gc.enable()
+
+
+def test_shipped_predictor_reads_one_letter_names_alone_and_together():
+    shipped = Predictor.from_path(device="cpu")
+    assert [result.name for result in shipped.predict(["A"])] == ["A"]
+    together = shipped.predict(["X", "O", "Li"])
+    assert [result.name for result in together] == ["X", "O", "Li"]
+    assert together[1].predictions == shipped.predict(["O"])[0].predictions
