@@ -88,7 +88,7 @@ def label_mask(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tens
 
 def multilabel_nll(log_probs: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean -log P(any of the name's labels), with `mask` from label_mask: the loss calibration minimizes."""
-    return float(-torch.logsumexp(log_probs.masked_fill(~mask, float("-inf")), dim=1).mean())
+    return float(any_label_loss(log_probs, mask, log_probs.new_ones(len(log_probs))))
 
 
 def fit_calibration(
@@ -152,9 +152,9 @@ def run_epoch(network, optimizer, scheduler, sequences, mask, weights, config, g
 def ngram_settings(config: TrainConfig) -> dict:
     """The n-gram bag's part of the network config. The concat cell is the tutorial's as it was,
     characters only, so it trains without a bag whatever the (recipe's) default says."""
+    if config.architecture == "concat" and config.ngram_order:
+        logger.info("the concat cell reads characters only: training it without the n-gram bag")
     if config.architecture == "concat" or not config.ngram_order:
-        if config.architecture == "concat" and config.ngram_order:
-            logger.info("the concat cell reads characters only: training it without the n-gram bag")
         return {"ngram_order": 0, "ngram_buckets": 0, "ngram_dim": 0}
     return {"ngram_order": config.ngram_order, "ngram_buckets": config.ngram_buckets, "ngram_dim": config.ngram_dim}
 
