@@ -221,8 +221,8 @@ def advice(
         )
     if batch["forward pass"] > 0.5 * batch_total:
         config = predictor.checkpoint.network_config
-        members = getattr(config, "num_members", 1)
-        bag = f" beside an n-gram bag of {config.ngram_buckets} buckets" if getattr(config, "ngram_order", 0) else ""
+        members = config.num_members
+        bag = f" beside an n-gram bag of {config.ngram_buckets} buckets" if config.ngram_order else ""
         lines.append(
             f"- model/, training/: the forward pass is {batch['forward pass'] / batch_total:.0%} of a batch. "
             f"{f'{members} members of a ' if members > 1 else 'A '}{'bidirectional ' if config.bidirectional else ''}"
@@ -258,7 +258,7 @@ def multiply_adds_per_char(config) -> int:
     for _ in range(config.num_layers):
         recurrent += directions * gates * config.hidden_size * (input_size + config.hidden_size)
         input_size = directions * config.hidden_size
-    bag = config.ngram_order * config.ngram_dim if getattr(config, "ngram_order", 0) else 0  # ~order lookups per char
+    bag = config.ngram_order * config.ngram_dim  # ~order lookups per char
     return config.num_members * (recurrent + bag)
 
 

@@ -47,10 +47,7 @@ def storage_tensors(network: nn.Module) -> dict[str, torch.Tensor]:
 def round_to_storage_precision(network: nn.Module) -> None:
     """Round the weights in place to what the file will hold, so that the metrics a trainer
     measures before saving are the metrics of the checkpoint it writes."""
-    with torch.no_grad():
-        for name, value in network.state_dict().items():
-            if name.endswith(HALF_PRECISION_SUFFIX):
-                value.copy_(value.half())
+    network.load_state_dict(storage_tensors(network))  # loading casts the float16 tables back
 
 
 class CheckpointError(ValueError):
