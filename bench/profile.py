@@ -221,12 +221,12 @@ def advice(
         )
     if batch["forward pass"] > 0.5 * batch_total:
         config = predictor.checkpoint.network_config
-        members = config.num_members
-        bag = f" beside an n-gram bag of {config.ngram_buckets} buckets" if config.ngram_order else ""
+        heads = config.num_heads
+        bag = f", {'each' if heads > 1 else 'its'} with an n-gram bag of {config.ngram_buckets} buckets" if config.ngram_order else ""
         lines.append(
             f"- model/, training/: the forward pass is {batch['forward pass'] / batch_total:.0%} of a batch. "
-            f"{f'{members} members of a ' if members > 1 else 'A '}{'bidirectional ' if config.bidirectional else ''}"
-            f"{config.architecture} with hidden {config.hidden_size} (pooling {config.pooling}){bag} does about "
+            f"A {'bidirectional ' if config.bidirectional else ''}{config.architecture} with hidden {config.hidden_size} "
+            f"(pooling {config.pooling}) under {heads} classifier head{'s' if heads > 1 else ''}{bag} does about "
             f"{multiply_adds_per_char(config) / tutorial_multiply_adds_per_char(config):.1f}x the tutorial cell's "
             "multiply-adds per character, run as a few large matrix products per step instead of many small calls: "
             "the ratio against the tutorial is set by the architecture the recipe picks and by batching together."
@@ -249,7 +249,7 @@ def advice(
 
 
 def multiply_adds_per_char(config) -> int:
-    """Approximate multiply-adds per character of a recurrent network (per member, times members)."""
+    """Approximate multiply-adds per character of a recurrent network (one recurrent pass, a bag per head)."""
     if config.architecture == "concat":
         return tutorial_multiply_adds_per_char(config, config.hidden_size)
     gates = {"rnn": 1, "gru": 3, "lstm": 4}[config.architecture]
@@ -259,7 +259,7 @@ def multiply_adds_per_char(config) -> int:
         recurrent += directions * gates * config.hidden_size * (input_size + config.hidden_size)
         input_size = directions * config.hidden_size
     bag = config.ngram_order * config.ngram_dim  # ~order lookups per char
-    return config.num_members * (recurrent + bag)
+    return recurrent + config.num_heads * bag
 
 
 def tutorial_multiply_adds_per_char(config, hidden_size: int = TUTORIAL_HIDDEN_SIZE) -> int:

@@ -27,7 +27,9 @@ from model.networks import NetworkConfig, build_network
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: one recurrent stack shared by classifier heads (`heads.K.*`), each hashing n-grams its own way.
+# Version 1 files (`members.K.*`, one shared hash) hold weights this code would misread: refused.
+FORMAT_VERSION = 2
 METADATA_KEY = "nameorigin"
 DIGEST_KEY = "nameorigin_sha256"
 
@@ -155,7 +157,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     version = record.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{source}: checkpoint format version {version!r}; this code reads version {FORMAT_VERSION}"
+            f"{source}: checkpoint format version {version!r}; this code reads version {FORMAT_VERSION} "
+            "(retrain with `python -m training.train` to get a current checkpoint)"
         )
     return _checkpoint_from_record(record, tensors, metadata[DIGEST_KEY], source)
 

@@ -91,17 +91,31 @@ def test_checkpoint_load_rejects_plain_safetensors_without_record(tmp_path):
 
 
 def test_checkpoint_load_rejects_other_format_version(saved_path, monkeypatch, tiny_network):
-    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", 2)
+    current = checkpoint_module.FORMAT_VERSION
+    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", current + 1)
     save_checkpoint(saved_path, tiny_network, EncoderConfig(), LABELS)
-    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", 1)
-    with pytest.raises(CheckpointError, match="format version 2"):
+    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", current)
+    with pytest.raises(CheckpointError, match=f"format version {current + 1}; this code reads version {current}"):
         load_checkpoint(saved_path)
+
+
+def test_checkpoint_load_refuses_version_1_files_of_per_member_networks(tmp_path, tiny_network):
+    """Version 1 kept whole networks as `members.K.*` with one shared n-gram hash; its weights must
+    never be read into today's heads, whose bags hash differently."""
+    path = tmp_path / "v1.safetensors"
+    tensors = {key.replace("heads.0.linear", "members.0.head"): value for key, value in tiny_network.state_dict().items()}
+    config = {key: value for key, value in tiny_network.config.to_dict().items() if key != "num_heads"}
+    record = {"format_version": 1, "network": {**config, "num_members": 1}, "encoder": EncoderConfig().to_dict(),
+              "labels": list(LABELS), "info": {}}
+    write_raw(path, tensors, record)
+    with pytest.raises(CheckpointError, match="format version 1; this code reads version 2 .*retrain"):
+        load_checkpoint(path)
 
 
 def test_checkpoint_load_rejects_label_count_mismatch(tmp_path, tiny_network):
     path = tmp_path / "bad.safetensors"
-    record = {"format_version": 1, "network": tiny_network.config.to_dict(), "encoder": EncoderConfig().to_dict(),
-              "labels": ["Alpha", "Beta"], "info": {}}
+    record = {"format_version": checkpoint_module.FORMAT_VERSION, "network": tiny_network.config.to_dict(),
+              "encoder": EncoderConfig().to_dict(), "labels": ["Alpha", "Beta"], "info": {}}
     write_raw(path, dict(tiny_network.state_dict()), record)
     with pytest.raises(CheckpointError, match="2 labels"):
         load_checkpoint(path)
@@ -110,7 +124,7 @@ def test_checkpoint_load_rejects_label_count_mismatch(tmp_path, tiny_network):
 def test_checkpoint_load_rejects_weight_shape_mismatch(tmp_path, tiny_network):
     path = tmp_path / "bad.safetensors"
     config = {**tiny_network.config.to_dict(), "hidden_size": 16}
-    record = {"format_version": 1, "network": config, "encoder": EncoderConfig().to_dict(),
+    record = {"format_version": checkpoint_module.FORMAT_VERSION, "network": config, "encoder": EncoderConfig().to_dict(),
               "labels": list(LABELS), "info": {}}
     write_raw(path, dict(tiny_network.state_dict()), record)
     with pytest.raises(CheckpointError, match="do not fit"):
@@ -119,7 +133,7 @@ def test_checkpoint_load_rejects_weight_shape_mismatch(tmp_path, tiny_network):
 
 def test_checkpoint_load_rejects_alphabet_vocab_mismatch(tmp_path, tiny_network):
     path = tmp_path / "bad.safetensors"
-    record = {"format_version": 1, "network": tiny_network.config.to_dict(),
+    record = {"format_version": checkpoint_module.FORMAT_VERSION, "network": tiny_network.config.to_dict(),
               "encoder": {**EncoderConfig().to_dict(), "alphabet": "abc"}, "labels": list(LABELS), "info": {}}
     write_raw(path, dict(tiny_network.state_dict()), record)
     with pytest.raises(CheckpointError, match="alphabet"):
@@ -156,10 +170,10 @@ def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_me
     path = tmp_path / "hybrid.safetensors"
     save_checkpoint(path, network, EncoderConfig(), LABELS)
     loaded = load_checkpoint(path)
-    assert loaded.state_dict["members.0.ngram_table.weight"].dtype == torch.float16
-    assert loaded.state_dict["members.0.head.weight"].dtype == torch.float32
+    assert loaded.state_dict["heads.0.ngram_table.weight"].dtype == torch.float16
+    assert loaded.state_dict["heads.0.linear.weight"].dtype == torch.float32
     served = loaded.build_network()
-    assert served.members[0].ngram_table.weight.dtype == torch.float32
+    assert served.heads[0].ngram_table.weight.dtype == torch.float32
     torch.testing.assert_close(served(*batch), measured, atol=0, rtol=0)
     full_precision_bytes = 4096 * 16 * 4
     assert path.stat().st_size < full_precision_bytes * 0.6

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from model.encoder import NameEncoder, pad_sequences
-from model.networks import NetworkConfig, build_network
+from model.networks import HEAD_HASH_MULTIPLIERS, MAX_HEADS, POOLINGS, NetworkConfig, NgramHasher, build_network
 
 VOCAB = NameEncoder().vocab_size
 CONFIGS = [
@@ -11,9 +11,10 @@ CONFIGS = [
     NetworkConfig("rnn", VOCAB, 5, hidden_size=16, nonlinearity="relu"),
     NetworkConfig("rnn", VOCAB, 5, hidden_size=16, num_layers=2, dropout=0.1),
     NetworkConfig("gru", VOCAB, 5, hidden_size=16, bidirectional=True, pooling="last_max"),
-    NetworkConfig("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_members=3),
+    NetworkConfig("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_heads=3),
+    NetworkConfig("gru", VOCAB, 5, hidden_size=8, pooling="last"),
     NetworkConfig("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
-    NetworkConfig("gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_members=2, ngram_order=5,
+    NetworkConfig("gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_heads=2, ngram_order=5,
                   ngram_buckets=257, ngram_dim=4),
 ]
 
@@ -69,19 +70,21 @@ def test_network_config_from_dict_rejects_unknown_keys():
         NetworkConfig.from_dict(values)
 
 
-def test_network_members_are_averaged_in_probability_space():
-    config = NetworkConfig("gru", VOCAB, 4, hidden_size=8, num_members=3)
+def test_network_heads_are_averaged_in_probability_space():
+    config = NetworkConfig("gru", VOCAB, 4, hidden_size=8, num_heads=3)
     network = build_network(config).eval()
     batch = NameEncoder().encode_batch(["Hinton", "Li"])
-    member_probs = network.member_log_probs(*batch).exp()  # (M, B, L)
-    assert member_probs.shape == (3, 2, 4)
-    assert not torch.allclose(member_probs[0], member_probs[1])  # members start from different weights
-    torch.testing.assert_close(network(*batch).exp(), member_probs.mean(dim=0))
+    head_probs = network.head_log_probs(*batch).exp()  # (K, B, L)
+    assert head_probs.shape == (3, 2, 4)
+    assert not torch.allclose(head_probs[0], head_probs[1])  # heads start from different weights
+    torch.testing.assert_close(network(*batch).exp(), head_probs.mean(dim=0))
 
 
-def test_network_config_rejects_members_for_concat_cell():
-    with pytest.raises(ValueError, match="one member"):
-        NetworkConfig("concat", VOCAB, 3, num_members=2)
+def test_network_config_rejects_heads_for_concat_cell_and_more_heads_than_hashes():
+    with pytest.raises(ValueError, match="one head"):
+        NetworkConfig("concat", VOCAB, 3, num_heads=2)
+    with pytest.raises(ValueError, match="num_heads must be at most 8"):
+        NetworkConfig("gru", VOCAB, 3, num_heads=9)
 
 
 def test_packed_max_pooling_matches_max_over_padded_outputs():
@@ -90,31 +93,55 @@ def test_packed_max_pooling_matches_max_over_padded_outputs():
     torch.manual_seed(0)
     network = build_network(NetworkConfig("gru", VOCAB, 3, hidden_size=6, bidirectional=True, pooling="last_max")).eval()
     ids, lengths = NameEncoder().encode_batch(["Li", "Wolfeschlegel", "Abe", "Nguyen"])
-    member = network.members[0]
     packed = pack_padded_sequence(torch.nn.functional.one_hot(ids, VOCAB).float(), lengths, batch_first=True, enforce_sorted=False)
-    outputs, final_state = member.rnn(packed)
+    outputs, final_state = network.rnn(packed)
     padded, _ = pad_packed_sequence(outputs, batch_first=True, padding_value=float("-inf"))
     features = torch.cat((final_state[0], final_state[1], padded.max(dim=1).values), dim=1)
-    expected = torch.log_softmax(member.head(features), dim=1)
-    torch.testing.assert_close(network.member_log_probs(ids, lengths)[0], expected)
+    expected = torch.log_softmax(network.heads[0].linear(features), dim=1)
+    torch.testing.assert_close(network.head_log_probs(ids, lengths)[0], expected)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_inference_gru_matches_nn_gru_on_every_length(pooling):
+    """The CPU inference path writes nn.GRU's equations out by hand; it must give nn.GRU's features."""
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig("gru", VOCAB, 4, hidden_size=32, pooling=pooling)).eval()
+    names = ["A", "Li", "Abe", "Nguyen", "Kowalski", "O'Neil", "Wolfeschlegelsteinhausenbergerdorff", "Li", "Xu"]
+    ids, lengths = NameEncoder().encode_batch(names)
+    with torch.no_grad():  # grad mode off: the hand-written path
+        by_hand = network.sequence_features(ids, lengths)
+    with torch.enable_grad():  # grad mode on (training): nn.GRU itself
+        by_module = network.sequence_features(ids, lengths)
+    assert by_hand.shape == (len(names), 32 * (2 if pooling == "last_max" else 1))
+    assert by_module.requires_grad and not by_hand.requires_grad
+    torch.testing.assert_close(by_hand, by_module.detach(), atol=1e-6, rtol=0)
+
+
+def test_inference_gru_is_left_to_nn_gru_for_layers_directions_and_other_cells():
+    for config in (NetworkConfig("gru", VOCAB, 3, num_layers=2), NetworkConfig("gru", VOCAB, 3, bidirectional=True),
+                   NetworkConfig("lstm", VOCAB, 3), NetworkConfig("rnn", VOCAB, 3)):
+        assert not build_network(config)._plain_gru
 
 
 def test_ngram_bag_reads_every_marked_fragment_of_each_name_and_no_padding():
-    bag = build_network(CONFIGS[-1]).ngram_hasher
+    hasher = build_network(CONFIGS[-1]).ngram_hasher
     encoder = NameEncoder()
     ids, lengths = pad_sequences([encoder.encode("Li"), encoder.encode("Nguyen")])
-    buckets, offsets = bag.bucket_ids(ids, lengths)
+    codes, offsets = hasher.codes(ids, lengths)
     # "^Li$" has 4 + 3 + 2 + 1 fragments of 1..4 characters (none of 5); "^Nguyen$" has 8 + 7 + 6 + 5 + 4.
     assert offsets.tolist() == [0, 10]
-    assert buckets.shape == (10 + 30,)
-    assert 0 <= int(buckets.min()) and int(buckets.max()) < 257
-    alone, _ = bag.bucket_ids(*pad_sequences([encoder.encode("Li")]))
-    assert buckets[:10].tolist() == alone.tolist()
+    assert codes.shape == (10 + 30,)
+    for head in range(2):
+        buckets = hasher.bucket_ids(codes, head)
+        assert 0 <= int(buckets.min()) and int(buckets.max()) < 257
+    alone, _ = hasher.codes(*pad_sequences([encoder.encode("Li")]))
+    assert codes[:10].tolist() == alone.tolist()
 
 
-def reference_buckets(hasher, ids: list[int]) -> list[int]:
+def reference_buckets(hasher, ids: list[int], head: int) -> list[int]:
     """The hasher's rule in plain Python integers (no int64 wrap possible): every n-gram of
-    ^ids$, orders 1..order, each order left to right, bucket = code * multiplier mod buckets."""
+    ^ids$, orders 1..order, each order left to right; h = code * multiplier mod 2**32 and
+    bucket = h * buckets // 2**32."""
     marked = [hasher.begin_id, *ids, hasher.end_id]
     buckets = []
     for n in range(1, hasher.order + 1):
@@ -122,27 +149,43 @@ def reference_buckets(hasher, ids: list[int]) -> list[int]:
             code = 0
             for symbol in marked[start : start + n]:
                 code = code * hasher.base + symbol
-            buckets.append(code * hasher.HASH_MULTIPLIER % hasher.buckets)
+            buckets.append((code * HEAD_HASH_MULTIPLIERS[head] % 2**32) * hasher.buckets // 2**32)
     return buckets
 
 
-def test_ngram_hasher_matches_the_rule_in_plain_integers_for_every_name_length():
+@pytest.mark.parametrize("head", [0, 1])
+def test_ngram_hasher_matches_the_rule_in_plain_integers_for_every_name_length(head):
     hasher = build_network(CONFIGS[-1]).ngram_hasher
     encoder = NameEncoder()
     names = ["A", "Li", "Abe", "Nguyen", "Kowalski", "Wolfeschlegelsteinhausen"]
     sequences = [encoder.encode(name) for name in names]
-    buckets, offsets = hasher.bucket_ids(*pad_sequences(sequences))
+    codes, offsets = hasher.codes(*pad_sequences(sequences))
+    buckets = hasher.bucket_ids(codes, head)
     ends = [*offsets.tolist()[1:], len(buckets)]
     for sequence, start, end in zip(sequences, offsets.tolist(), ends):
-        assert sorted(buckets[start:end].tolist()) == sorted(reference_buckets(hasher, list(sequence)))
+        assert sorted(buckets[start:end].tolist()) == sorted(reference_buckets(hasher, list(sequence), head))
 
 
-def test_ngram_hasher_stays_exact_in_int64_at_the_longest_allowed_order():
-    config = NetworkConfig("gru", VOCAB, 3, ngram_order=5, ngram_buckets=(1 << 20) + 7, ngram_dim=2)
-    hasher = build_network(config).ngram_hasher
+def test_ngram_hasher_stays_exact_in_int64_at_the_longest_allowed_order_and_most_buckets():
+    config = NetworkConfig("gru", VOCAB, 3, ngram_order=5, ngram_buckets=2**31 - 1, ngram_dim=1)
+    hasher = NgramHasher(VOCAB, config.ngram_order, config.ngram_buckets)  # no table of 2**31 rows
     largest = [VOCAB - 1] * 12  # the largest codes the alphabet can make
-    buckets, _ = hasher.bucket_ids(*pad_sequences([largest]))
-    assert buckets.tolist() == reference_buckets(hasher, largest)
+    codes, _ = hasher.codes(*pad_sequences([largest]))
+    for head in range(MAX_HEADS):
+        assert hasher.bucket_ids(codes, head).tolist() == reference_buckets(hasher, largest, head)
+
+
+def test_ngram_heads_share_buckets_between_different_ngrams():
+    """What makes heads differ: two n-grams that collide in one head's buckets rarely do in another's."""
+    hasher = NgramHasher(VOCAB, order=3, buckets=64)
+    encoder = NameEncoder()
+    codes, _ = hasher.codes(*pad_sequences([encoder.encode(name) for name in ["Kowalski", "Nguyen", "Schmidhuber"]]))
+    codes = codes.unique()
+    first, second = hasher.bucket_ids(codes, 0), hasher.bucket_ids(codes, 1)
+    pairs_first = {(a, b) for a in range(len(codes)) for b in range(a) if first[a] == first[b]}
+    pairs_second = {(a, b) for a in range(len(codes)) for b in range(a) if second[a] == second[b]}
+    assert pairs_first and pairs_second  # 64 buckets for more n-grams: both heads have collisions
+    assert len(pairs_first & pairs_second) < 0.2 * min(len(pairs_first), len(pairs_second))
 
 
 @pytest.mark.parametrize("batch", [["A"], ["X", "O"], ["O", "Li"], ["A", "Wolfeschlegelsteinhausen"]])

@@ -9,7 +9,7 @@ from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
 from training.data import load_names_dir
 from training.evaluate import evaluate
-from training.train import any_label_loss, class_weights, main, name_weights, parse_args, train
+from training.train import any_label_loss, class_weights, main, name_weights, parse_args, stopping_key, train
 
 import torch
 
@@ -21,7 +21,7 @@ def tiny_names_dir(tmp_path_factory):
 
 def tiny_config(names_dir, output_dir, **changes) -> TrainConfig:
     values = dict(data_dir=str(names_dir), output_dir=str(output_dir), hidden_size=24, epochs=6, batch_size=32,
-                  learning_rate=0.01, num_threads=1, patience=6, num_members=1)
+                  learning_rate=0.01, num_threads=1, patience=6, num_heads=1)
     return TrainConfig(**{**values, **changes})
 
 
@@ -45,7 +45,7 @@ def test_train_writes_checkpoint_metrics_and_plots(trained, tiny_names_dir):
         assert (output_dir / filename).stat().st_size > 0
     assert (output_dir / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
     metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert len(metrics["history"]) >= 1 and {"val", "test"} <= set(metrics["metrics"])
+    assert len(metrics["history"]) >= 1 and {"val", "test", "held_out_run_test"} <= set(metrics["metrics"])
     checkpoint = load_checkpoint(trained.checkpoint_path)
     assert checkpoint.info["data_fingerprint"] == load_names_dir(tiny_names_dir).fingerprint
     assert checkpoint.info["split_rule"].startswith("key = NFKC")
@@ -56,8 +56,8 @@ def test_train_writes_checkpoint_metrics_and_plots(trained, tiny_names_dir):
 
 @pytest.mark.timeout(120)
 def test_train_is_deterministic_for_a_fixed_seed_on_cpu(tiny_names_dir, tmp_path):
-    first = train(tiny_config(tiny_names_dir, tmp_path / "a", epochs=2, num_members=2))
-    second = train(tiny_config(tiny_names_dir, tmp_path / "b", epochs=2, num_members=2))
+    first = train(tiny_config(tiny_names_dir, tmp_path / "a", epochs=2, num_heads=2))
+    second = train(tiny_config(tiny_names_dir, tmp_path / "b", epochs=2, num_heads=2))
     first_weights, second_weights = (load_checkpoint(r.checkpoint_path).state_dict for r in (first, second))
     assert all(torch.equal(first_weights[key], second_weights[key]) for key in first_weights)
     assert first.metrics["history"][-1]["train_loss"] == second.metrics["history"][-1]["train_loss"]
@@ -119,3 +119,43 @@ def test_name_weights_take_the_largest_label_weight_and_average_one():
     weights = name_weights(mask, label_weights)
     assert weights.mean() == pytest.approx(1.0)
     assert (weights / weights[0]).tolist() == pytest.approx([1.0, 4.0, 2.0])
+
+
+def test_refit_trains_on_train_and_val_for_the_epochs_val_picked(trained, tiny_names_dir):
+    dataset = load_names_dir(tiny_names_dir)
+    metrics = trained.metrics
+    assert len(metrics["refit_history"]) == metrics["best_epoch"]
+    assert metrics["num_train_names"] == len(dataset.split("train")) + len(dataset.split("val"))
+    assert all("val_top1" not in entry for entry in metrics["refit_history"])  # val is training data there
+    checkpoint = load_checkpoint(trained.checkpoint_path)
+    assert checkpoint.info["training"]["config"]["refit"] is True
+    assert "held-out run" in checkpoint.info["metrics_note"]
+    network = checkpoint.build_network()  # the val-fitted calibration travels to the refit network
+    assert float(network.temperature) == pytest.approx(metrics["temperature"])
+
+
+@pytest.mark.timeout(120)
+def test_train_without_refit_saves_the_held_out_network(tiny_names_dir, tmp_path, trained):
+    result = train(tiny_config(tiny_names_dir, tmp_path, refit=False))
+    assert "refit_history" not in result.metrics and "held_out_run_test" not in result.metrics["metrics"]
+    predictor = Predictor.from_path(result.checkpoint_path, device="cpu")
+    assert evaluate(predictor, str(tiny_names_dir), "val")["top1"] == pytest.approx(result.metrics["metrics"]["val"]["top1"])
+    # Same seed and start; the refit run saw val as well, so it ends with other weights.
+    refit_weights = load_checkpoint(trained.checkpoint_path).state_dict
+    held_out_weights = load_checkpoint(result.checkpoint_path).state_dict
+    assert not all(torch.equal(refit_weights[key], held_out_weights[key]) for key in refit_weights)
+
+
+def test_evaluate_warns_that_a_refit_networks_val_metrics_are_not_held_out(trained, tiny_names_dir, caplog):
+    predictor = Predictor.from_path(trained.checkpoint_path, device="cpu")
+    evaluate(predictor, str(tiny_names_dir), "test")
+    assert "refit" not in caplog.text
+    evaluate(predictor, str(tiny_names_dir), "val")
+    assert "refit on train + val" in caplog.text
+
+
+def test_early_stopping_ranks_epochs_by_top1_before_macro_f1():
+    spike = {"top1": 0.845, "macro_f1": 0.626}  # a small label's lucky epoch
+    later = {"top1": 0.857, "macro_f1": 0.611}
+    assert stopping_key(later) > stopping_key(spike)
+    assert stopping_key({"top1": 0.857, "macro_f1": 0.62}) > stopping_key(later)

@@ -27,6 +27,12 @@ def evaluate(predictor: Predictor, data_dir: str, split: str) -> dict:
     trained_on = predictor.checkpoint.info.get("data_fingerprint")
     if trained_on != dataset.fingerprint:
         logger.warning("data fingerprint %s differs from the checkpoint's %s", dataset.fingerprint, trained_on)
+    refit = predictor.checkpoint.info.get("training", {}).get("config", {}).get("refit", False)
+    if refit and split != "test":
+        logger.warning(
+            "this network was refit on train + val: its %s metrics are not held out (test is; the checkpoint's "
+            "val metrics come from the held-out run)", split,
+        )
     records = dataset.split(split)
     log_probs = predictor.log_probabilities([record.name for record in records])
     return classification_metrics(records, log_probs, dataset.labels)

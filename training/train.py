@@ -42,8 +42,15 @@ class TrainResult:
 
 
 def selection_score(metrics: dict) -> float:
-    """What early stopping and calibration maximize: top-1 and macro-F1 count equally."""
+    """What the calibration's label bias maximizes on val: top-1 and macro-F1 count equally."""
     return metrics["top1"] + metrics["macro_f1"]
+
+
+def stopping_key(metrics: dict) -> tuple[float, float]:
+    """What early stopping maximizes: val top-1, ties broken by macro-F1. Macro-F1 over labels with 3-15
+    val names swings by 3 points from one epoch to the next; scored in, it once stopped a run half-way
+    up its learning curve (epoch 6 of 16, top-1 still rising)."""
+    return metrics["top1"], metrics["macro_f1"]
 
 
 def class_weights(label_ids: torch.Tensor, num_labels: int, power: float) -> torch.Tensor:
@@ -121,22 +128,22 @@ def any_label_loss(log_probs: torch.Tensor, mask: torch.Tensor, weights: torch.T
     return (-torch.logsumexp(log_probs.masked_fill(~mask, float("-inf")), dim=1) * weights).mean()
 
 
-def run_epoch(network, optimizer, scheduler, sequences, mask, weights, config, generator, device, epoch) -> float:
+def run_epoch(network, optimizer, scheduler, sequences, mask, weights, config, generator, device, description) -> float:
     """One pass over the training names; returns the mean weighted loss."""
     lengths = [len(sequence) for sequence in sequences]
     batches = length_bucketed_batches(lengths, config.batch_size, generator)
     total_loss, total_correct, seen = 0.0, 0, 0
-    progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None)
+    progress = tqdm(batches, desc=description, unit="batch", leave=False, disable=None)
     for batch in progress:
         ids, batch_lengths = pad_sequences([sequences[i] for i in batch])
         if config.char_dropout:
             dropped = (torch.rand(ids.shape, generator=generator) < config.char_dropout) & (ids != PAD_ID)
             ids = ids.masked_fill(dropped, UNKNOWN_ID)
         batch_mask, batch_weights = mask[batch].to(device), weights[batch].to(device)
-        member_log_probs = network.member_log_probs(ids.to(device), batch_lengths)  # (M, B, L)
-        # Each member fits the labels on its own (mean of member losses), which keeps them diverse.
-        loss = torch.stack([any_label_loss(lp, batch_mask, batch_weights) for lp in member_log_probs]).mean()
-        guesses = member_log_probs.mean(dim=0).argmax(dim=1, keepdim=True)
+        head_log_probs = network.head_log_probs(ids.to(device), batch_lengths)  # (K, B, L)
+        # Each head fits the labels on its own (mean of head losses): what keeps them different.
+        loss = torch.stack([any_label_loss(lp, batch_mask, batch_weights) for lp in head_log_probs]).mean()
+        guesses = head_log_probs.mean(dim=0).argmax(dim=1, keepdim=True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
@@ -159,6 +166,19 @@ def ngram_settings(config: TrainConfig) -> dict:
     return {"ngram_order": config.ngram_order, "ngram_buckets": config.ngram_buckets, "ngram_dim": config.ngram_dim}
 
 
+def network_config_for(config: TrainConfig, vocab_size: int, num_labels: int) -> NetworkConfig:
+    """The network a training config asks for; the concat cell always has one head and no bag."""
+    if config.architecture == "concat" and config.num_heads != 1:
+        logger.info("the concat cell has one head: training it with one")
+    return NetworkConfig(
+        architecture=config.architecture, vocab_size=vocab_size, num_labels=num_labels,
+        hidden_size=config.hidden_size, num_layers=config.num_layers, bidirectional=config.bidirectional,
+        dropout=config.dropout, nonlinearity=config.nonlinearity, concat_tanh=config.concat_tanh,
+        pooling=config.pooling, num_heads=1 if config.architecture == "concat" else config.num_heads,
+        **ngram_settings(config),
+    )
+
+
 def build_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -171,42 +191,35 @@ def build_optimizer(network: torch.nn.Module, config: TrainConfig) -> torch.opti
     raise ValueError(f"optimizer must be adam, adamw or sgd, got {config.optimizer!r}")
 
 
-def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResult:
-    """Train, calibrate, evaluate and write checkpoint, metrics.json and plots to config.output_dir."""
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
-    dataset = dataset or load_names_dir(config.data_dir)
-    labels = dataset.labels
-    label_index = {label: i for i, label in enumerate(labels)}
-    encoder_config = (
-        EncoderConfig(alphabet=LOWERCASE_ALPHABET, lowercase=True) if config.lowercase else EncoderConfig()
-    )
-    encoder = NameEncoder(encoder_config)
-    train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
-    if not train_records or not val_records:
-        raise ValueError(f"need names in both train and val splits, got {len(train_records)} and {len(val_records)}")
-    pairs = label_pairs(train_records)
-    label_ids = torch.tensor([label_index[label] for _, label in pairs])  # label counts come from the files
-    train_sequences = [encoder.encode(record.name) for record in train_records]
-    train_mask = label_mask(train_records, labels)
-    val_sequences = [encoder.encode(record.name) for record in val_records]
-    val_mask = label_mask(val_records, labels)
-    counts = torch.bincount(label_ids, minlength=len(labels)).float().clamp(min=1)
-    log_prior = torch.log(counts / counts.sum())
-    weights = name_weights(train_mask, class_weights(label_ids, len(labels), config.class_weight_power))
+@dataclass(frozen=True)
+class FitResult:
+    network: NameClassifier
+    history: list[dict]
+    best_epoch: int
 
-    network_config = NetworkConfig(
-        architecture=config.architecture, vocab_size=encoder.vocab_size, num_labels=len(labels),
-        hidden_size=config.hidden_size, num_layers=config.num_layers, bidirectional=config.bidirectional,
-        dropout=config.dropout, nonlinearity=config.nonlinearity, concat_tanh=config.concat_tanh,
-        pooling=config.pooling, num_members=config.num_members, **ngram_settings(config),
-    )
+
+def fit_network(
+    network_config: NetworkConfig, config: TrainConfig, records: list[NameRecord], labels: tuple[str, ...],
+    encoder: NameEncoder, device: torch.device, started: float, phase: str,
+    val_records: list[NameRecord] | None = None, stop_after: int | None = None,
+) -> FitResult:
+    """Mini-batch training on `records` with a one-cycle schedule over `config.epochs` epochs.
+
+    With `val_records`, every epoch is scored on them and the best epoch's weights are kept (early
+    stopping after `config.patience` epochs without a better score). With `stop_after`, training
+    stops after that many epochs of the same schedule: the refit replays the held-out run's course.
+    """
+    torch.manual_seed(config.seed)  # the refit starts from the same weights as the held-out run
+    label_index = {label: i for i, label in enumerate(labels)}
+    label_ids = torch.tensor([label_index[label] for _, label in label_pairs(records)])  # counts come from the files
+    sequences = [encoder.encode(record.name) for record in records]
+    mask = label_mask(records, labels)
+    weights = name_weights(mask, class_weights(label_ids, len(labels), config.class_weight_power))
+    val_sequences = [encoder.encode(record.name) for record in val_records] if val_records else []
+    val_mask = label_mask(val_records, labels) if val_records else None
     network = build_network(network_config).to(device)
     optimizer = build_optimizer(network, config)
-    steps_per_epoch = math.ceil(len(train_records) / config.batch_size)
+    steps_per_epoch = math.ceil(len(records) / config.batch_size)
     # OneCycleLR divides by its warm-up and cool-down lengths, which round to zero steps on a tiny
     # run; a floor of MIN_SCHEDULE_STEPS keeps them positive (a tiny run then stops mid-cycle).
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -214,68 +227,131 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
         total_steps=max(config.epochs * steps_per_epoch, MIN_SCHEDULE_STEPS),
     )
     generator = torch.Generator().manual_seed(config.seed)
+    last_epoch = min(stop_after or config.epochs, config.epochs)
     logger.info(
-        "training %s (%d parameters) on %d names (%d name-label pairs), val %d names, device %s",
-        config.architecture, sum(p.numel() for p in network.parameters()), len(train_records), len(pairs),
-        len(val_records), device,
+        "%s: training %s (%d parameters) on %d names (%d name-label pairs) for up to %d epochs, device %s",
+        phase, config.architecture, sum(p.numel() for p in network.parameters()), len(records), len(label_ids),
+        last_epoch, device,
     )
     history: list[dict] = []
-    best_score, best_state, best_epoch = -math.inf, None, 0
-    for epoch in range(1, config.epochs + 1):
+    best_key, best_state, best_epoch = (-math.inf, -math.inf), None, last_epoch
+    for epoch in range(1, last_epoch + 1):
         train_loss = run_epoch(
-            network, optimizer, scheduler, train_sequences, train_mask, weights, config, generator, device, epoch
+            network, optimizer, scheduler, sequences, mask, weights, config, generator, device, f"{phase} epoch {epoch}"
         )
-        val_log_probs = network_log_probs(network, val_sequences, device)
-        val_metrics = classification_metrics(val_records, val_log_probs, labels)
-        entry = {
-            "epoch": epoch, "train_loss": train_loss, "val_loss": multilabel_nll(val_log_probs, val_mask),
-            "val_top1": val_metrics["top1"], "val_macro_f1": val_metrics["macro_f1"],
-            "seconds": round(time.perf_counter() - started, 1),
-        }
+        entry = {"epoch": epoch, "train_loss": train_loss}
+        if val_records:
+            val_log_probs = network_log_probs(network, val_sequences, device)
+            val_metrics = classification_metrics(val_records, val_log_probs, labels)
+            entry.update(val_loss=multilabel_nll(val_log_probs, val_mask), val_top1=val_metrics["top1"],
+                         val_macro_f1=val_metrics["macro_f1"])
+        entry["seconds"] = round(time.perf_counter() - started, 1)
         history.append(entry)
         logger.info(
-            "epoch %d/%d train_loss %.4f val_loss %.4f val_top1 %.4f val_macro_f1 %.4f (%.0fs)",
-            epoch, config.epochs, train_loss, entry["val_loss"], entry["val_top1"], entry["val_macro_f1"], entry["seconds"],
+            "%s epoch %d/%d train_loss %.4f%s (%.0fs)", phase, epoch, last_epoch, train_loss,
+            " val_loss %.4f val_top1 %.4f val_macro_f1 %.4f" % (entry["val_loss"], entry["val_top1"], entry["val_macro_f1"])
+            if val_records else "",
+            entry["seconds"],
         )
-        if selection_score(val_metrics) > best_score:
-            best_score, best_state, best_epoch = selection_score(val_metrics), copy.deepcopy(network.state_dict()), epoch
+        if not val_records:
+            continue
+        if stopping_key(val_metrics) > best_key:
+            best_key, best_state, best_epoch = stopping_key(val_metrics), copy.deepcopy(network.state_dict()), epoch
         elif epoch - best_epoch >= config.patience:
             logger.info("early stop: no better val score for %d epochs", config.patience)
             break
-    network.load_state_dict(best_state)
+    if best_state is not None:
+        network.load_state_dict(best_state)
     round_to_storage_precision(network)  # calibrate and evaluate exactly what the file will hold
-    val_log_probs = network_log_probs(network, val_sequences, device)
-    label_bias, bias_strength, temperature = fit_calibration(val_log_probs, val_records, labels, log_prior)
-    network.label_bias.copy_(label_bias.to(device))
-    network.temperature.fill_(temperature)
-    training_seconds = time.perf_counter() - started
-    logger.info("best epoch %d; calibration bias strength %.1f, temperature %.3f", best_epoch, bias_strength, temperature)
-    return _write_outputs(
-        config, dataset, network, encoder, encoder_config,
-        {"val": val_records, "test": test_records},
-        {
-            "history": history, "best_epoch": best_epoch, "bias_strength": bias_strength,
-            "temperature": temperature, "training_seconds": round(training_seconds, 1),
-            "num_train_names": len(train_records), "num_train_pairs": len(pairs), "device": str(device),
-        },
+    return FitResult(network, history, best_epoch)
+
+
+def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResult:
+    """Train, calibrate, evaluate and write checkpoint, metrics.json and plots to config.output_dir.
+
+    The held-out run trains on the train split and uses val to stop early and to fit calibration;
+    its val metrics are the honest ones. With `config.refit`, the network is then trained again
+    from the same start on train + val (12% more names) for the epochs val picked, and keeps the
+    held-out run's calibration; test, never seen by either, measures the network that is saved.
+    """
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    dataset = dataset or load_names_dir(config.data_dir)
+    labels = dataset.labels
+    encoder_config = (
+        EncoderConfig(alphabet=LOWERCASE_ALPHABET, lowercase=True) if config.lowercase else EncoderConfig()
     )
+    encoder = NameEncoder(encoder_config)
+    train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
+    if not train_records or not val_records:
+        raise ValueError(f"need names in both train and val splits, got {len(train_records)} and {len(val_records)}")
+    network_config = network_config_for(config, encoder.vocab_size, len(labels))
+    held_out = fit_network(
+        network_config, config, train_records, labels, encoder, device, started, "held-out", val_records=val_records
+    )
+    val_sequences = [encoder.encode(record.name) for record in val_records]
+    label_bias, bias_strength, temperature = fit_calibration(
+        network_log_probs(held_out.network, val_sequences, device), val_records, labels, log_prior(train_records, labels)
+    )
+    apply_calibration(held_out.network, label_bias, temperature)
+    logger.info(
+        "best epoch %d; calibration bias strength %.1f, temperature %.3f", held_out.best_epoch, bias_strength, temperature
+    )
+    split_metrics = {"val": classification_metrics(val_records, network_log_probs(held_out.network, val_sequences, device), labels)}
+    run_info = {
+        "history": held_out.history, "best_epoch": held_out.best_epoch, "bias_strength": bias_strength,
+        "temperature": temperature, "num_train_names": len(train_records), "device": str(device),
+    }
+    final = held_out.network
+    if config.refit:
+        if test_records:
+            split_metrics["held_out_run_test"] = evaluate_on(held_out.network, test_records, encoder, labels, device)
+        refit = fit_network(
+            network_config, config, train_records + val_records, labels, encoder, device, started, "refit",
+            stop_after=held_out.best_epoch,
+        )
+        final = refit.network
+        apply_calibration(final, label_bias, temperature)
+        run_info.update(refit_history=refit.history, num_train_names=len(train_records) + len(val_records))
+    run_info["training_seconds"] = round(time.perf_counter() - started, 1)
+    return _write_outputs(config, dataset, final, encoder, encoder_config, split_metrics, test_records, run_info)
 
 
-def _write_outputs(config, dataset, network, encoder, encoder_config, eval_splits, run_info) -> TrainResult:
+def log_prior(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
+    """(L,) log share of each label among the (name, label) pairs: what the calibration bias scales."""
+    label_index = {label: i for i, label in enumerate(labels)}
+    counts = torch.bincount(
+        torch.tensor([label_index[label] for _, label in label_pairs(records)]), minlength=len(labels)
+    ).float().clamp(min=1)
+    return torch.log(counts / counts.sum())
+
+
+def apply_calibration(network: NameClassifier, label_bias: torch.Tensor, temperature: float) -> None:
+    network.label_bias.copy_(label_bias.to(network.label_bias.device))
+    network.temperature.fill_(temperature)
+
+
+def evaluate_on(
+    network: NameClassifier, records: list[NameRecord], encoder: NameEncoder, labels: tuple[str, ...], device: torch.device
+) -> dict:
+    log_probs = network_log_probs(network, [encoder.encode(record.name) for record in records], device)
+    return classification_metrics(records, log_probs, labels)
+
+
+def _write_outputs(config, dataset, network, encoder, encoder_config, split_metrics, test_records, run_info) -> TrainResult:
+    """Score the saved network on test, then write the checkpoint, metrics.json and both plots."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = next(network.parameters()).device
-    split_metrics = {}
-    for split_name, records in eval_splits.items():
-        if not records:
-            continue
-        log_probs = network_log_probs(network, [encoder.encode(r.name) for r in records], device)
-        split_metrics[split_name] = classification_metrics(records, log_probs, dataset.labels)
-        if split_name == "test":
-            save_confusion_matrix(
-                confusion_counts(records, log_probs, dataset.labels), dataset.labels,
-                output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
-            )
+    if test_records:
+        log_probs = network_log_probs(network, [encoder.encode(r.name) for r in test_records], device)
+        split_metrics["test"] = classification_metrics(test_records, log_probs, dataset.labels)
+        save_confusion_matrix(
+            confusion_counts(test_records, log_probs, dataset.labels), dataset.labels,
+            output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
+        )
     summary = {
         split: {key: value for key, value in metrics.items() if key in SUMMARY_METRICS}
         for split, metrics in split_metrics.items()
@@ -284,8 +360,16 @@ def _write_outputs(config, dataset, network, encoder, encoder_config, eval_split
         "data_fingerprint": dataset.fingerprint,
         "split_rule": SPLIT_RULE,
         "metrics": summary,
-        "training": {"config": config.to_dict(), **{k: v for k, v in run_info.items() if k != "history"}},
+        "training": {
+            "config": config.to_dict(),
+            **{k: v for k, v in run_info.items() if k not in ("history", "refit_history")},
+        },
     }
+    if config.refit:
+        info["metrics_note"] = (
+            "val: the held-out run, which trained on train only; the saved network was refit on train + val, so "
+            "only test (and held_out_run_test, the held-out run on test) is unseen by it"
+        )
     checkpoint_path = output_dir / CHECKPOINT_FILENAME
     save_checkpoint(checkpoint_path, network.cpu(), encoder_config, dataset.labels, info)
     save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
