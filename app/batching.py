@@ -3,7 +3,7 @@
 Requests wait in a bounded asyncio queue; one loop takes the first, waits at most `max_wait_ms`
 for others to join (up to `max_batch_size` names; a batch that already holds `FULL_ENOUGH_NAMES`
 takes only what is queued and never waits), runs the whole batch on a single worker thread
-and routes each request's slice of the answer back through its future.
+and routes each request's rows of the answer back through its future.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from model.predictor import NamePrediction, Predictor
+from model.predictor import Predictor, RankedLabels
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class BatcherClosedError(RuntimeError):
 class _Job:
     names: list[str]
     top_k: int
-    future: asyncio.Future[list[NamePrediction]] = field(repr=False)
+    future: asyncio.Future[RankedLabels] = field(repr=False)
 
 
 # Waiting for company pays when it spreads a model call's fixed cost (~1 ms) over more names. At 64
@@ -43,7 +43,7 @@ BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds i
 
 
 class MicroBatcher:
-    """Coalesces `classify` calls into batched `Predictor.predict` calls on one worker thread."""
+    """Coalesces `classify` calls into batched `Predictor.rank` calls on one worker thread."""
 
     def __init__(
         self,
@@ -75,13 +75,13 @@ class MicroBatcher:
         self._loop_task = asyncio.create_task(self._run(), name="nameorigin-batcher")
         self._accepting = True
 
-    async def run_directly(self, names: list[str], top_k: int) -> list[NamePrediction]:
+    async def run_directly(self, names: list[str], top_k: int) -> RankedLabels:
         """One model call on the worker thread, bypassing the queue (warm-up uses this)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.predictor.predict, names, top_k)
+        return await loop.run_in_executor(self._executor, self.predictor.rank, names, top_k)
 
-    async def classify(self, names: list[str], top_k: int) -> list[NamePrediction]:
-        """Top-k predictions for `names` (already validated), in input order."""
+    async def classify(self, names: list[str], top_k: int) -> RankedLabels:
+        """Top-k labels for `names` (already validated), one row per name in input order."""
         if not self._accepting or self._queue is None:
             raise BatcherClosedError("the model is not accepting requests (starting up or shutting down)")
         job = _Job(names, top_k, asyncio.get_running_loop().create_future())
@@ -160,31 +160,25 @@ class MicroBatcher:
         for job, own in zip(live, answers):
             _settle(job, answers=own)
 
-    async def _predict(self, jobs: list[_Job]) -> list[list[NamePrediction]]:
-        """One model call for all names of `jobs`; each job gets its own slice at its own top_k."""
+    async def _predict(self, jobs: list[_Job]) -> list[RankedLabels]:
+        """One model call for all names of `jobs`; each job gets its own rows at its own top_k."""
         name_batch = [name for job in jobs for name in job.names]
         top_k = max(job.top_k for job in jobs)
         loop = asyncio.get_running_loop()
-        predictions = await loop.run_in_executor(self._executor, self.predictor.predict, name_batch, top_k)
+        ranked = await loop.run_in_executor(self._executor, self.predictor.rank, name_batch, top_k)
+        if len(jobs) == 1:
+            return [ranked.top(jobs[0].top_k)]
         answers, start = [], 0
         for job in jobs:
-            own = predictions[start : start + len(job.names)]
+            answers.append(ranked.rows(start, start + len(job.names)).top(job.top_k))
             start += len(job.names)
-            # Predictions are sorted most probable first, so a smaller top_k is a prefix.
-            answers.append([_truncate(prediction, job.top_k) for prediction in own])
         return answers
 
 
-def _settle(job: _Job, answers: list[NamePrediction] | None = None, error: BaseException | None = None) -> None:
+def _settle(job: _Job, answers: RankedLabels | None = None, error: BaseException | None = None) -> None:
     if job.future.done():  # the client went away while the model ran
         return
     if error is not None:
         job.future.set_exception(error)
     else:
         job.future.set_result(answers)
-
-
-def _truncate(prediction: NamePrediction, top_k: int) -> NamePrediction:
-    if len(prediction.predictions) == top_k:
-        return prediction
-    return NamePrediction(prediction.name, prediction.predictions[:top_k])

@@ -35,10 +35,13 @@ PROFILE_REQUEST_NAMES = 100
 IDLE = "idle"
 NAME_CHECKS = "name checks (encoding on the loop thread)"
 # (what a path fragment or builtin name says, the stage it is counted under), first match wins
+HTTP_STAGE = "uvicorn + httptools/h11 (HTTP parsing)"
 STAGES = (
-    ("select.epoll", IDLE),
-    ("/h11/", "uvicorn + h11 (HTTP parsing)"),
-    ("/uvicorn/", "uvicorn + h11 (HTTP parsing)"),
+    ("select.epoll", IDLE),  # asyncio's loop waiting for sockets
+    ("run_forever", IDLE),  # uvloop's loop (C): waiting for sockets, between the Python callbacks it runs
+    ("/h11/", HTTP_STAGE),
+    ("httptools", HTTP_STAGE),
+    ("/uvicorn/", HTTP_STAGE),
     ("/starlette/", "Starlette/FastAPI (routing, dependencies, request, response)"),
     ("/fastapi/", "Starlette/FastAPI (routing, dependencies, request, response)"),
     ("/pydantic", "pydantic (request validation, response JSON)"),
@@ -54,6 +57,7 @@ STAGES = (
     ("app/batching.py", "batcher (queue, futures)"),
     ("/app/", "app routes"),
     ("/asyncio/", "asyncio event loop, sockets"),
+    ("uvloop", "asyncio event loop, sockets"),
     ("selectors.py", "asyncio event loop, sockets"),
     ("socket", "asyncio event loop, sockets"),
 )

@@ -40,6 +40,25 @@ class NamePrediction(NamedTuple):
     predictions: tuple[LabelProbability, ...]
 
 
+class RankedLabels(NamedTuple):
+    """The top-k labels of several names as plain lists, one row per name in input order, most
+    probable first: ids into `Predictor.labels`, probabilities, log-probabilities. For callers that
+    write their own output (the service's JSON) and need no object per label."""
+
+    label_ids: list[list[int]]
+    probabilities: list[list[float]]
+    log_probabilities: list[list[float]]
+
+    def rows(self, start: int, stop: int) -> "RankedLabels":
+        return RankedLabels(self.label_ids[start:stop], self.probabilities[start:stop], self.log_probabilities[start:stop])
+
+    def top(self, top_k: int) -> "RankedLabels":
+        """The first `top_k` labels of each row (rows are sorted, so a smaller top-k is a prefix)."""
+        if all(len(row) <= top_k for row in self.label_ids):
+            return self
+        return RankedLabels(*([row[:top_k] for row in column] for column in self))
+
+
 def resolve_device(device: str) -> torch.device:
     """auto -> CUDA when present else CPU; cuda without CUDA raises DeviceUnavailableError."""
     if device not in DEVICES:
@@ -94,27 +113,31 @@ class Predictor:
                 result[torch.tensor(chunk)] = log_probs.float().cpu()
         return result
 
-    def predict(self, names: list[str], top_k: int = 3) -> list[NamePrediction]:
-        """Top-k labels per name, in input order; raises NameEncodingError on a bad name."""
+    def rank(self, names: list[str], top_k: int = 3) -> RankedLabels:
+        """Top-k label ids, probabilities and log-probabilities per name, in input order, as lists;
+        raises NameEncodingError on a bad name."""
         if not 1 <= top_k <= self.num_labels:
             raise ValueError(f"top_k must be between 1 and {self.num_labels}, got {top_k}")
-        log_probs = self.log_probabilities(names)
-        top_log_probs, top_indices = log_probs.topk(top_k, dim=1)
-        # Whole matrices to Python lists at once, and tuples rather than dataclasses: at 4096 names
-        # iterating tensor rows and building frozen dataclasses cost more than the GRU (cProfile).
-        labels = self.labels
+        top_log_probs, top_indices = self.log_probabilities(names).topk(top_k, dim=1)
+        # Whole matrices to Python lists at once: iterating tensor rows cost more than the GRU (cProfile).
         with _cyclic_gc_paused():
+            return RankedLabels(top_indices.tolist(), top_log_probs.double().exp().tolist(), top_log_probs.tolist())
+
+    def predict(self, names: list[str], top_k: int = 3) -> list[NamePrediction]:
+        """Top-k labels per name, in input order; raises NameEncodingError on a bad name."""
+        labels = self.labels
+        # Tuples rather than dataclasses: at 4096 names building frozen dataclasses cost more than the GRU.
+        with _cyclic_gc_paused():  # one pause over both bursts: rank's lists and these tuples
+            ranked = self.rank(names, top_k)
             return [
-                NamePrediction(name, tuple(map(LabelProbability, [labels[i] for i in row_indices], row_probs, row_log_probs)))
-                for name, row_log_probs, row_probs, row_indices in zip(
-                    names, top_log_probs.tolist(), top_log_probs.double().exp().tolist(), top_indices.tolist()
-                )
+                NamePrediction(name, tuple(map(LabelProbability, [labels[i] for i in row_ids], row_probs, row_log_probs)))
+                for name, row_ids, row_probs, row_log_probs in zip(names, *ranked)
             ]
 
 
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
-    """Keep Python's cyclic collector out of a burst of acyclic result tuples.
+    """Keep Python's cyclic collector out of a burst of acyclic result lists and tuples.
 
     A big batch makes ~8 tracked objects per name; every 700 allocations trigger the collector, and
     in a process with a large heap its full passes walk everything (the bench's process: 4096-name

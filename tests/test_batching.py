@@ -6,13 +6,14 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from app.batching import FULL_ENOUGH_NAMES, BatcherClosedError, MicroBatcher, QueueFullError
 from model.encoder import NameEncodingError
-from model.predictor import LabelProbability, NamePrediction, Predictor
+from model.predictor import NamePrediction, Predictor, RankedLabels
 
 # 50 distinct names of different lengths, so a misrouted answer shows up as different probabilities.
 DISTINCT_NAMES = [f"{first}{second}{'s' * (index % 4)}" for index, (first, second) in enumerate(
@@ -25,40 +26,52 @@ def tiny_predictor(tiny_checkpoint) -> Predictor:
     return Predictor.from_path(tiny_checkpoint, device="cpu")
 
 
+# What the fake models answer: a name's one label id is its place in TAGS, so a test can tell whose answer came back.
+TAGS = ["a", "b", "c", "d", "good", "bad", "fine", "First", "Second", "Third"]
+
+
+def tagged(names: list[str]) -> RankedLabels:
+    return RankedLabels([[TAGS.index(name)] for name in names], [[1.0]] * len(names), [[0.0]] * len(names))
+
+
+def tags(ranked: RankedLabels) -> list[str]:
+    return [TAGS[row[0]] for row in ranked.label_ids]
+
+
 class BlockingPredictor:
     """Holds the model thread until released, so the test controls what is queued behind it."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[list[str]], RankedLabels] = tagged) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.answer = answer
 
-    def predict(self, names: list[str], top_k: int) -> list[NamePrediction]:
+    def rank(self, names: list[str], top_k: int) -> RankedLabels:
         self.entered.set()
         assert self.release.wait(10), "test never released the model"
-        return [NamePrediction(name, (LabelProbability("A", 1.0, 0.0),)) for name in names]
+        return self.answer(names)
 
 
 class PickyPredictor:
     """Refuses any batch containing "bad", like a model meeting a name it cannot read."""
 
-    def predict(self, names: list[str], top_k: int) -> list[NamePrediction]:
+    def rank(self, names: list[str], top_k: int) -> RankedLabels:
         if "bad" in names:
             raise NameEncodingError("cannot read 'bad'")
-        return [NamePrediction(name, (LabelProbability("A", 1.0, 0.0),)) for name in names]
+        return tagged(names)
 
 
-def assert_same_predictions(answer: NamePrediction, expected: NamePrediction) -> None:
-    assert answer.name == expected.name
-    assert [p.label for p in answer.predictions] == [p.label for p in expected.predictions]
-    assert [p.probability for p in answer.predictions] == pytest.approx(
-        [p.probability for p in expected.predictions], abs=1e-5
-    )
+def assert_same_predictions(answer: RankedLabels, expected: NamePrediction, labels: tuple[str, ...]) -> None:
+    """A one-row answer from the batcher against the predictor's own answer for that name."""
+    [row_ids], [row_probs] = answer.label_ids, answer.probabilities
+    assert [labels[label_id] for label_id in row_ids] == [p.label for p in expected.predictions]
+    assert row_probs == pytest.approx([p.probability for p in expected.predictions], abs=1e-5)
 
 
 def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_predictor):
     batch_sizes: list[int] = []
 
-    async def scenario() -> list[list[NamePrediction]]:
+    async def scenario() -> list[RankedLabels]:
         batcher = MicroBatcher(tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests))
         await batcher.start()
         try:
@@ -69,8 +82,8 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
     answers = asyncio.run(scenario())
     expected = [tiny_predictor.predict([name], 3)[0] for name in DISTINCT_NAMES]  # one at a time, unbatched
     assert len({round(prediction.predictions[0].probability, 5) for prediction in expected}) > 40  # names differ
-    for [answer], direct in zip(answers, expected):
-        assert_same_predictions(answer, direct)
+    for answer, direct in zip(answers, expected):
+        assert_same_predictions(answer, direct, tiny_predictor.labels)
     assert sum(batch_sizes) == len(DISTINCT_NAMES)
     assert max(batch_sizes) > 1  # requests were coalesced
 
@@ -89,7 +102,7 @@ def test_batcher_waits_for_company_for_a_small_request_but_not_for_a_full_enough
         return big, big_seconds, small, small_seconds
 
     big, big_seconds, small, small_seconds = asyncio.run(scenario())
-    assert len(big) == FULL_ENOUGH_NAMES and len(small) == 1
+    assert len(big.label_ids) == FULL_ENOUGH_NAMES and len(small.label_ids) == 1
     assert small_seconds >= 0.9  # a lone name waits out max_wait_ms for others to join
     assert big_seconds < 0.5  # a batch already big enough runs at once
 
@@ -103,9 +116,10 @@ def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predicto
         finally:
             await batcher.stop()
 
-    [top_one], [top_three, _] = asyncio.run(scenario())
-    assert len(top_one.predictions) == 1 and len(top_three.predictions) == 3
-    assert top_one.predictions == top_three.predictions[:1]
+    top_one, top_three = asyncio.run(scenario())
+    assert [len(row) for row in top_one.label_ids] == [1] and [len(row) for row in top_three.label_ids] == [3, 3]
+    assert top_one.label_ids[0] == top_three.label_ids[0][:1]
+    assert top_one.probabilities[0] == top_three.probabilities[0][:1]
 
 
 def test_batcher_queue_full_raises_queue_full_error():
@@ -126,7 +140,7 @@ def test_batcher_queue_full_raises_queue_full_error():
         return answers
 
     answers = asyncio.run(scenario())
-    assert [answer[0].name for answer in answers] == ["a", "b", "c"]
+    assert [tags(answer) for answer in answers] == [["a"], ["b"], ["c"]]
 
 
 def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_predictor):
@@ -139,9 +153,11 @@ def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_pr
         assert all(task.done() and not task.cancelled() for task in pending)
         with pytest.raises(BatcherClosedError):
             await batcher.classify(["late"], 1)
-        return [task.result()[0].name for task in pending]
+        return [task.result() for task in pending]
 
-    assert asyncio.run(scenario()) == DISTINCT_NAMES[:10]
+    answers = asyncio.run(scenario())
+    for name, answer in zip(DISTINCT_NAMES[:10], answers):
+        assert_same_predictions(answer.top(2), tiny_predictor.predict([name], 2)[0], tiny_predictor.labels)
 
 
 def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
@@ -157,7 +173,7 @@ def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
             await batcher.stop()
 
     good, bad, fine = asyncio.run(scenario())
-    assert good[0].name == "good" and fine[0].name == "fine"
+    assert tags(good) == ["good"] and tags(fine) == ["fine"]
     assert isinstance(bad, NameEncodingError)
 
 
@@ -173,7 +189,7 @@ def test_batcher_keeps_serving_after_a_waiting_client_goes_away(tiny_predictor):
         finally:
             await batcher.stop()
 
-    assert asyncio.run(scenario())[0].name == "Stays"
+    assert_same_predictions(asyncio.run(scenario()), tiny_predictor.predict(["Stays"], 1)[0], tiny_predictor.labels)
 
 
 # --- through HTTP ---------------------------------------------------------------------------------
@@ -207,8 +223,8 @@ def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(mak
 @pytest.mark.timeout(60)
 def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeypatch):
     client = make_client(queue_size=1, max_batch_wait_ms=0)
-    model = BlockingPredictor()
-    monkeypatch.setattr(Predictor, "predict", lambda self, names, top_k: model.predict(names, top_k))
+    model = BlockingPredictor(answer=lambda names: RankedLabels([[0]] * len(names), [[1.0]] * len(names), [[0.0]] * len(names)))
+    monkeypatch.setattr(Predictor, "rank", lambda self, names, top_k: model.rank(names, top_k))
     with ThreadPoolExecutor(max_workers=2) as pool:
         in_model = pool.submit(client.post, "/classify", json={"name": "First"})
         assert model.entered.wait(10)

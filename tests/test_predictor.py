@@ -119,3 +119,42 @@ def test_shipped_predictor_reads_one_letter_names_alone_and_together():
     assert [p.label for p in together[1].predictions] == [p.label for p in alone]
     # The same to 1e-5, the padding-invariance bound (batch size can change a matrix product's summation order).
     assert [p.probability for p in together[1].predictions] == pytest.approx([p.probability for p in alone], abs=1e-5)
+
+
+def test_predictor_rank_gives_predicts_labels_and_probabilities_as_lists(predictor):
+    names = ["Wolfeschlegelsteinhausen", "Li", "Nguyễn"]
+    ranked = predictor.rank(names, top_k=3)
+    predicted = predictor.predict(names, top_k=3)
+    assert len(ranked.label_ids) == len(names)
+    for row_ids, row_probs, row_log_probs, prediction in zip(*ranked, predicted):
+        assert [predictor.labels[i] for i in row_ids] == [p.label for p in prediction.predictions]
+        assert row_probs == [p.probability for p in prediction.predictions]
+        assert row_log_probs == [p.log_probability for p in prediction.predictions]
+
+
+def test_ranked_labels_rows_and_top_are_slices_of_the_sorted_rows(predictor):
+    ranked = predictor.rank(["Hinton", "Li", "Abe"], top_k=3)
+    middle = ranked.rows(1, 2)
+    assert middle.label_ids == ranked.label_ids[1:2] and middle.probabilities == ranked.probabilities[1:2]
+    top_one = ranked.top(1)
+    assert top_one.label_ids == [row[:1] for row in ranked.label_ids]
+    assert top_one.log_probabilities == [row[:1] for row in ranked.log_probabilities]
+    assert ranked.top(3) is ranked  # nothing to cut
+
+
+@pytest.mark.parametrize("method", ["rank", "predict"])
+def test_predictor_builds_big_answers_without_a_cyclic_collection(predictor, method):
+    """Every 700 fresh result lists would wake the collector, whose full passes over a big process's
+    heap cost more than the model (the bench's process: 114k -> 81k names/s). Paused, it runs once,
+    when it is switched back on."""
+    names = [f"Name{'x' * (i % 9)}{i}" for i in range(2000)]
+    getattr(predictor, method)(names, 3)  # encodings cached, as for names a service sees again
+    phases: list[str] = []
+    gc.collect()
+    gc.callbacks.append(lambda phase, info: phase == "start" and phases.append(phase))
+    try:
+        getattr(predictor, method)(names, 3)
+        collections_started = len(phases)  # an int: allocates nothing the collector tracks
+    finally:
+        gc.callbacks.pop()
+    assert collections_started <= 1
