@@ -1,9 +1,10 @@
 """Micro-batching: concurrent requests share one model call, run off the event loop.
 
 Requests wait in a bounded asyncio queue; one loop takes the first, waits at most `max_wait_ms`
-for others to join (up to `max_batch_size` names; a batch that already holds `FULL_ENOUGH_NAMES`
-takes only what is queued and never waits), runs the whole batch on a single worker thread
-and routes each request's rows of the answer back through its future.
+for others to join (up to `max_batch_size` names), runs the whole batch on a single worker thread
+and routes each request's rows of the answer back through its future. A batch takes only what is
+already queued, without waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had
+no company (requests are not overlapping, so waiting would only add latency).
 """
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class MicroBatcher:
         # core inside one call.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nameorigin-model")
         self._accepting = False
+        # Whether the last batch held more than one request: the sign of load that makes waiting pay.
+        # Measured with the two-head model, one connection: 411 req/s waiting every time, 749 never
+        # waiting; 8 and 64 connections lost 4% and 8% never waiting. This keeps both. A new server
+        # assumes load until a lone batch shows otherwise.
+        self._last_batch_had_company = True
 
     @property
     def queue_depth(self) -> int:
@@ -106,6 +112,7 @@ class MicroBatcher:
             if first is None:
                 return
             batch, stop_seen = await self._gather(first)
+            self._last_batch_had_company = len(batch) > 1
             await self._run_batch(batch)
             if stop_seen:
                 return
@@ -119,7 +126,7 @@ class MicroBatcher:
         while num_names < self.max_batch_size:
             try:
                 if self._queue.empty():
-                    if num_names >= FULL_ENOUGH_NAMES:
+                    if num_names >= FULL_ENOUGH_NAMES or not self._last_batch_had_company:
                         break
                     remaining = deadline - loop.time()
                     if remaining <= 0:

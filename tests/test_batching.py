@@ -88,23 +88,35 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
     assert max(batch_sizes) > 1  # requests were coalesced
 
 
-def test_batcher_waits_for_company_for_a_small_request_but_not_for_a_full_enough_one(tiny_predictor):
-    async def scenario():
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=1000)
-        await batcher.start()
-        started = time.perf_counter()
-        big = await batcher.classify((DISTINCT_NAMES * 2)[:FULL_ENOUGH_NAMES], 1)
-        big_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        small = await batcher.classify(DISTINCT_NAMES[:1], 1)
-        small_seconds = time.perf_counter() - started
-        await batcher.stop()
-        return big, big_seconds, small, small_seconds
+def test_batcher_waits_for_company_only_after_a_batch_that_had_company_and_never_when_full_enough(tiny_predictor):
+    wait_s = 0.3
 
-    big, big_seconds, small, small_seconds = asyncio.run(scenario())
-    assert len(big.label_ids) == FULL_ENOUGH_NAMES and len(small.label_ids) == 1
-    assert small_seconds >= 0.9  # a lone name waits out max_wait_ms for others to join
-    assert big_seconds < 0.5  # a batch already big enough runs at once
+    async def timed(batcher, names) -> float:
+        started = time.perf_counter()
+        await batcher.classify(names, 1)
+        return time.perf_counter() - started
+
+    async def scenario() -> dict[str, float]:
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=wait_s * 1000)
+        await batcher.start()
+        try:
+            seconds = {"first lone": await timed(batcher, DISTINCT_NAMES[:1])}  # nothing known yet: assume load
+            seconds["lone after lone"] = await timed(batcher, DISTINCT_NAMES[3:4])
+            await asyncio.gather(batcher.classify(["Ka"], 1), batcher.classify(["Lo"], 1))  # one batch, with company
+            seconds["lone after company"] = await timed(batcher, DISTINCT_NAMES[1:2])
+            seconds["lone after lone again"] = await timed(batcher, DISTINCT_NAMES[2:3])
+            await asyncio.gather(batcher.classify(["Ka"], 1), batcher.classify(["Lo"], 1))
+            seconds["full enough after company"] = await timed(batcher, (DISTINCT_NAMES * 2)[:FULL_ENOUGH_NAMES])
+            return seconds
+        finally:
+            await batcher.stop()
+
+    seconds = asyncio.run(scenario())
+    assert seconds["first lone"] >= wait_s * 0.9  # a new batcher assumes load: waits for others to join
+    assert seconds["lone after company"] >= wait_s * 0.9  # under load, a small request waits for others to join
+    assert seconds["lone after lone"] < wait_s / 2  # requests that do not overlap run at once
+    assert seconds["lone after lone again"] < wait_s / 2
+    assert seconds["full enough after company"] < wait_s / 2  # a batch already big enough runs at once
 
 
 def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predictor):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 
 import httpx
 import pytest
@@ -24,35 +25,45 @@ def in_progress(base_url: str) -> float:
 
 @pytest.mark.timeout(90)
 def test_server_classifies_over_http_and_finishes_in_flight_request_on_sigterm(start_server, tiny_checkpoint):
-    # A lone name waits 1.5 s for company in the batcher, long enough to be in flight at SIGTERM;
-    # a request with 4 names fills a batch and is answered at once.
+    # Under load (a new server assumes it, and a batch that had company shows it) a lone name waits
+    # 1.5 s for company in the batcher: long enough to be in flight at SIGTERM. A request with 4
+    # names fills a batch, so it and whoever waits for company are answered at once.
     server = start_server(checkpoint=str(tiny_checkpoint), max_batch_wait_ms="1500", max_batch_size="4")
     card = httpx.get(f"{server.base_url}/model").json()
-    batch = httpx.post(f"{server.base_url}/classify", json={"names": NAMES, "top_k": 2}).json()
+    waiting = send_in_background(server.base_url, "Rossi")
+    batch = httpx.post(f"{server.base_url}/classify", json={"names": NAMES, "top_k": 2}).json()  # joins Rossi's batch
     assert [result["name"] for result in batch["results"]] == NAMES
     assert batch["model_id"] == card["id"]
     assert all(len(result["predictions"]) == 2 for result in batch["results"])
+    assert waiting.result(10).json()["name"] == "Rossi"
 
-    answers: list[httpx.Response] = []
-    sender = threading.Thread(
-        target=lambda: answers.append(httpx.post(f"{server.base_url}/classify", json={"name": "Hinton"}, timeout=30))
-    )
-    sender.start()
-    deadline = time.monotonic() + 10
-    while in_progress(server.base_url) < 2:  # this /metrics request + the waiting /classify
-        assert time.monotonic() < deadline, "the /classify request never arrived"
-        time.sleep(0.02)
+    in_flight = send_in_background(server.base_url, "Hinton")  # the last batch had company: it waits
     exit_code, stderr = server.stop()
-    sender.join(10)
 
     assert exit_code == 0
-    assert answers and answers[0].status_code == 200
-    assert answers[0].json()["name"] == "Hinton"
+    answer = in_flight.result(10)
+    assert answer.status_code == 200 and answer.json()["name"] == "Hinton"
+
     request_lines = [json.loads(line) for line in stderr.splitlines() if '"message": "request"' in line]
     assert {"method", "path", "status", "latency_ms", "num_names"} <= set(request_lines[0])
     assert any(line["path"] == "/classify" and line["num_names"] == 4 for line in request_lines)
     assert "Hinton" not in stderr  # names stay out of logs at INFO
     assert "batcher drained" in stderr
+
+
+def send_in_background(base_url: str, name: str) -> Future[httpx.Response]:
+    """POST one name from another thread; return once the server counts it in progress (beside the
+    /metrics request that checks)."""
+    answer: Future[httpx.Response] = Future()
+    threading.Thread(
+        target=lambda: answer.set_result(httpx.post(f"{base_url}/classify", json={"name": name}, timeout=30))
+    ).start()
+    deadline = time.monotonic() + 10
+    while in_progress(base_url) < 2 and not answer.done():
+        assert time.monotonic() < deadline, f"the /classify request for {name} never arrived"
+        time.sleep(0.02)
+    assert not answer.done(), f"{name} was answered at once: it never waited for company"
+    return answer
 
 
 def corrupt_copy(checkpoint, tmp_path):
