@@ -110,7 +110,10 @@ class ModelCard(BaseModel):
     labels: list[str] = Field(description="every label the model can answer, in the checkpoint's order")
     num_labels: int
     max_name_length: int = Field(description="characters the model reads per name, after transliteration")
-    metrics: dict[str, Any] = Field(description="held-out evaluation saved at training time")
+    metrics: dict[str, Any] = Field(description="evaluation saved at training time, per split; `metrics_note` says which network each is of")
+    metrics_note: str | None = Field(
+        None, description="for a network refit on train + val: val is the held-out run's, test the served network's"
+    )
     data_fingerprint: str | None = Field(description="hash of the training data the model was fitted on")
     split_rule: Any = None
     training: Any = None

@@ -1,7 +1,8 @@
 """The networks: the tutorial's concat-Linear RNN cell and the nn.RNN/GRU/LSTM family.
 
-All of them read a right-padded (B, T) batch of character ids plus lengths, one-hot encode it,
-and return (B, num_labels) log-probabilities; padding never changes a name's output.
+All of them read a right-padded (B, T) batch of character ids plus lengths, one-hot encode it (the
+hand-written inference GRU looks up the one-hot rows' products instead of multiplying them), and
+return (B, num_labels) log-probabilities; padding never changes a name's output.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,19 +136,35 @@ class Predictor:
             ]
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+class _CyclicGcPause:
     """Keep Python's cyclic collector out of a burst of acyclic result lists and tuples.
 
     A big batch makes ~8 tracked objects per name; every 700 allocations trigger the collector, and
     in a process with a large heap its full passes walk everything (the bench's process: 4096-name
     batches at 26k names/s, 38k with the collector out of the way). Reference counting still frees
-    the tuples; the collector is re-enabled after, unless the caller had it off.
+    them. The collector is process-wide, so pauses are counted under a lock: it comes back on when
+    the last one in any thread ends, unless it was off before the first began.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._was_enabled:
+                    gc.enable()
+
+
+_cyclic_gc_paused = _CyclicGcPause()

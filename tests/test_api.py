@@ -95,8 +95,10 @@ def test_classify_accepts_json_content_type_with_charset_or_plus_json_suffix(cli
 @pytest.mark.timeout(60)
 def test_classify_with_shipped_checkpoint_uses_its_labels_and_keeps_order(make_client):
     default_client = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH)
-    labels = default_client.get("/model").json()["labels"]
+    card = default_client.get("/model").json()
+    labels = card["labels"]
     assert labels == list(load_checkpoint(DEFAULT_CHECKPOINT_PATH).labels)
+    assert "held-out run" in card["metrics_note"]  # the shipped network was refit: val is not its own
     results = default_client.post("/classify", json={"names": MIXED_NAMES, "top_k": len(labels)}).json()["results"]
     assert [result["name"] for result in results] == MIXED_NAMES
     for result in results:
@@ -117,6 +119,7 @@ def test_model_card_reports_the_checkpoint_and_device(client, tiny_checkpoint):
     assert card["labels"] == list(TINY_LABELS)
     assert card["num_labels"] == len(TINY_LABELS)
     assert card["metrics"] == TINY_METRICS
+    assert card["metrics_note"] is None  # not refit
     assert card["data_fingerprint"] == TINY_FINGERPRINT
     assert card["device"] == "cpu"
     assert card["max_name_length"] == 64

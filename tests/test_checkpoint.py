@@ -103,7 +103,12 @@ def test_checkpoint_load_refuses_version_1_files_of_per_member_networks(tmp_path
     """Version 1 kept whole networks as `members.K.*` with one shared n-gram hash; its weights must
     never be read into today's heads, whose bags hash differently."""
     path = tmp_path / "v1.safetensors"
-    tensors = {key.replace("heads.0.linear", "members.0.head"): value for key, value in tiny_network.state_dict().items()}
+    renames = {"rnn.": "members.0.rnn.", "heads.0.linear.": "members.0.head."}  # version 1's layout
+    tensors = {}
+    for key, value in tiny_network.state_dict().items():
+        old_key = next((key.replace(new, old, 1) for new, old in renames.items() if key.startswith(new)), key)
+        tensors[old_key] = value
+    assert "members.0.rnn.weight_hh_l0" in tensors and "members.0.head.weight" in tensors
     config = {key: value for key, value in tiny_network.config.to_dict().items() if key != "num_heads"}
     record = {"format_version": 1, "network": {**config, "num_members": 1}, "encoder": EncoderConfig().to_dict(),
               "labels": list(LABELS), "info": {}}

@@ -158,3 +158,38 @@ def test_predictor_builds_big_answers_without_a_cyclic_collection(predictor, met
     finally:
         gc.callbacks.pop()
     assert collections_started <= 1
+
+
+def test_predictor_keeps_the_collector_off_until_the_last_overlapping_call_ends(predictor, monkeypatch):
+    """Calls in two threads whose pauses overlap: the first one ending must not switch the collector
+    back on under the second, and the last one ending must switch it on."""
+    import threading
+
+    inside = {"first": threading.Event(), "second": threading.Event()}
+    release = {"first": threading.Event(), "second": threading.Event()}
+    real_log_probabilities = predictor.log_probabilities
+
+    def held_log_probabilities(names):  # runs inside predict's pause
+        name = threading.current_thread().name
+        inside[name].set()
+        assert release[name].wait(10)
+        return real_log_probabilities(names)
+
+    monkeypatch.setattr(predictor, "log_probabilities", held_log_probabilities)
+    gc.enable()
+    threads = {name: threading.Thread(target=predictor.predict, args=([name.title()],), name=name) for name in inside}
+    try:
+        for name, thread in threads.items():
+            thread.start()
+            assert inside[name].wait(10)
+        release["first"].set()
+        threads["first"].join(10)
+        off_while_second_runs = not gc.isenabled()
+        release["second"].set()
+        threads["second"].join(10)
+        assert off_while_second_runs
+        assert gc.isenabled()
+    finally:
+        for event in release.values():
+            event.set()
+        gc.enable()

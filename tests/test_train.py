@@ -9,7 +9,9 @@ from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
 from training.data import load_names_dir
 from training.evaluate import evaluate
-from training.train import any_label_loss, class_weights, main, name_weights, parse_args, stopping_key, train
+from training.train import (
+    any_label_loss, class_weights, log_prior, main, name_weights, parse_args, stopping_key, train,
+)
 
 import torch
 
@@ -132,6 +134,26 @@ def test_refit_trains_on_train_and_val_for_the_epochs_val_picked(trained, tiny_n
     assert "held-out run" in checkpoint.info["metrics_note"]
     network = checkpoint.build_network()  # the val-fitted calibration travels to the refit network
     assert float(network.temperature) == pytest.approx(metrics["temperature"])
+    expected_bias = -metrics["bias_strength"] * log_prior(dataset.split("train"), dataset.labels)
+    torch.testing.assert_close(network.label_bias, expected_bias)
+
+
+@pytest.mark.timeout(120)
+def test_refit_starts_from_the_held_out_runs_first_weights(tiny_names_dir, tmp_path, monkeypatch):
+    import training.train as train_module
+
+    starts = []
+    real_build = train_module.build_network
+
+    def recording_build(config):
+        network = real_build(config)
+        starts.append({key: value.clone() for key, value in network.state_dict().items()})
+        return network
+
+    monkeypatch.setattr(train_module, "build_network", recording_build)
+    train(tiny_config(tiny_names_dir, tmp_path, epochs=2))
+    held_out_start, refit_start = starts
+    assert all(torch.equal(held_out_start[key], refit_start[key]) for key in held_out_start)
 
 
 @pytest.mark.timeout(120)

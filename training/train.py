@@ -143,7 +143,7 @@ def run_epoch(network, optimizer, scheduler, sequences, mask, weights, config, g
         head_log_probs = network.head_log_probs(ids.to(device), batch_lengths)  # (K, B, L)
         # Each head fits the labels on its own (mean of head losses): what keeps them different.
         loss = torch.stack([any_label_loss(lp, batch_mask, batch_weights) for lp in head_log_probs]).mean()
-        guesses = head_log_probs.mean(dim=0).argmax(dim=1, keepdim=True)
+        guesses = head_log_probs.exp().mean(dim=0).argmax(dim=1, keepdim=True)  # as forward() averages the heads
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
@@ -302,7 +302,8 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     split_metrics = {"val": classification_metrics(val_records, network_log_probs(held_out.network, val_sequences, device), labels)}
     run_info = {
         "history": held_out.history, "best_epoch": held_out.best_epoch, "bias_strength": bias_strength,
-        "temperature": temperature, "num_train_names": len(train_records), "device": str(device),
+        "temperature": temperature, "num_train_names": len(train_records),
+        "num_train_pairs": len(label_pairs(train_records)), "device": str(device),
     }
     final = held_out.network
     if config.refit:
@@ -314,7 +315,10 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
         )
         final = refit.network
         apply_calibration(final, label_bias, temperature)
-        run_info.update(refit_history=refit.history, num_train_names=len(train_records) + len(val_records))
+        run_info.update(
+            refit_history=refit.history, num_train_names=len(train_records) + len(val_records),
+            num_train_pairs=len(label_pairs(train_records + val_records)),
+        )
     run_info["training_seconds"] = round(time.perf_counter() - started, 1)
     return _write_outputs(config, dataset, final, encoder, encoder_config, split_metrics, test_records, run_info)
 
