@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         512, ge=1, description="names the batcher gathers into one model call before it stops waiting"
     )
     max_batch_wait_ms: float = Field(
-        1.0, ge=0, description="how long the batcher waits for more requests to join a batch"
+        1.0, ge=0, description="how long the batcher waits for more requests to join a batch (only after a batch that had company)"
     )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
 
