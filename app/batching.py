@@ -173,8 +173,6 @@ class MicroBatcher:
         top_k = max(job.top_k for job in jobs)
         loop = asyncio.get_running_loop()
         ranked = await loop.run_in_executor(self._executor, self.predictor.rank, name_batch, top_k)
-        if len(jobs) == 1:
-            return [ranked.top(jobs[0].top_k)]
         answers, start = [], 0
         for job in jobs:
             answers.append(ranked.rows(start, start + len(job.names)).top(job.top_k))

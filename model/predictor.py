@@ -60,7 +60,7 @@ class RankedLabels(NamedTuple):
 
     def top(self, top_k: int) -> "RankedLabels":
         """The first `top_k` labels of each row (rows are sorted, so a smaller top-k is a prefix)."""
-        if all(len(row) <= top_k for row in self.label_ids):
+        if not self.label_ids or len(self.label_ids[0]) <= top_k:  # one ranking: every row is as long
             return self
         return RankedLabels(*([row[:top_k] for row in column] for column in self))
 

@@ -210,8 +210,7 @@ def fit_network(
     stops after that many epochs of the same schedule: the refit replays the held-out run's course.
     """
     torch.manual_seed(config.seed)  # the refit starts from the same weights as the held-out run
-    label_index = {label: i for i, label in enumerate(labels)}
-    label_ids = torch.tensor([label_index[label] for _, label in label_pairs(records)])  # counts come from the files
+    label_ids = pair_label_ids(records, labels)
     sequences = [encoder.encode(record.name) for record in records]
     mask = label_mask(records, labels)
     weights = name_weights(mask, class_weights(label_ids, len(labels), config.class_weight_power))
@@ -299,7 +298,7 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     logger.info(
         "best epoch %d; calibration bias strength %.1f, temperature %.3f", held_out.best_epoch, bias_strength, temperature
     )
-    split_metrics = {"val": classification_metrics(val_records, network_log_probs(held_out.network, val_sequences, device), labels)}
+    split_metrics = {"val": evaluate_on(held_out.network, val_records, encoder, labels, device)}
     run_info = {
         "history": held_out.history, "best_epoch": held_out.best_epoch, "bias_strength": bias_strength,
         "temperature": temperature, "num_train_names": len(train_records),
@@ -323,12 +322,15 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     return _write_outputs(config, dataset, final, encoder, encoder_config, split_metrics, test_records, run_info)
 
 
+def pair_label_ids(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
+    """(P,) the label id of each distinct (name, label) pair: label counts come from the files."""
+    label_index = {label: i for i, label in enumerate(labels)}
+    return torch.tensor([label_index[label] for _, label in label_pairs(records)])
+
+
 def log_prior(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
     """(L,) log share of each label among the (name, label) pairs: what the calibration bias scales."""
-    label_index = {label: i for i, label in enumerate(labels)}
-    counts = torch.bincount(
-        torch.tensor([label_index[label] for _, label in label_pairs(records)]), minlength=len(labels)
-    ).float().clamp(min=1)
+    counts = torch.bincount(pair_label_ids(records, labels), minlength=len(labels)).float().clamp(min=1)
     return torch.log(counts / counts.sum())
 
 
