@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from model.predictor import Predictor, RankedLabels
+from model.predictor import Predictor, RankedNames, RankQuery
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ class BatcherClosedError(RuntimeError):
 @dataclass
 class _Job:
     names: list[str]
-    top_k: int
-    future: asyncio.Future[RankedLabels] = field(repr=False)
+    query: RankQuery
+    future: asyncio.Future[RankedNames] = field(repr=False)
 
 
 # Waiting for company pays when it spreads a model call's fixed cost (~1 ms) over more names. At 64
@@ -44,7 +44,7 @@ BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds i
 
 
 class MicroBatcher:
-    """Coalesces `classify` calls into batched `Predictor.rank` calls on one worker thread."""
+    """Coalesces `classify` calls into batched `Predictor.rank_requests` calls on one worker thread."""
 
     def __init__(
         self,
@@ -81,16 +81,16 @@ class MicroBatcher:
         self._loop_task = asyncio.create_task(self._run(), name="nameorigin-batcher")
         self._accepting = True
 
-    async def run_directly(self, names: list[str], top_k: int) -> RankedLabels:
+    async def run_directly(self, names: list[str], query: RankQuery) -> RankedNames:
         """One model call on the worker thread, bypassing the queue (warm-up uses this)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.predictor.rank, names, top_k)
+        return (await loop.run_in_executor(self._executor, self.predictor.rank_requests, [(names, query)]))[0]
 
-    async def classify(self, names: list[str], top_k: int) -> RankedLabels:
-        """Top-k labels for `names` (already validated), one row per name in input order."""
+    async def classify(self, names: list[str], query: RankQuery) -> RankedNames:
+        """Answers for `names` (already validated) under `query`, one row per name in input order."""
         if not self._accepting or self._queue is None:
             raise BatcherClosedError("the model is not accepting requests (starting up or shutting down)")
-        job = _Job(names, top_k, asyncio.get_running_loop().create_future())
+        job = _Job(names, query, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -167,20 +167,14 @@ class MicroBatcher:
         for job, own in zip(live, answers):
             _settle(job, answers=own)
 
-    async def _predict(self, jobs: list[_Job]) -> list[RankedLabels]:
-        """One model call for all names of `jobs`; each job gets its own rows at its own top_k."""
-        name_batch = [name for job in jobs for name in job.names]
-        top_k = max(job.top_k for job in jobs)
+    async def _predict(self, jobs: list[_Job]) -> list[RankedNames]:
+        """One model call for all names of `jobs`; each job gets its own rows under its own query."""
         loop = asyncio.get_running_loop()
-        ranked = await loop.run_in_executor(self._executor, self.predictor.rank, name_batch, top_k)
-        answers, start = [], 0
-        for job in jobs:
-            answers.append(ranked.rows(start, start + len(job.names)).top(job.top_k))
-            start += len(job.names)
-        return answers
+        requests = [(job.names, job.query) for job in jobs]
+        return await loop.run_in_executor(self._executor, self.predictor.rank_requests, requests)
 
 
-def _settle(job: _Job, answers: RankedLabels | None = None, error: BaseException | None = None) -> None:
+def _settle(job: _Job, answers: RankedNames | None = None, error: BaseException | None = None) -> None:
     if job.future.done():  # the client went away while the model ran
         return
     if error is not None:

@@ -20,12 +20,16 @@ from app.errors import install_error_handlers
 from app.observability import Metrics, RequestObservabilityMiddleware, configure_logging
 from app.routes import router
 from app.settings import Settings
-from model.predictor import Predictor
+from model.predictor import Predictor, RankQuery
 
 logger = logging.getLogger(__name__)
 
-# Names in several scripts, so transliteration and every sequence length bucket are exercised.
-WARMUP_NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber", "O'Neil", "Dvořák", "Müller-Lüdenscheidt", "Ng"]
+# Names in several scripts and forms, so every reader (the Japanese one loads its dictionary), full
+# names and every sequence length bucket are exercised before the first request.
+WARMUP_NAMES = [
+    "Hinton", "Nguyễn", "王", "田中", "김민준", "Иванова", "Schmidhuber", "O'Neil", "Dvořák", "Müller-Lüdenscheidt",
+    "Ng", "Mrs. Anna van der Berg", "123",
+]
 WARMUP_ROUNDS = 3
 
 DESCRIPTION = """\
@@ -67,7 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     service = Service(predictor, batcher)
     try:
         for _ in range(WARMUP_ROUNDS):
-            await batcher.run_directly(WARMUP_NAMES, top_k=1)
+            await batcher.run_directly(WARMUP_NAMES, RankQuery(top_k=1))
         # Everything alive now (torch, the model, the framework) lives as long as the process: frozen,
         # the collector stops walking it each time requests' short-lived objects trigger a full
         # collection, which made every few 1000-name requests ~40% slower (measured).

@@ -1,7 +1,8 @@
 """The HTTP endpoints: thin functions that check a request, hand names to the batcher, shape the answer.
 
-No tensor reaches this module: the batcher returns `RankedLabels`, plain lists of label ids and
-probabilities, which become the JSON answer here without an object per label in between.
+No tensor reaches this module: the batcher returns `RankedNames`, plain lists of label ids,
+probabilities and abstention reasons, which become the JSON answer here without an object per
+label in between.
 """
 from __future__ import annotations
 
@@ -29,23 +30,38 @@ from app.schemas import (
 )
 from app.settings import Settings
 from app.validation import check_classify_request
-from model.predictor import RankedLabels
+from model.predictor import RankedNames, RankQuery
 
 logger = logging.getLogger(__name__)
 
 PING_BODY = b'{"status":"ok"}'
 
 CLASSIFY_DESCRIPTION = """\
-Send **exactly one** of `name` (answered as `{name, predictions, model_id}`) or `names`
-(answered as `{results: [...], model_id}`, one result per name, in input order).
+Send **exactly one** of `name` (answered as `{name, predictions, abstained, reason, read_as,
+script, tokens, model_id}`) or `names` (answered as `{results: [...], model_id}`, one result per
+name, in input order).
 
 `top_k` (default 3) is how many labels come back per name, most probable first; it may be at most
 the number of labels (see `GET /model`). Probabilities over *all* labels sum to 1.
 
-**A name the model cannot read** (no letters after transliteration to Latin, such as `"123"` or
-`"!!!"`; longer than the model reads; empty; or over the service's length limit) rejects the
-**whole request** with 422: the body lists every bad entry as `names[i]` (or `name`) with the
-reason, so one bad name never silently disappears from a batch. Fix or drop those and resend.
+**Any case, any script, full names.** `SMITH`, `smith` and `Smith` get the same answer. A name in
+Hangul, kana, Han, Greek, Cyrillic or Arabic letters is read by the right reader (`read_as`), and
+its script and letters (ł, ř, ñ, ß, ễ, ...) count as evidence for the labels written with them.
+A full name (`Nguyen Van Minh`, `Tanaka, Hiroshi`, `Mrs. Anna van der Berg`) is split into parts:
+titles, suffixes and initials are dropped, particles stay with their surname, and the parts'
+evidence is combined into one answer; `tokens` lists each part with its own top labels.
+
+**No answer is an answer.** A name the model cannot answer comes back in its place with
+`abstained: true`, a `reason` and no predictions (HTTP 200), so one bad row never sinks the rest:
+`no-letters` (`"123"`), `unsupported-script` (Devanagari, Thai, Hebrew, ...), `unsupported-letters`
+(Turkish ı, Danish ø, ...), `too-long`, `not-a-name` (keyboard mash, random letters, placeholders
+such as `N/A`), or `low-confidence` (the top probability is below your `min_probability`; the
+predictions are still shown). Structural problems (wrong types, an empty string, too many names,
+a name over the length limit, an unknown label in `prior`) reject the request with 422.
+
+**Prior.** `prior: "dataset"` (default) answers under the training data's label frequencies,
+`"uniform"` as if every label were equally likely, and `{"English": 3, "Spanish": 1}` under your
+own population (labels left out are never answered).
 
 All names of a request run in one model call, and concurrent requests are coalesced into
 micro-batches. 503 (with `Retry-After`) means the request queue is full or the model is not ready.
@@ -60,10 +76,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "one name": {"summary": "one name", "value": {"name": "Hinton", "top_k": 3}},
-    "several names": {"summary": "several names, answered in input order", "value": {"names": ["Hinton", "Nguyễn", "王"], "top_k": 3}},
-    "a bad batch": {
-        "summary": "a batch with unreadable names: 422 listing names[1] and names[2]",
-        "value": {"names": ["Hinton", "123", "!!!"]},
+    "several names": {
+        "summary": "full names, native scripts and junk, answered in input order",
+        "value": {"names": ["Nguyen Van Minh", "김", "qwerty"], "top_k": 1},
+    },
+    "a prior": {
+        "summary": "every label equally likely a priori, abstain below 50%",
+        "value": {"name": "Tanaka", "prior": "uniform", "min_probability": 0.5},
+    },
+    "a bad request": {
+        "summary": "422: a name over the length limit and an unknown label in the prior",
+        "value": {"names": ["Hinton", "x" * 70], "prior": {"Klingon": 1}},
     },
 }
 
@@ -75,17 +98,33 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def _name_results(names: list[str], ranked: RankedLabels, labels: tuple[str, ...]) -> list[dict[str, Any]]:
+def _predictions(labels: tuple[str, ...], ids: list[int], probs: list[float], log_probs: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
+        for label_id, probability, log_probability in zip(ids, probs, log_probs)
+    ]
+
+
+def _name_results(names: list[str], ranked: RankedNames, labels: tuple[str, ...]) -> list[dict[str, Any]]:
     """Each name's answer as `NameResult` lays it out, in input order."""
     return [
         {
             "name": name,
-            "predictions": [
-                {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
-                for label_id, probability, log_probability in zip(row_ids, row_probs, row_log_probs)
+            "predictions": _predictions(labels, ids, probs, log_probs),
+            "abstained": reason is not None,
+            "reason": reason,
+            "read_as": read_as,
+            "script": script,
+            "tokens": [
+                {
+                    "text": token.text, "read_as": token.read_as, "script": token.script,
+                    "predictions": _predictions(labels, token.label_ids, token.probabilities, token.log_probabilities),
+                    "abstained": token.reason is not None, "reason": token.reason,
+                }
+                for token in tokens
             ],
         }
-        for name, row_ids, row_probs, row_log_probs in zip(names, *ranked)
+        for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
     ]
 
 
@@ -110,12 +149,12 @@ async def classify(
         name_batch,
         batch_form=body.names is not None,
         top_k=body.top_k,
-        num_labels=predictor.num_labels,
-        encoder=predictor.encoder,
+        prior=body.prior,
+        predictor=predictor,
         max_names_per_request=settings.max_names_per_request,
         max_name_length=settings.max_name_length,
     )
-    ranked = await service.batcher.classify(name_batch, body.top_k)
+    ranked = await service.batcher.classify(name_batch, RankQuery(body.top_k, body.prior, body.min_probability))
     results = _name_results(name_batch, ranked, predictor.labels)
     model_id = predictor.checkpoint.model_id
     answer = {**results[0], "model_id": model_id} if body.name is not None else {"results": results, "model_id": model_id}

@@ -7,9 +7,9 @@ from settings or the checkpoint (names per request, name length, top_k ceiling) 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 logger = logging.getLogger(__name__)
@@ -17,20 +17,42 @@ logger = logging.getLogger(__name__)
 DEFAULT_TOP_K = 3
 
 Name = Annotated[str, StringConstraints(min_length=1)]
+PriorWeight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+AbstainReason = Literal["no-letters", "unsupported-script", "unsupported-letters", "too-long", "not-a-name", "low-confidence"]
 
+# The examples are answers of the shipped model (a test checks that they still are).
 SINGLE_RESPONSE_EXAMPLE: dict[str, Any] = {
     "name": "Hinton",
     "predictions": [
-        {"label": "Scottish", "probability": 0.61, "log_probability": -0.494},
-        {"label": "English", "probability": 0.32, "log_probability": -1.139},
-        {"label": "Irish", "probability": 0.04, "log_probability": -3.219},
+        {"label": "English", "probability": 0.9943, "log_probability": -0.0057},
+        {"label": "German", "probability": 0.0009, "log_probability": -6.9933},
+        {"label": "Czech", "probability": 0.0008, "log_probability": -7.0772},
     ],
+    "abstained": False,
+    "reason": None,
+    "read_as": "hinton",
+    "script": "Latin",
+    "tokens": [],
     "model_id": "nameorigin-gru-0f5f335e0196",
 }
 BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
     "results": [
-        {"name": "Hinton", "predictions": [{"label": "Scottish", "probability": 0.61, "log_probability": -0.494}]},
-        {"name": "Nguyễn", "predictions": [{"label": "Vietnamese", "probability": 0.97, "log_probability": -0.03}]},
+        {
+            "name": "Nguyen Van Minh", "abstained": False, "reason": None, "read_as": "nguyen van minh", "script": "Latin",
+            "predictions": [{"label": "Vietnamese", "probability": 0.94, "log_probability": -0.06}],
+            "tokens": [
+                {"text": "Nguyen", "read_as": "nguyen", "script": "Latin", "abstained": False, "reason": None,
+                 "predictions": [{"label": "Vietnamese", "probability": 0.89, "log_probability": -0.12}]},
+                {"text": "Van Minh", "read_as": "van minh", "script": "Latin", "abstained": False, "reason": None,
+                 "predictions": [{"label": "Russian", "probability": 0.47, "log_probability": -0.75}]},
+            ],
+        },
+        {
+            "name": "김", "abstained": False, "reason": None, "read_as": "kim", "script": "Hangul", "tokens": [],
+            "predictions": [{"label": "Korean", "probability": 1.0, "log_probability": -0.0}],
+        },
+        {"name": "qwerty", "abstained": True, "reason": "not-a-name", "read_as": "qwerty", "script": "Latin",
+         "tokens": [], "predictions": []},
     ],
     "model_id": "nameorigin-gru-0f5f335e0196",
 }
@@ -50,11 +72,33 @@ class ClassifyRequest(BaseModel):
         },
     )
 
-    name: Name | None = Field(None, description="one name; answered as {name, predictions}")
+    name: Name | None = Field(None, description="one name or full name; answered as {name, predictions, ...}")
     names: list[Name] | None = Field(
         None, min_length=1, description="several names; answered as {results: [...]} in input order"
     )
     top_k: int = Field(DEFAULT_TOP_K, ge=1, description="labels returned per name, at most the number of labels")
+    prior: Literal["dataset", "uniform"] | dict[str, PriorWeight] = Field(
+        "dataset",
+        description=(
+            "the label prior to answer under, applied by Bayes' rule: `dataset` (the training data's, the default), "
+            "`uniform` (every label equally likely), or a {label: weight} map (weights >= 0, normalized; a label "
+            "left out or weighted 0 is never answered)"
+        ),
+    )
+    min_probability: float = Field(
+        0.0, ge=0.0, le=1.0, description="abstain (`low-confidence`) when the top label's probability is below this"
+    )
+
+    @field_validator("prior", mode="before")
+    @classmethod
+    def _prior_name_is_known(cls, value: object) -> object:
+        """One clear error for a misspelt prior name, instead of one per branch of the union."""
+        if isinstance(value, str) and value not in ("dataset", "uniform"):
+            raise PydanticCustomError(
+                "invalid_prior", "prior must be 'dataset', 'uniform' or a {{label: weight}} object; got {value!r}",
+                {"value": value},
+            )
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_of_name_or_names(self) -> "ClassifyRequest":
@@ -77,11 +121,37 @@ class Prediction(BaseModel):
     log_probability: float = Field(description="natural log of `probability`, as the network computed it")
 
 
+class TokenResult(BaseModel):
+    """One part of a full name (a surname, a given name), classified on its own."""
+
+    text: str = Field(description="the part as written")
+    read_as: str = Field(description="the lower-case Latin text the network read for it")
+    script: str
+    predictions: list[Prediction] = Field(description="its own top-k labels; empty when it abstains")
+    abstained: bool
+    reason: AbstainReason | None
+
+
 class NameResult(BaseModel):
-    """The top-k labels of one name, most probable first."""
+    """The top-k labels of one name, most probable first, or an abstention with its reason."""
 
     name: str = Field(description="the name exactly as sent")
-    predictions: list[Prediction]
+    predictions: list[Prediction] = Field(
+        description="top-k labels, most probable first; empty when the name abstains (except for `low-confidence`)"
+    )
+    abstained: bool = Field(description="true when the service gives no answer for this name; `reason` says why")
+    reason: AbstainReason | None = Field(
+        description=(
+            "why it abstained: `no-letters`, `unsupported-script` (written in a script no label uses, e.g. Devanagari), "
+            "`unsupported-letters` (letters no label's spelling uses, e.g. Turkish ı), `too-long`, `not-a-name` "
+            "(unlike any name, or a placeholder such as N/A), `low-confidence` (below `min_probability`)"
+        )
+    )
+    read_as: str = Field(description="the lower-case Latin text the network read (Japanese and Korean by their own readers)")
+    script: str = Field(description="the writing system(s) the name is written in: Latin, Cyrillic, Han+Hiragana, ...")
+    tokens: list[TokenResult] = Field(
+        description="for a full name, each part and its own top labels; the answer combines them. Empty for one name"
+    )
 
 
 class ClassifyResponse(NameResult):
@@ -142,7 +212,7 @@ class ErrorResponse(BaseModel):
                     "error": "invalid_request",
                     "message": "the request is not valid; see errors",
                     "errors": [
-                        {"field": "names[1]", "message": "name has no letters after transliteration to Latin (got '123')", "type": "unreadable_name"}
+                        {"field": "names[1]", "message": "name is 70 characters; at most 64 are accepted", "type": "name_too_long"}
                     ],
                 }
             ]

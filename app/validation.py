@@ -1,14 +1,16 @@
-"""Checks that need runtime facts: the settings' limits and what the checkpoint's encoder can read.
+"""Checks that need runtime facts: the settings' limits and the checkpoint's labels.
 
 Every problem in a request is collected, not just the first, so one bad name in a batch is never
-hidden behind another; the whole request is then rejected with one 422 listing them all.
+hidden behind another; the whole request is then rejected with one 422 listing them all. A name
+the model cannot read is not a request error: it abstains in its place (HTTP 200).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from model.encoder import NameEncoder, NameEncodingError
+from model.predictor import Predictor
+from model.priors import Prior, PriorError
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +34,21 @@ def check_classify_request(
     name_batch: list[str],
     batch_form: bool,
     top_k: int,
-    num_labels: int,
-    encoder: NameEncoder,
+    prior: Prior,
+    predictor: Predictor,
     max_names_per_request: int,
     max_name_length: int,
 ) -> None:
-    """Raise InvalidRequestError naming every field that breaks a limit or that the model cannot read."""
+    """Raise InvalidRequestError naming every field that breaks a limit or does not fit the model."""
     problems: list[FieldProblem] = []
-    if top_k > num_labels:
-        problems.append(
-            FieldProblem("top_k", f"top_k must be at most {num_labels}, the number of labels; got {top_k}", "top_k_too_large")
-        )
+    if top_k > predictor.num_labels:
+        problems.append(FieldProblem(
+            "top_k", f"top_k must be at most {predictor.num_labels}, the number of labels; got {top_k}", "top_k_too_large"
+        ))
+    try:
+        predictor.log_prior_for(prior)
+    except PriorError as error:
+        problems.append(FieldProblem("prior", str(error), "invalid_prior"))
     if len(name_batch) > max_names_per_request:
         problems.append(
             FieldProblem(
@@ -53,19 +59,9 @@ def check_classify_request(
         )
         raise InvalidRequestError(problems)  # do not spend time reading names we will refuse anyway
     for index, name in enumerate(name_batch):
-        field = f"names[{index}]" if batch_form else "name"
-        problem = _name_problem(name, field, encoder, max_name_length)
-        if problem is not None:
-            problems.append(problem)
+        if len(name) > max_name_length:
+            field = f"names[{index}]" if batch_form else "name"
+            message = f"name is {len(name)} characters; at most {max_name_length} are accepted"
+            problems.append(FieldProblem(field, message, "name_too_long"))
     if problems:
         raise InvalidRequestError(problems)
-
-
-def _name_problem(name: str, field: str, encoder: NameEncoder, max_name_length: int) -> FieldProblem | None:
-    if len(name) > max_name_length:
-        return FieldProblem(field, f"name is {len(name)} characters; at most {max_name_length} are accepted", "name_too_long")
-    try:
-        encoder.encode(name)
-    except NameEncodingError as error:  # no letters, or too long once transliterated
-        return FieldProblem(field, str(error), "unreadable_name")
-    return None

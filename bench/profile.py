@@ -25,7 +25,7 @@ from app.settings import Settings
 from bench.http import Server, SingleNameRuns, run_wrk, write_bodies
 from bench.reference import TUTORIAL_HIDDEN_SIZE
 from model.encoder import pad_sequences
-from model.predictor import Predictor
+from model.predictor import Predictor, RankQuery
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +126,11 @@ def batcher_round_trip_ms(predictor: Predictor, name: str, repeats: int) -> floa
         batcher = MicroBatcher(predictor, settings.max_batch_size, settings.max_batch_wait_ms, settings.queue_size)
         await batcher.start()
         try:
-            await batcher.classify([name], 3)
+            await batcher.classify([name], RankQuery(3))
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
-                await batcher.classify([name], 3)
+                await batcher.classify([name], RankQuery(3))
                 times.append(time.perf_counter() - started)
             return statistics.median(times) * 1000
         finally:
@@ -153,7 +153,7 @@ def model_stages(predictor: Predictor, names: list[str], repeats: int, method: s
     """
     sequences = [predictor.encoder.encode(name) for name in names]
     ordered = sorted(sequences, key=len)
-    step = predictor.max_batch_size
+    step = predictor.scorer.max_batch_size
     chunks = [ordered[start : start + step] for start in range(0, len(ordered), step)]
     padded = [pad_sequences(chunk) for chunk in chunks]
 

@@ -1,7 +1,9 @@
 """The checkpoint format: the only code that reads or writes weights.
 
-One safetensors file: the tensors, plus a JSON record under the header key `nameorigin` holding the
-format version, architecture, encoder, labels, data fingerprint, metrics and provenance. A sha256
+One safetensors file: the network's tensors and the not-a-name language model's (`novelty.*`), plus
+a JSON record under the header key `nameorigin` holding the format version, architecture, encoder,
+labels, the label prior, the evidence table, the not-a-name threshold, data fingerprint, metrics
+and provenance. A sha256
 over the record and every tensor is stored beside them, so an edited or truncated file is refused.
 Writes go to a temp file that replaces the target atomically; loads never unpickle.
 """
@@ -23,13 +25,17 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from model.encoder import EncoderConfig
+from model.evidence import EvidenceTable
 from model.networks import NetworkConfig, build_network
+from model.novelty import CharLanguageModel, NoveltyConfig
 
 logger = logging.getLogger(__name__)
 
 # 2: one recurrent stack shared by classifier heads (`heads.K.*`), each hashing n-grams its own way.
-# Version 1 files (`members.K.*`, one shared hash) hold weights this code would misread: refused.
-FORMAT_VERSION = 2
+# 3: lower-case alphabet; the not-a-name language model (`novelty.*` tensors, `novelty` record),
+#    the evidence table and the label prior. Older files read names differently: refused.
+FORMAT_VERSION = 3
+NOVELTY_PREFIX = "novelty."
 METADATA_KEY = "nameorigin"
 DIGEST_KEY = "nameorigin_sha256"
 
@@ -64,6 +70,10 @@ class Checkpoint:
     encoder_config: EncoderConfig
     labels: tuple[str, ...]
     state_dict: dict[str, torch.Tensor]
+    novelty_config: NoveltyConfig
+    novelty_tables: dict[str, torch.Tensor]
+    evidence_table: EvidenceTable
+    label_prior: tuple[float, ...]  # P(label) the calibrated network answers under (see training.train)
     info: dict = field(default_factory=dict)  # data fingerprint, metrics, training, versions
     digest: str = ""
 
@@ -80,6 +90,12 @@ class Checkpoint:
             raise CheckpointError(f"weights do not fit the saved architecture: {error}") from error
         return network.eval()
 
+    def build_language_model(self) -> CharLanguageModel:
+        try:
+            return CharLanguageModel(self.novelty_config, self.novelty_tables)
+        except ValueError as error:
+            raise CheckpointError(f"not-a-name model does not fit its config: {error}") from error
+
 
 def _digest(record_json: str, tensors: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256(record_json.encode("utf-8"))
@@ -90,30 +106,35 @@ def _digest(record_json: str, tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def make_checkpoint(
+    network: nn.Module,
+    encoder_config: EncoderConfig,
+    labels: list[str] | tuple[str, ...],
+    language_model: CharLanguageModel,
+    label_prior: list[float] | tuple[float, ...],
+    evidence_table: EvidenceTable | None = None,
+    info: dict | None = None,
+) -> Checkpoint:
+    """The checkpoint as it would be written, in memory (weights at storage precision): what a
+    trainer measures before it writes."""
+    record, tensors = _record_and_tensors(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
+    record_json = json.dumps(record, sort_keys=True)
+    return _checkpoint_from_record(record, tensors, _digest(record_json, tensors), Path("<memory>"))
+
+
 def save_checkpoint(
     path: str | Path,
     network: nn.Module,
     encoder_config: EncoderConfig,
     labels: list[str] | tuple[str, ...],
+    language_model: CharLanguageModel,
+    label_prior: list[float] | tuple[float, ...],
+    evidence_table: EvidenceTable | None = None,
     info: dict | None = None,
 ) -> Checkpoint:
     """Write a checkpoint atomically: a crash mid-write leaves any earlier file at `path` intact."""
     target = Path(path)
-    network_config: NetworkConfig = network.config
-    if network_config.num_labels != len(labels):
-        raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
-    tensors = storage_tensors(network)
-    record = {
-        "format_version": FORMAT_VERSION,
-        "network": network_config.to_dict(),
-        "encoder": encoder_config.to_dict(),
-        "labels": list(labels),
-        "info": {
-            "torch_version": torch.__version__,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **(info or {}),
-        },
-    }
+    record, tensors = _record_and_tensors(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
     record_json = json.dumps(record, sort_keys=True)
     digest = _digest(record_json, tensors)
     payload = save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest})
@@ -131,6 +152,33 @@ def save_checkpoint(
         raise
     logger.info("wrote checkpoint %s (%d bytes)", target, len(payload))
     return _checkpoint_from_record(record, tensors, digest, target)
+
+
+def _record_and_tensors(
+    network: nn.Module, encoder_config: EncoderConfig, labels: list[str] | tuple[str, ...],
+    language_model: CharLanguageModel, label_prior: list[float] | tuple[float, ...],
+    evidence_table: EvidenceTable | None, info: dict | None,
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    network_config: NetworkConfig = network.config
+    if network_config.num_labels != len(labels):
+        raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
+    tensors = storage_tensors(network)
+    tensors.update({NOVELTY_PREFIX + name: value.detach().cpu().contiguous() for name, value in language_model.tables().items()})
+    record = {
+        "format_version": FORMAT_VERSION,
+        "network": network_config.to_dict(),
+        "encoder": encoder_config.to_dict(),
+        "labels": list(labels),
+        "label_prior": [float(value) for value in label_prior],
+        "novelty": language_model.config.to_dict(),
+        "evidence": (evidence_table or EvidenceTable()).to_dict(),
+        "info": {
+            "torch_version": torch.__version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **(info or {}),
+        },
+    }
+    return record, tensors
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -177,8 +225,13 @@ def _checkpoint_from_record(record: dict, tensors: dict, digest: str, source: Pa
         network_config = NetworkConfig.from_dict(record["network"])
         encoder_config = EncoderConfig(**record["encoder"])
         labels = tuple(record["labels"])
+        label_prior = tuple(float(value) for value in record["label_prior"])
+        novelty_config = NoveltyConfig.from_dict(record["novelty"])
+        evidence_table = EvidenceTable.from_dict(record["evidence"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: metadata record is incomplete or invalid ({error})") from error
+    if len(label_prior) != len(labels) or not all(value > 0 for value in label_prior):
+        raise CheckpointError(f"{source}: label prior needs one positive value per label, got {label_prior}")
     if len(labels) != network_config.num_labels or len(set(labels)) != len(labels):
         raise CheckpointError(
             f"{source}: {len(labels)} labels (distinct: {len(set(labels))}) but the network has "
@@ -190,6 +243,16 @@ def _checkpoint_from_record(record: dict, tensors: dict, digest: str, source: Pa
             f"{source}: encoder alphabet gives {encoder_vocab_size} symbols but the network reads "
             f"{network_config.vocab_size}"
         )
-    checkpoint = Checkpoint(network_config, encoder_config, labels, tensors, record.get("info", {}), digest)
+    if novelty_config.vocab_size != encoder_vocab_size:
+        raise CheckpointError(
+            f"{source}: not-a-name model reads {novelty_config.vocab_size} symbols, the encoder {encoder_vocab_size}"
+        )
+    network_tensors = {name: value for name, value in tensors.items() if not name.startswith(NOVELTY_PREFIX)}
+    novelty_tables = {name[len(NOVELTY_PREFIX):]: value for name, value in tensors.items() if name.startswith(NOVELTY_PREFIX)}
+    checkpoint = Checkpoint(
+        network_config, encoder_config, labels, network_tensors, novelty_config, novelty_tables, evidence_table,
+        label_prior, record.get("info", {}), digest,
+    )
     checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
+    checkpoint.build_language_model()
     return checkpoint

@@ -1,7 +1,9 @@
 """The character encoder: one `normalize()` for training and serving, and the name -> index mapping.
 
-Names in any script are folded to Latin with `unidecode`, then mapped onto a fixed alphabet with
-explicit padding and unknown ids; the network one-hot encodes those ids.
+Names are folded to lower-case Latin with `unidecode` (the readers in `model.readers` come first
+for the scripts it reads wrongly), then mapped onto a fixed alphabet with explicit padding and
+unknown ids; the network one-hot encodes those ids. Lower case everywhere means "SMITH", "smith"
+and "Smith" are the same input, exactly.
 """
 from __future__ import annotations
 
@@ -21,8 +23,7 @@ logger = logging.getLogger(__name__)
 
 PAD_ID = 0
 UNKNOWN_ID = 1
-DEFAULT_ALPHABET = string.ascii_letters + " .,;'-"
-LOWERCASE_ALPHABET = string.ascii_lowercase + " .,;'-"
+DEFAULT_ALPHABET = string.ascii_lowercase + " .,;'-"
 DEFAULT_MAX_LENGTH = 64
 ENCODE_CACHE_SIZE = 65_536
 _WHITESPACE = re.compile(r"\s+")
@@ -43,12 +44,12 @@ def name_key(raw_name: str) -> str:
 
 
 def normalize(raw_name: str) -> str:
-    """Fold a name to the Latin text the network reads.
+    """Fold a name to the lower-case Latin text the network reads.
 
     Transliteration can add spaces (unidecode('王') == 'Wang '), so whitespace is collapsed after
-    folding as well as before.
+    folding as well as before; case is folded last, after unidecode has produced ASCII.
     """
-    return clean_text(unidecode(clean_text(raw_name)))
+    return clean_text(unidecode(clean_text(raw_name))).lower()
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,6 @@ class EncoderConfig:
 
     alphabet: str = DEFAULT_ALPHABET
     max_length: int = DEFAULT_MAX_LENGTH
-    lowercase: bool = False  # fold case before lookup: "Abe" and "abe" share every id
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,8 +96,6 @@ class NameEncoder:
                 f"name is {len(folded)} characters after transliteration; "
                 f"the model reads at most {self.config.max_length}"
             )
-        if self.config.lowercase:
-            folded = folded.lower()
         return tuple(self._char_ids.get(char, UNKNOWN_ID) for char in folded)
 
     def encode_batch(self, raw_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

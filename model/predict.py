@@ -1,35 +1,66 @@
-"""Command line: `python -m model.predict Hinton Schmidhuber "Nguyễn"` prints the top-3 per name."""
+"""Command line: `python -m model.predict Hinton "Nguyễn" "Kim Min-jun"` prints the top-3 per name.
+
+`-` reads names from standard input, one per line. A name the model cannot answer is printed with
+its abstention reason; the exit status is still 0 (2 only for a bad argument or checkpoint).
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
 from model.checkpoint import CheckpointError
-from model.encoder import NameEncodingError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, Predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, NamePrediction, Predictor
+from model.priors import PRIOR_NAMES
 
 logger = logging.getLogger(__name__)
 
 
+def parse_prior(text: str) -> str | dict[str, float]:
+    """`dataset`, `uniform`, or a JSON {label: weight} object."""
+    if text in PRIOR_NAMES:
+        return text
+    try:
+        weights = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object: {error}") from error
+    if not isinstance(weights, dict):
+        raise argparse.ArgumentTypeError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object, got {text!r}")
+    return weights
+
+
+def format_prediction(result: NamePrediction) -> str:
+    lines = [f"\n> {result.name}" + (f"  (read as {result.read_as!r}, {result.script})" if result.read_as else "")]
+    if result.abstained:
+        lines.append(f"abstained: {result.reason}")
+    for prediction in result.predictions:
+        lines.append(f"({prediction.log_probability:.2f}) {prediction.label}  {prediction.probability:.1%}")
+    for token in result.tokens:
+        best = f"{token.predictions[0].label} {token.predictions[0].probability:.1%}" if token.predictions else token.reason
+        lines.append(f"  part {token.text!r}: {best}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__)
-    parser.add_argument("names", nargs="+", help="names to classify")
+    parser.add_argument("names", nargs="+", help="names to classify; - reads them from standard input, one per line")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model")
     parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--prior", type=parse_prior, default="dataset", help="dataset, uniform, or a JSON {label: weight}")
+    parser.add_argument("--min-probability", type=float, default=0.0, help="abstain below this top probability")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    names = [line.rstrip("\r\n") for line in sys.stdin] if args.names == ["-"] else args.names
     try:
         predictor = Predictor.from_path(args.checkpoint, device=args.device)
-        results = predictor.predict(args.names, top_k=args.top_k)
-    except (CheckpointError, NameEncodingError, DeviceUnavailableError, ValueError) as error:
+        results = predictor.predict(names, top_k=args.top_k, prior=args.prior, min_probability=args.min_probability)
+    except (CheckpointError, DeviceUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for result in results:
-        print(f"\n> {result.name}")
-        for prediction in result.predictions:
-            print(f"({prediction.log_probability:.2f}) {prediction.label}  {prediction.probability:.1%}")
+        print(format_prediction(result))
     return 0
 
 

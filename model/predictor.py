@@ -1,7 +1,8 @@
-"""The batched predictor: names in, top-k labels with probabilities out, on CPU or CUDA.
+"""The batched predictor: names in, top-k labels with probabilities (or an abstention) out, on CPU or CUDA.
 
-Names are sorted by length and run in chunks so a batch of short names pays for little padding;
-answers come back in input order.
+Names are read (`model.reading`), scored in one batched pass (`model.scoring`), and ranked under the
+prior the caller asks for (`model.priors`); answers come back in input order. A name that cannot be
+answered abstains in its place with a reason; only a bad argument raises.
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ import torch
 
 from model.assets import DEFAULT_CHECKPOINT_PATH
 from model.checkpoint import Checkpoint, load_checkpoint
-from model.encoder import NameEncoder, NameEncodingError, pad_sequences
+from model.encoder import NameEncoder, NameEncodingError
+from model.evidence import Evidence
+from model.priors import DATASET_PRIOR, Prior, target_log_prior
+from model.reading import NameReader
+from model.scoring import NameScorer, NameScores, RankedNames, RankedToken
 
 logger = logging.getLogger(__name__)
 
@@ -35,34 +40,35 @@ class LabelProbability(NamedTuple):
     log_probability: float
 
 
+# Why a name got no answer (README.md, "Abstention"): nothing readable; a script or letters no label is
+# written in; a reading longer than the network reads; unlike any name (or a placeholder); below the
+# caller's min_probability.
+ABSTAIN_REASONS = ("no-letters", "unsupported-script", "unsupported-letters", "too-long", "not-a-name", "low-confidence")
+
+
+class TokenPrediction(NamedTuple):
+    """One part of a full name (a surname, a given name), as read and classified on its own."""
+
+    text: str
+    read_as: str
+    script: str
+    predictions: tuple[LabelProbability, ...]
+    abstained: bool
+    reason: str | None
+
+
 class NamePrediction(NamedTuple):
-    """The top-k labels for one name, most probable first."""
+    """The answer for one name: top-k labels (most probable first) or an abstention with its reason."""
 
     name: str
-    predictions: tuple[LabelProbability, ...]
+    predictions: tuple[LabelProbability, ...]  # empty when the name could not be read at all
+    abstained: bool = False
+    reason: str | None = None  # one of ABSTAIN_REASONS when abstained
+    read_as: str = ""  # the Latin text the network read
+    script: str = ""  # the writing system the name was written in
+    tokens: tuple[TokenPrediction, ...] = ()  # a full name's parts; empty for a single name
 
 
-_new_label_probability = functools.partial(tuple.__new__, LabelProbability)
-_new_name_prediction = functools.partial(tuple.__new__, NamePrediction)
-
-
-class RankedLabels(NamedTuple):
-    """The top-k labels of several names as plain lists, one row per name in input order, most
-    probable first: ids into `Predictor.labels`, probabilities, log-probabilities. For callers that
-    write their own output (the service's JSON) and need no object per label."""
-
-    label_ids: list[list[int]]
-    probabilities: list[list[float]]
-    log_probabilities: list[list[float]]
-
-    def rows(self, start: int, stop: int) -> "RankedLabels":
-        return RankedLabels(self.label_ids[start:stop], self.probabilities[start:stop], self.log_probabilities[start:stop])
-
-    def top(self, top_k: int) -> "RankedLabels":
-        """The first `top_k` labels of each row (rows are sorted, so a smaller top-k is a prefix)."""
-        if not self.label_ids or len(self.label_ids[0]) <= top_k:  # one ranking: every row is as long
-            return self
-        return RankedLabels(*([row[:top_k] for row in column] for column in self))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -76,8 +82,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+class RankQuery(NamedTuple):
+    """How one caller wants its answers: how many labels, under which prior, above which probability."""
+
+    top_k: int = 3
+    prior: Prior = DATASET_PRIOR
+    min_probability: float = 0.0
+
+
 class Predictor:
-    """Serves one checkpoint: encodes names, runs the network under inference_mode, ranks labels."""
+    """Serves one checkpoint: reads names, runs the network and the character model under
+    inference_mode, weighs the evidence, ranks labels or abstains."""
 
     def __init__(
         self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 2048, num_threads: int = 0
@@ -92,7 +107,15 @@ class Predictor:
         self.encoder = NameEncoder(checkpoint.encoder_config)
         self.labels = checkpoint.labels
         self.network = checkpoint.build_network().to(self.device)
-        self.max_batch_size = max_batch_size
+        self.language_model = checkpoint.build_language_model().to(self.device)
+        self.evidence = Evidence(checkpoint.evidence_table, self.labels)
+        self.reader = NameReader(self.evidence, checkpoint.encoder_config.max_length, checkpoint.novelty_config.placeholders)
+        prior = torch.tensor(checkpoint.label_prior, dtype=torch.float64)
+        self.log_prior = (prior / prior.sum()).log().float()
+        self.scorer = NameScorer(
+            self.reader, self.encoder, self.network, self.language_model, self.evidence, self.log_prior,
+            checkpoint.novelty_config.threshold, self.device, max_batch_size,
+        )
 
     @classmethod
     def from_path(
@@ -105,44 +128,80 @@ class Predictor:
     def num_labels(self) -> int:
         return len(self.labels)
 
-    def log_probabilities(self, names: list[str]) -> torch.Tensor:
-        """(N, num_labels) log-probabilities on the CPU, rows in input order."""
-        sequences = [self.encoder.encode(name) for name in names]
-        if not sequences:
-            raise NameEncodingError("cannot classify an empty list of names")
-        order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
-        result = torch.empty(len(sequences), self.num_labels)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.max_batch_size):
-                chunk = order[start : start + self.max_batch_size]
-                ids, lengths = pad_sequences([sequences[index] for index in chunk])
-                log_probs = self.network(ids.to(self.device), lengths)  # (B, L)
-                result[torch.tensor(chunk)] = log_probs.float().cpu()
-        return result
+    def log_prior_for(self, prior: Prior) -> torch.Tensor:
+        """(L,) the log-prior answers are given under; raises PriorError (a ValueError) for a bad one."""
+        return target_log_prior(prior, self.labels, self.log_prior)
 
-    def rank(self, names: list[str], top_k: int = 3) -> RankedLabels:
-        """Top-k label ids, probabilities and log-probabilities per name, in input order, as lists;
-        raises NameEncodingError on a bad name."""
-        if not 1 <= top_k <= self.num_labels:
-            raise ValueError(f"top_k must be between 1 and {self.num_labels}, got {top_k}")
-        top_log_probs, top_indices = self.log_probabilities(names).topk(top_k, dim=1)
-        # Whole matrices to Python lists at once: iterating tensor rows cost more than the GRU (cProfile).
+    def check_top_k(self, top_k: int) -> None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_labels:
+            raise ValueError(f"top_k must be an integer between 1 and {self.num_labels}, got {top_k!r}")
+
+    def score(self, names: list[str]) -> NameScores:
+        """The batch scored once, to be ranked under any top-k, prior and floor (the service's batcher
+        ranks each request's rows with its own)."""
+        for name in names:
+            if not isinstance(name, str):
+                raise NameEncodingError(f"name must be a string, got {type(name).__name__}")
+        return self.scorer.score(names)
+
+    def rank(
+        self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
+    ) -> RankedNames:
+        """Answers as plain lists (see RankedNames), in input order."""
+        self.check_top_k(top_k)
+        log_prior = self.log_prior_for(prior)
+        with _cyclic_gc_paused():  # the burst of result lists is acyclic: see _CyclicGcPause
+            return self.score(names).rank(top_k, log_prior, min_probability)
+
+    def rank_requests(self, requests: list[tuple[list[str], RankQuery]]) -> list[RankedNames]:
+        """Several callers' names scored in one pass, each ranked under its own query (the service's
+        micro-batches); a bad query raises before anything runs."""
+        log_priors = []
+        for _, query in requests:
+            self.check_top_k(query.top_k)
+            log_priors.append(self.log_prior_for(query.prior))
         with _cyclic_gc_paused():
-            return RankedLabels(top_indices.tolist(), top_log_probs.double().exp().tolist(), top_log_probs.tolist())
+            scores = self.score([name for names, _ in requests for name in names])
+            answers, start = [], 0
+            for (names, query), log_prior in zip(requests, log_priors):
+                answers.append(scores.rank(query.top_k, log_prior, query.min_probability, start, start + len(names)))
+                start += len(names)
+            return answers
 
-    def predict(self, names: list[str], top_k: int = 3) -> list[NamePrediction]:
-        """Top-k labels per name, in input order; raises NameEncodingError on a bad name."""
-        label_of = self.labels.__getitem__
-        # Tuples rather than dataclasses: at 4096 names building frozen dataclasses cost more than the GRU.
+    def log_probabilities(self, names: list[str], prior: Prior = DATASET_PRIOR) -> tuple[torch.Tensor, list[str | None]]:
+        """(N, L) log-probabilities of every label per name, and each name's abstention reason (ignoring
+        a probability floor): what evaluation reads."""
+        scores = self.score(names)
+        return torch.log_softmax(scores.log_likelihoods + self.log_prior_for(prior), dim=1), scores.reasons
+
+    def predict(
+        self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
+    ) -> list[NamePrediction]:
+        """One answer per name, in input order: top-k labels, or an abstention with its reason."""
+        with _cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples
+            ranked = self.rank(names, top_k, prior, min_probability)
+            return [
+                NamePrediction(
+                    name, self._label_probabilities(ids, probs, log_probs), reason is not None, reason, read_as,
+                    script, tuple(map(self._token_prediction, tokens)),
+                )
+                for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
+            ]
+
+    def _label_probabilities(self, ids: list[int], probs: list[float], log_probs: list[float]) -> tuple[LabelProbability, ...]:
         # tuple.__new__ takes the fields as they come; the NamedTuple's own __new__ is a Python function
         # around that call (15% of building 4096 answers).
-        with _cyclic_gc_paused():  # one pause over both bursts: rank's lists and these tuples
-            ranked = self.rank(names, top_k)
-            answers = [
-                tuple(map(_new_label_probability, zip(map(label_of, row_ids), row_probs, row_log_probs)))
-                for row_ids, row_probs, row_log_probs in zip(*ranked)
-            ]
-            return list(map(_new_name_prediction, zip(names, answers)))
+        return tuple(map(_new_label_probability, zip(map(self.labels.__getitem__, ids), probs, log_probs)))
+
+    def _token_prediction(self, token: RankedToken) -> TokenPrediction:
+        return TokenPrediction(
+            token.text, token.read_as, token.script,
+            self._label_probabilities(token.label_ids, token.probabilities, token.log_probabilities),
+            token.reason is not None, token.reason,
+        )
+
+
+_new_label_probability = functools.partial(tuple.__new__, LabelProbability)
 
 
 class _CyclicGcPause:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 # --- HTTP service (app/): a tiny checkpoint, in-process clients, real server processes ---------
 
+import dataclasses
 import logging
 import os
 import signal
@@ -24,8 +25,11 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from model.checkpoint import save_checkpoint
-from model.encoder import EncoderConfig
+from model.encoder import EncoderConfig, NameEncoder
 from model.networks import NetworkConfig, build_network
+from model.novelty import CharLanguageModel
+from tests.names_fixtures import synthetic_names
+from training.novelty import fit_language_model, fit_threshold
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_LABELS = ("A", "B", "C")
@@ -33,17 +37,38 @@ TINY_METRICS = {"accuracy": 0.5, "macro_f1": 0.4}
 TINY_FINGERPRINT = "sha256:test"
 
 
+PERMISSIVE_THRESHOLD = -1e9  # a not-a-name check that never fires: tests of other things may send any name
+
+
+def tiny_language_model(encoder_config: EncoderConfig, val_quantile: float | None = None) -> CharLanguageModel:
+    """A not-a-name model of the synthetic fixture names (made-up stems ending -ov, -ski, -ez); with
+    no quantile its threshold never fires, with one it is fitted on held-out fixture names."""
+    encoder = NameEncoder(encoder_config)
+    names = [name for label_names in synthetic_names(per_label=60).values() for name in label_names]
+    sequences = [encoder.encode(name) for name in names]
+    model = fit_language_model(sequences[::2], encoder.vocab_size)
+    config = fit_threshold(model, sequences[1::2], val_quantile or 0.0)
+    if val_quantile is None:
+        config = dataclasses.replace(config, threshold=PERMISSIVE_THRESHOLD)
+    return CharLanguageModel(config, model.tables())
+
+
+def write_tiny_checkpoint(path: Path, labels: tuple[str, ...] = TINY_LABELS, hidden_size: int = 8) -> Path:
+    """A GRU with random weights over `labels`, a uniform label prior and the fixture's not-a-name model."""
+    encoder_config = EncoderConfig()
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig("gru", len(encoder_config.alphabet) + 2, len(labels), hidden_size=hidden_size))
+    save_checkpoint(
+        path, network, encoder_config, labels, tiny_language_model(encoder_config), [1 / len(labels)] * len(labels),
+        info={"metrics": TINY_METRICS, "data_fingerprint": TINY_FINGERPRINT},
+    )
+    return path
+
+
 @pytest.fixture
 def tiny_checkpoint(tmp_path: Path) -> Path:
     """A 3-label GRU with hidden size 8 and random weights: fast to load, any answer is fine."""
-    encoder_config = EncoderConfig()
-    torch.manual_seed(0)
-    network = build_network(NetworkConfig("gru", len(encoder_config.alphabet) + 2, len(TINY_LABELS), hidden_size=8))
-    path = tmp_path / "tiny.safetensors"
-    save_checkpoint(
-        path, network, encoder_config, TINY_LABELS, {"metrics": TINY_METRICS, "data_fingerprint": TINY_FINGERPRINT}
-    )
-    return path
+    return write_tiny_checkpoint(tmp_path / "tiny.safetensors")
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from app.body_limit import BodySizeLimitMiddleware
 from app.errors import BodyTooLargeError
 from app.main import create_app
 from app.observability import JsonFormatter
-from app.schemas import BatchClassifyResponse, ClassifyResponse
+from app.schemas import BATCH_RESPONSE_EXAMPLE, SINGLE_RESPONSE_EXAMPLE, BatchClassifyResponse, ClassifyResponse
 from app.settings import Settings
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
 from tests.conftest import TINY_FINGERPRINT, TINY_LABELS, TINY_METRICS
 
-MIXED_NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber", "O'Neil", "Dvořák"]
+MIXED_NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber", "O'Neil", "Dvořák", "123", "Anna van der Berg"]
 
 
 def only_error(response, status_code: int) -> dict:
@@ -55,7 +55,7 @@ def test_classify_top_k_defaults_to_three(client):
 
 
 def test_classify_probabilities_over_all_labels_sum_to_one(client):
-    body = client.post("/classify", json={"name": "Nguyễn", "top_k": len(TINY_LABELS)}).json()
+    body = client.post("/classify", json={"name": "Hinton", "top_k": len(TINY_LABELS)}).json()
     assert {prediction["label"] for prediction in body["predictions"]} == set(TINY_LABELS)
     assert sum(prediction["probability"] for prediction in body["predictions"]) == pytest.approx(1.0, abs=1e-6)
 
@@ -72,6 +72,10 @@ def test_classify_batch_answers_every_name_in_input_order_as_the_predictor_does(
         assert [p["probability"] for p in result["predictions"]] == pytest.approx(
             [p.probability for p in prediction.predictions], abs=1e-5
         )
+        assert (result["abstained"], result["reason"], result["read_as"], result["script"]) == (
+            prediction.abstained, prediction.reason, prediction.read_as, prediction.script
+        )
+        assert [token["text"] for token in result["tokens"]] == [token.text for token in prediction.tokens]
 
 
 def test_classify_batch_of_one_name_still_answers_as_results(client):
@@ -101,7 +105,8 @@ def test_classify_with_shipped_checkpoint_uses_its_labels_and_keeps_order(make_c
     assert "held-out run" in card["metrics_note"]  # the shipped network was refit: val is not its own
     results = default_client.post("/classify", json={"names": MIXED_NAMES, "top_k": len(labels)}).json()["results"]
     assert [result["name"] for result in results] == MIXED_NAMES
-    for result in results:
+    assert [result["reason"] for result in results] == [None] * 6 + ["no-letters", None]
+    for result in results[:6] + results[7:]:
         probabilities = [prediction["probability"] for prediction in result["predictions"]]
         assert {prediction["label"] for prediction in result["predictions"]} == set(labels)
         assert probabilities == sorted(probabilities, reverse=True)
@@ -148,14 +153,15 @@ def test_create_app_loads_no_model_until_lifespan(tmp_path, make_client):
 
 def test_metrics_count_requests_names_and_batches(client):
     client.post("/classify", json={"names": ["Hinton", "Rossi", "Wang"]})
-    client.post("/classify", json={"name": "123"})
+    client.post("/classify", json={"name": "123"})  # abstains: still an answer
+    client.post("/classify", json={"name": "Hinton", "top_k": 99})
     text = client.get("/metrics").text
-    assert 'nameorigin_http_requests_total{method="POST",path="/classify",status="200"} 1.0' in text
+    assert 'nameorigin_http_requests_total{method="POST",path="/classify",status="200"} 2.0' in text
     assert 'nameorigin_http_requests_total{method="POST",path="/classify",status="422"} 1.0' in text
-    assert 'nameorigin_http_request_duration_seconds_count{method="POST",path="/classify"} 2.0' in text
-    assert "nameorigin_names_classified_total 3.0" in text  # warm-up names are not counted
-    assert "nameorigin_request_names_sum 4.0" in text
-    assert "nameorigin_batch_names_sum 3.0" in text
+    assert 'nameorigin_http_request_duration_seconds_count{method="POST",path="/classify"} 3.0' in text
+    assert "nameorigin_names_classified_total 4.0" in text  # warm-up names are not counted
+    assert "nameorigin_request_names_sum 5.0" in text
+    assert "nameorigin_batch_names_sum 4.0" in text
     assert "nameorigin_ready 1.0" in text
 
 
@@ -166,13 +172,17 @@ def test_metrics_label_unknown_paths_as_unmatched(client):
     assert "Hinton" not in text
 
 
-def test_openapi_documents_classify_examples_and_the_bad_name_rule(client):
+def test_openapi_documents_classify_examples_abstention_and_prior(client):
     schema = client.get("/openapi.json").json()
     operation = schema["paths"]["/classify"]["post"]
-    assert "whole request" in operation["description"]
+    assert "abstained: true" in operation["description"] and "not-a-name" in operation["description"]
     assert set(operation["requestBody"]["content"]["application/json"]["examples"]) == {
-        "one name", "several names", "a bad batch"
+        "one name", "several names", "a prior", "a bad request"
     }
+    request_schema = schema["components"]["schemas"]["ClassifyRequest"]["properties"]
+    assert {"prior", "min_probability"} <= set(request_schema)
+    result_schema = schema["components"]["schemas"]["NameResult"]["properties"]
+    assert {"abstained", "reason", "read_as", "script", "tokens"} <= set(result_schema)
     assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
     answer_schemas = operation["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
     assert {schema["$ref"].rsplit("/", 1)[1] for schema in answer_schemas} == {"ClassifyResponse", "BatchClassifyResponse"}
@@ -216,10 +226,12 @@ def test_ping_answers_constant_json_for_any_body_without_a_model(tiny_checkpoint
         ({"name": "Hinton", "top_k": 0}, "top_k", "greater_than_equal"),
         ({"name": "Hinton", "top_k": 4}, "top_k", "top_k_too_large"),
         ({"name": "Hinton", "nam": "x"}, "nam", "extra_forbidden"),
-        ({"name": "123"}, "name", "unreadable_name"),
-        ({"name": "!!!"}, "name", "unreadable_name"),
-        ({"name": "王" * 20}, "name", "unreadable_name"),  # 20 characters, 99 once transliterated
         ({"name": "a" * 65}, "name", "name_too_long"),
+        ({"name": "Hinton", "prior": "population"}, "prior", "invalid_prior"),
+        ({"name": "Hinton", "prior": {"Klingon": 1.0}}, "prior", "invalid_prior"),
+        ({"name": "Hinton", "prior": {"A": 0, "B": 0, "C": 0}}, "prior", "invalid_prior"),
+        ({"name": "Hinton", "min_probability": 1.5}, "min_probability", "less_than_equal"),
+        ({"name": "Hinton", "min_probability": "0.5"}, "min_probability", "float_type"),
     ],
 )
 def test_classify_rejects_bad_input_with_422_naming_the_field(client, payload, field, error_type):
@@ -228,13 +240,59 @@ def test_classify_rejects_bad_input_with_422_naming_the_field(client, payload, f
     assert error["message"]
 
 
-def test_classify_rejects_whole_batch_listing_every_unreadable_name(client):
-    response = client.post("/classify", json={"names": ["Hinton", "123", "Rossi", "!!!", "王" * 20]})
-    assert response.status_code == 422
-    errors = response.json()["errors"]
-    assert [error["field"] for error in errors] == ["names[1]", "names[3]", "names[4]"]
-    assert "no letters" in errors[0]["message"] and "'123'" in errors[0]["message"]
-    assert "after transliteration" in errors[2]["message"]
+def test_classify_abstains_on_unreadable_names_in_their_place(client):
+    names = ["Hinton", "123", "Rossi", "!!!", "ĳ" * 33, "नरेंद्र", "Yılmaz", "   "]  # ĳ is two letters once read
+    response = client.post("/classify", json={"names": names})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [result["name"] for result in results] == names
+    assert [result["reason"] for result in results] == [
+        None, "no-letters", None, "no-letters", "too-long", "unsupported-script", "unsupported-letters", "no-letters",
+    ]
+    for result in results:
+        assert result["abstained"] == (result["reason"] is not None)
+        assert (len(result["predictions"]) == 3) == (not result["abstained"])
+
+
+def test_classify_abstains_below_min_probability_and_still_shows_the_labels(client):
+    body = client.post("/classify", json={"name": "Hinton", "min_probability": 1.0}).json()
+    assert body["abstained"] and body["reason"] == "low-confidence" and len(body["predictions"]) == 3
+    assert not client.post("/classify", json={"name": "Hinton", "min_probability": 0.0}).json()["abstained"]
+
+
+def test_classify_answers_under_the_prior_asked_for(client):
+    only_two = client.post("/classify", json={"name": "Hinton", "prior": {"A": 1, "C": 2}, "top_k": 3}).json()
+    assert {p["label"] for p in only_two["predictions"]} == {"A", "C"}
+    uniform = client.post("/classify", json={"name": "Hinton", "prior": "uniform", "top_k": 3}).json()
+    dataset = client.post("/classify", json={"name": "Hinton", "top_k": 3}).json()
+    assert uniform["predictions"] == dataset["predictions"]  # the tiny checkpoint's stored prior is uniform
+
+
+def test_classify_full_name_lists_its_parts(client):
+    body = client.post("/classify", json={"name": "Mrs. Anna van der Berg", "top_k": 1}).json()
+    assert [token["text"] for token in body["tokens"]] == ["Anna", "van der Berg"]
+    assert body["read_as"] == "anna van der berg"
+    assert all(len(token["predictions"]) == 1 for token in body["tokens"])
+    assert client.post("/classify", json={"name": "Berg"}).json()["tokens"] == []
+
+
+def test_classify_examples_in_the_schema_are_answers_of_the_shipped_model(make_client):
+    shipped = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH)
+    single = shipped.post("/classify", json={"name": SINGLE_RESPONSE_EXAMPLE["name"]}).json()
+    assert [p["label"] for p in single["predictions"]] == [p["label"] for p in SINGLE_RESPONSE_EXAMPLE["predictions"]]
+    assert [round(p["probability"], 4) for p in single["predictions"]] == [
+        p["probability"] for p in SINGLE_RESPONSE_EXAMPLE["predictions"]
+    ]
+    names = [result["name"] for result in BATCH_RESPONSE_EXAMPLE["results"]]
+    batch = shipped.post("/classify", json={"names": names, "top_k": 1}).json()["results"]
+    for answer, example in zip(batch, BATCH_RESPONSE_EXAMPLE["results"]):
+        assert (answer["reason"], answer["read_as"], answer["script"]) == (example["reason"], example["read_as"], example["script"])
+        assert [(p["label"], round(p["probability"], 2)) for p in answer["predictions"]] == [
+            (p["label"], p["probability"]) for p in example["predictions"]
+        ]
+        assert [(t["text"], t["predictions"][0]["label"]) for t in answer["tokens"]] == [
+            (t["text"], t["predictions"][0]["label"]) for t in example["tokens"]
+        ]
 
 
 def test_classify_rejects_more_names_than_the_limit(make_client):

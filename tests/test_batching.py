@@ -13,7 +13,7 @@ import pytest
 
 from app.batching import FULL_ENOUGH_NAMES, BatcherClosedError, MicroBatcher, QueueFullError
 from model.encoder import NameEncodingError
-from model.predictor import NamePrediction, Predictor, RankedLabels
+from model.predictor import NamePrediction, Predictor, RankedNames, RankQuery
 
 # 50 distinct names of different lengths, so a misrouted answer shows up as different probabilities.
 DISTINCT_NAMES = [f"{first}{second}{'s' * (index % 4)}" for index, (first, second) in enumerate(
@@ -30,38 +30,42 @@ def tiny_predictor(tiny_checkpoint) -> Predictor:
 TAGS = ["a", "b", "c", "d", "good", "bad", "fine", "First", "Second", "Third"]
 
 
-def tagged(names: list[str]) -> RankedLabels:
-    return RankedLabels([[TAGS.index(name)] for name in names], [[1.0]] * len(names), [[0.0]] * len(names))
+def tagged(names: list[str], label_of=TAGS.index) -> RankedNames:
+    size = len(names)
+    return RankedNames(
+        [[label_of(name)] for name in names], [[1.0]] * size, [[0.0]] * size, [None] * size, list(names),
+        ["Latin"] * size, [()] * size,
+    )
 
 
-def tags(ranked: RankedLabels) -> list[str]:
+def tags(ranked: RankedNames) -> list[str]:
     return [TAGS[row[0]] for row in ranked.label_ids]
 
 
 class BlockingPredictor:
     """Holds the model thread until released, so the test controls what is queued behind it."""
 
-    def __init__(self, answer: Callable[[list[str]], RankedLabels] = tagged) -> None:
+    def __init__(self, answer: Callable[[list[str]], RankedNames] = tagged) -> None:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.answer = answer
 
-    def rank(self, names: list[str], top_k: int) -> RankedLabels:
+    def rank_requests(self, requests: list[tuple[list[str], RankQuery]]) -> list[RankedNames]:
         self.entered.set()
         assert self.release.wait(10), "test never released the model"
-        return self.answer(names)
+        return [self.answer(names) for names, _ in requests]
 
 
 class PickyPredictor:
-    """Refuses any batch containing "bad", like a model meeting a name it cannot read."""
+    """Refuses any batch containing "bad", like a model given a query it cannot honour."""
 
-    def rank(self, names: list[str], top_k: int) -> RankedLabels:
-        if "bad" in names:
+    def rank_requests(self, requests: list[tuple[list[str], RankQuery]]) -> list[RankedNames]:
+        if any("bad" in names for names, _ in requests):
             raise NameEncodingError("cannot read 'bad'")
-        return tagged(names)
+        return [tagged(names) for names, _ in requests]
 
 
-def assert_same_predictions(answer: RankedLabels, expected: NamePrediction, labels: tuple[str, ...]) -> None:
+def assert_same_predictions(answer: RankedNames, expected: NamePrediction, labels: tuple[str, ...]) -> None:
     """A one-row answer from the batcher against the predictor's own answer for that name."""
     [row_ids], [row_probs] = answer.label_ids, answer.probabilities
     assert [labels[label_id] for label_id in row_ids] == [p.label for p in expected.predictions]
@@ -71,11 +75,11 @@ def assert_same_predictions(answer: RankedLabels, expected: NamePrediction, labe
 def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_predictor):
     batch_sizes: list[int] = []
 
-    async def scenario() -> list[RankedLabels]:
+    async def scenario() -> list[RankedNames]:
         batcher = MicroBatcher(tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests))
         await batcher.start()
         try:
-            return await asyncio.gather(*(batcher.classify([name], 3) for name in DISTINCT_NAMES))
+            return await asyncio.gather(*(batcher.classify([name], RankQuery(3)) for name in DISTINCT_NAMES))
         finally:
             await batcher.stop()
 
@@ -93,7 +97,7 @@ def test_batcher_waits_for_company_only_after_a_batch_that_had_company_and_never
 
     async def timed(batcher, names) -> float:
         started = time.perf_counter()
-        await batcher.classify(names, 1)
+        await batcher.classify(names, RankQuery(1))
         return time.perf_counter() - started
 
     async def scenario() -> dict[str, float]:
@@ -102,10 +106,10 @@ def test_batcher_waits_for_company_only_after_a_batch_that_had_company_and_never
         try:
             seconds = {"first lone": await timed(batcher, DISTINCT_NAMES[:1])}  # nothing known yet: assume load
             seconds["lone after lone"] = await timed(batcher, DISTINCT_NAMES[3:4])
-            await asyncio.gather(batcher.classify(["Ka"], 1), batcher.classify(["Lo"], 1))  # one batch, with company
+            await asyncio.gather(batcher.classify(["Ka"], RankQuery(1)), batcher.classify(["Lo"], RankQuery(1)))  # one batch, with company
             seconds["lone after company"] = await timed(batcher, DISTINCT_NAMES[1:2])
             seconds["lone after lone again"] = await timed(batcher, DISTINCT_NAMES[2:3])
-            await asyncio.gather(batcher.classify(["Ka"], 1), batcher.classify(["Lo"], 1))
+            await asyncio.gather(batcher.classify(["Ka"], RankQuery(1)), batcher.classify(["Lo"], RankQuery(1)))
             seconds["full enough after company"] = await timed(batcher, (DISTINCT_NAMES * 2)[:FULL_ENOUGH_NAMES])
             return seconds
         finally:
@@ -124,7 +128,7 @@ def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predicto
         batcher = MicroBatcher(tiny_predictor, max_wait_ms=50)
         await batcher.start()
         try:
-            return await asyncio.gather(batcher.classify(["Hinton"], 1), batcher.classify(["Hinton", "Rossi"], 3))
+            return await asyncio.gather(batcher.classify(["Hinton"], RankQuery(1)), batcher.classify(["Hinton", "Rossi"], RankQuery(3)))
         finally:
             await batcher.stop()
 
@@ -134,18 +138,35 @@ def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predicto
     assert top_one.probabilities[0] == top_three.probabilities[0][:1]
 
 
+def test_batcher_gives_each_request_its_own_prior_and_floor_within_one_batch(tiny_predictor):
+    queries = [RankQuery(3), RankQuery(3, {"A": 1, "C": 1}), RankQuery(3, "dataset", 1.0)]
+
+    async def scenario():
+        batcher = MicroBatcher(tiny_predictor, max_wait_ms=50)
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.classify(["Hinton"], query) for query in queries))
+        finally:
+            await batcher.stop()
+
+    plain, two_labels, floored = asyncio.run(scenario())
+    assert [len(row) for row in plain.label_ids] == [3] and plain.reasons == [None]
+    assert {tiny_predictor.labels[i] for i in two_labels.label_ids[0]} == {"A", "C"}
+    assert floored.reasons == ["low-confidence"] and floored.label_ids == plain.label_ids
+
+
 def test_batcher_queue_full_raises_queue_full_error():
     model = BlockingPredictor()
 
     async def scenario():
         batcher = MicroBatcher(model, max_wait_ms=0, queue_size=2)
         await batcher.start()
-        first = asyncio.create_task(batcher.classify(["a"], 1))
+        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
         assert await asyncio.to_thread(model.entered.wait, 5)  # the model is busy with `first`
-        queued = [asyncio.create_task(batcher.classify([name], 1)) for name in ("b", "c")]
+        queued = [asyncio.create_task(batcher.classify([name], RankQuery(1))) for name in ("b", "c")]
         await asyncio.sleep(0)  # both are now in the queue, which holds 2
         with pytest.raises(QueueFullError):
-            await batcher.classify(["d"], 1)
+            await batcher.classify(["d"], RankQuery(1))
         model.release.set()
         answers = await asyncio.gather(first, *queued)
         await batcher.stop()
@@ -159,17 +180,17 @@ def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_pr
     async def scenario():
         batcher = MicroBatcher(tiny_predictor, max_wait_ms=0, max_batch_size=2)
         await batcher.start()
-        pending = [asyncio.create_task(batcher.classify([name], 2)) for name in DISTINCT_NAMES[:10]]
+        pending = [asyncio.create_task(batcher.classify([name], RankQuery(2))) for name in DISTINCT_NAMES[:10]]
         await asyncio.sleep(0)  # all ten are queued
         await batcher.stop()
         assert all(task.done() and not task.cancelled() for task in pending)
         with pytest.raises(BatcherClosedError):
-            await batcher.classify(["late"], 1)
+            await batcher.classify(["late"], RankQuery(1))
         return [task.result() for task in pending]
 
     answers = asyncio.run(scenario())
     for name, answer in zip(DISTINCT_NAMES[:10], answers):
-        assert_same_predictions(answer.top(2), tiny_predictor.predict([name], 2)[0], tiny_predictor.labels)
+        assert_same_predictions(answer, tiny_predictor.predict([name], 2)[0], tiny_predictor.labels)
 
 
 def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
@@ -178,7 +199,7 @@ def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
         await batcher.start()
         try:
             return await asyncio.gather(
-                batcher.classify(["good"], 1), batcher.classify(["bad"], 1), batcher.classify(["fine"], 1),
+                batcher.classify(["good"], RankQuery(1)), batcher.classify(["bad"], RankQuery(1)), batcher.classify(["fine"], RankQuery(1)),
                 return_exceptions=True,
             )
         finally:
@@ -194,10 +215,10 @@ def test_batcher_keeps_serving_after_a_waiting_client_goes_away(tiny_predictor):
         batcher = MicroBatcher(tiny_predictor, max_wait_ms=20)
         await batcher.start()
         try:
-            gone = asyncio.create_task(batcher.classify(["Gone"], 1))
+            gone = asyncio.create_task(batcher.classify(["Gone"], RankQuery(1)))
             await asyncio.sleep(0)
             gone.cancel()
-            return await batcher.classify(["Stays"], 1)
+            return await batcher.classify(["Stays"], RankQuery(1))
         finally:
             await batcher.stop()
 
@@ -235,8 +256,8 @@ def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(mak
 @pytest.mark.timeout(60)
 def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeypatch):
     client = make_client(queue_size=1, max_batch_wait_ms=0)
-    model = BlockingPredictor(answer=lambda names: RankedLabels([[0]] * len(names), [[1.0]] * len(names), [[0.0]] * len(names)))
-    monkeypatch.setattr(Predictor, "rank", lambda self, names, top_k: model.rank(names, top_k))
+    model = BlockingPredictor(answer=lambda names: tagged(names, label_of=lambda name: 0))
+    monkeypatch.setattr(Predictor, "rank_requests", lambda self, requests: model.rank_requests(requests))
     with ThreadPoolExecutor(max_workers=2) as pool:
         in_model = pool.submit(client.post, "/classify", json={"name": "First"})
         assert model.entered.wait(10)

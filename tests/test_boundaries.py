@@ -1,4 +1,4 @@
-"""Keeps the package boundaries of the house style true: app -> model <- training."""
+"""Keeps the package boundaries of the house style true: app -> model <- training, batch -> model."""
 import ast
 from pathlib import Path
 
@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "model": {"app", "training", "fastapi", "pydantic", "pydantic_settings", "uvicorn"},
     "training": {"app", "fastapi", "uvicorn"},
-    "app": {"training"},
+    "app": {"training", "batch"},
+    "batch": {"app", "training", "fastapi", "uvicorn"},
 }
 
 

@@ -6,11 +6,33 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import model.checkpoint as checkpoint_module
-from model.checkpoint import DIGEST_KEY, METADATA_KEY, CheckpointError, load_checkpoint, save_checkpoint
+from model.checkpoint import DIGEST_KEY, METADATA_KEY, NOVELTY_PREFIX, CheckpointError, load_checkpoint, save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder
+from model.evidence import EvidenceTable
 from model.networks import NetworkConfig, build_network
+from tests.conftest import tiny_language_model
 
 LABELS = ("Alpha", "Beta", "Gamma")
+PRIOR = (0.5, 0.3, 0.2)
+LANGUAGE_MODEL = tiny_language_model(EncoderConfig())
+
+
+def save(path, network, labels=LABELS, info=None, prior=PRIOR):
+    return save_checkpoint(path, network, EncoderConfig(), labels, LANGUAGE_MODEL, prior, info=info)
+
+
+def full_record(tiny, **overrides):
+    """A complete current record, with some fields replaced."""
+    record = {
+        "format_version": checkpoint_module.FORMAT_VERSION, "network": tiny.config.to_dict(),
+        "encoder": EncoderConfig().to_dict(), "labels": list(LABELS), "label_prior": list(PRIOR),
+        "novelty": LANGUAGE_MODEL.config.to_dict(), "evidence": EvidenceTable().to_dict(), "info": {},
+    }
+    return {**record, **overrides}
+
+
+def all_tensors(network):
+    return {**network.state_dict(), **{NOVELTY_PREFIX + k: v for k, v in LANGUAGE_MODEL.tables().items()}}
 
 
 @pytest.fixture
@@ -22,7 +44,7 @@ def tiny_network():
 @pytest.fixture
 def saved_path(tmp_path, tiny_network):
     path = tmp_path / "model.safetensors"
-    save_checkpoint(path, tiny_network, EncoderConfig(), LABELS, {"data_fingerprint": "sha256:abc", "metrics": {"top1": 0.5}})
+    save(path, tiny_network, info={"data_fingerprint": "sha256:abc", "metrics": {"top1": 0.5}})
     return path
 
 
@@ -93,7 +115,7 @@ def test_checkpoint_load_rejects_plain_safetensors_without_record(tmp_path):
 def test_checkpoint_load_rejects_other_format_version(saved_path, monkeypatch, tiny_network):
     current = checkpoint_module.FORMAT_VERSION
     monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", current + 1)
-    save_checkpoint(saved_path, tiny_network, EncoderConfig(), LABELS)
+    save(saved_path, tiny_network)
     monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", current)
     with pytest.raises(CheckpointError, match=f"format version {current + 1}; this code reads version {current}"):
         load_checkpoint(saved_path)
@@ -113,15 +135,57 @@ def test_checkpoint_load_refuses_version_1_files_of_per_member_networks(tmp_path
     record = {"format_version": 1, "network": {**config, "num_members": 1}, "encoder": EncoderConfig().to_dict(),
               "labels": list(LABELS), "info": {}}
     write_raw(path, tensors, record)
-    with pytest.raises(CheckpointError, match="format version 1; this code reads version 2 .*retrain"):
+    with pytest.raises(CheckpointError, match="format version 1; this code reads version 3 .*retrain"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_refuses_version_2_files_that_read_names_in_mixed_case(tmp_path, tiny_network):
+    """Version 2 networks read a mixed-case alphabet and carry no not-a-name model: refused, not misread."""
+    path = tmp_path / "v2.safetensors"
+    record = {"format_version": 2, "network": tiny_network.config.to_dict(), "encoder": {"alphabet": "aAbB", "max_length": 64,
+              "lowercase": False}, "labels": list(LABELS), "info": {}}
+    write_raw(path, dict(tiny_network.state_dict()), record)
+    with pytest.raises(CheckpointError, match="format version 2; this code reads version 3"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_round_trip_restores_reading_evidence_and_prior(saved_path):
+    loaded = load_checkpoint(saved_path)
+    assert loaded.label_prior == PRIOR
+    assert loaded.novelty_config == LANGUAGE_MODEL.config
+    assert loaded.evidence_table == EvidenceTable()
+    rebuilt = loaded.build_language_model()
+    ids, lengths = NameEncoder().encode_batch(["Kovski", "xq"])
+    torch.testing.assert_close(rebuilt.total_log_probs(ids, lengths), LANGUAGE_MODEL.total_log_probs(ids, lengths), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("prior", [[0.5, 0.5], [0.5, 0.5, 0.0], [0.5, 0.5, -1.0]])
+def test_checkpoint_load_rejects_a_label_prior_that_does_not_fit(tmp_path, tiny_network, prior):
+    path = tmp_path / "bad.safetensors"
+    write_raw(path, all_tensors(tiny_network), full_record(tiny_network, label_prior=prior))
+    with pytest.raises(CheckpointError, match="label prior"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_rejects_a_not_a_name_model_of_another_alphabet(tmp_path, tiny_network):
+    path = tmp_path / "bad.safetensors"
+    novelty = {**LANGUAGE_MODEL.config.to_dict(), "vocab_size": LANGUAGE_MODEL.config.vocab_size + 1}
+    write_raw(path, all_tensors(tiny_network), full_record(tiny_network, novelty=novelty))
+    with pytest.raises(CheckpointError, match="not-a-name model reads"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_rejects_missing_not_a_name_tables(tmp_path, tiny_network):
+    path = tmp_path / "bad.safetensors"
+    write_raw(path, dict(tiny_network.state_dict()), full_record(tiny_network))
+    with pytest.raises(CheckpointError, match="not-a-name model does not fit"):
         load_checkpoint(path)
 
 
 def test_checkpoint_load_rejects_label_count_mismatch(tmp_path, tiny_network):
     path = tmp_path / "bad.safetensors"
-    record = {"format_version": checkpoint_module.FORMAT_VERSION, "network": tiny_network.config.to_dict(),
-              "encoder": EncoderConfig().to_dict(), "labels": ["Alpha", "Beta"], "info": {}}
-    write_raw(path, dict(tiny_network.state_dict()), record)
+    record = full_record(tiny_network, labels=["Alpha", "Beta"], label_prior=[0.5, 0.5])
+    write_raw(path, all_tensors(tiny_network), record)
     with pytest.raises(CheckpointError, match="2 labels"):
         load_checkpoint(path)
 
@@ -129,18 +193,15 @@ def test_checkpoint_load_rejects_label_count_mismatch(tmp_path, tiny_network):
 def test_checkpoint_load_rejects_weight_shape_mismatch(tmp_path, tiny_network):
     path = tmp_path / "bad.safetensors"
     config = {**tiny_network.config.to_dict(), "hidden_size": 16}
-    record = {"format_version": checkpoint_module.FORMAT_VERSION, "network": config, "encoder": EncoderConfig().to_dict(),
-              "labels": list(LABELS), "info": {}}
-    write_raw(path, dict(tiny_network.state_dict()), record)
+    write_raw(path, all_tensors(tiny_network), full_record(tiny_network, network=config))
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(path)
 
 
 def test_checkpoint_load_rejects_alphabet_vocab_mismatch(tmp_path, tiny_network):
     path = tmp_path / "bad.safetensors"
-    record = {"format_version": checkpoint_module.FORMAT_VERSION, "network": tiny_network.config.to_dict(),
-              "encoder": {**EncoderConfig().to_dict(), "alphabet": "abc"}, "labels": list(LABELS), "info": {}}
-    write_raw(path, dict(tiny_network.state_dict()), record)
+    record = full_record(tiny_network, encoder={**EncoderConfig().to_dict(), "alphabet": "abc"})
+    write_raw(path, all_tensors(tiny_network), record)
     with pytest.raises(CheckpointError, match="alphabet"):
         load_checkpoint(path)
 
@@ -153,7 +214,7 @@ def test_checkpoint_save_is_atomic_when_write_fails(saved_path, tiny_network, mo
 
     monkeypatch.setattr(checkpoint_module.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(saved_path, tiny_network, EncoderConfig(), ("X", "Y", "Z"))
+        save(saved_path, tiny_network, labels=("X", "Y", "Z"))
     assert saved_path.read_bytes() == before
     assert os.listdir(saved_path.parent) == [saved_path.name]  # no temp file left behind
     assert load_checkpoint(saved_path).labels == LABELS
@@ -161,7 +222,7 @@ def test_checkpoint_save_is_atomic_when_write_fails(saved_path, tiny_network, mo
 
 def test_checkpoint_save_rejects_label_count_mismatch(tmp_path, tiny_network):
     with pytest.raises(CheckpointError, match="3 outputs but 2 labels"):
-        save_checkpoint(tmp_path / "x.safetensors", tiny_network, EncoderConfig(), ("A", "B"))
+        save(tmp_path / "x.safetensors", tiny_network, labels=("A", "B"), prior=(0.5, 0.5))
 
 
 def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_measured(tmp_path):
@@ -173,7 +234,7 @@ def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_me
     checkpoint_module.round_to_storage_precision(network)
     measured = network(*batch)
     path = tmp_path / "hybrid.safetensors"
-    save_checkpoint(path, network, EncoderConfig(), LABELS)
+    save(path, network)
     loaded = load_checkpoint(path)
     assert loaded.state_dict["heads.0.ngram_table.weight"].dtype == torch.float16
     assert loaded.state_dict["heads.0.linear.weight"].dtype == torch.float32
@@ -181,4 +242,5 @@ def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_me
     assert served.heads[0].ngram_table.weight.dtype == torch.float32
     torch.testing.assert_close(served(*batch), measured, atol=0, rtol=0)
     full_precision_bytes = 4096 * 16 * 4
-    assert path.stat().st_size < full_precision_bytes * 0.6
+    language_model_bytes = sum(t.numel() * t.element_size() for t in LANGUAGE_MODEL.tables().values())
+    assert path.stat().st_size - language_model_bytes < full_precision_bytes * 0.6

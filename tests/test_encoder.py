@@ -1,22 +1,31 @@
 import pytest
 import torch
 
-from model.encoder import (
-    LOWERCASE_ALPHABET, PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, NameEncodingError, name_key, normalize,
-)
+from model.encoder import DEFAULT_ALPHABET, PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, NameEncodingError, name_key, normalize
 
 
 @pytest.mark.parametrize(
     ("raw", "folded"),
-    [("Ślusàrski", "Slusarski"), ("Нгуен", "Nguen"), ("Παπαδόπουλος", "Papadopoulos"), ("Nguyễn", "Nguyen")],
+    [("Ślusàrski", "slusarski"), ("Нгуен", "nguen"), ("Παπαδόπουλος", "papadopoulos"), ("Nguyễn", "nguyen")],
 )
-def test_normalize_folds_scripts_to_latin(raw, folded):
+def test_normalize_folds_scripts_to_lower_case_latin(raw, folded):
     assert normalize(raw) == folded
 
 
 def test_normalize_collapses_spaces_added_by_transliteration():
-    assert normalize("王") == "Wang"
-    assert normalize("  王  小明 ") == "Wang Xiao Ming"
+    assert normalize("王") == "wang"
+    assert normalize("  王  小明 ") == "wang xiao ming"
+
+
+@pytest.mark.parametrize("variant", ["SMITH", "smith", "Smith", "sMiTh", "ＳＭＩＴＨ"])
+def test_normalize_is_case_invariant(variant):
+    assert normalize(variant) == "smith"
+    assert NameEncoder().encode(variant) == NameEncoder().encode("smith")
+
+
+def test_default_alphabet_has_no_upper_case_letters():
+    assert DEFAULT_ALPHABET == DEFAULT_ALPHABET.lower()
+    assert UNKNOWN_ID not in NameEncoder().encode("O'BRIEN-SMITH")
 
 
 def test_name_key_casefolds_and_applies_nfkc():
@@ -31,12 +40,6 @@ def test_encoder_maps_every_character_without_dropping_any():
     assert ids[-1] == UNKNOWN_ID  # the digit is unknown, not dropped
     assert UNKNOWN_ID not in ids[:-1]
     assert PAD_ID not in ids
-
-
-def test_encoder_lowercase_config_shares_ids_across_case():
-    encoder = NameEncoder(EncoderConfig(alphabet=LOWERCASE_ALPHABET, lowercase=True))
-    assert encoder.encode("ABE") == encoder.encode("abe")
-    assert UNKNOWN_ID not in encoder.encode("ABE")
 
 
 @pytest.mark.parametrize("raw", ["", "   ", "123", "!!!", "٣٤"])

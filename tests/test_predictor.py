@@ -7,7 +7,9 @@ import torch
 from model.checkpoint import save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder, NameEncodingError
 from model.networks import NetworkConfig, build_network
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DeviceUnavailableError, Predictor, resolve_device
+from model.predictor import ABSTAIN_REASONS, DEFAULT_CHECKPOINT_PATH, DeviceUnavailableError, Predictor, RankQuery, resolve_device
+from model.priors import PriorError
+from tests.conftest import tiny_language_model
 
 LABELS = ("Alpha", "Beta", "Gamma", "Delta")
 
@@ -17,12 +19,18 @@ def predictor(tmp_path):
     torch.manual_seed(1)
     network = build_network(NetworkConfig("lstm", NameEncoder().vocab_size, len(LABELS), hidden_size=8))
     path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, network, EncoderConfig(), LABELS)
+    language_model = tiny_language_model(EncoderConfig(), val_quantile=0.0)  # fixture-like names only are names
+    save_checkpoint(path, network, EncoderConfig(), LABELS, language_model, (0.4, 0.3, 0.2, 0.1))
     return Predictor.from_path(path, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    return Predictor.from_path(device="cpu")
+
+
 def test_predictor_returns_sorted_top_k_in_input_order(predictor):
-    names = ["Wolfeschlegelsteinhausen", "Li", "Nguyễn", "O'Neil"]
+    names = ["Kovaski", "Li", "Bozov", "Mikez"]
     results = predictor.predict(names, top_k=3)
     assert [result.name for result in results] == names
     for result in results:
@@ -33,27 +41,89 @@ def test_predictor_returns_sorted_top_k_in_input_order(predictor):
 
 
 def test_predictor_probabilities_sum_to_one_over_all_labels(predictor):
-    for result in predictor.predict(["Hinton", "Abe"], top_k=len(LABELS)):
+    for result in predictor.predict(["Kovski", "Li"], top_k=len(LABELS)):
         assert math.isclose(sum(p.probability for p in result.predictions), 1.0, abs_tol=1e-5)
 
 
 def test_predictor_batching_matches_one_at_a_time(predictor):
-    names = [f"Name{'x' * (i % 9)}" for i in range(50)] + ["Li", "Abe"]
-    predictor.max_batch_size = 7
-    together = predictor.log_probabilities(names)
-    alone = torch.cat([predictor.log_probabilities([name]) for name in names])
+    names = [f"Bo{'z' * (i % 9)}ov" for i in range(50)] + ["Li", "Abe", "Mikez Kovski", "Kovski, Mikez"]
+    predictor.scorer.max_batch_size = 7
+    together, _ = predictor.log_probabilities(names)
+    alone = torch.cat([predictor.log_probabilities([name])[0] for name in names])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
 
 
-def test_predictor_rejects_bad_top_k_and_bad_names(predictor):
-    with pytest.raises(ValueError, match="top_k"):
-        predictor.predict(["Hinton"], top_k=0)
-    with pytest.raises(ValueError, match="top_k"):
-        predictor.predict(["Hinton"], top_k=len(LABELS) + 1)
-    with pytest.raises(NameEncodingError, match="no letters"):
-        predictor.predict(["Hinton", "1234"])
-    with pytest.raises(NameEncodingError, match="empty list"):
-        predictor.predict([])
+def test_predictor_rejects_bad_arguments_but_never_a_bad_name(predictor):
+    for top_k in (0, len(LABELS) + 1, True, 2.0):
+        with pytest.raises(ValueError, match="top_k"):
+            predictor.predict(["Hinton"], top_k=top_k)
+    with pytest.raises(PriorError, match="Omega"):
+        predictor.predict(["Hinton"], prior={"Omega": 1.0})
+    with pytest.raises(NameEncodingError, match="must be a string"):
+        predictor.predict(["Hinton", None])
+    assert predictor.predict([]) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("1234", "no-letters"), ("", "no-letters"), ("  -- ", "no-letters"), ("नरेंद्र", "unsupported-script"),
+     ("שמיר", "unsupported-script"), ("Yılmaz", "unsupported-letters"), ("Sørensen", "unsupported-letters"),
+     ("N/A", "not-a-name"), ("null", "not-a-name"), ("NULL", "not-a-name"), ("qxzvkwq", "not-a-name"),
+     ("Kovski" * 11, "too-long")],
+)
+def test_predictor_abstains_in_place_with_the_reason(predictor, name, reason):
+    assert reason in ABSTAIN_REASONS
+    first, answer, last = predictor.predict(["Kovski", name, "Bozov"], top_k=2)
+    assert (first.name, answer.name, last.name) == ("Kovski", name, "Bozov")
+    assert answer.abstained and answer.reason == reason and answer.predictions == ()
+    assert not first.abstained and len(first.predictions) == 2 and not last.abstained
+
+
+def test_predictor_abstains_below_min_probability_but_keeps_the_labels(predictor):
+    answer = predictor.predict(["Kovski"], top_k=2)[0]
+    floor = answer.predictions[0].probability + 1e-6
+    low = predictor.predict(["Kovski"], top_k=2, min_probability=floor)[0]
+    assert low.abstained and low.reason == "low-confidence" and low.predictions == answer.predictions
+    assert not predictor.predict(["Kovski"], top_k=2, min_probability=floor - 2e-6)[0].abstained
+
+
+def test_predictor_answers_every_case_the_same(predictor):
+    answers = predictor.predict(["Kovski", "KOVSKI", "kovski", "kOvSkI"], top_k=len(LABELS))
+    assert len({answer.predictions for answer in answers}) == 1
+    assert {answer.read_as for answer in answers} == {"kovski"}
+
+
+def test_predictor_prior_is_applied_by_bayes_rule(predictor):
+    stored = dict(zip(LABELS, (0.4, 0.3, 0.2, 0.1)))
+    dataset = {p.label: p.probability for p in predictor.predict(["Bozov"], top_k=4)[0].predictions}
+    uniform = {p.label: p.probability for p in predictor.predict(["Bozov"], top_k=4, prior="uniform")[0].predictions}
+    expected = {label: dataset[label] / stored[label] for label in LABELS}
+    total = sum(expected.values())
+    assert uniform == pytest.approx({label: value / total for label, value in expected.items()}, abs=1e-5)
+    same = predictor.predict(["Bozov"], top_k=4, prior=stored)[0].predictions
+    assert {p.label: p.probability for p in same} == pytest.approx(dataset, abs=1e-5)
+
+
+def test_predictor_prior_map_rules_out_labels_it_leaves_out(predictor):
+    answer = predictor.predict(["Bozov", "Kovski"], top_k=4, prior={"Beta": 1, "Gamma": 3, "Delta": 0})
+    for result in answer:
+        assert {p.label for p in result.predictions} == {"Beta", "Gamma"}
+        assert sum(p.probability for p in result.predictions) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("prior", ["population", {"Alpha": -1}, {"Alpha": 0, "Beta": 0}, {"Alpha": float("nan")}, ["Alpha"]])
+def test_predictor_refuses_a_prior_it_cannot_apply(predictor, prior):
+    with pytest.raises(PriorError):
+        predictor.predict(["Bozov"], prior=prior)
+
+
+def test_predictor_rank_requests_ranks_each_request_under_its_own_query(predictor):
+    requests = [(["Bozov", "Kovski"], RankQuery(1)), (["Bozov"], RankQuery(4, "uniform")), (["Bozov"], RankQuery(2, "dataset", 1.0))]
+    first, second, third = predictor.rank_requests(requests)
+    alone = predictor.rank(["Bozov"], top_k=4, prior="uniform")
+    assert len(first.label_ids) == 2 and len(first.label_ids[0]) == 1
+    assert second.label_ids == alone.label_ids and second.probabilities[0] == pytest.approx(alone.probabilities[0], abs=1e-6)
+    assert third.reasons == ["low-confidence"] and len(third.label_ids[0]) == 2
 
 
 def test_resolve_device_never_falls_back_silently(monkeypatch):
@@ -65,33 +135,44 @@ def test_resolve_device_never_falls_back_silently(monkeypatch):
         resolve_device("tpu")
 
 
-def test_shipped_default_checkpoint_loads_and_is_small():
+def test_shipped_default_checkpoint_loads_and_is_small(shipped):
     assert DEFAULT_CHECKPOINT_PATH.stat().st_size < 5 * 1024 * 1024
-    predictor = Predictor.from_path(device="cpu")
-    assert len(predictor.labels) == 18
-    assert predictor.checkpoint.info["data_fingerprint"].startswith("sha256:")
-    assert predictor.predict(["Nguyễn"], top_k=1)[0].predictions[0].label in predictor.labels
+    assert len(shipped.labels) == 18
+    assert shipped.checkpoint.info["data_fingerprint"].startswith("sha256:")
+    assert shipped.predict(["Nguyễn"], top_k=1)[0].predictions[0].label == "Vietnamese"
 
 
-def test_predict_cli_prints_top_3_per_name(capsys):
+def test_predict_cli_prints_top_3_per_name_and_abstentions(capsys):
     from model.predict import main
 
-    assert main(["Hinton", "Nguyễn", "--device", "cpu"]) == 0
+    assert main(["Hinton", "Nguyễn", "123", "Kim Min-jun", "--device", "cpu"]) == 0
     output = capsys.readouterr().out
-    assert "> Hinton" in output and "> Nguyễn" in output
-    assert output.count("%") == 6
+    assert "> Hinton" in output and "> Nguyễn  (read as 'nguyen', Latin)" in output
+    assert "abstained: no-letters" in output and "part 'Min-jun'" in output
+    assert output.count("%") == 3 * 3 + 2  # three answered names, and the two parts' best labels
 
 
-def test_predict_cli_reports_bad_name_without_traceback(capsys):
+def test_predict_cli_reads_names_from_standard_input(capsys, monkeypatch):
+    import io
+
     from model.predict import main
 
-    assert main(["123", "--device", "cpu"]) == 2
-    assert "no letters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hinton\n\nTanaka\n"))
+    assert main(["-", "--device", "cpu", "--top-k", "1"]) == 0
+    output = capsys.readouterr().out
+    assert "> Hinton" in output and "> Tanaka" in output and "abstained: no-letters" in output
+
+
+def test_predict_cli_reports_a_bad_prior_without_traceback(capsys):
+    from model.predict import main
+
+    assert main(["Hinton", "--prior", '{"Klingon": 1}', "--device", "cpu"]) == 2
+    assert "Klingon" in capsys.readouterr().err
 
 
 def test_predictor_sets_torch_threads_when_asked(tmp_path):
     network = build_network(NetworkConfig("gru", NameEncoder().vocab_size, 2, hidden_size=4))
-    save_checkpoint(tmp_path / "t.safetensors", network, EncoderConfig(), ("A", "B"))
+    save_checkpoint(tmp_path / "t.safetensors", network, EncoderConfig(), ("A", "B"), tiny_language_model(EncoderConfig()), (0.5, 0.5))
     before = torch.get_num_threads()
     try:
         Predictor.from_path(tmp_path / "t.safetensors", device="cpu", num_threads=1)
@@ -110,8 +191,7 @@ def test_predictor_leaves_the_garbage_collector_as_it_found_it(predictor, enable
         gc.enable()
 
 
-def test_shipped_predictor_reads_one_letter_names_alone_and_together():
-    shipped = Predictor.from_path(device="cpu")
+def test_shipped_predictor_reads_one_letter_names_alone_and_together(shipped):
     assert [result.name for result in shipped.predict(["A"])] == ["A"]
     together = shipped.predict(["X", "O", "Li"])
     assert [result.name for result in together] == ["X", "O", "Li"]
@@ -121,25 +201,16 @@ def test_shipped_predictor_reads_one_letter_names_alone_and_together():
     assert [p.probability for p in together[1].predictions] == pytest.approx([p.probability for p in alone], abs=1e-5)
 
 
-def test_predictor_rank_gives_predicts_labels_and_probabilities_as_lists(predictor):
-    names = ["Wolfeschlegelsteinhausen", "Li", "Nguyễn"]
+def test_predictor_rank_gives_predicts_answers_as_lists(predictor):
+    names = ["Kovski", "Li", "123", "Mikez Bozov"]
     ranked = predictor.rank(names, top_k=3)
     predicted = predictor.predict(names, top_k=3)
     assert len(ranked.label_ids) == len(names)
-    for row_ids, row_probs, row_log_probs, prediction in zip(*ranked, predicted):
+    for row_ids, row_probs, row_log_probs, reason, read_as, script, tokens, prediction in zip(*ranked, predicted):
         assert [predictor.labels[i] for i in row_ids] == [p.label for p in prediction.predictions]
         assert row_probs == [p.probability for p in prediction.predictions]
         assert row_log_probs == [p.log_probability for p in prediction.predictions]
-
-
-def test_ranked_labels_rows_and_top_are_slices_of_the_sorted_rows(predictor):
-    ranked = predictor.rank(["Hinton", "Li", "Abe"], top_k=3)
-    middle = ranked.rows(1, 2)
-    assert middle.label_ids == ranked.label_ids[1:2] and middle.probabilities == ranked.probabilities[1:2]
-    top_one = ranked.top(1)
-    assert top_one.label_ids == [row[:1] for row in ranked.label_ids]
-    assert top_one.log_probabilities == [row[:1] for row in ranked.log_probabilities]
-    assert ranked.top(3) is ranked  # nothing to cut
+        assert (reason, read_as, script, len(tokens)) == (prediction.reason, prediction.read_as, prediction.script, len(prediction.tokens))
 
 
 @pytest.mark.parametrize("method", ["rank", "predict"])
@@ -167,15 +238,15 @@ def test_predictor_keeps_the_collector_off_until_the_last_overlapping_call_ends(
 
     inside = {"first": threading.Event(), "second": threading.Event()}
     release = {"first": threading.Event(), "second": threading.Event()}
-    real_log_probabilities = predictor.log_probabilities
+    real_score = predictor.score
 
-    def held_log_probabilities(names):  # runs inside predict's pause
+    def held_score(names):  # runs inside predict's pause
         name = threading.current_thread().name
         inside[name].set()
         assert release[name].wait(10)
-        return real_log_probabilities(names)
+        return real_score(names)
 
-    monkeypatch.setattr(predictor, "log_probabilities", held_log_probabilities)
+    monkeypatch.setattr(predictor, "score", held_score)
     gc.enable()
     threads = {name: threading.Thread(target=predictor.predict, args=([name.title()],), name=name) for name in inside}
     try:

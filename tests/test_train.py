@@ -7,10 +7,12 @@ from model.checkpoint import load_checkpoint
 from model.predictor import Predictor
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
-from training.data import load_names_dir
+from training.augment import training_splits
+from training.data import NameRecord, load_names_dir, split_of
 from training.evaluate import evaluate
 from training.train import (
-    any_label_loss, class_weights, log_prior, main, name_weights, parse_args, stopping_key, train,
+    any_label_loss, class_weights, evaluate_on, label_counts, log_prior, main, name_weights, parse_args, stopping_key,
+    train,
 )
 
 import torch
@@ -74,10 +76,19 @@ def test_train_runs_every_architecture(tiny_names_dir, tmp_path, architecture):
 
 def test_class_weights_balance_label_totals():
     label_ids = torch.tensor([0] * 90 + [1] * 10)
-    balanced = class_weights(label_ids, 2, power=1.0)
+    counts = torch.tensor([90.0, 10.0])
+    balanced = class_weights(counts, power=1.0)
     assert balanced[0] * 90 == pytest.approx(balanced[1] * 10)
-    assert torch.allclose(class_weights(label_ids, 2, power=0.0), torch.ones(2))
+    assert torch.allclose(class_weights(counts, power=0.0), torch.ones(2))
     assert (balanced[label_ids]).mean() == pytest.approx(1.0)
+
+
+def test_label_counts_count_a_family_with_a_derived_form_once():
+    records = [
+        NameRecord("Ivanov", frozenset({"Russian"}), 0.5), NameRecord("Ivanova", frozenset({"Russian"}), 0.5),
+        NameRecord("Smith", frozenset({"English"})), NameRecord("Lee", frozenset({"English", "Korean"})),
+    ]
+    assert label_counts(records, ("English", "Korean", "Russian")).tolist() == [2.0, 1.0, 1.0]
 
 
 def test_parse_args_defaults_come_from_train_config():
@@ -118,9 +129,11 @@ def test_any_label_loss_credits_mass_on_any_of_a_names_labels():
 def test_name_weights_take_the_largest_label_weight_and_average_one():
     label_weights = torch.tensor([1.0, 4.0, 2.0])
     mask = torch.tensor([[True, False, False], [True, True, False], [False, False, True]])
-    weights = name_weights(mask, label_weights)
+    weights = name_weights(mask, label_weights, torch.ones(3))
     assert weights.mean() == pytest.approx(1.0)
     assert (weights / weights[0]).tolist() == pytest.approx([1.0, 4.0, 2.0])
+    halved = name_weights(mask, label_weights, torch.tensor([1.0, 0.5, 0.5]))
+    assert (halved / halved[0]).tolist() == pytest.approx([1.0, 2.0, 1.0])
 
 
 def test_refit_trains_on_train_and_val_for_the_epochs_val_picked(trained, tiny_names_dir):
@@ -161,7 +174,9 @@ def test_train_without_refit_saves_the_held_out_network(tiny_names_dir, tmp_path
     result = train(tiny_config(tiny_names_dir, tmp_path, refit=False))
     assert "refit_history" not in result.metrics and "held_out_run_test" not in result.metrics["metrics"]
     predictor = Predictor.from_path(result.checkpoint_path, device="cpu")
-    assert evaluate(predictor, str(tiny_names_dir), "val")["top1"] == pytest.approx(result.metrics["metrics"]["val"]["top1"])
+    dataset = load_names_dir(tiny_names_dir)
+    saved_val = evaluate_on(predictor.network, dataset.split("val"), predictor.encoder, dataset.labels, predictor.device)
+    assert saved_val["top1"] == pytest.approx(result.metrics["metrics"]["val"]["top1"])
     # Same seed and start; the refit run saw val as well, so it ends with other weights.
     refit_weights = load_checkpoint(trained.checkpoint_path).state_dict
     held_out_weights = load_checkpoint(result.checkpoint_path).state_dict
@@ -181,3 +196,40 @@ def test_early_stopping_ranks_epochs_by_top1_before_macro_f1():
     later = {"top1": 0.857, "macro_f1": 0.611}
     assert stopping_key(later) > stopping_key(spike)
     assert stopping_key({"top1": 0.857, "macro_f1": 0.62}) > stopping_key(later)
+
+
+@pytest.fixture(scope="module")
+def slavic_names_dir(tmp_path_factory):
+    """The fixture's -ov and -ski names under labels whose surnames inflect by gender."""
+    names = synthetic_names(per_label=150)
+    return write_names_dir(
+        tmp_path_factory.mktemp("slavic"), {"Russian": names["Ovish"], "Polish": names["Skiish"], "Spanish": names["Ezish"]}
+    )
+
+
+def test_training_splits_put_each_derived_form_in_its_source_names_split(slavic_names_dir):
+    dataset = load_names_dir(slavic_names_dir)
+    splits = training_splits(dataset, gender_forms=True)
+    derived = [record for forms in splits.derived.values() for record in forms]
+    assert len(derived) > 250  # nearly every -ov and -ski name has a form
+    for split, forms in splits.derived.items():
+        names_here = {record.name for record in splits.names[split]}
+        for form in forms:
+            source = form.name[:-1]  # Bozova -> Bozov, Kovska -> Kovsk(i)
+            assert form.labels in (frozenset({"Russian"}), frozenset({"Polish"})) and form.share == 0.5
+            assert any(name.startswith(source) for name in names_here), (split, form.name)
+            assert split_of(form.name) in ("train", "val", "test")  # its own hash is irrelevant: the source's counts
+    assert all(record.share == 1.0 for record in splits.names["train"] if record.labels == frozenset({"Spanish"}))
+    assert not training_splits(dataset, gender_forms=False).derived["train"]
+
+
+@pytest.mark.timeout(180)
+def test_train_learns_the_derived_forms_and_reports_them_apart(slavic_names_dir, tmp_path):
+    result = train(tiny_config(slavic_names_dir, tmp_path))
+    metrics = result.metrics
+    assert metrics["num_gender_forms"]["train"] > 150
+    assert metrics["metrics"]["test_gender_forms"]["top1"] > 0.8
+    assert metrics["metrics"]["test"]["num_names"] == len(load_names_dir(slavic_names_dir).split("test"))
+    checkpoint = load_checkpoint(result.checkpoint_path)
+    assert len(checkpoint.label_prior) == 3 and sum(checkpoint.label_prior) == pytest.approx(1.0, abs=1e-3)
+    assert checkpoint.novelty_config.val_quantile == TrainConfig().novelty_val_quantile

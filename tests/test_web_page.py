@@ -65,11 +65,21 @@ def test_web_page_shows_the_api_answer_as_labelled_bars(start_server):
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            page.fill("#names", "Hinton\n123")
+            page.fill("#names", "Hinton\n123\nMrs. Anna van der Berg")
+            page.click("#classify")
+            abstained = page.locator("[data-testid=result][data-name='123'] [data-testid=abstained]")
+            abstained.wait_for()
+            assert abstained.get_attribute("data-reason") == "no-letters" and "no letters" in abstained.inner_text()
+            full_name = page.locator("[data-testid=result][data-name='Mrs. Anna van der Berg']")
+            assert "read as “anna van der berg”" in full_name.inner_text()
+            assert "van der Berg:" in full_name.locator(".parts").inner_text()
+
+            page.fill("#names", "Hinton\n" + "x" * 70)
             page.click("#classify")
             error = page.locator("#error")
             error.wait_for(state="visible")
-            assert "line 2" in error.inner_text() and "no letters" in error.inner_text()
+            assert "line 2" in error.inner_text() and "at most 64" in error.inner_text()
+            assert page.locator("[data-testid=result]").count() == 0  # the previous answer is gone
         finally:
             browser.close()
     assert requested and all(url.startswith(server.base_url) for url in requested)  # nothing from a CDN

@@ -10,7 +10,6 @@ class TrainConfig:
 
     data_dir: str = "data/names"
     output_dir: str = "runs/default"
-    lowercase: bool = False
     architecture: str = "gru"
     hidden_size: int = 64
     num_layers: int = 1
@@ -33,6 +32,9 @@ class TrainConfig:
     class_weight_power: float = 0.35  # label weight = (N / count) ** power (0 = none, 1 = balanced); a name takes its labels' largest
     patience: int = 6  # epochs without a better val score before stopping
     refit: bool = True  # then train again on train + val up to the epoch val picked, keeping val's calibration
+    gender_forms: bool = True  # train on the regular other-gender forms of Russian, Polish, Czech, Greek surnames
+    novelty_order: int = 4  # the not-a-name character model reads 4-grams
+    novelty_val_quantile: float = 0.01  # names scoring below this share of validation names are not names
     seed: int = 0
     device: str = "auto"
     num_threads: int = 1  # small recurrent steps: a second intra-op thread costs more than it gains (measured)

@@ -27,10 +27,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class NameRecord:
-    """One distinct name (by key) and every label it appears under."""
+    """One distinct name (by key) and every label it appears under.
+
+    share: the part of its family's training weight this spelling carries: 1 for a name on its
+    own, 0.5 for a name and for the other-gender form derived from it (`training.augment`).
+    """
 
     name: str
     labels: frozenset[str]
+    share: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 A prediction is correct when it is any of the name's labels. For the single-label metrics
 (macro-F1, balanced accuracy, per-label precision/recall, confusions) a name's true label is the
 predicted one when that is among its labels, otherwise the first of its labels in sorted order.
+A name the predictor abstained on counts as wrong everywhere (the user got no answer), except in
+the calibration error, which is of the answers given.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from model.predictor import Predictor
 from training.data import NameRecord
 
 
@@ -27,16 +30,25 @@ def credited_labels(predicted: list[str], records: list[NameRecord]) -> list[str
     return [guess if guess in record.labels else sorted(record.labels)[0] for guess, record in zip(predicted, records)]
 
 
+ABSTAINED = "(abstained)"  # the predicted label of a name with no answer
+
+
 def classification_metrics(
-    records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...], top_confusions: int = 10
+    records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...], top_confusions: int = 10,
+    abstained: list[bool] | None = None,
 ) -> dict:
-    """Top-1/top-3, macro-F1, balanced accuracy, per-label precision/recall and the biggest confusions."""
+    """Top-1/top-3, macro-F1, balanced accuracy, per-label precision/recall, the biggest confusions,
+    the calibration error of the answers and the share of names abstained on."""
+    abstained = abstained or [False] * len(records)
     ranked = log_probs.argsort(dim=1, descending=True)[:, :3].tolist()
-    predicted = [labels[row[0]] for row in ranked]
+    predicted = [ABSTAINED if gave_up else labels[row[0]] for row, gave_up in zip(ranked, abstained)]
     true = credited_labels(predicted, records)
     top1_correct = [guess in record.labels for guess, record in zip(predicted, records)]
-    top3 = np.mean([any(labels[i] in record.labels for i in row) for row, record in zip(ranked, records)])
-    present = sorted(set(true) | set(predicted))
+    top3 = np.mean([
+        not gave_up and any(labels[i] in record.labels for i in row) for row, record, gave_up in zip(ranked, records, abstained)
+    ])
+    present = sorted((set(true) | set(predicted)) - {ABSTAINED})
+    answered = torch.tensor([not gave_up for gave_up in abstained])
     precision, recall, f1, support = precision_recall_fscore_support(
         true, predicted, labels=present, zero_division=0
     )
@@ -47,7 +59,10 @@ def classification_metrics(
         "top3": float(top3),
         "macro_f1": float(f1_score(true, predicted, labels=present, average="macro", zero_division=0)),
         "balanced_accuracy": _balanced_accuracy(true, predicted),
-        "expected_calibration_error": expected_calibration_error(log_probs.max(dim=1).values.exp(), top1_correct),
+        "expected_calibration_error": expected_calibration_error(
+            log_probs.max(dim=1).values.exp()[answered], [c for c, a in zip(top1_correct, answered.tolist()) if a]
+        ),
+        "abstained": float(np.mean(abstained)) if records else 0.0,
         "per_label": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(present, precision, recall, f1, support)
@@ -72,7 +87,9 @@ def _balanced_accuracy(true: list[str], predicted: list[str]) -> float:
 
 
 def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], num_bins: int = 15) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size (0 for no names)."""
+    if not correct:
+        return 0.0
     correct_tensor = torch.tensor(correct, dtype=torch.float)
     bins = torch.clamp((confidences * num_bins).long(), max=num_bins - 1)
     error = 0.0
@@ -82,3 +99,9 @@ def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], n
             float(correct_tensor[members].mean()) - float(confidences[members].mean())
         )
     return error
+
+
+def served_metrics(predictor: Predictor, records: list[NameRecord], labels: tuple[str, ...], prior: str = "dataset") -> dict:
+    """The metrics of a predictor as it serves: reading, evidence, and abstentions counted as wrong."""
+    log_probs, reasons = predictor.log_probabilities([record.name for record in records], prior=prior)
+    return classification_metrics(records, log_probs, labels, abstained=[reason is not None for reason in reasons])

@@ -17,20 +17,23 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.checkpoint import round_to_storage_precision, save_checkpoint
-from model.encoder import LOWERCASE_ALPHABET, PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, pad_sequences
+from model.checkpoint import make_checkpoint, round_to_storage_precision, save_checkpoint
+from model.encoder import PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, pad_sequences
 from model.networks import NameClassifier, NetworkConfig, build_network
-from model.predictor import resolve_device
+from model.novelty import CharLanguageModel
+from model.predictor import Predictor, resolve_device
+from training.augment import TrainingSplits, training_splits
 from training.config import TrainConfig
 from training.data import SPLIT_RULE, NameRecord, NamesDataset, label_pairs, load_names_dir
-from training.metrics import classification_metrics, confusion_counts
+from training.metrics import classification_metrics, confusion_counts, served_metrics
+from training.novelty import fit_language_model, fit_threshold
 from training.plots import save_confusion_matrix, save_learning_curve
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILENAME = "model.safetensors"
 MIN_SCHEDULE_STEPS = 10
-SUMMARY_METRICS = ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy", "expected_calibration_error")
+SUMMARY_METRICS = ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy", "expected_calibration_error", "abstained")
 BIAS_STRENGTHS = tuple(step / 10 for step in range(-10, 11))  # grid for the val-fitted label bias
 TEMPERATURES = tuple(round(0.5 * 1.05**step, 4) for step in range(0, 48))  # 0.5 .. ~5
 
@@ -53,9 +56,19 @@ def stopping_key(metrics: dict) -> tuple[float, float]:
     return metrics["top1"], metrics["macro_f1"]
 
 
-def class_weights(label_ids: torch.Tensor, num_labels: int, power: float) -> torch.Tensor:
+def label_counts(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
+    """(L,) each label's (name, label) pairs, a pair counted by its name's share (a family whose
+    feminine form was derived counts once, not twice)."""
+    label_index = {label: i for i, label in enumerate(labels)}
+    counts = torch.zeros(len(labels), dtype=torch.float64)
+    for record in records:
+        for label in record.labels:
+            counts[label_index[label]] += record.share
+    return counts.float().clamp(min=1)
+
+
+def class_weights(counts: torch.Tensor, power: float) -> torch.Tensor:
     """(N / count) ** power per label, scaled so the average training pair has weight 1."""
-    counts = torch.bincount(label_ids, minlength=num_labels).float().clamp(min=1)
     weights = (counts.sum() / counts) ** power
     return weights * counts.sum() / (weights * counts).sum()
 
@@ -114,10 +127,10 @@ def fit_calibration(
     return label_bias, best_strength, temperature
 
 
-def name_weights(mask: torch.Tensor, label_weights: torch.Tensor) -> torch.Tensor:
-    """(N,) loss weight of each name: the largest weight among its labels, scaled to mean 1, so a
-    name that is also Portuguese counts as much as a Portuguese-only one."""
-    weights = torch.where(mask, label_weights, torch.zeros_like(label_weights)).max(dim=1).values
+def name_weights(mask: torch.Tensor, label_weights: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+    """(N,) loss weight of each name: the largest weight among its labels times its share, scaled to
+    mean 1, so a name that is also Portuguese counts as much as a Portuguese-only one."""
+    weights = torch.where(mask, label_weights, torch.zeros_like(label_weights)).max(dim=1).values * shares
     return weights / weights.mean()
 
 
@@ -210,10 +223,10 @@ def fit_network(
     stops after that many epochs of the same schedule: the refit replays the held-out run's course.
     """
     torch.manual_seed(config.seed)  # the refit starts from the same weights as the held-out run
-    label_ids = pair_label_ids(records, labels)
     sequences = [encoder.encode(record.name) for record in records]
     mask = label_mask(records, labels)
-    weights = name_weights(mask, class_weights(label_ids, len(labels), config.class_weight_power))
+    shares = torch.tensor([record.share for record in records])
+    weights = name_weights(mask, class_weights(label_counts(records, labels), config.class_weight_power), shares)
     val_sequences = [encoder.encode(record.name) for record in val_records] if val_records else []
     val_mask = label_mask(val_records, labels) if val_records else None
     network = build_network(network_config).to(device)
@@ -229,8 +242,8 @@ def fit_network(
     last_epoch = min(stop_after or config.epochs, config.epochs)
     logger.info(
         "%s: training %s (%d parameters) on %d names (%d name-label pairs) for up to %d epochs, device %s",
-        phase, config.architecture, sum(p.numel() for p in network.parameters()), len(records), len(label_ids),
-        last_epoch, device,
+        phase, config.architecture, sum(p.numel() for p in network.parameters()), len(records),
+        len(label_pairs(records)), last_epoch, device,
     )
     history: list[dict] = []
     best_key, best_state, best_epoch = (-math.inf, -math.inf), None, last_epoch
@@ -272,6 +285,8 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     its val metrics are the honest ones. With `config.refit`, the network is then trained again
     from the same start on train + val (12% more names) for the epochs val picked, and keeps the
     held-out run's calibration; test, never seen by either, measures the network that is saved.
+    With `config.gender_forms`, each split also trains on the other-gender forms derived from its
+    own names; early stopping, calibration and the reported metrics use the files' names only.
     """
     started = time.perf_counter()
     if config.num_threads:
@@ -279,20 +294,21 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     device = resolve_device(config.device)
     dataset = dataset or load_names_dir(config.data_dir)
     labels = dataset.labels
-    encoder_config = (
-        EncoderConfig(alphabet=LOWERCASE_ALPHABET, lowercase=True) if config.lowercase else EncoderConfig()
-    )
+    encoder_config = EncoderConfig()
     encoder = NameEncoder(encoder_config)
-    train_records, val_records, test_records = (dataset.split(name) for name in ("train", "val", "test"))
+    splits = training_splits(dataset, config.gender_forms)
+    train_records, val_records, test_records = splits.names["train"], splits.names["val"], splits.names["test"]
     if not train_records or not val_records:
         raise ValueError(f"need names in both train and val splits, got {len(train_records)} and {len(val_records)}")
     network_config = network_config_for(config, encoder.vocab_size, len(labels))
     held_out = fit_network(
-        network_config, config, train_records, labels, encoder, device, started, "held-out", val_records=val_records
+        network_config, config, splits.trained("train"), labels, encoder, device, started, "held-out",
+        val_records=val_records,
     )
     val_sequences = [encoder.encode(record.name) for record in val_records]
     label_bias, bias_strength, temperature = fit_calibration(
-        network_log_probs(held_out.network, val_sequences, device), val_records, labels, log_prior(train_records, labels)
+        network_log_probs(held_out.network, val_sequences, device), val_records, labels,
+        log_prior(splits.trained("train"), labels),
     )
     apply_calibration(held_out.network, label_bias, temperature)
     logger.info(
@@ -301,36 +317,42 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     split_metrics = {"val": evaluate_on(held_out.network, val_records, encoder, labels, device)}
     run_info = {
         "history": held_out.history, "best_epoch": held_out.best_epoch, "bias_strength": bias_strength,
-        "temperature": temperature, "num_train_names": len(train_records),
-        "num_train_pairs": len(label_pairs(train_records)), "device": str(device),
+        "temperature": temperature, "num_train_names": len(splits.trained("train")),
+        "num_gender_forms": {split: len(forms) for split, forms in splits.derived.items()},
+        "num_train_pairs": len(label_pairs(splits.trained("train"))), "device": str(device),
     }
     final = held_out.network
     if config.refit:
         if test_records:
             split_metrics["held_out_run_test"] = evaluate_on(held_out.network, test_records, encoder, labels, device)
+        refit_records = splits.trained("train") + splits.trained("val")
         refit = fit_network(
-            network_config, config, train_records + val_records, labels, encoder, device, started, "refit",
-            stop_after=held_out.best_epoch,
+            network_config, config, refit_records, labels, encoder, device, started, "refit", stop_after=held_out.best_epoch,
         )
         final = refit.network
         apply_calibration(final, label_bias, temperature)
         run_info.update(
-            refit_history=refit.history, num_train_names=len(train_records) + len(val_records),
-            num_train_pairs=len(label_pairs(train_records + val_records)),
+            refit_history=refit.history, num_train_names=len(refit_records), num_train_pairs=len(label_pairs(refit_records)),
         )
+    language_model = fit_not_a_name_check(splits, encoder, config)
     run_info["training_seconds"] = round(time.perf_counter() - started, 1)
-    return _write_outputs(config, dataset, final, encoder, encoder_config, split_metrics, test_records, run_info)
+    return _write_outputs(config, dataset, splits, final, encoder, language_model, split_metrics, run_info)
 
 
-def pair_label_ids(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
-    """(P,) the label id of each distinct (name, label) pair: label counts come from the files."""
-    label_index = {label: i for i, label in enumerate(labels)}
-    return torch.tensor([label_index[label] for _, label in label_pairs(records)])
+def fit_not_a_name_check(splits: TrainingSplits, encoder: NameEncoder, config: TrainConfig) -> CharLanguageModel:
+    """The character model of the train names (with their derived forms), its threshold fitted on val's."""
+    language_model = fit_language_model(
+        [encoder.encode(record.name) for record in splits.trained("train")], encoder.vocab_size, config.novelty_order
+    )
+    novelty_config = fit_threshold(
+        language_model, [encoder.encode(record.name) for record in splits.trained("val")], config.novelty_val_quantile
+    )
+    return CharLanguageModel(novelty_config, language_model.tables())
 
 
 def log_prior(records: list[NameRecord], labels: tuple[str, ...]) -> torch.Tensor:
     """(L,) log share of each label among the (name, label) pairs: what the calibration bias scales."""
-    counts = torch.bincount(pair_label_ids(records, labels), minlength=len(labels)).float().clamp(min=1)
+    counts = label_counts(records, labels)
     return torch.log(counts / counts.sum())
 
 
@@ -346,42 +368,57 @@ def evaluate_on(
     return classification_metrics(records, log_probs, labels)
 
 
-def _write_outputs(config, dataset, network, encoder, encoder_config, split_metrics, test_records, run_info) -> TrainResult:
-    """Score the saved network on test, then write the checkpoint, metrics.json and both plots."""
+def effective_label_prior(network: NameClassifier, records: list[NameRecord], encoder: NameEncoder) -> list[float]:
+    """P(label) the calibrated network answers under: its mean probability over names it was fitted
+    to (for a calibrated model the two agree). What a new prior is swapped against by Bayes' rule."""
+    device = next(network.parameters()).device
+    log_probs = network_log_probs(network, [encoder.encode(record.name) for record in records], device)
+    return log_probs.exp().mean(dim=0).clamp(min=1e-6).tolist()
+
+
+def _write_outputs(
+    config: TrainConfig, dataset: NamesDataset, splits: TrainingSplits, network: NameClassifier, encoder: NameEncoder,
+    language_model: CharLanguageModel, split_metrics: dict, run_info: dict,
+) -> TrainResult:
+    """Measure the checkpoint as it will be served on test, then write it, metrics.json and both plots."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    device = next(network.parameters()).device
-    if test_records:
-        log_probs = network_log_probs(network, [encoder.encode(r.name) for r in test_records], device)
-        split_metrics["test"] = classification_metrics(test_records, log_probs, dataset.labels)
-        save_confusion_matrix(
-            confusion_counts(test_records, log_probs, dataset.labels), dataset.labels,
-            output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
-        )
-    summary = {
-        split: {key: value for key, value in metrics.items() if key in SUMMARY_METRICS}
-        for split, metrics in split_metrics.items()
-    }
+    network = network.cpu()
+    label_prior = effective_label_prior(network, splits.names["val"], encoder)
     info = {
         "data_fingerprint": dataset.fingerprint,
         "split_rule": SPLIT_RULE,
-        "metrics": summary,
         "training": {
             "config": config.to_dict(),
             **{k: v for k, v in run_info.items() if k not in ("history", "refit_history")},
         },
     }
+    if splits.names["test"]:
+        served = Predictor(make_checkpoint(network, encoder.config, dataset.labels, language_model, label_prior, info=info), device="cpu")
+        split_metrics["test"] = served_metrics(served, splits.names["test"], dataset.labels)
+        if splits.derived["test"]:
+            split_metrics["test_gender_forms"] = served_metrics(served, splits.derived["test"], dataset.labels)
+        log_probs, _ = served.log_probabilities([record.name for record in splits.names["test"]])
+        save_confusion_matrix(
+            confusion_counts(splits.names["test"], log_probs, dataset.labels), dataset.labels,
+            output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
+        )
+    info["metrics"] = {
+        split: {key: value for key, value in metrics.items() if key in SUMMARY_METRICS}
+        for split, metrics in split_metrics.items()
+    }
     if config.refit:
         info["metrics_note"] = (
-            "val: the held-out run, which trained on train only; the saved network was refit on train + val, so "
-            "only test (and held_out_run_test, the held-out run on test) is unseen by it"
+            "val: the held-out run's network alone, which trained on train only; the saved network was refit on "
+            "train + val, so only test (and held_out_run_test, the held-out network alone on test) is unseen by it. "
+            "test and test_gender_forms are the served model: reading, evidence and abstentions (counted as wrong)"
         )
     checkpoint_path = output_dir / CHECKPOINT_FILENAME
-    save_checkpoint(checkpoint_path, network.cpu(), encoder_config, dataset.labels, info)
+    save_checkpoint(checkpoint_path, network, encoder.config, dataset.labels, language_model, label_prior, info=info)
     save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
-    metrics = {"metrics": split_metrics, "data_fingerprint": dataset.fingerprint, **run_info}
+    metrics = {"metrics": split_metrics, "data_fingerprint": dataset.fingerprint, "label_prior": label_prior, **run_info}
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    for split, values in summary.items():
+    for split, values in info["metrics"].items():
         logger.info("%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
     logger.info("wrote %s, metrics.json, confusion_matrix.png, learning_curve.png to %s", CHECKPOINT_FILENAME, output_dir)
     return TrainResult(checkpoint_path, metrics)

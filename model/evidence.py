@@ -1,0 +1,143 @@
+"""What a name's script and letters say about its label, as a likelihood beside the network's.
+
+The network reads the Latin fold of a name, so it never sees that 김 was Hangul or that Łukasz had
+an ł. This module puts that evidence back by Bayes' rule: each feature f of a name as written (a
+script, a distinctive Latin letter, a Han character found only in Chinese or only in Japanese
+character sets) has a likelihood P(f | label) of 1 for the labels whose names are written with it
+and a small floor for the others (`script_floor`, `letter_floor`). The name's label scores are the
+network's log-probabilities plus the log-likelihoods of its features, renormalized: strong
+evidence (Hangul) moves the answer a long way, and nothing is overridden outright. A letter that
+no label's spelling uses (Turkish ı, Danish ø) and a script that no label is written in
+(Devanagari, Thai, Hebrew) mean the name is outside what the model knows, and it abstains.
+
+The table below is the default; the trainer writes it into the checkpoint, and the predictor reads
+it from there, so a model is always served with the table it was evaluated with.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+EVERY_LABEL = "*"  # the script of every label's romanized names
+SCRIPT_FEATURE, LETTER_FEATURE, HAN_FEATURE = "script:", "letter:", "han:"
+
+DEFAULT_SCRIPTS: dict[str, list[str]] = {
+    "Latin": [EVERY_LABEL],
+    "Cyrillic": ["Russian"],
+    "Greek": ["Greek"],
+    "Arabic": ["Arabic"],
+    "Han": ["Chinese", "Japanese"],
+    "Hiragana": ["Japanese"],
+    "Katakana": ["Japanese"],
+    "Hangul": ["Korean"],
+}
+
+# Letters -> the labels whose spelling (or usual romanization) uses them; [] = no label's.
+_LETTER_GROUPS: tuple[tuple[str, list[str]], ...] = (
+    ("ąćęłńśźż", ["Polish"]),
+    ("čďňřšťůž", ["Czech"]),
+    ("ě", ["Czech", "Chinese"]),  # also pinyin's third tone
+    ("ý", ["Czech", "Vietnamese"]),
+    ("ñ", ["Spanish"]),
+    ("ßäö", ["German"]),
+    ("ü", ["German", "Spanish", "Chinese"]),
+    ("ëï", ["Dutch", "French"]),
+    ("ÿœæ", ["French"]),
+    ("îû", ["French", "Italian"]),
+    ("ç", ["French", "Portuguese"]),
+    ("èù", ["French", "Italian", "Vietnamese", "Chinese"]),
+    ("à", ["French", "Italian", "Portuguese", "Vietnamese", "Chinese", "Spanish"]),
+    ("âêô", ["French", "Portuguese", "Vietnamese"]),
+    ("ìò", ["Italian", "Vietnamese", "Chinese"]),
+    ("é", ["French", "Spanish", "Portuguese", "Italian", "Czech", "Irish", "Vietnamese", "Chinese", "Dutch"]),
+    ("áíú", ["Spanish", "Portuguese", "Czech", "Irish", "Italian", "Vietnamese", "Chinese"]),
+    ("ó", ["Spanish", "Portuguese", "Czech", "Irish", "Italian", "Polish", "Vietnamese", "Chinese"]),
+    ("ãõ", ["Portuguese", "Vietnamese"]),
+    ("ăđơư", ["Vietnamese"]),
+    # The tone marks of Vietnamese (Latin Extended Additional) and the tildes it shares with nothing else.
+    ("ảạằắẳẵặầấẩẫậẻẽẹềếểễệỉĩịỏọồốổỗộờớởỡợủũụừứửữựỳỷỹỵ", ["Vietnamese"]),
+    ("ǎǐǒǔǖǘǚǜ", ["Chinese"]),  # pinyin tones
+    ("āīū", ["Arabic", "Japanese", "Chinese"]),  # Arabic transliteration, Hepburn long vowels, pinyin
+    ("ōē", ["Japanese", "Chinese"]),
+    ("ḥṣḍṭẓ", ["Arabic"]),
+    ("ŏŭ", ["Korean"]),  # McCune-Reischauer
+    # Letters of languages with no label here: Turkish, Azerbaijani, Romanian, Hungarian, the Baltic and
+    # Nordic languages, Icelandic, Maltese, West African orthographies.
+    ("ığşəţțșőűėųįķļņģøåðþħŋɛɔɓɗƙ", []),
+)
+DEFAULT_LETTERS: dict[str, list[str]] = {letter: labels for group, labels in _LETTER_GROUPS for letter in group}
+DEFAULT_HAN_COUNTRIES: dict[str, list[str]] = {"Chinese": ["Chinese"], "Japanese": ["Japanese"]}
+
+
+@dataclass(frozen=True)
+class EvidenceTable:
+    """Which labels each script, letter and Han country is compatible with, and the floors for the rest.
+
+    script_floor: P(script | a label not written in it); letter_floor: the same for a letter. The
+    floors are prior knowledge, not fitted (the training names hold a handful of diacritics and no
+    native script): a name written in Hangul is taken to be a million times likelier Korean than
+    anything else before the network's reading is counted (a Korean writes "Lee" as 이; the network,
+    reading "lee", says English), a name with ł 20 times likelier Polish than not.
+    """
+
+    scripts: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_SCRIPTS))
+    letters: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_LETTERS))
+    han_countries: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_HAN_COUNTRIES))
+    script_floor: float = 1e-6
+    letter_floor: float = 0.05
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EvidenceTable":
+        return cls(**values)
+
+
+class Evidence:
+    """The table applied to one checkpoint's labels: features -> a (L,) log-likelihood vector."""
+
+    def __init__(self, table: EvidenceTable, labels: tuple[str, ...]) -> None:
+        self.table = table
+        self.labels = labels
+        self._log_likelihood = functools.lru_cache(maxsize=4096)(self._log_likelihood_uncached)
+
+    def supported_script(self, script: str) -> bool:
+        """Whether some label of this checkpoint is written in the script."""
+        return script in self.table.scripts and self.compatible_labels(SCRIPT_FEATURE + script) != ()
+
+    def compatible_labels(self, feature: str) -> tuple[str, ...] | None:
+        """The checkpoint's labels a feature fits, or None when the feature says nothing (Latin)."""
+        kind, _, value = feature.partition(":")
+        source = {"script": self.table.scripts, "letter": self.table.letters, "han": self.table.han_countries}[kind]
+        listed = source.get(value)
+        if listed is None or EVERY_LABEL in listed:
+            return None
+        return tuple(label for label in self.labels if label in listed)
+
+    def unsupported_letters(self, features: tuple[str, ...]) -> tuple[str, ...]:
+        """The letters among the features that no label of this checkpoint is spelled with."""
+        return tuple(
+            feature[len(LETTER_FEATURE):] for feature in features
+            if feature.startswith(LETTER_FEATURE) and self.compatible_labels(feature) == ()
+        )
+
+    def log_likelihood(self, features: tuple[str, ...]) -> torch.Tensor:
+        """(L,) sum of log P(feature | label) over the features; zeros when there are none."""
+        return self._log_likelihood(features)
+
+    def _log_likelihood_uncached(self, features: tuple[str, ...]) -> torch.Tensor:
+        total = torch.zeros(len(self.labels))
+        for feature in features:
+            compatible = self.compatible_labels(feature)
+            if not compatible:  # None: no evidence; (): unsupported, the name abstains before this counts
+                continue
+            floor = self.table.script_floor if feature.startswith(SCRIPT_FEATURE) else self.table.letter_floor
+            total += torch.tensor([0.0 if label in compatible else math.log(floor) for label in self.labels])
+        return total

@@ -1,0 +1,132 @@
+"""Is this string a name at all? A character language model of the training names, and a threshold.
+
+The classifier must give every string some label, so keyboard mash ("xzqwv"), random letters and
+placeholders ("null", "N/A") get confident-looking answers. A Kneser-Ney character n-gram model,
+fitted on the training names by `training.novelty`, says how likely a string is as a name: the
+mean log-probability per symbol (each character and the end of the name). Below a threshold fitted
+on the validation names, the name abstains as `not-a-name`; so does an exact placeholder.
+
+The model is stored in backoff form (as in the ARPA format): for each order k, the sorted codes of
+the k-grams seen in training with their interpolated log-probabilities, and the sorted codes of
+their contexts with backoff weights. Scoring a batch is a few `searchsorted` lookups per order on
+the same (ids, lengths) batch the network reads, on any device.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+# Strings that fill a name field when there is no name: matched whole, after cleaning and casefold.
+DEFAULT_PLACEHOLDERS = (
+    "null", "none", "nil", "nan", "n/a", "n.a.", "n.a", "n/d", "na.", "-", "--", "?", "??", "unknown", "unk",
+    "anonymous", "anon", "test", "testing", "tester", "xxx", "xx", "x", "xyz", "abc", "asdf", "qwerty", "foo", "bar",
+    "foobar", "baz", "sample", "example", "dummy", "undefined", "missing", "noname", "no name", "nobody", "name",
+    "surname", "last name", "lastname", "first name", "firstname", "tbd", "tba", "todo", "blank", "empty", "void",
+    "not applicable", "not available", "not known", "refused", "declined", "john doe", "jane doe", "doe",
+)
+
+
+@dataclass(frozen=True)
+class NoveltyConfig:
+    """The language model's order and symbol coding, the fitted threshold, and the placeholders."""
+
+    order: int
+    vocab_size: int  # the encoder's; begin and end of a name are vocab_size and vocab_size + 1
+    threshold: float  # mean log-probability per symbol below which a name is not a name
+    placeholders: tuple[str, ...] = field(default=DEFAULT_PLACEHOLDERS)
+    val_quantile: float = 0.0  # the share of validation names below the threshold when it was fitted
+
+    @property
+    def begin_id(self) -> int:
+        return self.vocab_size
+
+    @property
+    def end_id(self) -> int:
+        return self.vocab_size + 1
+
+    @property
+    def base(self) -> int:
+        return self.vocab_size + 2
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["placeholders"] = list(self.placeholders)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NoveltyConfig":
+        return cls(**{**values, "placeholders": tuple(values.get("placeholders", DEFAULT_PLACEHOLDERS))})
+
+
+def gram_code(symbols: list[int] | tuple[int, ...], base: int) -> int:
+    """The code of an n-gram: its symbols read as digits in `base`, first symbol most significant."""
+    code = 0
+    for symbol in symbols:
+        code = code * base + symbol
+    return code
+
+
+def padded_symbols(ids: tuple[int, ...], config: NoveltyConfig) -> list[int]:
+    """A name as the model reads it: order - 1 begin marks, the character ids, one end mark."""
+    return [config.begin_id] * (config.order - 1) + list(ids) + [config.end_id]
+
+
+class CharLanguageModel(torch.nn.Module):
+    """Scores names under the backoff tables; every table is a buffer, saved with the checkpoint."""
+
+    def __init__(self, config: NoveltyConfig, tables: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.config = config
+        expected = {"unigram_log_probs"} | {
+            f"{kind}_{k}" for k in range(2, config.order + 1)
+            for kind in ("gram_codes", "gram_log_probs", "context_codes", "context_backoffs")
+        }
+        if set(tables) != expected:
+            raise ValueError(f"language model tables {sorted(tables)} do not match order {config.order}: {sorted(expected)}")
+        if tables["unigram_log_probs"].shape != (config.base,):
+            raise ValueError(f"unigram table has shape {tuple(tables['unigram_log_probs'].shape)}, expected ({config.base},)")
+        for name, tensor in tables.items():
+            self.register_buffer(name, tensor)
+
+    def tables(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_buffers())
+
+    def total_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) log-probability of each name (its characters and its end), from a right-padded (B, T) batch."""
+        config, device = self.config, char_ids.device
+        batch_size, max_len = char_ids.shape
+        lengths = lengths.to(device)
+        context = config.order - 1
+        symbols = torch.zeros(batch_size, context + max_len + 1, dtype=torch.long, device=device)  # (B, P)
+        symbols[:, :context] = config.begin_id
+        symbols[:, context : context + max_len] = char_ids
+        symbols[torch.arange(batch_size, device=device), context + lengths] = config.end_id
+        targets = symbols[:, context:]  # (B, T + 1): the symbols to predict
+        log_probs = self.unigram_log_probs[targets]
+        codes = targets  # (B, T + 1) codes of the k-grams ending at each target, k = 1 first
+        for k in range(2, config.order + 1):
+            previous = symbols[:, context - k + 1 : context - k + 2 + max_len]  # the symbol k - 1 before each target
+            codes = previous * config.base ** (k - 1) + codes
+            contexts = codes // config.base  # the k-gram without its last symbol
+            found, rows = _lookup(getattr(self, f"gram_codes_{k}"), codes)
+            seen_context, context_rows = _lookup(getattr(self, f"context_codes_{k}"), contexts)
+            backoff = torch.where(seen_context, getattr(self, f"context_backoffs_{k}")[context_rows], 0.0)
+            log_probs = torch.where(found, getattr(self, f"gram_log_probs_{k}")[rows], backoff + log_probs)
+        counted = torch.arange(max_len + 1, device=device).unsqueeze(0) <= lengths.unsqueeze(1)  # (B, T + 1)
+        return (log_probs * counted).sum(dim=1)
+
+    def mean_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) log-probability per symbol: comparable across name lengths."""
+        return self.total_log_probs(char_ids, lengths) / (lengths.to(char_ids.device) + 1)
+
+
+def _lookup(sorted_codes: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(found, row) of each code in a sorted table; row is clamped in range where not found."""
+    if sorted_codes.numel() == 0:
+        return torch.zeros_like(codes, dtype=torch.bool), torch.zeros_like(codes)
+    rows = torch.searchsorted(sorted_codes, codes).clamp(max=sorted_codes.numel() - 1)
+    return sorted_codes[rows] == codes, rows

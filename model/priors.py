@@ -1,0 +1,50 @@
+"""The label prior an answer is given under: the training data's, uniform, or the caller's own.
+
+The calibrated network answers P(label | name) under the prior it was fitted with (the checkpoint's
+`label_prior`). Another population's prior is applied by Bayes' rule: divide by the stored prior,
+multiply by the new one, renormalize. "uniform" makes every label equally likely a priori, what
+balanced accuracy rewards; a {label: weight} map describes a population (weights need not sum to
+1; a label left out, or given 0, is impossible and never answered).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DATASET_PRIOR, UNIFORM_PRIOR = "dataset", "uniform"
+PRIOR_NAMES = (DATASET_PRIOR, UNIFORM_PRIOR)
+Prior = str | Mapping[str, float]
+
+
+class PriorError(ValueError):
+    """A prior that cannot be applied; the message says which part."""
+
+
+def target_log_prior(prior: Prior, labels: tuple[str, ...], stored_log_prior: torch.Tensor) -> torch.Tensor:
+    """(L,) log-prior to answer under; -inf for labels a weight map rules out."""
+    if isinstance(prior, str):
+        if prior == DATASET_PRIOR:
+            return stored_log_prior
+        if prior == UNIFORM_PRIOR:
+            return torch.full((len(labels),), -math.log(len(labels)))
+        raise PriorError(f"prior must be one of {PRIOR_NAMES} or a {{label: weight}} map, got {prior!r}")
+    if not isinstance(prior, Mapping):
+        raise PriorError(f"prior must be one of {PRIOR_NAMES} or a {{label: weight}} map, got {type(prior).__name__}")
+    unknown = sorted(set(prior) - set(labels))
+    if unknown:
+        raise PriorError(f"prior names labels the model does not know: {unknown}; it knows {list(labels)}")
+    weights = []
+    for label in labels:
+        weight = prior.get(label, 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise PriorError(f"prior weight of {label!r} must be a finite number >= 0, got {weight!r}")
+        weights.append(float(weight))
+    total = sum(weights)
+    if total <= 0:
+        raise PriorError("prior weights must not all be 0")
+    return torch.tensor([math.log(weight / total) if weight > 0 else -math.inf for weight in weights])

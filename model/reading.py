@@ -1,0 +1,108 @@
+"""Reading a name as written into what the network and the evidence need: tokens, scripts, readings.
+
+One place turns a raw name into its parts: the full name split into tokens (`model.fullname`), each
+token's scripts and distinctive letters (`model.scripts`), the Latin text the network reads (Japanese
+and Korean by their own readers, everything else by `normalize`), the per-label readings where a
+script is read differently by different labels (Han: Mandarin for Chinese, Japanese for Japanese),
+and why a token cannot be read at all. Readings are cached: a name is read once per process.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import NamedTuple
+
+from model.encoder import clean_text, normalize
+from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, Evidence
+from model.fullname import split_full_name
+from model.readers import read_japanese, read_korean
+from model.scripts import HAN, HANGUL, JAPANESE_SCRIPTS, LATIN, distinctive_letters, han_countries, script_label, scripts_of
+
+logger = logging.getLogger(__name__)
+
+READING_CACHE_SIZE = 65_536
+JAPANESE = "Japanese"
+MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
+
+
+class TokenReading(NamedTuple):
+    """One token of a name, read."""
+
+    text: str  # as written (cleaned)
+    read_as: str  # the lower-case Latin text the network reads; "" when it has none
+    script: str  # "Latin", "Han+Hiragana", ...; "" when the token has no letters
+    features: tuple[str, ...]  # evidence: "script:Hangul", "letter:ł", "han:Japanese"
+    alternatives: tuple[tuple[str, str], ...]  # (label, reading) for labels that read the token otherwise
+    reason: str | None  # why the token cannot be classified: no-letters, unsupported-script, ...
+    judged: bool  # Latin letters only, at least MIN_JUDGED_LETTERS of them: the not-a-name check applies
+
+
+class NameReading(NamedTuple):
+    """A whole name, read: its tokens in order, and whether it is a placeholder such as "N/A"."""
+
+    text: str  # cleaned
+    tokens: tuple[TokenReading, ...]
+    placeholder: bool
+    surnames_before_comma: int  # "Surname, Given": how many tokens precede the comma; 0 without one
+    read_as: str  # what the network reads, its readable tokens joined by spaces
+    script: str  # every script of its tokens, most used first: "Latin", "Han+Hiragana"
+
+    @classmethod
+    def of(cls, text: str, tokens: tuple[TokenReading, ...], placeholder: bool, surnames_before_comma: int) -> "NameReading":
+        scripts: list[str] = []
+        for token in tokens:
+            scripts += [script for script in token.script.split("+") if script and script not in scripts]
+        read_as = " ".join(token.read_as for token in tokens if token.reason is None)
+        return cls(text, tokens, placeholder, surnames_before_comma, read_as, "+".join(scripts))
+
+
+class NameReader:
+    """Reads names for one checkpoint: its evidence table, its longest reading, its placeholders."""
+
+    def __init__(self, evidence: Evidence, max_length: int, placeholders: tuple[str, ...]) -> None:
+        self.evidence = evidence
+        self.max_length = max_length
+        self.placeholders = frozenset(placeholders)
+        self.read = functools.lru_cache(maxsize=READING_CACHE_SIZE)(self._read_uncached)
+
+    def _read_uncached(self, raw_name: str) -> NameReading:
+        text = clean_text(raw_name)
+        token_texts, surnames_before_comma = split_full_name(text) if text else ((), 0)
+        tokens = tuple(self.read_token(token) for token in token_texts)
+        return NameReading.of(text, tokens, text.casefold() in self.placeholders, surnames_before_comma)
+
+    def read_token(self, token: str) -> TokenReading:
+        scripts = scripts_of(token)
+        if not scripts:
+            return TokenReading(token, "", "", (), (), "no-letters", False)
+        script = script_label(scripts)
+        if any(not self.evidence.supported_script(name) for name in scripts):
+            return TokenReading(token, "", script, (), (), "unsupported-script", False)
+        features = (
+            tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)
+            + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(token))
+            + tuple(HAN_FEATURE + country for country in (han_countries(token) if HAN in scripts else ()))
+        )
+        read_as, alternatives = self._readings(token, scripts)
+        reason = None
+        if self.evidence.unsupported_letters(features):
+            reason = "unsupported-letters"
+        elif not any(char.isalpha() for char in read_as):
+            reason = "no-letters"
+        elif len(read_as) > self.max_length or any(len(reading) > self.max_length for _, reading in alternatives):
+            reason = "too-long"
+        judged = scripts == (LATIN,) and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+        return TokenReading(token, read_as, script, features, alternatives, reason, judged)
+
+    def _readings(self, token: str, scripts: tuple[str, ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The reading every label uses, and the labels that read this token their own way."""
+        if JAPANESE_SCRIPTS & set(scripts):
+            return normalize(read_japanese(token)), ()
+        if HANGUL in scripts:
+            return normalize(read_korean(token)), ()
+        read_as = normalize(token)
+        if HAN in scripts:
+            japanese = normalize(read_japanese(token))
+            if japanese and japanese != read_as:
+                return read_as, ((JAPANESE, japanese),)
+        return read_as, ()

@@ -1,0 +1,261 @@
+"""From names to label log-likelihoods: one batched pass of the network and the character model.
+
+For a batch of names: read each (tokens, scripts, readings; cached), run every distinct reading
+once through the network and the not-a-name character model (sorted by length, in chunks), then
+give each token the log-likelihood log P(token | label) = log P(label | reading) - log P(label)
+(Bayes' rule, up to a constant) plus its script and letter evidence. The label prior is added
+once, when an answer is ranked (`NameScores.rank`), so a single token's answer is exactly the
+network's calibrated answer times its evidence.
+
+A full name's tokens are combined as weighted independent evidence: their log-likelihoods add, the
+surname's with weight 1 and every other token's with `GIVEN_NAME_WEIGHT`. The network was trained
+on surnames only, so it reads a given name poorly (mimesis's given names alone: top-1 below 0.2 for
+Czech and German); counted in full, they made full names worse than their surname alone. The
+surname is the part before a comma ("Tanaka, Hiroshi"); without a comma the last token ("Hiroshi
+Tanaka"), or the first when that token on its own reads as a surname-first origin (`SURNAME_FIRST`:
+"Nguyen Van Minh", "Kim Min-jun"). A Latin token that is not a name (the character model says so)
+is left out of the combination and listed as such; a token of fewer than three letters is never
+judged (`model.reading.MIN_JUDGED_LETTERS`).
+
+A Han token read one way by Chinese and another by Japanese ("Tian Zhong" / "Tanaka") uses each
+label's own reading: log P(token | l) = log P(l | reading_l) - log P(l), the readings taken as
+equally likely a priori. (Weighing them by the character model, log P(reading_l), was tried: it
+favours the shorter reading by about e^3.5 per letter, so every two-character name went Japanese.)
+"""
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from model.encoder import NameEncoder, pad_sequences
+from model.evidence import Evidence
+from model.networks import NameClassifier
+from model.novelty import CharLanguageModel
+from model.reading import NameReader, NameReading
+
+logger = logging.getLogger(__name__)
+
+
+class RankedToken(NamedTuple):
+    """One token of a full name with its own top labels (empty when it abstains)."""
+
+    text: str
+    read_as: str
+    script: str
+    label_ids: list[int]
+    probabilities: list[float]
+    log_probabilities: list[float]
+    reason: str | None
+
+
+class RankedNames(NamedTuple):
+    """Answers for several names as plain lists, one entry per name in input order: top label ids
+    (into the predictor's labels), probabilities and log-probabilities (empty when the name
+    abstains, except for low-confidence), the abstention reason or None, what was read, the script,
+    and a full name's tokens (empty for a single token). For callers that write their own output."""
+
+    label_ids: list[list[int]]
+    probabilities: list[list[float]]
+    log_probabilities: list[list[float]]
+    reasons: list[str | None]
+    read_as: list[str]
+    scripts: list[str]
+    tokens: list[tuple[RankedToken, ...]]
+
+
+GIVEN_NAME_WEIGHT = 0.25  # chosen on validation surnames with mimesis given names: 0 / 0.1 / 0.25 / 0.5 / 1
+SURNAME_FIRST = ("Chinese", "Korean", "Vietnamese")  # written surname first, also in Latin letters
+
+
+class NameScores(NamedTuple):
+    """A batch scored: everything ranking needs, for any top-k, prior or probability floor."""
+
+    readings: list[NameReading]
+    log_likelihoods: torch.Tensor  # (N, L): weighted sum over the name's tokens of log P(token | label) + const
+    token_log_likelihoods: torch.Tensor  # (T, L): each readable token's own, names in order
+    token_starts: list[int]  # name i's readable tokens are rows token_starts[i]:token_starts[i + 1]
+    token_reasons: list[tuple[str | None, ...]]  # per name, per token as written: why it is left out, or None
+    reasons: list[str | None]  # why a name abstains whatever the prior: unreadable or not a name
+
+    def rank(
+        self, top_k: int, log_prior: torch.Tensor, min_probability: float = 0.0, start: int = 0, stop: int | None = None
+    ) -> RankedNames:
+        """Top-k answers of names start:stop under `log_prior` ((L,), -inf = impossible label)."""
+        stop = len(self.readings) if stop is None else stop
+        readings, reasons = self.readings[start:stop], list(self.reasons[start:stop])
+        label_ids, probabilities, log_probabilities = _top(self.log_likelihoods[start:stop] + log_prior, top_k, log_prior)
+        for row, reason in enumerate(reasons):
+            if reason is None and min_probability > 0 and probabilities[row][0] < min_probability:
+                reasons[row] = "low-confidence"
+            elif reason is not None:
+                label_ids[row], probabilities[row], log_probabilities[row] = [], [], []
+        tokens = [
+            self._ranked_tokens(start + row, top_k, log_prior) if len(reading.tokens) > 1 else ()
+            for row, reading in enumerate(readings)
+        ]
+        return RankedNames(
+            label_ids, probabilities, log_probabilities, reasons, [reading.read_as for reading in readings],
+            [reading.script for reading in readings], tokens,
+        )
+
+    def _ranked_tokens(self, index: int, top_k: int, log_prior: torch.Tensor) -> tuple[RankedToken, ...]:
+        """Each token of a full name with its own top labels; a token left out has none, nor does any
+        token of a name that abstains as not a name."""
+        first = self.token_starts[index]
+        ids, probs, log_probs = _top(self.token_log_likelihoods[first : self.token_starts[index + 1]] + log_prior, top_k, log_prior)
+        shown = self.reasons[index] != "not-a-name"
+        ranked, readable = [], 0
+        for token, reason in zip(self.readings[index].tokens, self.token_reasons[index]):
+            if token.reason is None:
+                readable += 1
+            if reason is not None or not shown:
+                ranked.append(RankedToken(token.text, token.read_as, token.script, [], [], [], reason))
+                continue
+            row = readable - 1
+            ranked.append(RankedToken(token.text, token.read_as, token.script, ids[row], probs[row], log_probs[row], None))
+        return tuple(ranked)
+
+
+def _top(scores: torch.Tensor, top_k: int, log_prior: torch.Tensor) -> tuple[list, list, list]:
+    """Per row: the top-k label ids, probabilities and log-probabilities of log_softmax(scores),
+    leaving out labels the prior rules out."""
+    if scores.shape[0] == 0:
+        return [], [], []
+    possible = int(torch.isfinite(log_prior).sum())
+    top_log_probs, top_ids = F.log_softmax(scores, dim=1).topk(min(top_k, possible), dim=1)
+    return top_ids.tolist(), top_log_probs.double().exp().tolist(), top_log_probs.tolist()
+
+
+class NameScorer:
+    """Turns names into `NameScores` with one checkpoint's reader, network and character model."""
+
+    def __init__(
+        self, reader: NameReader, encoder: NameEncoder, network: NameClassifier, language_model: CharLanguageModel,
+        evidence: Evidence, log_prior: torch.Tensor, novelty_threshold: float, device: torch.device, max_batch_size: int,
+    ) -> None:
+        self.reader, self.encoder, self.evidence = reader, encoder, evidence
+        self.network, self.language_model = network, language_model
+        self.log_prior, self.novelty_threshold = log_prior, novelty_threshold
+        self.device, self.max_batch_size = device, max_batch_size
+        self.label_index = {label: index for index, label in enumerate(evidence.labels)}
+
+    def score(self, names: list[str]) -> NameScores:
+        read = self.reader.read
+        readings = [read(name) for name in names]
+        row_of: dict[str, int] = {}  # each distinct reading runs once
+        token_rows: list[int] = []
+        token_starts = [0]
+        with_features: list[tuple[int, tuple[str, ...]]] = []
+        with_alternatives: list[tuple[int, int, str]] = []
+        latin_tokens: list[int] = []
+        for reading in readings:
+            for token in reading.tokens:
+                if token.reason is not None:
+                    continue
+                if token.features:
+                    with_features.append((len(token_rows), token.features))
+                for label, text in token.alternatives:
+                    with_alternatives.append((len(token_rows), self.label_index[label], text))
+                if token.judged:
+                    latin_tokens.append(len(token_rows))
+                token_rows.append(row_of.setdefault(token.read_as, len(row_of)))
+                for _, text in token.alternatives:
+                    row_of.setdefault(text, len(row_of))
+            token_starts.append(len(token_rows))
+        net_log_probs, lm_log_probs, symbols = self._run(list(row_of))
+        token_ll = net_log_probs[token_rows] - self.log_prior  # (T, L)
+        for token, label, text in with_alternatives:
+            token_ll[token, label] = net_log_probs[row_of[text], label] - self.log_prior[label]
+        for token, features in with_features:
+            token_ll[token] += self.evidence.log_likelihood(features)
+        not_names = self._not_names(len(token_rows), latin_tokens, token_rows, lm_log_probs, symbols)
+        name_ll, token_reasons, reasons = self._combine(readings, token_ll, token_starts, not_names)
+        return NameScores(readings, name_ll, token_ll, token_starts, token_reasons, reasons)
+
+    def _combine(
+        self, readings: list[NameReading], token_ll: torch.Tensor, token_starts: list[int], not_names: list[bool]
+    ) -> tuple[torch.Tensor, list[tuple[str | None, ...]], list[str | None]]:
+        """Each name's log-likelihoods from its tokens', why each token is left out, why a name abstains."""
+        name_ll = torch.zeros(len(readings), token_ll.shape[1])
+        single = [index for index in range(len(readings)) if token_starts[index + 1] - token_starts[index] == 1]
+        if single:  # the common case, vectorized: one readable token is the whole answer
+            name_ll[single] = token_ll[[token_starts[index] for index in single]]
+        token_reasons: list[tuple[str | None, ...]] = []
+        reasons: list[str | None] = []
+        for index, reading in enumerate(readings):
+            first, stop = token_starts[index], token_starts[index + 1]
+            if stop - first == 1 and len(reading.tokens) == 1:  # one readable token: the common case, kept short
+                flagged = not_names[first]
+                token_reasons.append(("not-a-name",) if flagged else (None,))
+                reasons.append("not-a-name" if flagged or reading.placeholder else None)
+                continue
+            flags = iter(not_names[first:stop])
+            own = tuple(token.reason or ("not-a-name" if next(flags) else None) for token in reading.tokens)
+            token_reasons.append(own)
+            kept = [row for row, flagged in zip(range(first, stop), not_names[first:stop]) if not flagged]
+            if stop - first > 1 and kept:
+                name_ll[index] = self._weighted_sum(reading, own, token_ll, first, kept)
+            if first == stop:  # nothing readable: the first token's reason
+                reasons.append(next((reason for reason in own if reason), None) or "no-letters")
+            elif reading.placeholder or not kept:
+                reasons.append("not-a-name")
+            else:
+                reasons.append(None)
+        return name_ll, token_reasons, reasons
+
+    def _weighted_sum(
+        self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int, kept: list[int]
+    ) -> torch.Tensor:
+        """A full name's log-likelihoods: the surname's in full, other tokens' at GIVEN_NAME_WEIGHT.
+        Summed in a fixed order (by reading), so the same tokens in another order give the same sum."""
+        rows_by_position = {}  # position among the name's tokens -> row, for the tokens kept
+        readable = first
+        for position, (token, reason) in enumerate(zip(reading.tokens, own)):
+            if token.reason is None:
+                if readable in kept:
+                    rows_by_position[position] = readable
+                readable += 1
+        positions = sorted(rows_by_position)
+        if reading.surnames_before_comma:
+            surnames = {position for position in positions if position < reading.surnames_before_comma} or {positions[0]}
+        else:
+            head = int((token_ll[rows_by_position[positions[0]]] + self.log_prior).argmax())
+            surnames = {positions[0] if self.evidence.labels[head] in SURNAME_FIRST else positions[-1]}
+        total = torch.zeros(token_ll.shape[1])
+        for position in sorted(positions, key=lambda position: reading.tokens[position].read_as):
+            weight = 1.0 if position in surnames else GIVEN_NAME_WEIGHT
+            total += weight * token_ll[rows_by_position[position]]
+        return total
+
+    def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Network log-probabilities (R, L), character-model log-probabilities (R,) and symbol counts
+        (R,) of each reading, in input order."""
+        sequences = [self.encoder.encode(text) for text in texts]
+        net_log_probs = torch.empty(len(sequences), len(self.label_index))
+        lm_log_probs = torch.empty(len(sequences))
+        symbols = torch.tensor([len(sequence) + 1 for sequence in sequences], dtype=torch.float32)
+        order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.max_batch_size):
+                chunk = order[start : start + self.max_batch_size]
+                ids, lengths = pad_sequences([sequences[index] for index in chunk])
+                ids = ids.to(self.device)
+                rows = torch.tensor(chunk)
+                net_log_probs[rows] = self.network(ids, lengths).float().cpu()
+                lm_log_probs[rows] = self.language_model.total_log_probs(ids, lengths).float().cpu()
+        return net_log_probs, lm_log_probs, symbols
+
+    def _not_names(
+        self, num_tokens: int, latin_tokens: list[int], token_rows: list[int], lm_log_probs: torch.Tensor, symbols: torch.Tensor
+    ) -> list[bool]:
+        """Whether each readable token is a Latin token scoring below the threshold per symbol."""
+        flags = [False] * num_tokens
+        if latin_tokens:
+            rows = torch.tensor([token_rows[token] for token in latin_tokens], dtype=torch.long)
+            below = (lm_log_probs[rows] < self.novelty_threshold * symbols[rows]).tolist()
+            for token, flagged in zip(latin_tokens, below):
+                flags[token] = flagged
+        return flags

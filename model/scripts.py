@@ -1,0 +1,97 @@
+"""Which writing systems a name is written in, and which of its letters carry evidence of origin.
+
+Both are read from the Unicode character database: a letter's name starts with its script
+("CYRILLIC SMALL LETTER ZHE", "HANGUL SYLLABLE GIM", "CJK UNIFIED IDEOGRAPH-7530"), and a Han
+character's membership of the national character sets (GB 2312 and Big5 in China and Taiwan,
+JIS X 0208 in Japan) says which country's writing it can belong to. Folding to Latin throws both
+away, so they are taken from the name as written, before it is read.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import unicodedata
+from collections import Counter
+
+logger = logging.getLogger(__name__)
+
+LATIN = "Latin"
+HAN = "Han"
+HIRAGANA = "Hiragana"
+KATAKANA = "Katakana"
+HANGUL = "Hangul"
+# Scripts whose names do not start with the script's own name.
+_SCRIPT_OF_NAME_PREFIX = {
+    "CJK": HAN,
+    "IDEOGRAPHIC": HAN,  # 々, the iteration mark of 佐々木
+    "KATAKANA-HIRAGANA": KATAKANA,  # ー, the long-vowel mark
+}
+_NOT_A_SCRIPT = {"MODIFIER", "COMBINING", "FULLWIDTH", "HALFWIDTH", "SMALL"}  # Common or inherited letters
+JAPANESE_SCRIPTS = frozenset({HIRAGANA, KATAKANA})
+SCRIPT_JOINER = "+"
+
+
+@functools.lru_cache(maxsize=8192)
+def letter_script(char: str) -> str | None:
+    """The script of one letter ("Latin", "Cyrillic", "Han", ...), or None for anything else."""
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    first_word = unicodedata.name(char, "").split(" ", 1)[0]
+    if first_word in _SCRIPT_OF_NAME_PREFIX:
+        return _SCRIPT_OF_NAME_PREFIX[first_word]
+    if not first_word or first_word in _NOT_A_SCRIPT:
+        return None
+    return first_word.capitalize()
+
+
+def scripts_of(text: str) -> tuple[str, ...]:
+    """Every script the text's letters are written in, the most used first (ties: first seen)."""
+    counts = Counter(script for char in text if (script := letter_script(char)) is not None)
+    return tuple(script for script, _ in counts.most_common())
+
+
+def script_label(scripts: tuple[str, ...]) -> str:
+    """How an answer names the scripts: "Latin", "Han+Hiragana"; "" when the text has no letters."""
+    return SCRIPT_JOINER.join(scripts)
+
+
+def distinctive_letters(text: str) -> tuple[str, ...]:
+    """The lower-case non-ASCII Latin letters of a text, each once, sorted: ł, ř, ñ, ß, ễ, ı, ...
+
+    Lower-casing keeps ß (casefold would turn it into "ss"); a capital whose lower case is two
+    characters (İ) is kept as it is.
+    """
+    found = set()
+    for char in text:
+        if char.isascii() or letter_script(char) != LATIN:
+            continue
+        lower = char.lower()
+        found.add(lower if len(lower) == 1 else char)
+    return tuple(sorted(found))
+
+
+def _encodable(char: str, codec: str) -> bool:
+    try:
+        char.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8192)
+def han_country(char: str) -> str | None:
+    """"Chinese" for a Han character in GB 2312 or Big5 but not in JIS X 0208 (a simplified form such
+    as 刘 or 张), "Japanese" for one in JIS X 0208 but in neither Chinese set (a Japanese form such
+    as 沢 or 辺, or a kokuji such as 畑); None for the many characters all three share (田, 王)."""
+    chinese = _encodable(char, "gb2312") or _encodable(char, "big5")
+    japanese = _encodable(char, "shift_jis")
+    if chinese and not japanese:
+        return "Chinese"
+    if japanese and not chinese:
+        return "Japanese"
+    return None
+
+
+def han_countries(text: str) -> tuple[str, ...]:
+    """The countries (as above) whose writing some Han character of the text belongs to only."""
+    return tuple(sorted({country for char in text if letter_script(char) == HAN and (country := han_country(char))}))

@@ -1,0 +1,136 @@
+"""Reading names as written: scripts, distinctive letters, the Japanese and Korean readers, full names."""
+from __future__ import annotations
+
+import pytest
+
+from model.evidence import Evidence, EvidenceTable
+from model.fullname import PARTICLES, SUFFIXES, TITLES, split_full_name
+from model.readers import read_japanese, read_korean
+from model.reading import NameReader
+from model.scripts import distinctive_letters, han_countries, letter_script, scripts_of
+from training.data import load_names_dir
+
+LABELS = (
+    "Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish", "Italian", "Japanese",
+    "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish", "Vietnamese",
+)
+
+
+@pytest.fixture(scope="module")
+def reader() -> NameReader:
+    return NameReader(Evidence(EvidenceTable(), LABELS), max_length=64, placeholders=("n/a", "null"))
+
+
+@pytest.mark.parametrize(
+    ("text", "scripts"),
+    [("Smith", ("Latin",)), ("Иванов", ("Cyrillic",)), ("Παπαδόπουλος", ("Greek",)), ("محمد", ("Arabic",)),
+     ("田中", ("Han",)), ("さとう", ("Hiragana",)), ("スミス", ("Katakana",)), ("佐々木", ("Han",)),
+     ("田中ゆう", ("Han", "Hiragana")), ("田ゆうこ", ("Hiragana", "Han")), ("김민준", ("Hangul",)), ("नरेंद्र", ("Devanagari",)), ("สมชาย", ("Thai",)),
+     ("O'Brien-2", ("Latin",)), ("123 !", ())],
+)
+def test_scripts_of_reads_the_unicode_names_of_letters(text, scripts):
+    assert scripts_of(text) == scripts
+
+
+def test_letter_script_ignores_marks_digits_and_modifier_letters():
+    assert [letter_script(char) for char in "a1-\u0301ʼー"] == ["Latin", None, None, None, None, "Katakana"]
+
+
+def test_distinctive_letters_are_lower_case_non_ascii_latin_and_keep_sharp_s():
+    assert distinctive_letters("ŁUKASZ Żółć") == ("ó", "ć", "ł", "ż")
+    assert distinctive_letters("STRAẞE") == ("ß",)
+    assert distinctive_letters("Smith Иванов") == ()
+
+
+def test_han_countries_tell_simplified_chinese_and_japanese_forms_apart():
+    assert han_countries("刘") == ("Chinese",)  # simplified: in GB 2312, not in JIS X 0208
+    assert han_countries("沢") == ("Japanese",)  # Japanese form of 澤
+    assert han_countries("田中") == ()  # shared by both
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [("田中", "tanaka"), ("佐藤", "sato"), ("伊藤", "ito"), ("井上", "inoue"), ("大野", "ono"), ("鈴木", "suzuki"),
+     ("さとう", "sato")],
+)
+def test_read_japanese_gives_the_customary_spelling_without_long_vowels(text, reading):
+    assert read_japanese(text) == reading
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [("김", "kim"), ("이", "lee"), ("박", "park"), ("최", "choi"), ("김민준", "kim minjun"), ("남궁민", "namgoong min"),
+     ("한글", "han geul"), ("가나다라마", "ganadarama")],
+)
+def test_read_korean_uses_customary_surnames_and_revised_romanization(text, reading):
+    assert read_korean(text) == reading
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens", "before_comma"),
+    [("Smith", ("Smith",), 0), ("John Smith", ("John", "Smith"), 0), ("Smith, John", ("Smith", "John"), 1),
+     ("Mrs. Tanaka", ("Tanaka",), 0), ("MRS TANAKA", ("TANAKA",), 0), ("Dr. J. R. Tanaka", ("Tanaka",), 0),
+     ("John F. Kennedy", ("John", "Kennedy"), 0), ("A.B. Smith", ("Smith",), 0), ("J.-P. Sartre", ("Sartre",), 0),
+     ("Smith, John, Jr.", ("Smith", "John"), 1), ("Smith, J.", ("Smith",), 0), ("Prof. Dr. Müller", ("Müller",), 0),
+     ("Ludwig van Beethoven", ("Ludwig", "van Beethoven"), 0), ("Mrs. Anna van der Berg", ("Anna", "van der Berg"), 0),
+     ("van der Berg, Anna", ("van der Berg", "Anna"), 1), ("Ó Súilleabháin", ("Ó Súilleabháin",), 0),
+     ("Ní Bhriain", ("Ní Bhriain",), 0), ("al-Rashid", ("al-Rashid",), 0), ("Ahmed al Rashid", ("Ahmed", "al Rashid"), 0),
+     ("O'Brien", ("O'Brien",), 0), ("Kim Min-jun", ("Kim", "Min-jun"), 0), ("García y López", ("García", "López"), 0),
+     ("Nguyen Van Minh", ("Nguyen", "Van Minh"), 0), ("ジョン・スミス", ("ジョン", "スミス"), 0), ("王", ("王",), 0),
+     ("田中　太郎", ("田中", "太郎"), 0), ("Mr.", ("Mr.",), 0), ("J.", ("J.",), 0), ("Tanaka, Hiroshi", ("Tanaka", "Hiroshi"), 1)],
+)
+def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(text, tokens, before_comma):
+    import unicodedata
+
+    assert split_full_name(unicodedata.normalize("NFKC", text)) == (tokens, before_comma)
+
+
+def test_titles_suffixes_and_particles_are_surnames_of_the_training_data_only_where_known():
+    """A title is dropped and a particle joins the next word, so one that is also a surname costs that
+    surname in a full name; these are the known cases (Ii is Japanese; Le, Van, Do, La Vietnamese)."""
+    names = {record.name.casefold() for record in load_names_dir("data/names").records}
+    assert (TITLES | SUFFIXES) & names == {"ii"}
+    assert PARTICLES & names == {"van", "san", "le", "mac", "do", "la", "ui"}
+
+
+def test_reader_reads_each_script_with_its_reader(reader):
+    cases = {"SMITH": "smith", "Nguyễn": "nguyen", "田中": "tian zhong", "김": "kim", "さとう": "sato", "Иванова": "ivanova"}
+    for text, reading in cases.items():
+        token = reader.read(text).tokens[0]
+        assert token.read_as == reading and token.reason is None
+    assert reader.read("田中").tokens[0].alternatives == (("Japanese", "tanaka"),)
+    assert reader.read("さとう").tokens[0].alternatives == ()  # kana is Japanese only
+
+
+def test_reader_collects_script_letter_and_han_evidence(reader):
+    assert reader.read("김").tokens[0].features == ("script:Hangul",)
+    assert reader.read("Łukasz").tokens[0].features == ("letter:ł",)
+    assert set(reader.read("刘").tokens[0].features) == {"script:Han", "han:Chinese"}
+    assert reader.read("Smith").tokens[0].features == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("123", "no-letters"), ("नरेंद्र", "unsupported-script"), ("Yılmaz", "unsupported-letters"),
+     ("Åberg", "unsupported-letters"), ("王" * 40, "too-long")],
+)
+def test_reader_says_why_a_token_cannot_be_read(reader, text, reason):
+    assert reader.read(text).tokens[0].reason == reason
+
+
+def test_reader_marks_placeholders_and_the_tokens_the_not_a_name_check_judges(reader):
+    assert reader.read("N/A").placeholder and reader.read(" NULL ").placeholder
+    assert not reader.read("Nulla").placeholder
+    assert reader.read("Smith").tokens[0].judged
+    assert not reader.read("Иванов").tokens[0].judged  # a native script is evidence of a real name
+    assert not reader.read("Wu").tokens[0].judged  # two letters are too few to judge
+
+
+def test_name_reading_joins_what_was_read_and_every_script(reader):
+    reading = reader.read("Smith 田中 123")
+    assert reading.read_as == "smith tian zhong" and reading.script == "Latin+Han"
+    assert [token.reason for token in reading.tokens] == [None, None, "no-letters"]
+
+
+def test_reader_caches_readings(reader):
+    assert reader.read("Schmidt") is reader.read("Schmidt")
