@@ -178,19 +178,20 @@ class Predictor:
         self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
     ) -> list[NamePrediction]:
         """One answer per name, in input order: top-k labels, or an abstention with its reason."""
+        label_of = self.labels.__getitem__
         with _cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples
             ranked = self.rank(names, top_k, prior, min_probability)
+            # tuple.__new__ takes the fields as they come; a NamedTuple's own __new__ is a Python function
+            # around that call (15% of building 4096 answers).
             return [
-                NamePrediction(
-                    name, self._label_probabilities(ids, probs, log_probs), reason is not None, reason, read_as,
-                    script, tuple(map(self._token_prediction, tokens)),
-                )
+                _new_name_prediction((
+                    name, tuple(map(_new_label_probability, zip(map(label_of, ids), probs, log_probs))),
+                    reason is not None, reason, read_as, script, tuple(map(self._token_prediction, tokens)) if tokens else (),
+                ))
                 for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
             ]
 
     def _label_probabilities(self, ids: list[int], probs: list[float], log_probs: list[float]) -> tuple[LabelProbability, ...]:
-        # tuple.__new__ takes the fields as they come; the NamedTuple's own __new__ is a Python function
-        # around that call (15% of building 4096 answers).
         return tuple(map(_new_label_probability, zip(map(self.labels.__getitem__, ids), probs, log_probs)))
 
     def _token_prediction(self, token: RankedToken) -> TokenPrediction:
@@ -202,6 +203,7 @@ class Predictor:
 
 
 _new_label_probability = functools.partial(tuple.__new__, LabelProbability)
+_new_name_prediction = functools.partial(tuple.__new__, NamePrediction)
 
 
 class _CyclicGcPause:

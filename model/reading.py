@@ -46,6 +46,7 @@ class NameReading(NamedTuple):
     surnames_before_comma: int  # "Surname, Given": how many tokens precede the comma; 0 without one
     read_as: str  # what the network reads, its readable tokens joined by spaces
     script: str  # every script of its tokens, most used first: "Latin", "Han+Hiragana"
+    plain: bool  # one readable token with no evidence, no other reading, no placeholder: most names
 
     @classmethod
     def of(cls, text: str, tokens: tuple[TokenReading, ...], placeholder: bool, surnames_before_comma: int) -> "NameReading":
@@ -53,7 +54,11 @@ class NameReading(NamedTuple):
         for token in tokens:
             scripts += [script for script in token.script.split("+") if script and script not in scripts]
         read_as = " ".join(token.read_as for token in tokens if token.reason is None)
-        return cls(text, tokens, placeholder, surnames_before_comma, read_as, "+".join(scripts))
+        plain = (
+            len(tokens) == 1 and tokens[0].reason is None and not tokens[0].features and not tokens[0].alternatives
+            and not placeholder
+        )
+        return cls(text, tokens, placeholder, surnames_before_comma, read_as, "+".join(scripts), plain)
 
 
 class NameReader:

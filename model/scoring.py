@@ -86,12 +86,14 @@ class NameScores(NamedTuple):
         """Top-k answers of names start:stop under `log_prior` ((L,), -inf = impossible label)."""
         stop = len(self.readings) if stop is None else stop
         readings, reasons = self.readings[start:stop], list(self.reasons[start:stop])
-        label_ids, probabilities, log_probabilities = _top(self.log_likelihoods[start:stop] + log_prior, top_k, log_prior)
-        for row, reason in enumerate(reasons):
-            if reason is None and min_probability > 0 and probabilities[row][0] < min_probability:
-                reasons[row] = "low-confidence"
-            elif reason is not None:
-                label_ids[row], probabilities[row], log_probabilities[row] = [], [], []
+        top_k = min(top_k, int(torch.isfinite(log_prior).sum()))  # a prior may rule labels out: never answered
+        label_ids, probabilities, log_probabilities = _top(self.log_likelihoods[start:stop] + log_prior, top_k)
+        for row in [row for row, reason in enumerate(reasons) if reason is not None]:
+            label_ids[row], probabilities[row], log_probabilities[row] = [], [], []
+        if min_probability > 0:
+            for row, reason in enumerate(reasons):
+                if reason is None and probabilities[row][0] < min_probability:
+                    reasons[row] = "low-confidence"
         tokens = [
             self._ranked_tokens(start + row, top_k, log_prior) if len(reading.tokens) > 1 else ()
             for row, reading in enumerate(readings)
@@ -105,7 +107,7 @@ class NameScores(NamedTuple):
         """Each token of a full name with its own top labels; a token left out has none, nor does any
         token of a name that abstains as not a name."""
         first = self.token_starts[index]
-        ids, probs, log_probs = _top(self.token_log_likelihoods[first : self.token_starts[index + 1]] + log_prior, top_k, log_prior)
+        ids, probs, log_probs = _top(self.token_log_likelihoods[first : self.token_starts[index + 1]] + log_prior, top_k)
         shown = self.reasons[index] != "not-a-name"
         ranked, readable = [], 0
         for token, reason in zip(self.readings[index].tokens, self.token_reasons[index]):
@@ -119,13 +121,11 @@ class NameScores(NamedTuple):
         return tuple(ranked)
 
 
-def _top(scores: torch.Tensor, top_k: int, log_prior: torch.Tensor) -> tuple[list, list, list]:
-    """Per row: the top-k label ids, probabilities and log-probabilities of log_softmax(scores),
-    leaving out labels the prior rules out."""
+def _top(scores: torch.Tensor, top_k: int) -> tuple[list, list, list]:
+    """Per row: the top-k label ids, probabilities and log-probabilities of log_softmax(scores)."""
     if scores.shape[0] == 0:
         return [], [], []
-    possible = int(torch.isfinite(log_prior).sum())
-    top_log_probs, top_ids = F.log_softmax(scores, dim=1).topk(min(top_k, possible), dim=1)
+    top_log_probs, top_ids = F.log_softmax(scores, dim=1).topk(top_k, dim=1)
     return top_ids.tolist(), top_log_probs.double().exp().tolist(), top_log_probs.tolist()
 
 
@@ -146,12 +146,19 @@ class NameScorer:
         read = self.reader.read
         readings = [read(name) for name in names]
         row_of: dict[str, int] = {}  # each distinct reading runs once
+        add_row = row_of.setdefault
         token_rows: list[int] = []
         token_starts = [0]
         with_features: list[tuple[int, tuple[str, ...]]] = []
         with_alternatives: list[tuple[int, int, str]] = []
-        latin_tokens: list[int] = []
+        judged_tokens: list[int] = []
         for reading in readings:
+            if reading.plain:  # most names: one token, nothing else to weigh (kept short: it runs per name)
+                if reading.tokens[0].judged:
+                    judged_tokens.append(len(token_rows))
+                token_rows.append(add_row(reading.read_as, len(row_of)))
+                token_starts.append(len(token_rows))
+                continue
             for token in reading.tokens:
                 if token.reason is not None:
                     continue
@@ -160,10 +167,10 @@ class NameScorer:
                 for label, text in token.alternatives:
                     with_alternatives.append((len(token_rows), self.label_index[label], text))
                 if token.judged:
-                    latin_tokens.append(len(token_rows))
-                token_rows.append(row_of.setdefault(token.read_as, len(row_of)))
+                    judged_tokens.append(len(token_rows))
+                token_rows.append(add_row(token.read_as, len(row_of)))
                 for _, text in token.alternatives:
-                    row_of.setdefault(text, len(row_of))
+                    add_row(text, len(row_of))
             token_starts.append(len(token_rows))
         net_log_probs, lm_log_probs, symbols = self._run(list(row_of))
         token_ll = net_log_probs[token_rows] - self.log_prior  # (T, L)
@@ -171,7 +178,7 @@ class NameScorer:
             token_ll[token, label] = net_log_probs[row_of[text], label] - self.log_prior[label]
         for token, features in with_features:
             token_ll[token] += self.evidence.log_likelihood(features)
-        not_names = self._not_names(len(token_rows), latin_tokens, token_rows, lm_log_probs, symbols)
+        not_names = self._not_names(len(token_rows), judged_tokens, token_rows, lm_log_probs, symbols)
         name_ll, token_reasons, reasons = self._combine(readings, token_ll, token_starts, not_names)
         return NameScores(readings, name_ll, token_ll, token_starts, token_reasons, reasons)
 
@@ -179,31 +186,30 @@ class NameScorer:
         self, readings: list[NameReading], token_ll: torch.Tensor, token_starts: list[int], not_names: list[bool]
     ) -> tuple[torch.Tensor, list[tuple[str | None, ...]], list[str | None]]:
         """Each name's log-likelihoods from its tokens', why each token is left out, why a name abstains."""
-        name_ll = torch.zeros(len(readings), token_ll.shape[1])
-        single = [index for index in range(len(readings)) if token_starts[index + 1] - token_starts[index] == 1]
-        if single:  # the common case, vectorized: one readable token is the whole answer
+        plain = [reading.plain for reading in readings]
+        if all(plain):  # one token per name, in order: the tokens' rows are the names'
+            name_ll = token_ll
+        else:
+            name_ll = torch.zeros(len(readings), token_ll.shape[1])
+            single = [index for index in range(len(readings)) if token_starts[index + 1] - token_starts[index] == 1]
             name_ll[single] = token_ll[[token_starts[index] for index in single]]
-        token_reasons: list[tuple[str | None, ...]] = []
-        reasons: list[str | None] = []
-        for index, reading in enumerate(readings):
-            first, stop = token_starts[index], token_starts[index + 1]
-            if stop - first == 1 and len(reading.tokens) == 1:  # one readable token: the common case, kept short
-                flagged = not_names[first]
-                token_reasons.append(("not-a-name",) if flagged else (None,))
-                reasons.append("not-a-name" if flagged or reading.placeholder else None)
-                continue
+        reasons: list[str | None] = [None] * len(readings)
+        token_reasons: list[tuple[str | None, ...]] = [(None,)] * len(readings)
+        flagged_names = {index for index, start in enumerate(token_starts[:-1]) if plain[index] and not_names[start]}
+        for index in flagged_names:
+            reasons[index], token_reasons[index] = "not-a-name", ("not-a-name",)
+        for index in (index for index, is_plain in enumerate(plain) if not is_plain):
+            reading, first, stop = readings[index], token_starts[index], token_starts[index + 1]
             flags = iter(not_names[first:stop])
             own = tuple(token.reason or ("not-a-name" if next(flags) else None) for token in reading.tokens)
-            token_reasons.append(own)
+            token_reasons[index] = own
             kept = [row for row, flagged in zip(range(first, stop), not_names[first:stop]) if not flagged]
             if stop - first > 1 and kept:
                 name_ll[index] = self._weighted_sum(reading, own, token_ll, first, kept)
             if first == stop:  # nothing readable: the first token's reason
-                reasons.append(next((reason for reason in own if reason), None) or "no-letters")
+                reasons[index] = next((reason for reason in own if reason), None) or "no-letters"
             elif reading.placeholder or not kept:
-                reasons.append("not-a-name")
-            else:
-                reasons.append(None)
+                reasons[index] = "not-a-name"
         return name_ll, token_reasons, reasons
 
     def _weighted_sum(
@@ -236,7 +242,7 @@ class NameScorer:
         sequences = [self.encoder.encode(text) for text in texts]
         net_log_probs = torch.empty(len(sequences), len(self.label_index))
         lm_log_probs = torch.empty(len(sequences))
-        symbols = torch.tensor([len(sequence) + 1 for sequence in sequences], dtype=torch.float32)
+        symbols = torch.empty(len(sequences))  # characters and the end of each name: what the mean is over
         order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
         with torch.inference_mode():
             for start in range(0, len(order), self.max_batch_size):
@@ -246,16 +252,18 @@ class NameScorer:
                 rows = torch.tensor(chunk)
                 net_log_probs[rows] = self.network(ids, lengths).float().cpu()
                 lm_log_probs[rows] = self.language_model.total_log_probs(ids, lengths).float().cpu()
+                symbols[rows] = lengths.float() + 1
         return net_log_probs, lm_log_probs, symbols
 
     def _not_names(
-        self, num_tokens: int, latin_tokens: list[int], token_rows: list[int], lm_log_probs: torch.Tensor, symbols: torch.Tensor
+        self, num_tokens: int, judged_tokens: list[int], token_rows: list[int], lm_log_probs: torch.Tensor, symbols: torch.Tensor
     ) -> list[bool]:
-        """Whether each readable token is a Latin token scoring below the threshold per symbol."""
+        """Whether each readable token is one the check judges (model.reading) and scores below the
+        threshold per symbol."""
         flags = [False] * num_tokens
-        if latin_tokens:
-            rows = torch.tensor([token_rows[token] for token in latin_tokens], dtype=torch.long)
-            below = (lm_log_probs[rows] < self.novelty_threshold * symbols[rows]).tolist()
-            for token, flagged in zip(latin_tokens, below):
-                flags[token] = flagged
+        if judged_tokens:
+            below = set((lm_log_probs < self.novelty_threshold * symbols).nonzero().flatten().tolist())  # rows
+            for token in judged_tokens:
+                if token_rows[token] in below:
+                    flags[token] = True
         return flags

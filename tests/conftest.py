@@ -46,7 +46,7 @@ def tiny_language_model(encoder_config: EncoderConfig, val_quantile: float | Non
     encoder = NameEncoder(encoder_config)
     names = [name for label_names in synthetic_names(per_label=60).values() for name in label_names]
     sequences = [encoder.encode(name) for name in names]
-    model = fit_language_model(sequences[::2], encoder.vocab_size)
+    model = fit_language_model(sequences[::2], encoder.vocab_size, order=3)  # order 3: its dense table builds at once
     config = fit_threshold(model, sequences[1::2], val_quantile or 0.0)
     if val_quantile is None:
         config = dataclasses.replace(config, threshold=PERMISSIVE_THRESHOLD)
