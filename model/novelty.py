@@ -22,6 +22,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
+TABLE_CHUNK = 65_536  # n-gram codes per step while the dense table is built
+
 # Strings that fill a name field when there is no name: matched whole, after cleaning and casefold.
 DEFAULT_PLACEHOLDERS = (
     "null", "none", "nil", "nan", "n/a", "n.a.", "n.a", "n/d", "na.", "-", "--", "?", "??", "unknown", "unk",
@@ -137,9 +139,13 @@ class CharLanguageModel(torch.nn.Module):
         searches per order (4 MB for the shipped 4-gram model; built in well under a second)."""
         if self._table is None or self._table.device != device:
             base, order = self.config.base, self.config.order
-            codes = torch.arange(base**order, device=device)
-            columns = [(codes // base ** (order - 1 - j)) % base for j in range(order)]
-            self._table = self.backoff_log_probs(columns)
+            table = torch.empty(base**order, device=device)
+            for start in range(0, base**order, TABLE_CHUNK):  # in chunks: the lookups' temporaries stay small
+                codes = torch.arange(start, min(start + TABLE_CHUNK, base**order), device=device)
+                table[start : start + len(codes)] = self.backoff_log_probs(
+                    [(codes // base ** (order - 1 - j)) % base for j in range(order)]
+                )
+            self._table = table
         return self._table
 
     def mean_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
