@@ -12,13 +12,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from model.predictor import ABSTAIN_REASONS
+from model.priors import PRIOR_NAMES
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOP_K = 3
 
 Name = Annotated[str, StringConstraints(min_length=1)]
 PriorWeight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-AbstainReason = Literal["no-letters", "unsupported-script", "unsupported-letters", "too-long", "not-a-name", "low-confidence"]
+AbstainReason = Literal[ABSTAIN_REASONS]  # type: ignore[valid-type]  # one list of reasons, in model.predictor
 
 # The examples are answers of the shipped model (a test checks that they still are).
 SINGLE_RESPONSE_EXAMPLE: dict[str, Any] = {
@@ -77,7 +80,7 @@ class ClassifyRequest(BaseModel):
         None, min_length=1, description="several names; answered as {results: [...]} in input order"
     )
     top_k: int = Field(DEFAULT_TOP_K, ge=1, description="labels returned per name, at most the number of labels")
-    prior: Literal["dataset", "uniform"] | dict[str, PriorWeight] = Field(
+    prior: Literal[PRIOR_NAMES] | dict[str, PriorWeight] = Field(  # type: ignore[valid-type]
         "dataset",
         description=(
             "the label prior to answer under, applied by Bayes' rule: `dataset` (the training data's, the default), "
@@ -93,7 +96,7 @@ class ClassifyRequest(BaseModel):
     @classmethod
     def _prior_name_is_known(cls, value: object) -> object:
         """One clear error for a misspelt prior name, instead of one per branch of the union."""
-        if isinstance(value, str) and value not in ("dataset", "uniform"):
+        if isinstance(value, str) and value not in PRIOR_NAMES:
             raise PydanticCustomError(
                 "invalid_prior", "prior must be 'dataset', 'uniform' or a {{label: weight}} object; got {value!r}",
                 {"value": value},
