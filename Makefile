@@ -18,11 +18,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Headless Chromium for the web-page test, wrk for the benchmark (Debian packages).
+# Headless Chromium for the web-page test, wrk for the benchmark, a headless JRE (17+) for the Spark
+# tests of batch/ (Debian packages).
 system-deps:
-	@command -v chromium >/dev/null && command -v wrk >/dev/null || \
+	@command -v chromium >/dev/null && command -v wrk >/dev/null && command -v java >/dev/null || \
 	  ($(SUDO) apt-get update -qq && \
-	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium wrk >/dev/null)
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium wrk default-jre-headless >/dev/null)
 
 # The names dataset, verified by fingerprint: from ../shared when it is there, else downloaded.
 data: install

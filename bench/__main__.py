@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from bench import http, inference, training
+from bench.batch import measure_batch
 from bench.memory import memory_snapshot
 from bench.profile import profile_request_path
 from bench.reference import TutorialClassifier
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-http", action="store_true", help="skip measurements 2, 3 and 5 (no server, no wrk)")
     parser.add_argument("--skip-training", action="store_true", help="skip measurement 4")
+    parser.add_argument("--skip-batch", action="store_true", help="skip measurement 6 (nameorigin-enrich, Spark)")
     parser.add_argument(
         "--full-recipe", action="store_true",
         help="run the recipe to its end and read metrics.json, instead of stopping it once its log shows the target",
@@ -128,6 +130,12 @@ def run(args: argparse.Namespace) -> Report:
         report.rows += rows
         report.commands.append(notes[0])
         report.notes += notes[1:]
+    if not args.skip_batch:
+        with http.temporary_work_dir() as work_dir:
+            report.rows += measure_batch(
+                predictor, [record.name for record in dataset.records], args.checkpoint, args.device,
+                torch.get_num_threads(), Path(work_dir), quick=args.quick,
+            )
     report.rows.sort(key=lambda row: row.measurement.split(".", 1)[0])  # by measurement number, stable
     report.settings["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
     return report

@@ -16,6 +16,8 @@ SECTIONS = (
     "3. HTTP /classify 1000 names/request",
     "4. training: val top-1 after",
     "5. server peak RSS after the load runs",
+    "6. nameorigin-enrich, ",
+    "6. Spark local[2]",
 )
 
 
@@ -33,7 +35,7 @@ def bench_checkpoint(bench_names_dir, tmp_path_factory):
     return train(config).checkpoint_path
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (CI installs it with apt)")
 def test_bench_quick_prints_table_and_writes_page(bench_names_dir, bench_checkpoint, tmp_path, capsys):
     page = tmp_path / "benchmarks.md"

@@ -1,0 +1,103 @@
+"""The DataFrame API: the command's added columns for a pandas DataFrame or an Arrow table in memory.
+
+Polars goes through Arrow: `pl.from_arrow(classify_table(polars_df.to_arrow(), "name"))`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, ColumnClassifier
+from batch.columns import MODEL_ID_METADATA_KEY, TOP_K, check_no_collision
+from batch.enrich import DEFAULT_CHUNK_ROWS, chunk_tables
+from batch.errors import BatchInputError
+from batch.names import name_text
+from batch.predictors import cached_predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
+
+logger = logging.getLogger(__name__)
+
+MODEL_ID_ATTR = "nameorigin.model_id"  # key in DataFrame.attrs
+
+
+def classify_table(
+    table: pa.Table, column: str | Sequence[str], top_k: int = 3, *, all_labels: bool = False,
+    prior: str | dict[str, float] = "dataset", min_probability: float = 0.0, predictor: Predictor | None = None,
+    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> pa.Table:
+    """`table` with the command's added columns after its own (top-k as list<struct<label, probability>>)
+    and the model id in the schema metadata. `column`: a full-name column, or (given name, surname).
+    Chunked like the command, so the same rows get the same answers. `predictor` defaults to one loaded
+    once per process from `checkpoint_path` on `device`."""
+    columns = _columns(column, table.column_names, "table")
+    options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
+    classifier = ColumnClassifier(predictor or cached_predictor(checkpoint_path, device), options)
+    check_no_collision(table.column_names, classifier.schema.names, "table")
+    added = _answers(table.select(list(columns)), columns, classifier, chunk_rows)
+    result = table
+    for field, values in zip(added.schema, added.columns):
+        result = result.append_column(field, values)
+    return result.replace_schema_metadata({**(table.schema.metadata or {}), MODEL_ID_METADATA_KEY: classifier.model_id.encode()})
+
+
+def classify_frame(
+    df: pd.DataFrame, column: str | Sequence[str], top_k: int = 3, *, all_labels: bool = False,
+    prior: str | dict[str, float] = "dataset", min_probability: float = 0.0, predictor: Predictor | None = None,
+    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> pd.DataFrame:
+    """A copy of `df` (same index) with the added columns after its own; the options are classify_table's.
+    origin_top_k holds lists of {"label", "probability"} dicts; a missing label or probability is None /
+    NaN. None, NaN and pd.NA names abstain as "empty". The model id is in `result.attrs["nameorigin.model_id"]`."""
+    columns = _columns(column, [str(name) for name in df.columns], "DataFrame")
+    options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
+    classifier = ColumnClassifier(predictor or cached_predictor(checkpoint_path, device), options)
+    check_no_collision(map(str, df.columns), classifier.schema.names, "DataFrame")
+    names = pa.table({f"name_{index}": _text_array(df[name]) for index, name in enumerate(columns)})
+    added = _answers(names, tuple(names.column_names), classifier, chunk_rows)
+    frame = pd.DataFrame(
+        {
+            name: added.column(name).to_pylist() if name == TOP_K else added.column(name).to_pandas().to_numpy()
+            for name in added.column_names
+        },
+        index=df.index,
+    )
+    result = pd.concat([df, frame], axis=1)
+    result.attrs = {**df.attrs, MODEL_ID_ATTR: classifier.model_id}
+    return result
+
+
+def _columns(column: str | Sequence[str], available: Sequence[str], what: str) -> tuple[str, ...]:
+    columns = (column,) if isinstance(column, str) else tuple(column)
+    for name in columns:
+        if name not in available:
+            raise BatchInputError(f"{what} has no column {name!r}; its columns are: {', '.join(available)}")
+    return columns
+
+
+def _answers(names: pa.Table, columns: tuple[str, ...], classifier: ColumnClassifier, chunk_rows: int) -> pa.Table:
+    parts = [
+        classifier.classify(name_text(chunk, columns, "table")).rows()
+        for chunk in chunk_tables(names.to_batches(), names.schema, chunk_rows)
+    ]
+    return pa.concat_tables(parts) if parts else classifier.schema.empty_table()
+
+
+def _text_array(series: pd.Series) -> pa.Array:
+    """A pandas column as Arrow strings: None, NaN and pd.NA become null, other non-text values their text."""
+    try:
+        return pa.array(series, from_pandas=True, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_text(value) for value in series], type=pa.string())
+
+
+def _text(value: object) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, str) else str(value)

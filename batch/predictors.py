@@ -1,0 +1,28 @@
+"""One Predictor per checkpoint and device per process: a Spark worker, or a notebook calling
+classify_frame again and again, loads a checkpoint once."""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from model.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(checkpoint_path: str, device: str, num_threads: int) -> Predictor:
+    logger.info("loading checkpoint %s on %s", checkpoint_path, device)
+    return Predictor.from_path(checkpoint_path, device=device, num_threads=num_threads)
+
+
+def cached_predictor(checkpoint_path: str | Path, device: str = "auto", num_threads: int = 0) -> Predictor:
+    """The process's predictor for this checkpoint file and device, loaded on first use. num_threads
+    sets torch's threads for the whole process (0 leaves them as they are)."""
+    return _cached(str(Path(checkpoint_path).resolve()), device, num_threads)
+
+
+def cache_info() -> functools._CacheInfo:
+    """Loads (misses) and reuses (hits) so far in this process."""
+    return _cached.cache_info()

@@ -1,0 +1,248 @@
+"""Input files as a schema and a stream of Arrow record batches: CSV and TSV (every column kept as the
+text it was), Parquet, JSON Lines; CSV, TSV and JSON Lines also from standard input.
+
+Memory stays bounded: Arrow reads a block or a row group at a time.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.json as pjson
+import pyarrow.parquet as pq
+
+from batch.errors import BatchInputError
+from batch.formats import DELIMITERS, STDIO
+from batch.textstream import CheckedTextStream
+
+logger = logging.getLogger(__name__)
+
+CSV_BLOCK_BYTES = 4 << 20
+JSON_BLOCK_BYTES = 8 << 20  # one JSON line must fit in a block
+PARQUET_BATCH_ROWS = 65_536
+HEADER_PROBE_BYTES = 64 << 10
+MAX_HEADER_BYTES = 64 << 20
+
+
+class Source(Protocol):
+    name: str
+    schema: pa.Schema
+    num_rows: int | None  # known for Parquet only
+
+    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]: ...
+
+    def close(self) -> None: ...
+
+
+def open_source(path: str, file_format: str, encoding: str = "utf-8") -> Source:
+    """Open INPUT for reading; an unreadable, empty or malformed file raises BatchInputError naming it."""
+    name = "standard input" if path == STDIO else path
+    if file_format == "parquet":
+        return ParquetSource(path, name)
+    stream = CheckedTextStream(_open_binary(path, name), name, encoding, close_raw=path != STDIO)
+    try:
+        if file_format == "jsonl":
+            return JsonLinesSource(stream, name)
+        return CsvSource(stream, name, DELIMITERS[file_format], None if path == STDIO else Path(path), encoding)
+    except BaseException:
+        stream.close()
+        raise
+
+
+def _open_binary(path: str, name: str) -> BinaryIO:
+    if path == STDIO:
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the source owns it and closes it
+    except OSError as error:
+        raise BatchInputError(f"{name}: cannot read input ({error.strerror})") from error
+
+
+def _skip(batches: Iterator[pa.RecordBatch], skip_rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches after the first `skip_rows` rows (read and dropped: text formats cannot seek to a row)."""
+    for batch in batches:
+        if skip_rows >= batch.num_rows:
+            skip_rows -= batch.num_rows
+            continue
+        yield batch.slice(skip_rows) if skip_rows else batch
+        skip_rows = 0
+
+
+class CsvSource:
+    """CSV or TSV with a header row. Every column is read as the text it was ("00501" stays "00501"),
+    values may span lines inside quotes, and a row with the wrong number of fields is an error naming it.
+    Empty lines are skipped, except in a one-column file, where each is a row with an empty name."""
+
+    def __init__(
+        self, stream: CheckedTextStream, name: str, delimiter: str, path: Path | None = None, encoding: str = "utf-8"
+    ) -> None:
+        self.name = name
+        self.num_rows = None
+        self._stream = stream
+        self._path, self._encoding, self._delimiter = path, encoding, delimiter
+        self._bad_row: object | None = None
+        self._rows_read = 0
+        header = _csv_header(stream, delimiter, name)
+        try:
+            self._reader = pcsv.open_csv(
+                stream,
+                read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=delimiter, newlines_in_values=True, invalid_row_handler=self._on_invalid_row,
+                    ignore_empty_lines=len(header) > 1,  # in a one-column file an empty line is an empty name
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={column: pa.string() for column in header},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowInvalid as error:
+            raise self._parse_error(error) from None
+        self.schema = self._reader.schema
+        if any(not pa.types.is_string(field.type) for field in self.schema):
+            raise BatchInputError(f"{name}: the header row could not be read consistently (columns {self.schema.names})")
+
+    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]:
+        return _skip(self._read(), skip_rows)
+
+    def _read(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as error:
+                raise self._parse_error(error) from None
+            self._rows_read += batch.num_rows
+            yield batch
+
+    def _on_invalid_row(self, row: object) -> str:
+        self._bad_row = self._bad_row or row
+        return "error"
+
+    def _parse_error(self, error: Exception) -> BatchInputError:
+        row = self._bad_row
+        if row is None:
+            return BatchInputError(f"{self.name}: not a readable CSV file after row {self._rows_read + 1} ({error})")
+        expected, actual = row.expected_columns, row.actual_columns  # type: ignore[attr-defined]
+        line = _ragged_line(self._path, self._encoding, self._delimiter, expected) if self._path else None
+        where = f"line {line}" if line else f"a row after row {self._rows_read + 1}"
+        return BatchInputError(f"{self.name}: {where} has {actual} fields; the header has {expected}")
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _ragged_line(path: Path, encoding: str, delimiter: str, expected: int) -> int | None:
+    """The line on which the first record with the wrong number of fields starts. Arrow does not say
+    (InvalidRow.number is often None), so the file is read again, only when it is already known bad."""
+    with open(path, encoding=encoding, newline="") as file:
+        reader = csv.reader(file, delimiter=delimiter)
+        start = 1
+        for record in reader:
+            if record and len(record) != expected:  # empty lines are skipped, as Arrow skips them
+                return start
+            start = reader.line_num + 1
+    return None
+
+
+def _csv_header(stream: CheckedTextStream, delimiter: str, name: str) -> list[str]:
+    """The header row's column names, read ahead without consuming them so that Arrow reads the header
+    itself; Arrow needs the names up front to read every column as text."""
+    size = HEADER_PROBE_BYTES
+    while True:
+        text = stream.peek_text(size)
+        if not text.strip():
+            raise BatchInputError(f"{name}: the file is empty (no header row)")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = next(reader)
+        at_end = len(text.encode("utf-8")) < size
+        if at_end or max(text.count("\n"), text.count("\r")) >= reader.line_num:
+            return header
+        if size >= MAX_HEADER_BYTES:
+            raise BatchInputError(f"{name}: the header row is longer than {MAX_HEADER_BYTES >> 20} MiB")
+        size *= 4
+
+
+class JsonLinesSource:
+    """One JSON object per line; Arrow infers the column types from the first block."""
+
+    def __init__(self, stream: CheckedTextStream, name: str) -> None:
+        self.name = name
+        self.num_rows = None
+        self._stream = stream
+        self._rows_read = 0
+        try:
+            self._reader = pjson.open_json(stream, read_options=pjson.ReadOptions(block_size=JSON_BLOCK_BYTES))
+        except pa.ArrowInvalid as error:
+            if "Empty JSON" in str(error):
+                raise BatchInputError(f"{name}: the file is empty") from None
+            raise self._parse_error(error) from None
+        self.schema = self._reader.schema
+
+    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]:
+        return _skip(self._read(), skip_rows)
+
+    def _read(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as error:
+                raise self._parse_error(error) from None
+            self._rows_read += batch.num_rows
+            yield batch
+
+    def _parse_error(self, error: Exception) -> BatchInputError:
+        return BatchInputError(f"{self.name}: not valid JSON Lines after line {self._rows_read} ({error})")
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class ParquetSource:
+    """A Parquet file read a row group at a time; a resumed run starts at the row group it needs."""
+
+    def __init__(self, path: str, name: str) -> None:
+        if path == STDIO:
+            raise BatchInputError("Parquet cannot be read from standard input: give a file")
+        self.name = name
+        try:
+            if os.path.getsize(path) == 0:
+                raise BatchInputError(f"{name}: the file is empty")
+            self._file = pq.ParquetFile(path)
+        except OSError as error:
+            raise BatchInputError(f"{name}: cannot read input ({error.strerror or error})") from error
+        except pa.ArrowException as error:
+            raise BatchInputError(f"{name}: not a readable Parquet file ({error})") from error
+        self.schema = self._file.schema_arrow
+        self.num_rows = self._file.metadata.num_rows
+
+    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]:
+        metadata = self._file.metadata
+        first_group = 0
+        while first_group < metadata.num_row_groups and skip_rows >= metadata.row_group(first_group).num_rows:
+            skip_rows -= metadata.row_group(first_group).num_rows
+            first_group += 1
+        groups = list(range(first_group, metadata.num_row_groups))
+        return _skip(self._read(groups), skip_rows)
+
+    def _read(self, groups: list[int]) -> Iterator[pa.RecordBatch]:
+        if not groups:
+            return
+        try:
+            yield from self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=groups)
+        except (pa.ArrowException, OSError) as error:
+            raise BatchInputError(f"{self.name}: not a readable Parquet file ({error})") from error
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,56 @@
+"""Spark: `classify_column(spark_df, column)` adds the command's columns to a Spark DataFrame.
+
+Built on `mapInArrow`: Spark hands each Python worker Arrow batches, the worker loads the checkpoint
+once per process (batch.predictors) and classifies each chunk's distinct names once. The output schema
+is declared here, on the driver, from the checkpoint's labels. `python -m batch.spark` is the job.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StructType
+
+from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions
+from batch.columns import MODEL_ID, answer_fields, check_no_collision
+from batch.enrich import DEFAULT_CHUNK_ROWS
+from batch.errors import BatchInputError
+from batch.spark.worker import WorkerOptions, classify_batches, resolve_checkpoint
+from model.checkpoint import load_checkpoint
+from model.predictor import DEFAULT_CHECKPOINT_PATH
+
+logger = logging.getLogger(__name__)
+
+
+def classify_column(
+    df: DataFrame, column: str | Sequence[str], top_k: int = 3, *, all_labels: bool = False,
+    prior: str | dict[str, float] = "dataset", min_probability: float = 0.0,
+    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> DataFrame:
+    """`df` with origin_label, origin_probability, origin_top_k (array<struct<label, probability>>),
+    origin_abstained, origin_reason, with all_labels one p_<label> per label, and origin_model_id.
+
+    `checkpoint_path` is read on the driver (labels and model id, for the schema) and on each worker:
+    a path every node can read, or the name of a file shipped with `spark-submit --files`."""
+    columns = (column,) if isinstance(column, str) else tuple(column)
+    for name in columns:
+        if name not in df.columns:
+            raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
+    checkpoint = load_checkpoint(resolve_checkpoint(str(checkpoint_path)))
+    options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
+    if not 1 <= top_k <= len(checkpoint.labels):
+        raise ValueError(f"top_k must be between 1 and {len(checkpoint.labels)} (the model's labels), got {top_k}")
+    added = answer_fields(checkpoint.labels, all_labels) + [pa.field(MODEL_ID, pa.string(), nullable=False)]
+    check_no_collision(df.columns, [field.name for field in added], "DataFrame")
+    output_schema = StructType(df.schema.fields + from_arrow_schema(pa.schema(added)).fields)
+    worker_options = WorkerOptions(
+        checkpoint=str(checkpoint_path), device=device, columns=columns, classify=options,
+        chunk_rows=chunk_rows, model_id=checkpoint.model_id,
+    )
+    return df.mapInArrow(functools.partial(classify_batches, worker_options), output_schema)

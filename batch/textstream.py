@@ -1,0 +1,96 @@
+"""A text file's bytes handed to Arrow as UTF-8, checked on the way through.
+
+Arrow's CSV reader reports bad UTF-8 without a position and its JSON reader replaces it silently;
+checking here lets the error name the byte offset and line, and lets another --encoding be read.
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+from typing import BinaryIO
+
+from batch.errors import BatchInputError
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 20
+UTF8_BOM = codecs.BOM_UTF8
+
+
+class CheckedTextStream(io.RawIOBase):
+    """Reads `raw` in `encoding` (strict) and yields UTF-8: passed through when it already is, transcoded
+    otherwise. A byte that does not decode raises BatchInputError with its offset and line."""
+
+    def __init__(self, raw: BinaryIO, source: str, encoding: str = "utf-8", close_raw: bool = True) -> None:
+        super().__init__()
+        try:
+            codec = codecs.lookup(encoding)
+        except LookupError as error:
+            raise BatchInputError(f"unknown --encoding {encoding!r}") from error
+        self._raw = raw
+        self._close_raw = close_raw  # never standard input's
+        self._source = source
+        self._encoding = codec.name
+        self._passthrough = codec.name == "utf-8"
+        self._decoder = codec.incrementaldecoder("strict")
+        self._buffer = b""
+        self._position = 0  # next byte of _buffer to hand out
+        self._offset = 0  # input bytes read so far
+        self._newlines = 0  # input newlines before _offset
+        self._at_start = True
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self._close_raw and not self.closed:
+            self._raw.close()
+        super().close()
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while self._position == len(self._buffer) and not self._eof:
+            self._fill()
+        count = min(len(buffer), len(self._buffer) - self._position)
+        buffer[:count] = self._buffer[self._position : self._position + count]
+        self._position += count
+        return count
+
+    def peek_text(self, size: int) -> str:
+        """Up to `size` bytes from the current position as text, without consuming them (for a header)."""
+        while len(self._buffer) - self._position < size and not self._eof:
+            self._buffer = self._buffer[self._position :] + self._next_block()
+            self._position = 0
+        return self._buffer[self._position : self._position + size].decode("utf-8", errors="ignore")
+
+    def _fill(self) -> None:
+        self._buffer, self._position = self._next_block(), 0
+
+    def _next_block(self) -> bytes:
+        chunk = self._raw.read(READ_SIZE)
+        if self._at_start:
+            self._at_start = False
+            if chunk.startswith(UTF8_BOM) and self._passthrough:
+                chunk = chunk[len(UTF8_BOM) :]
+                self._offset += len(UTF8_BOM)
+        pending = len(self._decoder.getstate()[0])  # bytes of an unfinished character from the last block
+        try:
+            text = self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as error:
+            raise self._decode_error(chunk, error.start - pending) from None
+        self._offset += len(chunk)
+        self._newlines += chunk.count(b"\n")
+        if not chunk:
+            self._eof = True
+        return chunk if self._passthrough else text.encode("utf-8")
+
+    def _decode_error(self, chunk: bytes, start: int) -> BatchInputError:
+        start = max(start, 0)
+        offset = self._offset + start
+        line = self._newlines + chunk[:start].count(b"\n") + 1
+        byte = f" (0x{chunk[start]:02x})" if start < len(chunk) else " (the file ends inside a character)"
+        return BatchInputError(
+            f"{self._source}: not valid {self._encoding} at byte {offset}{byte}, line {line}; "
+            "give the file's encoding with --encoding (e.g. --encoding latin-1)"
+        )

@@ -1,0 +1,214 @@
+"""nameorigin-enrich end to end (batch.cli.main): formats, the added columns, and every bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from batch.cli import main
+from batch.columns import MODEL_ID_METADATA_KEY
+from model.predictor import Predictor
+from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADDED = ["origin_label", "origin_probability", "origin_top_k", "origin_abstained", "origin_reason"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_path(checkpoint, device="cpu")
+
+
+@pytest.fixture
+def enrich(checkpoint, capsys):
+    """Run the command in process: returns (exit status, stderr)."""
+
+    def run(*arguments: object) -> tuple[int, str]:
+        status = main([*map(str, arguments), "--checkpoint", str(checkpoint), "--device", "cpu"])
+        return status, capsys.readouterr().err
+
+    return run
+
+
+def read_text_csv(path: Path, delimiter: str = ",") -> pa.Table:
+    """Every column as text, empty fields as "" (what the command promises to keep)."""
+    header = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter)).schema.names
+    return pcsv.read_csv(
+        path, parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False),
+    )
+
+
+def test_enrich_csv_keeps_every_input_column_as_read_and_adds_the_answers(tmp_path, enrich):
+    source = tmp_path / "people.csv"
+    source.write_text('id,surname,zip\n007,Bakov,00501\n008,"Ziski, jr",02134\n009,,1\n010,"multi\nline",2\n', encoding="utf-8")
+    status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv")
+    assert status == 0, stderr
+    table = read_text_csv(tmp_path / "out.csv")
+    assert table.column_names == ["id", "surname", "zip", *ADDED, "origin_model_id"]
+    assert table.select(["id", "surname", "zip"]).to_pydict() == {
+        "id": ["007", "008", "009", "010"], "surname": ["Bakov", "Ziski, jr", "", "multi\nline"],
+        "zip": ["00501", "02134", "1", "2"],
+    }
+    first = table.slice(0, 1).to_pylist()[0]
+    top_k = json.loads(first["origin_top_k"])
+    assert first["origin_label"] == top_k[0]["label"] and float(first["origin_probability"]) == top_k[0]["probability"]
+    assert [row["origin_reason"] for row in table.slice(2, 1).to_pylist()] == ["empty"]
+    assert "rows: 4" in stderr and "empty 1" in stderr
+
+
+def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enrich, predictor):
+    names = name_column(3000, seed=5, distinct=60)
+    pcsv.write_csv(pa.table({"surname": pa.array(names, pa.string())}), tmp_path / "in.csv")
+    status, stderr = enrich(tmp_path / "in.csv", "--column", "surname", "--output", tmp_path / "out.csv", "--chunk-rows", "700")
+    assert status == 0, stderr
+    rows = read_text_csv(tmp_path / "out.csv").to_pylist()
+    assert len(rows) == len(names)
+    distinct = sorted({name for name in names if name and name.strip()})
+    expected = dict(zip(distinct, predictor.predict(distinct)))
+    for name, row in zip(names, rows):
+        answer = expected.get(name)
+        if answer is None:
+            assert row["origin_reason"] == "empty"
+        elif answer.abstained:
+            assert (row["origin_label"], row["origin_reason"]) == ("", answer.reason)
+        else:
+            assert row["origin_label"] == answer.predictions[0].label
+            assert float(row["origin_probability"]) == pytest.approx(answer.predictions[0].probability, abs=1e-6)
+
+
+def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_metadata(tmp_path, enrich, predictor):
+    source = pa.table({
+        "id": pa.array([1, 2, 3], pa.int64()), "score": [0.5, None, 2.0], "name": ["Bakov", None, "Ziski"],
+        "seen": pa.array([0, 1, 2], pa.timestamp("ms")),
+    })
+    pq.write_table(source, tmp_path / "in.parquet")
+    status, stderr = enrich(tmp_path / "in.parquet", "--column", "name", "--output", tmp_path / "out.parquet", "--all-labels")
+    assert status == 0, stderr
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.select(source.column_names).equals(source)
+    assert out.schema.field("origin_top_k").type == pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
+    assert out.schema.metadata[MODEL_ID_METADATA_KEY].decode() == predictor.checkpoint.model_id
+    assert out.column_names[-len(predictor.labels):] == [f"p_{label}" for label in predictor.labels]
+    assert "origin_model_id" not in out.column_names
+
+
+def test_enrich_jsonl_writes_top_k_as_an_array(tmp_path, enrich):
+    (tmp_path / "in.jsonl").write_text('{"name": "Bakov", "n": 1}\n{"name": null, "n": 2}\n', encoding="utf-8")
+    status, stderr = enrich(tmp_path / "in.jsonl", "--column", "name", "--output", tmp_path / "out.jsonl", "--top-k", "2")
+    assert status == 0, stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["n"] for row in rows] == [1, 2]
+    assert len(rows[0]["origin_top_k"]) == 2 and rows[0]["origin_top_k"][0]["label"] == rows[0]["origin_label"]
+    assert rows[1]["origin_top_k"] == [] and rows[1]["origin_reason"] == "empty"
+
+
+def test_enrich_joins_given_name_and_surname_columns(tmp_path, enrich, predictor):
+    (tmp_path / "in.tsv").write_text("given\tsurname\nAnn\tBakov\n\tZiski\n\t\n", encoding="utf-8")
+    status, stderr = enrich(tmp_path / "in.tsv", "--column", "given", "--column", "surname", "--output", tmp_path / "out.tsv")
+    assert status == 0, stderr
+    rows = read_text_csv(tmp_path / "out.tsv", delimiter="\t").to_pylist()
+    expected = predictor.predict(["Ann Bakov", "Ziski"])
+    assert [row["origin_reason"] or row["origin_label"] for row in rows[:2]] == [
+        answer.reason if answer.abstained else answer.predictions[0].label for answer in expected
+    ]
+    assert rows[2]["origin_reason"] == "empty"
+
+
+def test_enrich_reads_another_encoding_when_told(tmp_path, enrich):
+    (tmp_path / "in.csv").write_bytes("name\nBakov\nMüller\n".encode("latin-1"))
+    status, stderr = enrich(tmp_path / "in.csv", "--column", "name", "--output", tmp_path / "out.csv", "--encoding", "latin-1")
+    assert status == 0, stderr
+    assert read_text_csv(tmp_path / "out.csv").column("name").to_pylist() == ["Bakov", "Müller"]
+
+
+def test_enrich_overwrite_replaces_an_existing_output(tmp_path, enrich):
+    (tmp_path / "in.csv").write_text("name\nBakov\n", encoding="utf-8")
+    (tmp_path / "out.csv").write_text("old\n", encoding="utf-8")
+    assert enrich(tmp_path / "in.csv", "--column", "name", "--output", tmp_path / "out.csv", "--overwrite")[0] == 0
+    assert read_text_csv(tmp_path / "out.csv").column("name").to_pylist() == ["Bakov"]
+
+
+def test_enrich_reads_standard_input_and_writes_standard_output(checkpoint):
+    result = subprocess.run(
+        [sys.executable, "-m", "batch", "-", "--column", "name", "--output", "-", "--checkpoint", str(checkpoint), "--device", "cpu"],
+        input=b"name,city\nBakov,Oslo\n,Rome\n", capture_output=True, cwd=REPO_ROOT, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == '"name","city","origin_label","origin_probability","origin_top_k","origin_abstained","origin_reason","origin_model_id"'
+    assert lines[2].startswith('"","Rome",,,"[]",true,"empty"')
+    assert b"rows: 2" in result.stderr  # the summary goes to stderr, never into the data
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+BAD_INPUTS = {
+    "missing column": ("in.csv", b"surname\nBakov\n", ["--column", "name"], "has no column 'name'; its columns are: surname"),
+    "non-UTF-8 CSV": ("in.csv", b"name\nBakov\nM\xfcller\n", ["--column", "name"], "not valid utf-8 at byte 12 (0xfc), line 3"),
+    "empty CSV": ("in.csv", b"", ["--column", "name"], "the file is empty"),
+    "empty Parquet": ("in.parquet", b"", ["--column", "name"], "the file is empty"),
+    "empty JSON Lines": ("in.jsonl", b"", ["--column", "name"], "the file is empty"),
+    "not Parquet": ("in.parquet", b"name\nBakov\n", ["--column", "name"], "not a readable Parquet file"),
+    "ragged CSV row": ("in.csv", b"name,city\nBakov,Oslo\nZiski\n", ["--column", "name"], "line 3 has 1 fields; the header has 2"),
+    "malformed JSON Lines": ("in.jsonl", b'{"name": "Bakov"}\n{"name": \n', ["--column", "name"], "not valid JSON Lines"),
+    "column taken": ("in.csv", b"name,origin_label\nBakov,x\n", ["--column", "name"], "already has column(s) 'origin_label'"),
+    "unknown extension": ("in.xlsx", b"name\n", ["--column", "name"], "cannot tell the format"),
+    "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior must be"),
+    "top-k beyond labels": ("in.csv", b"name\nBakov\n", ["--column", "name", "--top-k", "9"], "top_k must be between 1 and 3"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_enrich_bad_input_is_one_line_error_exit_2_and_no_output(tmp_path, enrich, case):
+    file_name, content, options, message = BAD_INPUTS[case]
+    source = _write(tmp_path / file_name, content)
+    status, stderr = enrich(source, *options, "--output", tmp_path / "out.csv")
+    assert status == 2
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr
+    assert sorted(os.listdir(tmp_path)) == [file_name]  # no output, no temporary file
+
+
+def test_enrich_unreadable_input_names_the_file(tmp_path, enrich):
+    status, stderr = enrich(tmp_path / "missing.csv", "--column", "name", "--output", tmp_path / "out.csv")
+    assert status == 2 and f"{tmp_path / 'missing.csv'}: cannot read input" in stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_enrich_refuses_to_write_over_its_input(tmp_path, enrich):
+    source = _write(tmp_path / "in.csv", b"name\nBakov\n")
+    status, stderr = enrich(source, "--column", "name", "--output", source, "--overwrite")
+    assert status == 2 and "would overwrite the input" in stderr
+    assert source.read_bytes() == b"name\nBakov\n"
+
+
+def test_enrich_refuses_an_existing_output_without_overwrite(tmp_path, enrich):
+    source = _write(tmp_path / "in.csv", b"name\nBakov\n")
+    output = _write(tmp_path / "out.csv", b"keep me\n")
+    status, stderr = enrich(source, "--column", "name", "--output", output)
+    assert status == 2 and "pass --overwrite" in stderr
+    assert output.read_bytes() == b"keep me\n"
+
+
+def test_enrich_error_halfway_through_leaves_no_output(tmp_path, enrich):
+    rows = b"".join(b"Bakov,%d\n" % index for index in range(5000))
+    source = _write(tmp_path / "in.csv", b"name,n\n" + rows + b"Ziski\n")  # ragged last row, after chunks were written
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.csv", "--chunk-rows", "1000")
+    assert status == 2 and "line 5002 has 1 fields" in stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.csv"]

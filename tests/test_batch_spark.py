@@ -1,0 +1,129 @@
+"""batch.spark in Spark local mode: classify_column and the `python -m batch.spark` job, row for row
+against the predictor. One local[2] session for the module (a JVM start costs seconds)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from batch.predictors import cache_info
+from batch.spark import classify_column
+from batch.spark.__main__ import main as spark_main
+from model.predictor import Predictor
+from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
+
+pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
+
+
+@pytest.fixture(scope="module")
+def spark():
+    saved = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers must run this venv's interpreter
+    session = (
+        SparkSession.builder.master("local[2]").appName("test-batch")
+        .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false").getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    if saved is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = saved
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_path(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def names():
+    return name_column(2000, seed=11, distinct=200)
+
+
+@pytest.fixture(scope="module")
+def enriched_rows(spark, checkpoint, names):
+    df = spark.createDataFrame([(index, name) for index, name in enumerate(names)], "id long, name string").repartition(8)
+    return sorted(classify_column(df, "name", checkpoint_path=checkpoint).collect(), key=lambda row: row.id)
+
+
+def test_classify_column_answers_equal_the_predictors_row_for_row(enriched_rows, names, predictor):
+    assert [row.name for row in enriched_rows] == names
+    distinct = sorted({name for name in names if name and name.strip()})
+    expected = dict(zip(distinct, predictor.predict(distinct)))
+    for row in enriched_rows:
+        answer = expected.get(row.name)
+        if answer is None:
+            assert (row.origin_abstained, row.origin_reason, row.origin_top_k) == (True, "empty", [])
+            continue
+        assert (row.origin_abstained, row.origin_reason) == (answer.abstained, answer.reason), row.name
+        assert [entry.label for entry in row.origin_top_k] == [p.label for p in answer.predictions]
+        if not answer.abstained:
+            assert row.origin_label == answer.predictions[0].label
+            assert row.origin_probability == pytest.approx(answer.predictions[0].probability, abs=1e-6)
+        assert row.origin_model_id == predictor.checkpoint.model_id
+
+
+def test_classify_column_loads_the_checkpoint_once_per_worker_process(spark, enriched_rows):
+    # The 8 partitions above ran on local[2]'s reused Python workers; a probe of the same kind (an Arrow
+    # map) asks those workers how often they loaded a checkpoint and how often they found it loaded.
+    def probe(batches):
+        for _ in batches:
+            pass
+        info = cache_info()
+        yield pa.RecordBatch.from_pydict({"pid": [os.getpid()], "misses": [info.misses], "hits": [info.hits]})
+
+    df = spark.range(8).repartition(8)
+    reports = df.mapInArrow(probe, "pid long, misses long, hits long").collect()
+    per_worker = {row.pid: (row.misses, row.hits) for row in reports}
+    assert all(misses <= 1 for misses, _ in per_worker.values()), per_worker
+    assert sum(misses for misses, _ in per_worker.values()) >= 1, per_worker  # the probe ran where the model was loaded
+    assert sum(hits for _, hits in per_worker.values()) >= 1, per_worker  # and a later partition reused it
+
+
+def test_classify_column_declares_its_output_schema(spark, checkpoint, predictor):
+    df = spark.createDataFrame([("Bakov",)], "name string")
+    schema = classify_column(df, "name", checkpoint_path=checkpoint, all_labels=True, top_k=2).schema
+    fields = {field.name: field.dataType for field in schema.fields}
+    assert fields["origin_top_k"] == T.ArrayType(
+        T.StructType([T.StructField("label", T.StringType()), T.StructField("probability", T.DoubleType())]), True
+    )
+    assert fields["origin_abstained"] == T.BooleanType() and fields["origin_probability"] == T.DoubleType()
+    assert [name for name in fields if name.startswith("p_")] == [f"p_{label}" for label in predictor.labels]
+    assert schema.names[0] == "name" and schema.names[-1] == "origin_model_id"
+
+
+def test_spark_job_writes_the_enriched_parquet(spark, tmp_path, checkpoint, names, predictor):
+    source = pa.table({"id": pa.array(range(len(names)), pa.int64()), "name": pa.array(names, pa.string())})
+    pq.write_table(source, tmp_path / "in.parquet")
+    status = spark_main([
+        "--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--column", "name",
+        "--checkpoint", str(checkpoint), "--top-k", "1",
+    ])
+    assert status == 0
+    written = pq.read_table(tmp_path / "out").sort_by("id")
+    assert written.column("name").to_pylist() == names
+    answered = [row for row in written.to_pylist() if not row["origin_abstained"]]
+    expected = dict(zip((row["name"] for row in answered), predictor.predict([row["name"] for row in answered], top_k=1)))
+    assert all(row["origin_label"] == expected[row["name"]].predictions[0].label for row in answered)
+    assert all(len(row["origin_top_k"]) == 1 for row in answered)
+
+
+def test_spark_job_names_a_missing_column_and_exits_2(spark, tmp_path, checkpoint, capsys):
+    pq.write_table(pa.table({"surname": ["Bakov"]}), tmp_path / "in.parquet")
+    status = spark_main(["--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--column", "name",
+                         "--checkpoint", str(checkpoint)])
+    assert status == 2
+    assert "has no column 'name'; its columns are: surname" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
