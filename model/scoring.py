@@ -65,6 +65,10 @@ class RankedNames(NamedTuple):
     scripts: list[str]
     tokens: list[tuple[RankedToken, ...]]
 
+    def rows(self, start: int, stop: int) -> "RankedNames":
+        """The answers of names start:stop."""
+        return RankedNames(*(column[start:stop] for column in self))
+
 
 GIVEN_NAME_WEIGHT = 0.25  # chosen on validation surnames with mimesis given names: 0 / 0.1 / 0.25 / 0.5 / 1
 SURNAME_FIRST = ("Chinese", "Korean", "Vietnamese")  # written surname first, also in Latin letters

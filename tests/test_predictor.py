@@ -117,6 +117,16 @@ def test_predictor_refuses_a_prior_it_cannot_apply(predictor, prior):
         predictor.predict(["Bozov"], prior=prior)
 
 
+def test_predictor_rank_requests_answers_requests_that_ask_alike_as_each_alone(predictor):
+    names = [["Bozov"], ["Kovski", "Mikez"], ["Li"]]
+    queries = [RankQuery(2, {"Alpha": 1, "Beta": 2}), RankQuery(2, {"Beta": 2, "Alpha": 1}), RankQuery(3)]
+    together = predictor.rank_requests(list(zip(names, queries)))
+    for request_names, query, answer in zip(names, queries, together):
+        alone = predictor.rank(request_names, query.top_k, query.prior, query.min_probability)
+        assert answer.label_ids == alone.label_ids and answer.reasons == alone.reasons
+        assert [row for row in answer.probabilities] == [pytest.approx(row, abs=1e-6) for row in alone.probabilities]
+
+
 def test_predictor_rank_requests_ranks_each_request_under_its_own_query(predictor):
     requests = [(["Bozov", "Kovski"], RankQuery(1)), (["Bozov"], RankQuery(4, "uniform")), (["Bozov"], RankQuery(2, "dataset", 1.0))]
     first, second, third = predictor.rank_requests(requests)
