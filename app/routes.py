@@ -30,7 +30,7 @@ from app.schemas import (
 )
 from app.settings import Settings
 from app.validation import check_classify_request
-from model.predictor import RankedNames, RankQuery
+from model.predictor import RankedNames, RankedToken, RankQuery
 
 logger = logging.getLogger(__name__)
 
@@ -106,26 +106,34 @@ def _predictions(labels: tuple[str, ...], ids: list[int], probs: list[float], lo
 
 
 def _name_results(names: list[str], ranked: RankedNames, labels: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Each name's answer as `NameResult` lays it out, in input order."""
+    """Each name's answer as `NameResult` lays it out, in input order (one comprehension: at 1000 names
+    a function call per name was a third of this)."""
     return [
         {
             "name": name,
-            "predictions": _predictions(labels, ids, probs, log_probs),
+            "predictions": [
+                {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
+                for label_id, probability, log_probability in zip(ids, probs, log_probs)
+            ],
             "abstained": reason is not None,
             "reason": reason,
             "read_as": read_as,
             "script": script,
-            "tokens": [
-                {
-                    "text": token.text, "read_as": token.read_as, "script": token.script,
-                    "predictions": _predictions(labels, token.label_ids, token.probabilities, token.log_probabilities),
-                    "abstained": token.reason is not None, "reason": token.reason,
-                }
-                for token in tokens
-            ],
+            "tokens": [_token_result(token, labels) for token in tokens] if tokens else [],
         }
         for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
     ]
+
+
+def _token_result(token: RankedToken, labels: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "text": token.text, "read_as": token.read_as, "script": token.script,
+        "predictions": [
+            {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
+            for label_id, probability, log_probability in zip(token.label_ids, token.probabilities, token.log_probabilities)
+        ],
+        "abstained": token.reason is not None, "reason": token.reason,
+    }
 
 
 @router.post(
