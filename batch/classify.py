@@ -72,6 +72,7 @@ class ColumnClassifier:
             raise ValueError(f"min_probability must be between 0 and 1, got {options.min_probability}")
         if options.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {options.batch_size}")
+        predictor.log_prior_for(options.prior)  # a bad prior fails here, before any file is touched (PriorError)
         self.predictor = predictor
         self.options = options
         self.labels = tuple(predictor.labels)

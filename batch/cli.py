@@ -21,13 +21,11 @@ from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions
 from batch.enrich import DEFAULT_CHUNK_ROWS, EnrichJob, enrich
 from batch.errors import BatchInputError
 from batch.formats import FORMATS, detect_format
+from model import priors
 from model.checkpoint import CheckpointError
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, Predictor
 
 logger = logging.getLogger(__name__)
-
-PRIORS = ("dataset", "uniform")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -75,19 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_prior(text: str) -> str | dict[str, float]:
-    """'dataset', 'uniform', or a JSON object of non-negative label weights."""
-    if text in PRIORS:
-        return text
+def parse_prior(text: str) -> str | dict:
+    """--prior as the predictor takes it (model.priors.parse_prior), a bad one a BatchInputError."""
     try:
-        weights = json.loads(text)
-    except json.JSONDecodeError:
-        weights = None
-    if not isinstance(weights, dict) or not all(
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 for value in weights.values()
-    ):
-        raise BatchInputError(f"--prior must be dataset, uniform or a JSON object of label weights >= 0, got {text!r}")
-    return {str(label): float(value) for label, value in weights.items()}
+        return priors.parse_prior(text)
+    except priors.PriorError as error:
+        raise BatchInputError(f"--prior: {error}") from error
 
 
 def job_from_args(args: argparse.Namespace) -> EnrichJob:

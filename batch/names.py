@@ -1,7 +1,9 @@
 """Which text each row's name is, and the key that rows whose names share one answer have in common.
 
-The predictor answers the same for names that differ only in letter case, spacing or Unicode form, so
-a chunk classifies each key once, however many rows repeat it.
+The predictor answers the same for names with the same `model.reading.reading_key` (letter case where
+it folds to one letter, spacing, Unicode form), so each key is classified once, however many rows
+repeat it. (A casefold key would merge Großmann with Grossmann, which the predictor tells apart: ß is
+German evidence.)
 """
 from __future__ import annotations
 
@@ -12,18 +14,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch.errors import BatchInputError
-from model.encoder import name_key
+from model.reading import reading_key
 
 logger = logging.getLogger(__name__)
 
 EMPTY_REASON = "empty"  # why a row with a missing or blank name abstains: it never reaches the predictor
+# A cell longer than this is no name (the service refuses names over 64 characters): it is read as one
+# stand-in text, which the predictor answers too-long, so free text in a name column cannot fill the
+# answer cache and the reader's with long strings.
+MAX_CELL_CHARACTERS = 256
+TOO_LONG_STAND_IN = "x" * (MAX_CELL_CHARACTERS + 1)
 
 
 def dedup_key(raw_name: str | None) -> str:
-    """name_key (NFKC, casefold, trim) with inner whitespace runs collapsed; '' for a missing or blank name."""
+    """The predictor's reading key; '' for a missing or blank name."""
     if raw_name is None:
         return ""
-    return " ".join(name_key(raw_name).split())
+    return reading_key(raw_name)
 
 
 def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
@@ -33,12 +40,12 @@ def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
         raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
     parts = [_as_text(table.column(column), column, source) for column in columns]
     if len(parts) == 1:
-        return parts[0]
+        return _long_to_stand_in(parts[0])
     # "replace" and a trim, not null_handling="skip": in pyarrow 26 "skip" drops the rows whose parts
     # are all null, so the result comes back shorter than the table.
     trimmed = [pc.utf8_trim_whitespace(part) for part in parts]
     joined = pc.binary_join_element_wise(*trimmed, " ", null_handling="replace", null_replacement="")
-    return _blank_to_null(pc.utf8_trim_whitespace(joined))  # both parts missing: null, the row abstains as empty
+    return _long_to_stand_in(_blank_to_null(pc.utf8_trim_whitespace(joined)))  # both missing: null, abstains as empty
 
 
 def _as_text(column: pa.ChunkedArray, name: str, source: str) -> pa.Array:
@@ -53,6 +60,11 @@ def _as_text(column: pa.ChunkedArray, name: str, source: str) -> pa.Array:
         return pc.cast(array, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise BatchInputError(f"{source}: column {name!r} ({array.type}) cannot be read as text: {error}") from error
+
+
+def _long_to_stand_in(array: pa.Array) -> pa.Array:
+    too_long = pc.greater(pc.utf8_length(array), MAX_CELL_CHARACTERS)
+    return pc.if_else(too_long, pa.scalar(TOO_LONG_STAND_IN, pa.string()), array)
 
 
 def _blank_to_null(array: pa.Array) -> pa.Array:

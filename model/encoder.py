@@ -27,6 +27,9 @@ DEFAULT_ALPHABET = string.ascii_lowercase + " .,;'-"
 DEFAULT_MAX_LENGTH = 64
 ENCODE_CACHE_SIZE = 65_536
 _WHITESPACE = re.compile(r"\s+")
+# Variation selectors choose a glyph (辻 with U+E0101 is how the surname Tsuji is often written); they
+# are not letters, and pykakasi cannot read past them.
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 class NameEncodingError(ValueError):
@@ -34,8 +37,9 @@ class NameEncodingError(ValueError):
 
 
 def clean_text(raw_name: str) -> str:
-    """NFKC + collapse whitespace + trim: the form names are stored, deduplicated and shown in."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", raw_name)).strip()
+    """NFKC + collapse whitespace + trim, variation selectors dropped: the form names are stored,
+    deduplicated and shown in."""
+    return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFKC", raw_name))).strip()
 
 
 def name_key(raw_name: str) -> str:

@@ -34,7 +34,8 @@ PARTICLES = frozenset({
     "abu", "abd", "mac", "mc", "ó", "ní", "nic", "ui", "uí", "mag", "ap", "zu", "aan", "het", "'t", "op", "uit",
 })
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス
-_INITIALS = re.compile(r"^(?:[^\W\d_]\.?-?)+$")
+_INITIAL_PIECES = re.compile(r"[.-]")
+_ARTICLE_PREFIX = re.compile(r"^(al|el)-(?=\w)", re.IGNORECASE)  # al-Sayed: the article, then the name
 
 
 def _bare(word: str) -> str:
@@ -49,11 +50,14 @@ def _is_initial(word: str) -> bool:
     letters = [char for char in word if char.isalpha()]
     if not letters or any(letter_script(char) != LATIN for char in letters):
         return False  # 王 or 김 alone is a whole name, not an initial
-    return bool(_INITIALS.match(word)) and (len(letters) == 1 or "." in word)
+    pieces = [piece for piece in _INITIAL_PIECES.split(word) if piece]
+    return all(len(piece) == 1 for piece in pieces) and (len(letters) == 1 or "." in word)
 
 
 def _part_tokens(words: list[str]) -> list[str]:
-    """The name tokens of one comma-separated part: titles, suffixes and initials out, particles joined."""
+    """The name tokens of one comma-separated part: titles, suffixes and initials out, particles joined
+    (without a trailing full stop: "St. John" is read as "St John")."""
+    words = [part for word in words for part in (_ARTICLE_PREFIX.sub(r"\1 ", word).split(" "))]
     while len(words) > 1 and _bare(words[0]) in TITLES:
         words = words[1:]
     while len(words) > 1 and _bare(words[-1]) in SUFFIXES:
@@ -63,7 +67,7 @@ def _part_tokens(words: list[str]) -> list[str]:
     pending: list[str] = []  # particles waiting for the word they belong to
     for word in kept:
         if _bare(word) in PARTICLES:
-            pending.append(word)
+            pending.append(word.rstrip("."))
             continue
         tokens.append(" ".join([*pending, word]))
         pending = []
@@ -72,19 +76,23 @@ def _part_tokens(words: list[str]) -> list[str]:
     return tokens
 
 
-def split_full_name(text: str) -> tuple[tuple[str, ...], int]:
-    """The name tokens of a cleaned name in the order written (one token for a single surname), and
-    how many of them come before a comma ("Surname, Given": the surnames), 0 when there is none.
+def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
+    """The name tokens of a cleaned name in the order written (one token for a single surname), how
+    many of them come before a comma ("Surname, Given": the surnames), 0 when there is none, and
+    whether the name is nothing but titles, suffixes and initials ("Mr.", "J.").
 
-    A part that is only a title, suffix or initial ("Smith, Jr.", "Mr.") is dropped when another
-    part remains; a name that is nothing else is kept whole, so it is still read and judged.
+    A part that is only a title, suffix or initial ("Smith, Jr.") is dropped when another part
+    remains; a name that is nothing else is kept whole, so it is still read.
     """
     parts = [words for part in text.split(",") if (words := [w for w in _SEPARATORS.split(part) if w])]
-    kept = [
-        _part_tokens(words) for words in parts
-        if len(parts) == 1 or not all(_bare(w) in TITLES or _bare(w) in SUFFIXES or _is_initial(w) for w in words)
-    ]
+    noise = [all(_is_noise(word) for word in words) for words in parts]
+    kept = [_part_tokens(words) for words, only_noise in zip(parts, noise) if len(parts) == 1 or not only_noise]
     tokens = tuple(token for part in kept for token in part)
+    only_titles = bool(parts) and all(noise)
     if not tokens:
-        return tuple(w for words in parts for w in words), 0
-    return tokens, len(kept[0]) if len(kept) > 1 else 0
+        return tuple(w for words in parts for w in words), 0, only_titles
+    return tokens, len(kept[0]) if len(kept) > 1 else 0, only_titles
+
+
+def _is_noise(word: str) -> bool:
+    return _bare(word) in TITLES or _bare(word) in SUFFIXES or _is_initial(word)

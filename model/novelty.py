@@ -136,7 +136,7 @@ class CharLanguageModel(torch.nn.Module):
     def _conditional_table(self, device: torch.device) -> torch.Tensor:
         """(base ** order,) log P(last symbol | the others) for every n-gram code, built once from the
         backoff tables: scoring a name is then one lookup per character instead of two binary
-        searches per order (4 MB for the shipped 4-gram model; built in well under a second)."""
+        searches per order (36 ** 4 float32 values, 6.4 MiB, for the shipped 4-gram model)."""
         if self._table is None or self._table.device != device:
             base, order = self.config.base, self.config.order
             table = torch.empty(base**order, device=device)

@@ -6,28 +6,22 @@ its abstention reason; the exit status is still 0 (2 only for a bad argument or 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from model.checkpoint import CheckpointError
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, NamePrediction, Predictor
-from model.priors import PRIOR_NAMES
+from model.priors import PriorError, parse_prior
 
 logger = logging.getLogger(__name__)
 
 
-def parse_prior(text: str) -> str | dict[str, float]:
-    """`dataset`, `uniform`, or a JSON {label: weight} object."""
-    if text in PRIOR_NAMES:
-        return text
+def prior_argument(text: str) -> str | dict:
+    """--prior: dataset, uniform, or a JSON {label: weight} object (model.priors.parse_prior)."""
     try:
-        weights = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object: {error}") from error
-    if not isinstance(weights, dict):
-        raise argparse.ArgumentTypeError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object, got {text!r}")
-    return weights
+        return parse_prior(text)
+    except PriorError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def format_prediction(result: NamePrediction) -> str:
@@ -47,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="+", help="names to classify; - reads them from standard input, one per line")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model")
     parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--prior", type=parse_prior, default="dataset", help="dataset, uniform, or a JSON {label: weight}")
+    parser.add_argument("--prior", type=prior_argument, default="dataset", help="dataset, uniform, or a JSON {label: weight}")
     parser.add_argument("--min-probability", type=float, default=0.0, help="abstain below this top probability")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     args = parser.parse_args(argv)

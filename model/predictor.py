@@ -69,8 +69,6 @@ class NamePrediction(NamedTuple):
     tokens: tuple[TokenPrediction, ...] = ()  # a full name's parts; empty for a single name
 
 
-
-
 def resolve_device(device: str) -> torch.device:
     """auto -> CUDA when present else CPU; cuda without CUDA raises DeviceUnavailableError."""
     if device not in DEVICES:

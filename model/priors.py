@@ -8,6 +8,7 @@ balanced accuracy rewards; a {label: weight} map describes a population (weights
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -44,7 +45,23 @@ def target_log_prior(prior: Prior, labels: tuple[str, ...], stored_log_prior: to
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
             raise PriorError(f"prior weight of {label!r} must be a finite number >= 0, got {weight!r}")
         weights.append(float(weight))
-    total = sum(weights)
-    if total <= 0:
+    largest = max(weights)
+    if largest <= 0:
         raise PriorError("prior weights must not all be 0")
-    return torch.tensor([math.log(weight / total) if weight > 0 else -math.inf for weight in weights])
+    shares = [weight / largest for weight in weights]  # in [0, 1]: the sum cannot overflow
+    total = sum(shares)
+    return torch.tensor([math.log(share / total) if share > 0 else -math.inf for share in shares])
+
+
+def parse_prior(text: str) -> Prior:
+    """A prior as a command line gives it: a prior name, or a JSON object of label weights (checked
+    against a model's labels later, by target_log_prior)."""
+    if text in PRIOR_NAMES:
+        return text
+    try:
+        weights = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PriorError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights: {error}") from error
+    if not isinstance(weights, dict):
+        raise PriorError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights, got {text!r}")
+    return weights

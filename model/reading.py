@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 READING_CACHE_SIZE = 65_536
 JAPANESE = "Japanese"
 MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
+# When a name's tokens are all unreadable, the reason it abstains with: the most telling first.
+REASON_PRECEDENCE = ("unsupported-script", "unsupported-letters", "too-long", "no-letters")
 
 
 class TokenReading(NamedTuple):
@@ -72,9 +74,11 @@ class NameReader:
 
     def _read_uncached(self, raw_name: str) -> NameReading:
         text = clean_text(raw_name)
-        token_texts, surnames_before_comma = split_full_name(text) if text else ((), 0)
+        token_texts, surnames_before_comma, only_titles = split_full_name(text) if text else ((), 0, False)
         tokens = tuple(self.read_token(token) for token in token_texts)
-        return NameReading.of(text, tokens, text.casefold() in self.placeholders, surnames_before_comma)
+        # "Mr." or "J." alone names nobody: not a name, like a placeholder.
+        placeholder = text.casefold() in self.placeholders or only_titles
+        return NameReading.of(text, tokens, placeholder, surnames_before_comma)
 
     def read_token(self, token: str) -> TokenReading:
         scripts = scripts_of(token)
@@ -96,18 +100,43 @@ class NameReader:
             reason = "no-letters"
         elif len(read_as) > self.max_length or any(len(reading) > self.max_length for _, reading in alternatives):
             reason = "too-long"
-        judged = scripts == (LATIN,) and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+        # A particle-joined token ("st. john", "al sayed") is a known particle and a word: not judged.
+        judged = scripts == (LATIN,) and " " not in token and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
         return TokenReading(token, read_as, script, features, alternatives, reason, judged)
 
     def _readings(self, token: str, scripts: tuple[str, ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """The reading every label uses, and the labels that read this token their own way."""
+        """The reading every label uses, and the labels that read this token their own way. A
+        Japanese reading with no letters (pykakasi leaves out what it cannot read: -亿 -> "-") is no
+        reading: kana fall back to unidecode, and Han keeps only its Mandarin reading."""
         if JAPANESE_SCRIPTS & set(scripts):
-            return normalize(read_japanese(token)), ()
+            japanese = _read_japanese_or_blank(token)
+            return (japanese if _has_letters(japanese) else normalize(token)), ()
         if HANGUL in scripts:
             return normalize(read_korean(token)), ()
         read_as = normalize(token)
         if HAN in scripts:
-            japanese = normalize(read_japanese(token))
-            if japanese and japanese != read_as:
+            japanese = _read_japanese_or_blank(token)
+            if _has_letters(japanese) and japanese != read_as:
                 return read_as, ((JAPANESE, japanese),)
         return read_as, ()
+
+
+def _has_letters(text: str) -> bool:
+    return any(char.isalpha() for char in text)
+
+
+def _read_japanese_or_blank(token: str) -> str:
+    """pykakasi's reading, or "" when it fails on input it was not built for (it has raised IndexError
+    on a stray combining mark): the caller then reads the token another way."""
+    try:
+        return normalize(read_japanese(token))
+    except (IndexError, KeyError, ValueError):
+        logger.debug("pykakasi could not read a token; reading it with unidecode")
+        return ""
+
+
+def reading_key(raw_name: str) -> str:
+    """Names with the same key are read alike and get the same answer: the cleaned text, each letter
+    in lower case where that is one letter (ß stays ß; İ, whose lower case is two, stays İ), the way
+    the reader folds case. What batch/ deduplicates on."""
+    return "".join(char.lower() if len(char.lower()) == 1 else char for char in clean_text(raw_name))

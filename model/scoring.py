@@ -34,7 +34,7 @@ from model.encoder import NameEncoder, pad_sequences
 from model.evidence import Evidence
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
-from model.reading import NameReader, NameReading
+from model.reading import REASON_PRECEDENCE, NameReader, NameReading
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class NameScores(NamedTuple):
             if token.reason is None:
                 readable += 1
             if reason is not None or not shown:
-                ranked.append(RankedToken(token.text, token.read_as, token.script, [], [], [], reason))
+                ranked.append(RankedToken(token.text, token.read_as, token.script, [], [], [], reason or "not-a-name"))
                 continue
             row = readable - 1
             ranked.append(RankedToken(token.text, token.read_as, token.script, ids[row], probs[row], log_probs[row], None))
@@ -210,8 +210,10 @@ class NameScorer:
             kept = [row for row, flagged in zip(range(first, stop), not_names[first:stop]) if not flagged]
             if stop - first > 1 and kept:
                 name_ll[index] = self._weighted_sum(reading, own, token_ll, first, kept)
-            if first == stop:  # nothing readable: the first token's reason
-                reasons[index] = next((reason for reason in own if reason), None) or "no-letters"
+            if first == stop:  # nothing readable: the most telling of its tokens' reasons
+                reasons[index] = min(
+                    (reason for reason in own if reason), key=REASON_PRECEDENCE.index, default="no-letters"
+                )
             elif reading.placeholder or not kept:
                 reasons[index] = "not-a-name"
         return name_ll, token_reasons, reasons

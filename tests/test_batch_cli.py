@@ -169,7 +169,8 @@ BAD_INPUTS = {
     "malformed JSON Lines": ("in.jsonl", b'{"name": "Bakov"}\n{"name": \n', ["--column", "name"], "not valid JSON Lines"),
     "column taken": ("in.csv", b"name,origin_label\nBakov,x\n", ["--column", "name"], "already has column(s) 'origin_label'"),
     "unknown extension": ("in.xlsx", b"name\n", ["--column", "name"], "cannot tell the format"),
-    "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior must be"),
+    "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior: prior must be"),
+    "prior of unknown labels": ("in.parquet", None, ["--column", "name", "--prior", '{"Klingon": 1}', "--resume"], "Klingon"),
     "top-k beyond labels": ("in.csv", b"name\nBakov\n", ["--column", "name", "--top-k", "9"], "top_k must be between 1 and 3"),
 }
 
@@ -177,7 +178,11 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_enrich_bad_input_is_one_line_error_exit_2_and_no_output(tmp_path, enrich, case):
     file_name, content, options, message = BAD_INPUTS[case]
-    source = _write(tmp_path / file_name, content)
+    if content is None:  # a Parquet file
+        source = tmp_path / file_name
+        pq.write_table(pa.table({"name": ["Bakov"]}), source)
+    else:
+        source = _write(tmp_path / file_name, content)
     status, stderr = enrich(source, *options, "--output", tmp_path / "out.csv")
     assert status == 2
     assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr

@@ -27,6 +27,18 @@ def predictor(checkpoint):
     return Predictor.from_path(checkpoint, device="cpu")
 
 
+def test_classify_frame_answers_each_spelling_as_the_predictor_does_whatever_comes_first():
+    shipped = Predictor.from_path(device="cpu")
+    names = ["Großmann", "Grossmann", "GROSSMANN", "GROẞMANN", "Yılmaz", "YILMAZ"]
+    for order in (names, names[::-1]):
+        result = classify_frame(pd.DataFrame({"name": order}), "name", top_k=1, predictor=shipped)
+        expected = shipped.predict(order, top_k=1)
+        for row, answer in zip(result.itertuples(), expected):
+            assert row.origin_reason == answer.reason
+            if answer.predictions:
+                assert row.origin_probability == pytest.approx(answer.predictions[0].probability, abs=1e-6)
+
+
 def test_classify_frame_keeps_the_frame_and_its_index_and_adds_the_answers(predictor):
     df = pd.DataFrame({"name": ["Bakov", "Ziski", "Bakov"], "zip": ["00501", "02134", "1"]}, index=[10, 20, 30])
     result = classify_frame(df, "name", top_k=2, predictor=predictor)

@@ -11,6 +11,12 @@ def test_dedup_key_is_the_same_for_case_spacing_and_unicode_form_variants():
     assert {dedup_key(variant) for variant in variants} == {"müller"}
 
 
+def test_dedup_key_keeps_apart_names_the_predictor_tells_apart():
+    assert dedup_key("Großmann") != dedup_key("Grossmann")  # ß is German evidence; casefold would merge them
+    assert dedup_key("GROẞMANN") == dedup_key("Großmann")
+    assert dedup_key("Yılmaz") != dedup_key("YILMAZ")
+
+
 def test_dedup_key_collapses_inner_whitespace_runs():
     assert dedup_key("Van \t  Dyke") == dedup_key("van dyke") == "van dyke"
 
@@ -23,6 +29,14 @@ def test_dedup_key_is_empty_for_missing_or_blank_names(missing):
 def test_name_text_joins_given_name_and_surname_skipping_missing_parts():
     table = pa.table({"given": ["Ann", None, "", " Bo ", None], "surname": ["Lee", "Smith", "Jones", None, "  "]})
     assert name_text(table, ["given", "surname"], "t").to_pylist() == ["Ann Lee", "Smith", "Jones", "Bo", None]
+
+
+def test_name_text_replaces_cells_too_long_to_be_a_name_with_one_stand_in():
+    from batch.names import MAX_CELL_CHARACTERS, TOO_LONG_STAND_IN
+
+    table = pa.table({"name": ["Lee", "a" * (MAX_CELL_CHARACTERS + 1), "b " * 400, "c" * MAX_CELL_CHARACTERS, None]})
+    texts = name_text(table, ["name"], "t").to_pylist()
+    assert texts == ["Lee", TOO_LONG_STAND_IN, TOO_LONG_STAND_IN, "c" * MAX_CELL_CHARACTERS, None]
 
 
 def test_name_text_reads_a_non_text_column_as_its_text():

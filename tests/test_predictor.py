@@ -79,6 +79,31 @@ def test_predictor_abstains_in_place_with_the_reason(predictor, name, reason):
     assert not first.abstained and len(first.predictions) == 2 and not last.abstained
 
 
+@pytest.mark.parametrize(
+    "name", ["ア\ufe00", "辻\U000e0101", "-亿", "'-仃", "さとう\ufe0f", "Mr.", "J. R.", "123 ह", "ह 123", "\u0301", "\ufe0f"],
+)
+def test_predictor_never_raises_on_odd_unicode(predictor, shipped, name):
+    for model in (predictor, shipped):
+        answer = model.predict([name, "Kovski"])[0]
+        assert answer.abstained == bool(answer.reason) and (answer.predictions == ()) == (answer.reason not in (None, "low-confidence"))
+
+
+def test_predictor_abstains_on_titles_alone_and_by_the_most_telling_reason(predictor):
+    assert [answer.reason for answer in predictor.predict(["Mr.", "J.", "123 ह", "ह 123"])] == [
+        "not-a-name", "not-a-name", "unsupported-script", "unsupported-script",
+    ]
+
+
+def test_predictor_lists_the_tokens_of_a_name_that_is_not_a_name_as_such(predictor):
+    answer = predictor.predict(["John Doe"])[0]  # a placeholder
+    assert answer.reason == "not-a-name" and [t.reason for t in answer.tokens] == ["not-a-name", "not-a-name"]
+
+
+def test_predictor_prior_weights_may_be_huge(predictor):
+    answer = predictor.predict(["Bozov"], top_k=2, prior={"Alpha": 1e308, "Beta": 1e308})[0]
+    assert {p.label for p in answer.predictions} == {"Alpha", "Beta"}
+
+
 def test_predictor_abstains_below_min_probability_but_keeps_the_labels(predictor):
     answer = predictor.predict(["Kovski"], top_k=2)[0]
     floor = answer.predictions[0].probability + 1e-6

@@ -74,15 +74,23 @@ def test_read_korean_uses_customary_surnames_and_revised_romanization(text, read
      ("Smith, John, Jr.", ("Smith", "John"), 1), ("Smith, J.", ("Smith",), 0), ("Prof. Dr. Müller", ("Müller",), 0),
      ("Ludwig van Beethoven", ("Ludwig", "van Beethoven"), 0), ("Mrs. Anna van der Berg", ("Anna", "van der Berg"), 0),
      ("van der Berg, Anna", ("van der Berg", "Anna"), 1), ("Ó Súilleabháin", ("Ó Súilleabháin",), 0),
-     ("Ní Bhriain", ("Ní Bhriain",), 0), ("al-Rashid", ("al-Rashid",), 0), ("Ahmed al Rashid", ("Ahmed", "al Rashid"), 0),
+     ("Ní Bhriain", ("Ní Bhriain",), 0), ("al-Rashid", ("al Rashid",), 0), ("Ahmed al Rashid", ("Ahmed", "al Rashid"), 0),
      ("O'Brien", ("O'Brien",), 0), ("Kim Min-jun", ("Kim", "Min-jun"), 0), ("García y López", ("García", "López"), 0),
      ("Nguyen Van Minh", ("Nguyen", "Van Minh"), 0), ("ジョン・スミス", ("ジョン", "スミス"), 0), ("王", ("王",), 0),
-     ("田中　太郎", ("田中", "太郎"), 0), ("Mr.", ("Mr.",), 0), ("J.", ("J.",), 0), ("Tanaka, Hiroshi", ("Tanaka", "Hiroshi"), 1)],
+     ("田中　太郎", ("田中", "太郎"), 0), ("Tanaka, Hiroshi", ("Tanaka", "Hiroshi"), 1),
+     ("John Smith.", ("John", "Smith."), 0), ("Smith., John", ("Smith.", "John"), 1), ("St. John", ("St John",), 0),
+     ("Ahmed al-Sayed", ("Ahmed", "al Sayed"), 0), ("Abu Bakr", ("Abu Bakr",), 0)],
 )
 def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(text, tokens, before_comma):
     import unicodedata
 
-    assert split_full_name(unicodedata.normalize("NFKC", text)) == (tokens, before_comma)
+    assert split_full_name(unicodedata.normalize("NFKC", text)) == (tokens, before_comma, False)
+
+
+@pytest.mark.parametrize("text", ["Mr.", "J.", "Dr. J. R.", "Mrs, J."])
+def test_split_full_name_says_when_a_name_is_only_titles_and_initials(text):
+    tokens, _, only_titles = split_full_name(text)
+    assert only_titles and tokens
 
 
 def test_titles_suffixes_and_particles_are_surnames_of_the_training_data_only_where_known():
@@ -124,12 +132,29 @@ def test_reader_marks_placeholders_and_the_tokens_the_not_a_name_check_judges(re
     assert reader.read("Smith").tokens[0].judged
     assert not reader.read("Иванов").tokens[0].judged  # a native script is evidence of a real name
     assert not reader.read("Wu").tokens[0].judged  # two letters are too few to judge
+    assert not reader.read("van der Berg").tokens[0].judged  # a particle and a word
 
 
 def test_name_reading_joins_what_was_read_and_every_script(reader):
     reading = reader.read("Smith 田中 123")
     assert reading.read_as == "smith tian zhong" and reading.script == "Latin+Han"
     assert [token.reason for token in reading.tokens] == [None, None, "no-letters"]
+
+
+def test_reader_drops_variation_selectors_and_japanese_readings_without_letters(reader):
+    assert reader.read("辻\U000e0101").tokens[0].read_as == reader.read("辻").tokens[0].read_as
+    assert reader.read("さとう\ufe0f").tokens[0].read_as == "sato"
+    assert reader.read("ア\ufe00").tokens[0].reason is None
+    assert reader.read("-亿").tokens[0].alternatives == ()  # pykakasi reads it as "-": no Japanese reading
+
+
+def test_reading_key_folds_case_as_the_reader_does(reader):
+    from model.reading import reading_key
+
+    assert reading_key("  GROẞMANN ") == reading_key("Großmann") == "großmann"
+    assert reading_key("Grossmann") != reading_key("Großmann")  # casefold would merge them: ß is evidence
+    assert reading_key("YILMAZ") != reading_key("Yılmaz")
+    assert reading_key("İnce") == "İnce"  # the lower case of İ is two characters: kept
 
 
 def test_reader_caches_readings(reader):

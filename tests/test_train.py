@@ -7,7 +7,7 @@ from model.checkpoint import load_checkpoint
 from model.predictor import Predictor
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
-from training.augment import training_splits
+from training.augment import derive_gender_forms, training_splits
 from training.data import NameRecord, load_names_dir, split_of
 from training.evaluate import evaluate
 from training.train import (
@@ -212,13 +212,13 @@ def test_training_splits_put_each_derived_form_in_its_source_names_split(slavic_
     splits = training_splits(dataset, gender_forms=True)
     derived = [record for forms in splits.derived.values() for record in forms]
     assert len(derived) > 250  # nearly every -ov and -ski name has a form
+    sources = {form.record.name: form.source for form in derive_gender_forms(list(dataset.records))}
     for split, forms in splits.derived.items():
-        names_here = {record.name for record in splits.names[split]}
         for form in forms:
-            source = form.name[:-1]  # Bozova -> Bozov, Kovska -> Kovsk(i)
             assert form.labels in (frozenset({"Russian"}), frozenset({"Polish"})) and form.share == 0.5
-            assert any(name.startswith(source) for name in names_here), (split, form.name)
-            assert split_of(form.name) in ("train", "val", "test")  # its own hash is irrelevant: the source's counts
+            assert split_of(sources[form.name]) == split, form.name  # its source's split, whatever its own hash
+    crossing = [name for name, source in sources.items() if split_of(name) != split_of(source)]
+    assert crossing  # so the rule above is what keeps them in place
     assert all(record.share == 1.0 for record in splits.names["train"] if record.labels == frozenset({"Spanish"}))
     assert not training_splits(dataset, gender_forms=False).derived["train"]
 

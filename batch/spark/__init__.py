@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import torch
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
@@ -23,6 +24,7 @@ from batch.errors import BatchInputError
 from batch.spark.worker import WorkerOptions, classify_batches, resolve_checkpoint
 from model.checkpoint import load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH
+from model.priors import target_log_prior
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,11 @@ def classify_column(
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
     if not 1 <= top_k <= len(checkpoint.labels):
         raise ValueError(f"top_k must be between 1 and {len(checkpoint.labels)} (the model's labels), got {top_k}")
+    if not 0.0 <= min_probability <= 1.0:
+        raise ValueError(f"min_probability must be between 0 and 1, got {min_probability}")
+    if chunk_rows < 1 or batch_size < 1:
+        raise ValueError(f"chunk_rows and batch_size must be at least 1, got {chunk_rows} and {batch_size}")
+    target_log_prior(prior, checkpoint.labels, torch.zeros(len(checkpoint.labels)))  # on the driver: PriorError now
     added = answer_fields(checkpoint.labels, all_labels) + [pa.field(MODEL_ID, pa.string(), nullable=False)]
     check_no_collision(df.columns, [field.name for field in added], "DataFrame")
     output_schema = StructType(df.schema.fields + from_arrow_schema(pa.schema(added)).fields)
