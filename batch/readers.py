@@ -76,7 +76,32 @@ def _skip(batches: Iterator[pa.RecordBatch], skip_rows: int) -> Iterator[pa.Reco
         skip_rows = 0
 
 
-class CsvSource:
+class _TextStreamSource:
+    """What the CSV and JSON Lines sources share: batches from a pyarrow streaming reader, counting
+    rows read so a parse error can say after which line it came."""
+
+    _reader: pa.RecordBatchReader
+    _rows_read: int
+
+    def _parse_error(self, error: Exception) -> BatchInputError:
+        raise NotImplementedError
+
+    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]:
+        return _skip(self._read(), skip_rows)
+
+    def _read(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            try:
+                batch = self._reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as error:
+                raise self._parse_error(error) from None
+            self._rows_read += batch.num_rows
+            yield batch
+
+
+class CsvSource(_TextStreamSource):
     """CSV or TSV with a header row. Every column is read as the text it was ("00501" stays "00501"),
     values may span lines inside quotes, and a row with the wrong number of fields is an error naming it.
     Empty lines are skipped, except in a one-column file, where each is a row with an empty name."""
@@ -110,19 +135,6 @@ class CsvSource:
         if any(not pa.types.is_string(field.type) for field in self.schema):
             raise BatchInputError(f"{name}: the header row could not be read consistently (columns {self.schema.names})")
 
-    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]:
-        return _skip(self._read(), skip_rows)
-
-    def _read(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            try:
-                batch = self._reader.read_next_batch()
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as error:
-                raise self._parse_error(error) from None
-            self._rows_read += batch.num_rows
-            yield batch
 
     def _on_invalid_row(self, row: object) -> str:
         self._bad_row = self._bad_row or row
@@ -172,7 +184,7 @@ def _csv_header(stream: CheckedTextStream, delimiter: str, name: str) -> list[st
         size *= 4
 
 
-class JsonLinesSource:
+class JsonLinesSource(_TextStreamSource):
     """One JSON object per line; Arrow infers the column types from the first block."""
 
     def __init__(self, stream: CheckedTextStream, name: str) -> None:
@@ -188,19 +200,6 @@ class JsonLinesSource:
             raise self._parse_error(error) from None
         self.schema = self._reader.schema
 
-    def batches(self, skip_rows: int = 0) -> Iterator[pa.RecordBatch]:
-        return _skip(self._read(), skip_rows)
-
-    def _read(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            try:
-                batch = self._reader.read_next_batch()
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as error:
-                raise self._parse_error(error) from None
-            self._rows_read += batch.num_rows
-            yield batch
 
     def _parse_error(self, error: Exception) -> BatchInputError:
         return BatchInputError(f"{self.name}: not valid JSON Lines after line {self._rows_read} ({error})")

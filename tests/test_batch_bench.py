@@ -7,7 +7,7 @@ import pytest
 
 from bench.batch import BLANKS, JUNK, check_answers, generate_rows, run_command
 from model.predictor import Predictor
-from tests.test_batch_fixtures import tiny_checkpoint_path
+from tests.batch_fixtures import tiny_checkpoint_path
 
 NAMES = ["Bakov", "Ziski", "Tamaez"]
 

@@ -11,7 +11,7 @@ from batch.classify import ClassifyOptions, ColumnClassifier
 from batch.columns import ABSTAINED, LABEL, PROBABILITY, REASON, TOP_K, probability_column
 from batch.names import dedup_key
 from model.predictor import Predictor
-from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
+from tests.batch_fixtures import name_column, tiny_checkpoint_path
 
 
 @pytest.fixture(scope="module")

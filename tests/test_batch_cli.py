@@ -15,11 +15,7 @@ import pytest
 from batch.cli import main
 from batch.columns import MODEL_ID_METADATA_KEY
 from model.predictor import Predictor
-from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ADDED = ["origin_label", "origin_probability", "origin_top_k", "origin_abstained", "origin_reason"]
-
+from tests.batch_fixtures import name_column, tiny_checkpoint_path
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
@@ -29,6 +25,10 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def predictor(checkpoint):
     return Predictor.from_path(checkpoint, device="cpu")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADDED = ["origin_label", "origin_probability", "origin_top_k", "origin_abstained", "origin_reason"]
 
 
 @pytest.fixture

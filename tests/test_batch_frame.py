@@ -14,7 +14,7 @@ from batch.cli import main
 from batch.columns import MODEL_ID_METADATA_KEY
 from batch.errors import BatchInputError
 from model.predictor import Predictor
-from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
+from tests.batch_fixtures import name_column, tiny_checkpoint_path
 
 
 @pytest.fixture(scope="module")

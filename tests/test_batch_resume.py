@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.cli import main
-from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
+from tests.batch_fixtures import name_column, tiny_checkpoint_path
 
 pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
 

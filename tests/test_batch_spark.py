@@ -15,9 +15,19 @@ from batch.predictors import cache_info
 from batch.spark import classify_column
 from batch.spark.__main__ import main as spark_main
 from model.predictor import Predictor
-from tests.test_batch_fixtures import name_column, tiny_checkpoint_path
+from tests.batch_fixtures import name_column, tiny_checkpoint_path
 
 pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_path(checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +45,6 @@ def spark():
         os.environ.pop("PYSPARK_PYTHON", None)
     else:
         os.environ["PYSPARK_PYTHON"] = saved
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint_path(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return Predictor.from_path(checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
