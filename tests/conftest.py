@@ -28,6 +28,8 @@ from model.checkpoint import save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder
 from model.networks import NetworkConfig, build_network
 from model.novelty import CharLanguageModel
+from model.predictor import Predictor
+from tests.batch_fixtures import tiny_checkpoint_path
 from tests.names_fixtures import synthetic_names
 from training.novelty import fit_language_model, fit_threshold
 
@@ -170,3 +172,20 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 
 
 # --- end of HTTP service section ----------------------------------------------------------------
+
+
+# --- batch/ (file, DataFrame and Spark enrichment): one trained tiny model ----------------------
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-label model trained for one epoch on synthetic names (trained once per session)."""
+    return tiny_checkpoint_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def trained_predictor(trained_checkpoint: Path) -> Predictor:
+    return Predictor.from_path(trained_checkpoint, device="cpu")
+
+
+# --- end of batch/ section ------------------------------------------------------------------------

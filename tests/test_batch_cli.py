@@ -14,29 +14,18 @@ import pytest
 
 from batch.cli import main
 from batch.columns import MODEL_ID_METADATA_KEY
-from model.predictor import Predictor
-from tests.batch_fixtures import name_column, tiny_checkpoint_path
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint_path(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return Predictor.from_path(checkpoint, device="cpu")
-
+from tests.batch_fixtures import name_column
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADDED = ["origin_label", "origin_probability", "origin_top_k", "origin_abstained", "origin_reason"]
 
 
 @pytest.fixture
-def enrich(checkpoint, capsys):
+def enrich(trained_checkpoint, capsys):
     """Run the command in process: returns (exit status, stderr)."""
 
     def run(*arguments: object) -> tuple[int, str]:
-        status = main([*map(str, arguments), "--checkpoint", str(checkpoint), "--device", "cpu"])
+        status = main([*map(str, arguments), "--checkpoint", str(trained_checkpoint), "--device", "cpu"])
         return status, capsys.readouterr().err
 
     return run
@@ -69,7 +58,7 @@ def test_enrich_csv_keeps_every_input_column_as_read_and_adds_the_answers(tmp_pa
     assert "rows: 4" in stderr and "empty 1" in stderr
 
 
-def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enrich, predictor):
+def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enrich, trained_predictor):
     names = name_column(3000, seed=5, distinct=60)
     pcsv.write_csv(pa.table({"surname": pa.array(names, pa.string())}), tmp_path / "in.csv")
     status, stderr = enrich(tmp_path / "in.csv", "--column", "surname", "--output", tmp_path / "out.csv", "--chunk-rows", "700")
@@ -77,7 +66,7 @@ def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enr
     rows = read_text_csv(tmp_path / "out.csv").to_pylist()
     assert len(rows) == len(names)
     distinct = sorted({name for name in names if name and name.strip()})
-    expected = dict(zip(distinct, predictor.predict(distinct)))
+    expected = dict(zip(distinct, trained_predictor.predict(distinct)))
     for name, row in zip(names, rows):
         answer = expected.get(name)
         if answer is None:
@@ -89,7 +78,7 @@ def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enr
             assert float(row["origin_probability"]) == pytest.approx(answer.predictions[0].probability, abs=1e-6)
 
 
-def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_metadata(tmp_path, enrich, predictor):
+def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_metadata(tmp_path, enrich, trained_predictor):
     source = pa.table({
         "id": pa.array([1, 2, 3], pa.int64()), "score": [0.5, None, 2.0], "name": ["Bakov", None, "Ziski"],
         "seen": pa.array([0, 1, 2], pa.timestamp("ms")),
@@ -100,8 +89,8 @@ def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_
     out = pq.read_table(tmp_path / "out.parquet")
     assert out.select(source.column_names).equals(source)
     assert out.schema.field("origin_top_k").type == pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
-    assert out.schema.metadata[MODEL_ID_METADATA_KEY].decode() == predictor.checkpoint.model_id
-    assert out.column_names[-len(predictor.labels):] == [f"p_{label}" for label in predictor.labels]
+    assert out.schema.metadata[MODEL_ID_METADATA_KEY].decode() == trained_predictor.checkpoint.model_id
+    assert out.column_names[-len(trained_predictor.labels):] == [f"p_{label}" for label in trained_predictor.labels]
     assert "origin_model_id" not in out.column_names
 
 
@@ -115,12 +104,12 @@ def test_enrich_jsonl_writes_top_k_as_an_array(tmp_path, enrich):
     assert rows[1]["origin_top_k"] == [] and rows[1]["origin_reason"] == "empty"
 
 
-def test_enrich_joins_given_name_and_surname_columns(tmp_path, enrich, predictor):
+def test_enrich_joins_given_name_and_surname_columns(tmp_path, enrich, trained_predictor):
     (tmp_path / "in.tsv").write_text("given\tsurname\nAnn\tBakov\n\tZiski\n\t\n", encoding="utf-8")
     status, stderr = enrich(tmp_path / "in.tsv", "--column", "given", "--column", "surname", "--output", tmp_path / "out.tsv")
     assert status == 0, stderr
     rows = read_text_csv(tmp_path / "out.tsv", delimiter="\t").to_pylist()
-    expected = predictor.predict(["Ann Bakov", "Ziski"])
+    expected = trained_predictor.predict(["Ann Bakov", "Ziski"])
     assert [row["origin_reason"] or row["origin_label"] for row in rows[:2]] == [
         answer.reason if answer.abstained else answer.predictions[0].label for answer in expected
     ]
@@ -141,9 +130,9 @@ def test_enrich_overwrite_replaces_an_existing_output(tmp_path, enrich):
     assert read_text_csv(tmp_path / "out.csv").column("name").to_pylist() == ["Bakov"]
 
 
-def test_enrich_reads_standard_input_and_writes_standard_output(checkpoint):
+def test_enrich_reads_standard_input_and_writes_standard_output(trained_checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "batch", "-", "--column", "name", "--output", "-", "--checkpoint", str(checkpoint), "--device", "cpu"],
+        [sys.executable, "-m", "batch", "-", "--column", "name", "--output", "-", "--checkpoint", str(trained_checkpoint), "--device", "cpu"],
         input=b"name,city\nBakov,Oslo\n,Rome\n", capture_output=True, cwd=REPO_ROOT, timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()

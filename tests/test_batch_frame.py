@@ -14,17 +14,7 @@ from batch.cli import main
 from batch.columns import MODEL_ID_METADATA_KEY
 from batch.errors import BatchInputError
 from model.predictor import Predictor
-from tests.batch_fixtures import name_column, tiny_checkpoint_path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint_path(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return Predictor.from_path(checkpoint, device="cpu")
+from tests.batch_fixtures import name_column
 
 
 def test_classify_frame_answers_each_spelling_as_the_predictor_does_whatever_comes_first():
@@ -39,69 +29,69 @@ def test_classify_frame_answers_each_spelling_as_the_predictor_does_whatever_com
                 assert row.origin_probability == pytest.approx(answer.predictions[0].probability, abs=1e-6)
 
 
-def test_classify_frame_keeps_the_frame_and_its_index_and_adds_the_answers(predictor):
+def test_classify_frame_keeps_the_frame_and_its_index_and_adds_the_answers(trained_predictor):
     df = pd.DataFrame({"name": ["Bakov", "Ziski", "Bakov"], "zip": ["00501", "02134", "1"]}, index=[10, 20, 30])
-    result = classify_frame(df, "name", top_k=2, predictor=predictor)
+    result = classify_frame(df, "name", top_k=2, predictor=trained_predictor)
     assert list(result.index) == [10, 20, 30]
     added = ["origin_label", "origin_probability", "origin_top_k", "origin_abstained", "origin_reason"]
     assert list(result.columns) == ["name", "zip", *added]
     pd.testing.assert_frame_equal(result[["name", "zip"]], df)
-    expected = predictor.predict(["Bakov", "Ziski"], top_k=2)
+    expected = trained_predictor.predict(["Bakov", "Ziski"], top_k=2)
     assert result.loc[10, "origin_label"] == expected[0].predictions[0].label
     assert result.loc[20, "origin_top_k"] == [
         {"label": p.label, "probability": pytest.approx(p.probability, abs=1e-6)} for p in expected[1].predictions
     ]
-    assert result.attrs["nameorigin.model_id"] == predictor.checkpoint.model_id
+    assert result.attrs["nameorigin.model_id"] == trained_predictor.checkpoint.model_id
     assert "origin_label" not in df.columns  # a copy: the caller's frame is left alone
 
 
-def test_classify_frame_treats_none_nan_and_pd_na_as_empty(predictor):
+def test_classify_frame_treats_none_nan_and_pd_na_as_empty(trained_predictor):
     df = pd.DataFrame({"name": pd.Series(["Bakov", None, np.nan, pd.NA, "  "], dtype=object)})
-    result = classify_frame(df, "name", predictor=predictor)
+    result = classify_frame(df, "name", predictor=trained_predictor)
     assert list(result["origin_reason"][1:]) == ["empty"] * 4
     assert result["origin_abstained"].tolist() == [False, True, True, True, True]
     assert math.isnan(result.loc[1, "origin_probability"])
 
 
-def test_classify_frame_reads_non_text_values_as_their_text(predictor):
-    result = classify_frame(pd.DataFrame({"name": ["Bakov", 12345, 2.5]}), "name", predictor=predictor)
+def test_classify_frame_reads_non_text_values_as_their_text(trained_predictor):
+    result = classify_frame(pd.DataFrame({"name": ["Bakov", 12345, 2.5]}), "name", predictor=trained_predictor)
     assert result["origin_reason"].tolist()[1:] == ["no-letters", "no-letters"]
 
 
-def test_classify_frame_joins_given_name_and_surname(predictor):
+def test_classify_frame_joins_given_name_and_surname(trained_predictor):
     df = pd.DataFrame({"given": ["Ann", None], "surname": ["Bakov", None]})
-    result = classify_frame(df, ["given", "surname"], predictor=predictor)
-    expected = predictor.predict(["Ann Bakov"])[0]
+    result = classify_frame(df, ["given", "surname"], predictor=trained_predictor)
+    expected = trained_predictor.predict(["Ann Bakov"])[0]
     assert result.loc[0, "origin_abstained"] == expected.abstained
     assert result.loc[1, "origin_reason"] == "empty"
 
 
-def test_classify_frame_refuses_a_column_it_would_overwrite(predictor):
+def test_classify_frame_refuses_a_column_it_would_overwrite(trained_predictor):
     with pytest.raises(BatchInputError, match="'origin_label'"):
-        classify_frame(pd.DataFrame({"name": ["Bakov"], "origin_label": ["x"]}), "name", predictor=predictor)
+        classify_frame(pd.DataFrame({"name": ["Bakov"], "origin_label": ["x"]}), "name", predictor=trained_predictor)
 
 
-def test_classify_frame_names_a_missing_column(predictor):
+def test_classify_frame_names_a_missing_column(trained_predictor):
     with pytest.raises(BatchInputError, match="no column 'surname'; its columns are: name"):
-        classify_frame(pd.DataFrame({"name": ["Bakov"]}), "surname", predictor=predictor)
+        classify_frame(pd.DataFrame({"name": ["Bakov"]}), "surname", predictor=trained_predictor)
 
 
-def test_classify_table_keeps_the_table_and_records_the_model_id(predictor):
+def test_classify_table_keeps_the_table_and_records_the_model_id(trained_predictor):
     table = pa.table({"id": [1, 2], "name": ["Bakov", None]}).replace_schema_metadata({"owner": "me"})
-    result = classify_table(table, "name", predictor=predictor, all_labels=True)
+    result = classify_table(table, "name", predictor=trained_predictor, all_labels=True)
     assert result.select(["id", "name"]).equals(table.replace_schema_metadata(None))
     assert result.schema.metadata[b"owner"] == b"me"
-    assert result.schema.metadata[MODEL_ID_METADATA_KEY].decode() == predictor.checkpoint.model_id
-    assert [f"p_{label}" for label in predictor.labels] == result.column_names[-len(predictor.labels):]
+    assert result.schema.metadata[MODEL_ID_METADATA_KEY].decode() == trained_predictor.checkpoint.model_id
+    assert [f"p_{label}" for label in trained_predictor.labels] == result.column_names[-len(trained_predictor.labels):]
 
 
-def test_classify_frame_answers_as_the_command_does_on_the_same_rows(tmp_path, checkpoint, predictor, capsys):
+def test_classify_frame_answers_as_the_command_does_on_the_same_rows(tmp_path, trained_checkpoint, trained_predictor, capsys):
     names = name_column(1500, seed=9)
     pcsv.write_csv(pa.table({"name": pa.array(names, pa.string())}), tmp_path / "in.csv")
     assert main([str(tmp_path / "in.csv"), "--column", "name", "--output", str(tmp_path / "out.csv"),
-                 "--checkpoint", str(checkpoint), "--device", "cpu", "--quiet"]) == 0
+                 "--checkpoint", str(trained_checkpoint), "--device", "cpu", "--quiet"]) == 0
     nulls_unquoted = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)  # how the command writes them
     command = pcsv.read_csv(tmp_path / "out.csv", convert_options=nulls_unquoted)
-    frame = classify_frame(pd.DataFrame({"name": names}), "name", predictor=predictor)
+    frame = classify_frame(pd.DataFrame({"name": names}), "name", predictor=trained_predictor)
     assert frame["origin_label"].tolist() == command.column("origin_label").to_pylist()
     assert frame["origin_probability"].fillna(-1).tolist() == command.column("origin_probability").fill_null(-1).to_pylist()

@@ -14,20 +14,9 @@ from pyspark.sql import types as T
 from batch.predictors import cache_info
 from batch.spark import classify_column
 from batch.spark.__main__ import main as spark_main
-from model.predictor import Predictor
-from tests.batch_fixtures import name_column, tiny_checkpoint_path
+from tests.batch_fixtures import name_column
 
 pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint_path(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return Predictor.from_path(checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +42,15 @@ def names():
 
 
 @pytest.fixture(scope="module")
-def enriched_rows(spark, checkpoint, names):
+def enriched_rows(spark, trained_checkpoint, names):
     df = spark.createDataFrame([(index, name) for index, name in enumerate(names)], "id long, name string").repartition(8)
-    return sorted(classify_column(df, "name", checkpoint_path=checkpoint).collect(), key=lambda row: row.id)
+    return sorted(classify_column(df, "name", checkpoint_path=trained_checkpoint).collect(), key=lambda row: row.id)
 
 
-def test_classify_column_answers_equal_the_predictors_row_for_row(enriched_rows, names, predictor):
+def test_classify_column_answers_equal_the_predictors_row_for_row(enriched_rows, names, trained_predictor):
     assert [row.name for row in enriched_rows] == names
     distinct = sorted({name for name in names if name and name.strip()})
-    expected = dict(zip(distinct, predictor.predict(distinct)))
+    expected = dict(zip(distinct, trained_predictor.predict(distinct)))
     for row in enriched_rows:
         answer = expected.get(row.name)
         if answer is None:
@@ -72,7 +61,7 @@ def test_classify_column_answers_equal_the_predictors_row_for_row(enriched_rows,
         if not answer.abstained:
             assert row.origin_label == answer.predictions[0].label
             assert row.origin_probability == pytest.approx(answer.predictions[0].probability, abs=1e-6)
-        assert row.origin_model_id == predictor.checkpoint.model_id
+        assert row.origin_model_id == trained_predictor.checkpoint.model_id
 
 
 def test_classify_column_loads_the_checkpoint_once_per_worker_process(spark, enriched_rows):
@@ -92,38 +81,38 @@ def test_classify_column_loads_the_checkpoint_once_per_worker_process(spark, enr
     assert sum(hits for _, hits in per_worker.values()) >= 1, per_worker  # and a later partition reused it
 
 
-def test_classify_column_declares_its_output_schema(spark, checkpoint, predictor):
+def test_classify_column_declares_its_output_schema(spark, trained_checkpoint, trained_predictor):
     df = spark.createDataFrame([("Bakov",)], "name string")
-    schema = classify_column(df, "name", checkpoint_path=checkpoint, all_labels=True, top_k=2).schema
+    schema = classify_column(df, "name", checkpoint_path=trained_checkpoint, all_labels=True, top_k=2).schema
     fields = {field.name: field.dataType for field in schema.fields}
     assert fields["origin_top_k"] == T.ArrayType(
         T.StructType([T.StructField("label", T.StringType()), T.StructField("probability", T.DoubleType())]), True
     )
     assert fields["origin_abstained"] == T.BooleanType() and fields["origin_probability"] == T.DoubleType()
-    assert [name for name in fields if name.startswith("p_")] == [f"p_{label}" for label in predictor.labels]
+    assert [name for name in fields if name.startswith("p_")] == [f"p_{label}" for label in trained_predictor.labels]
     assert schema.names[0] == "name" and schema.names[-1] == "origin_model_id"
 
 
-def test_spark_job_writes_the_enriched_parquet(spark, tmp_path, checkpoint, names, predictor):
+def test_spark_job_writes_the_enriched_parquet(spark, tmp_path, trained_checkpoint, names, trained_predictor):
     source = pa.table({"id": pa.array(range(len(names)), pa.int64()), "name": pa.array(names, pa.string())})
     pq.write_table(source, tmp_path / "in.parquet")
     status = spark_main([
         "--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--column", "name",
-        "--checkpoint", str(checkpoint), "--top-k", "1",
+        "--checkpoint", str(trained_checkpoint), "--top-k", "1",
     ])
     assert status == 0
     written = pq.read_table(tmp_path / "out").sort_by("id")
     assert written.column("name").to_pylist() == names
     answered = [row for row in written.to_pylist() if not row["origin_abstained"]]
-    expected = dict(zip((row["name"] for row in answered), predictor.predict([row["name"] for row in answered], top_k=1)))
+    expected = dict(zip((row["name"] for row in answered), trained_predictor.predict([row["name"] for row in answered], top_k=1)))
     assert all(row["origin_label"] == expected[row["name"]].predictions[0].label for row in answered)
     assert all(len(row["origin_top_k"]) == 1 for row in answered)
 
 
-def test_spark_job_names_a_missing_column_and_exits_2(spark, tmp_path, checkpoint, capsys):
+def test_spark_job_names_a_missing_column_and_exits_2(spark, tmp_path, trained_checkpoint, capsys):
     pq.write_table(pa.table({"surname": ["Bakov"]}), tmp_path / "in.parquet")
     status = spark_main(["--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--column", "name",
-                         "--checkpoint", str(checkpoint)])
+                         "--checkpoint", str(trained_checkpoint)])
     assert status == 2
     assert "has no column 'name'; its columns are: surname" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
