@@ -155,20 +155,14 @@ class Predictor:
         """Several callers' names scored in one pass, each ranked under its own query (the service's
         micro-batches); a bad query raises before anything runs. Requests that ask the same are
         ranked together, once: per-request ranking cost more than the network for 64 one-name requests."""
-        log_priors: dict[object, torch.Tensor] = {}
-        for _, query in requests:
+        queries = {_query_key(query): query for _, query in requests}
+        log_priors = {}
+        for key, query in queries.items():
             self.check_top_k(query.top_k)
-            key = _query_key(query)
-            if key not in log_priors:
-                log_priors[key] = self.log_prior_for(query.prior)
+            log_priors[key] = self.log_prior_for(query.prior)
         with _cyclic_gc_paused():
             scores = self.score([name for names, _ in requests for name in names])
-            ranked = {
-                key: scores.rank(top_k, log_priors[key], min_probability)
-                for key, (top_k, min_probability) in {
-                    _query_key(query): (query.top_k, query.min_probability) for _, query in requests
-                }.items()
-            }
+            ranked = {key: scores.rank(query.top_k, log_priors[key], query.min_probability) for key, query in queries.items()}
             answers, start = [], 0
             for names, query in requests:
                 answers.append(ranked[_query_key(query)].rows(start, start + len(names)))
@@ -185,15 +179,14 @@ class Predictor:
         self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
     ) -> list[NamePrediction]:
         """One answer per name, in input order: top-k labels, or an abstention with its reason."""
-        label_of = self.labels.__getitem__
         with _cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples
             ranked = self.rank(names, top_k, prior, min_probability)
             # tuple.__new__ takes the fields as they come; a NamedTuple's own __new__ is a Python function
             # around that call (15% of building 4096 answers).
             return [
                 _new_name_prediction((
-                    name, tuple(map(_new_label_probability, zip(map(label_of, ids), probs, log_probs))),
-                    reason is not None, reason, read_as, script, tuple(map(self._token_prediction, tokens)) if tokens else (),
+                    name, self._label_probabilities(ids, probs, log_probs), reason is not None, reason, read_as, script,
+                    tuple(map(self._token_prediction, tokens)) if tokens else (),
                 ))
                 for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
             ]

@@ -84,14 +84,11 @@ class NameScores(NamedTuple):
     token_reasons: list[tuple[str | None, ...]]  # per name, per token as written: why it is left out, or None
     reasons: list[str | None]  # why a name abstains whatever the prior: unreadable or not a name
 
-    def rank(
-        self, top_k: int, log_prior: torch.Tensor, min_probability: float = 0.0, start: int = 0, stop: int | None = None
-    ) -> RankedNames:
-        """Top-k answers of names start:stop under `log_prior` ((L,), -inf = impossible label)."""
-        stop = len(self.readings) if stop is None else stop
-        readings, reasons = self.readings[start:stop], list(self.reasons[start:stop])
+    def rank(self, top_k: int, log_prior: torch.Tensor, min_probability: float = 0.0) -> RankedNames:
+        """Top-k answers of every name under `log_prior` ((L,), -inf = impossible label)."""
+        reasons = list(self.reasons)
         top_k = min(top_k, int(torch.isfinite(log_prior).sum()))  # a prior may rule labels out: never answered
-        label_ids, probabilities, log_probabilities = _top(self.log_likelihoods[start:stop] + log_prior, top_k)
+        label_ids, probabilities, log_probabilities = _top(self.log_likelihoods + log_prior, top_k)
         for row in [row for row, reason in enumerate(reasons) if reason is not None]:
             label_ids[row], probabilities[row], log_probabilities[row] = [], [], []
         if min_probability > 0:
@@ -99,12 +96,12 @@ class NameScores(NamedTuple):
                 if reason is None and probabilities[row][0] < min_probability:
                     reasons[row] = "low-confidence"
         tokens = [
-            self._ranked_tokens(start + row, top_k, log_prior) if len(reading.tokens) > 1 else ()
-            for row, reading in enumerate(readings)
+            self._ranked_tokens(row, top_k, log_prior) if len(reading.tokens) > 1 else ()
+            for row, reading in enumerate(self.readings)
         ]
         return RankedNames(
-            label_ids, probabilities, log_probabilities, reasons, [reading.read_as for reading in readings],
-            [reading.script for reading in readings], tokens,
+            label_ids, probabilities, log_probabilities, reasons, [reading.read_as for reading in self.readings],
+            [reading.script for reading in self.readings], tokens,
         )
 
     def _ranked_tokens(self, index: int, top_k: int, log_prior: torch.Tensor) -> tuple[RankedToken, ...]:
@@ -207,9 +204,9 @@ class NameScorer:
             flags = iter(not_names[first:stop])
             own = tuple(token.reason or ("not-a-name" if next(flags) else None) for token in reading.tokens)
             token_reasons[index] = own
-            kept = [row for row, flagged in zip(range(first, stop), not_names[first:stop]) if not flagged]
+            kept = not all(not_names[first:stop])  # some readable token is a name
             if stop - first > 1 and kept:
-                name_ll[index] = self._weighted_sum(reading, own, token_ll, first, kept)
+                name_ll[index] = self._weighted_sum(reading, own, token_ll, first)
             if first == stop:  # nothing readable: the most telling of its tokens' reasons
                 reasons[index] = min(
                     (reason for reason in own if reason), key=REASON_PRECEDENCE.index, default="no-letters"
@@ -218,28 +215,21 @@ class NameScorer:
                 reasons[index] = "not-a-name"
         return name_ll, token_reasons, reasons
 
-    def _weighted_sum(
-        self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int, kept: list[int]
-    ) -> torch.Tensor:
+    def _weighted_sum(self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int) -> torch.Tensor:
         """A full name's log-likelihoods: the surname's in full, other tokens' at GIVEN_NAME_WEIGHT.
         Summed in a fixed order (by reading), so the same tokens in another order give the same sum."""
-        rows_by_position = {}  # position among the name's tokens -> row, for the tokens kept
-        readable = first
-        for position, (token, reason) in enumerate(zip(reading.tokens, own)):
-            if token.reason is None:
-                if readable in kept:
-                    rows_by_position[position] = readable
-                readable += 1
-        positions = sorted(rows_by_position)
+        readable = [position for position, token in enumerate(reading.tokens) if token.reason is None]
+        row_of = {position: first + rank for rank, position in enumerate(readable) if own[position] is None}  # kept
+        positions = sorted(row_of)
         if reading.surnames_before_comma:
             surnames = {position for position in positions if position < reading.surnames_before_comma} or {positions[0]}
         else:
-            head = int((token_ll[rows_by_position[positions[0]]] + self.log_prior).argmax())
+            head = int((token_ll[row_of[positions[0]]] + self.log_prior).argmax())
             surnames = {positions[0] if self.evidence.labels[head] in SURNAME_FIRST else positions[-1]}
         total = torch.zeros(token_ll.shape[1])
         for position in sorted(positions, key=lambda position: reading.tokens[position].read_as):
             weight = 1.0 if position in surnames else GIVEN_NAME_WEIGHT
-            total += weight * token_ll[rows_by_position[position]]
+            total += weight * token_ll[row_of[position]]
         return total
 
     def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
