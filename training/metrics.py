@@ -103,5 +103,14 @@ def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], n
 
 def served_metrics(predictor: Predictor, records: list[NameRecord], labels: tuple[str, ...], prior: str = "dataset") -> dict:
     """The metrics of a predictor as it serves: reading, evidence, and abstentions counted as wrong."""
-    log_probs, reasons = predictor.log_probabilities([record.name for record in records], prior=prior)
-    return classification_metrics(records, log_probs, labels, abstained=[reason is not None for reason in reasons])
+    return answers_metrics(records, *predictor.log_probabilities([record.name for record in records], prior=prior), labels)
+
+
+def answers_metrics(
+    records: list[NameRecord], log_probs: torch.Tensor, reasons: list[str | None], labels: tuple[str, ...]
+) -> dict:
+    """classification_metrics of served answers (`Predictor.log_probabilities`), plus how many
+    abstained for each reason."""
+    metrics = classification_metrics(records, log_probs, labels, abstained=[reason is not None for reason in reasons])
+    metrics["abstained_by_reason"] = dict(Counter(reason for reason in reasons if reason is not None))
+    return metrics

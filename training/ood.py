@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -81,7 +82,9 @@ def _person_lists(locale: str, key: str) -> list[tuple[str, str]]:
     return [(name, "any") for name in values]
 
 
+@functools.cache
 def _by_label(key: str) -> dict[str, list[OodName]]:
+    """mimesis's `key` list per label (read once per process; callers do not change it)."""
     found: dict[str, dict[str, OodName]] = {}
     for locale, label in sorted(LOCALE_LABELS.items()):
         for native, gender in _person_lists(locale, key):

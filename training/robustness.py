@@ -25,11 +25,6 @@ def _headline(metrics: dict) -> dict:
     return {key: metrics[key] for key in HEADLINE}
 
 
-def _abstention_reasons(predictor: Predictor, names: list[str]) -> dict[str, int]:
-    _, reasons = predictor.log_probabilities(names)
-    return dict(Counter(reason for reason in reasons if reason is not None))
-
-
 def case_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str, ...]) -> dict:
     """Top-1 of the test names as written, in upper case and in lower case."""
     report = {}
@@ -39,12 +34,15 @@ def case_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str,
     return report
 
 
-def ood_records(dataset: NamesDataset, script: str, exclude_derived: bool = False) -> list[NameRecord]:
-    """The OOD surnames as records, in `script` ("native" or "romanized"); with `exclude_derived`, also
+def ood_records(dataset: NamesDataset, exclude_derived: bool = False) -> dict[str, list[NameRecord]]:
+    """The OOD surnames as records, {"native": ..., "romanized": ...}; with `exclude_derived`, also
     without any form the trainer derives from the data's names."""
     excluded = [form.record.name for form in derive_gender_forms(list(dataset.records))] if exclude_derived else []
     names = [name for name in ood_surnames(list(dataset.records), excluded) if name.label in dataset.labels]
-    return [NameRecord(getattr(name, script), frozenset({name.label})) for name in names]
+    return {
+        script: [NameRecord(getattr(name, script), frozenset({name.label})) for name in names]
+        for script in ("native", "romanized")
+    }
 
 
 def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict:
@@ -53,8 +51,7 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict:
     the forms training derives from data names."""
     report = {}
     for variant, exclude_derived in (("new", False), ("new, no derived forms", True)):
-        for script in ("native", "romanized"):
-            records = ood_records(dataset, script, exclude_derived)
+        for script, records in ood_records(dataset, exclude_derived).items():
             for prior in ("dataset", "uniform") if not exclude_derived else ("uniform",):
                 metrics = served_metrics(predictor, records, dataset.labels, prior=prior)
                 report[f"{variant}, {script}, {prior} prior"] = {
@@ -62,10 +59,8 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict:
                     "per_label_top1": {
                         label: values["recall"] for label, values in metrics["per_label"].items() if values["support"]
                     },
+                    **({"abstained_by_reason": metrics["abstained_by_reason"]} if prior == "uniform" else {}),
                 }
-            report[f"{variant}, {script}, uniform prior"]["abstained_by_reason"] = _abstention_reasons(
-                predictor, [record.name for record in records]
-            )
     return report
 
 

@@ -25,7 +25,7 @@ from model.predictor import Predictor, resolve_device
 from training.augment import TrainingSplits, training_splits
 from training.config import TrainConfig
 from training.data import SPLIT_RULE, NameRecord, NamesDataset, label_pairs, load_names_dir
-from training.metrics import classification_metrics, confusion_counts, served_metrics
+from training.metrics import answers_metrics, classification_metrics, confusion_counts, served_metrics
 from training.novelty import fit_language_model, fit_threshold
 from training.plots import save_confusion_matrix, save_learning_curve
 
@@ -395,10 +395,10 @@ def _write_outputs(
     }
     if splits.names["test"]:
         served = Predictor(make_checkpoint(network, encoder.config, dataset.labels, language_model, label_prior, info=info), device="cpu")
-        split_metrics["test"] = served_metrics(served, splits.names["test"], dataset.labels)
+        log_probs, reasons = served.log_probabilities([record.name for record in splits.names["test"]])
+        split_metrics["test"] = answers_metrics(splits.names["test"], log_probs, reasons, dataset.labels)
         if splits.derived["test"]:
             split_metrics["test_gender_forms"] = served_metrics(served, splits.derived["test"], dataset.labels)
-        log_probs, _ = served.log_probabilities([record.name for record in splits.names["test"]])
         save_confusion_matrix(
             confusion_counts(splits.names["test"], log_probs, dataset.labels), dataset.labels,
             output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
