@@ -106,7 +106,8 @@ class Evidence:
     def __init__(self, table: EvidenceTable, labels: tuple[str, ...]) -> None:
         self.table = table
         self.labels = labels
-        self._log_likelihood = functools.lru_cache(maxsize=4096)(self._log_likelihood_uncached)
+        # (L,) sum of log P(feature | label) over a feature tuple; zeros for none. Cached: few tuples recur.
+        self.log_likelihood = functools.lru_cache(maxsize=4096)(self._log_likelihood_uncached)
 
     def supported_script(self, script: str) -> bool:
         """Whether some label of this checkpoint is written in the script."""
@@ -127,10 +128,6 @@ class Evidence:
             feature[len(LETTER_FEATURE):] for feature in features
             if feature.startswith(LETTER_FEATURE) and self.compatible_labels(feature) == ()
         )
-
-    def log_likelihood(self, features: tuple[str, ...]) -> torch.Tensor:
-        """(L,) sum of log P(feature | label) over the features; zeros when there are none."""
-        return self._log_likelihood(features)
 
     def _log_likelihood_uncached(self, features: tuple[str, ...]) -> torch.Tensor:
         total = torch.zeros(len(self.labels))

@@ -16,7 +16,9 @@ from model.encoder import clean_text, normalize
 from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, Evidence
 from model.fullname import split_full_name
 from model.readers import read_japanese, read_korean
-from model.scripts import HAN, HANGUL, JAPANESE_SCRIPTS, LATIN, distinctive_letters, han_countries, script_label, scripts_of
+from model.scripts import (
+    HAN, HANGUL, JAPANESE_SCRIPTS, LATIN, distinctive_letters, fold_case, han_countries, script_label, scripts_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class NameReader:
         reason = None
         if self.evidence.unsupported_letters(features):
             reason = "unsupported-letters"
-        elif not any(char.isalpha() for char in read_as):
+        elif not _has_letters(read_as):
             reason = "no-letters"
         elif len(read_as) > self.max_length or any(len(reading) > self.max_length for _, reading in alternatives):
             reason = "too-long"
@@ -136,7 +138,6 @@ def _read_japanese_or_blank(token: str) -> str:
 
 
 def reading_key(raw_name: str) -> str:
-    """Names with the same key are read alike and get the same answer: the cleaned text, each letter
-    in lower case where that is one letter (ß stays ß; İ, whose lower case is two, stays İ), the way
-    the reader folds case. What batch/ deduplicates on."""
-    return "".join(char.lower() if len(char.lower()) == 1 else char for char in clean_text(raw_name))
+    """Names with the same key are read alike and get the same answer: the cleaned text folded the
+    way the reader folds its letters (`model.scripts.fold_case`). What batch/ deduplicates on."""
+    return "".join(map(fold_case, clean_text(raw_name)))

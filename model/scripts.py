@@ -55,19 +55,16 @@ def script_label(scripts: tuple[str, ...]) -> str:
     return SCRIPT_JOINER.join(scripts)
 
 
-def distinctive_letters(text: str) -> tuple[str, ...]:
-    """The lower-case non-ASCII Latin letters of a text, each once, sorted: ł, ř, ñ, ß, ễ, ı, ...
+def fold_case(char: str) -> str:
+    """The lower case of a character where that is one character: lower-casing keeps ß (casefold
+    would turn it into "ss"); a capital whose lower case is two characters (İ) stays as it is."""
+    lower = char.lower()
+    return lower if len(lower) == 1 else char
 
-    Lower-casing keeps ß (casefold would turn it into "ss"); a capital whose lower case is two
-    characters (İ) is kept as it is.
-    """
-    found = set()
-    for char in text:
-        if char.isascii() or letter_script(char) != LATIN:
-            continue
-        lower = char.lower()
-        found.add(lower if len(lower) == 1 else char)
-    return tuple(sorted(found))
+
+def distinctive_letters(text: str) -> tuple[str, ...]:
+    """The case-folded non-ASCII Latin letters of a text, each once, sorted: ł, ř, ñ, ß, ễ, ı, ..."""
+    return tuple(sorted({fold_case(char) for char in text if not char.isascii() and letter_script(char) == LATIN}))
 
 
 def _encodable(char: str, codec: str) -> bool:
