@@ -182,9 +182,9 @@ median of the per-pair ratios.
 4. **Training.** The default checkpoint's saved recipe rerun with `python -m training.train`. Its
    per-epoch history is uncalibrated (label bias and temperature are fitted after the last epoch),
    so the time is the `seconds` of the first epoch whose uncalibrated val top-1 is within 1 point
-   of the shipped (calibrated) model's, read from the run's log line as soon as it appears (the run
-   is then stopped; `--full-recipe` waits for metrics.json). When no epoch gets there, it is the
-   whole run including calibration, with the calibrated top-1. Side by side with it, at the same
+   of the shipped (calibrated) model's, read from the `history` of the metrics.json the run writes
+   when it ends. When no epoch gets there, it is the whole run including calibration, with the
+   calibrated top-1. Side by side with it, at the same
    time, the tutorial's per-sample SGD loop (random label, then a random name of it; lr 0.005,
    NLLLoss, hand-written update, CPU, the recipe's thread count) trains on a thread of the bench and
    is scored with its weights at the recipe's time, on the same val top-1. One run each: too slow
