@@ -125,8 +125,15 @@ class ServerProcess:
             self.process.wait()
         return self.process.returncode, self.stderr()
 
+    def close(self) -> tuple[int, str]:
+        """Stop, then close the stderr file; return (exit code, stderr)."""
+        result = self.stop()
+        self.stderr_file.close()
+        return result
+
 
 def free_port() -> int:
+    """A port nothing listens on right now, picked by the OS."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -139,36 +146,42 @@ def server_env(**settings: str) -> dict[str, str]:
     return env
 
 
+def launch_server(argv: list[str], env: dict[str, str], ready_timeout: float = 60) -> ServerProcess:
+    """Run the server command `argv` with `env` (which sets NAMEORIGIN_HOST and NAMEORIGIN_PORT) and
+    return once its /readyz answers 200; if it exits or is not ready in time, stop it and fail."""
+    stderr_file = tempfile.TemporaryFile("w+", encoding="utf-8")
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file, text=True)
+    server = ServerProcess(process, f"http://{env['NAMEORIGIN_HOST']}:{env['NAMEORIGIN_PORT']}", stderr_file)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    exited = process.poll() is not None
+    _, stderr = server.close()
+    problem = f"server exited with {process.returncode}" if exited else f"server not ready within {ready_timeout}s"
+    raise AssertionError(f"{problem}: {stderr}")
+
+
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., ServerProcess]]:
     """Factory: `start_server(checkpoint=...)` runs `python -m app` on a free port and waits for /readyz."""
     servers: list[ServerProcess] = []
 
     def start(ready_timeout: float = 60, **settings: str) -> ServerProcess:
-        port = free_port()
-        env = server_env(host="127.0.0.1", port=str(port), device="cpu", **settings)
-        stderr_file = tempfile.TemporaryFile("w+", encoding="utf-8")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file, text=True
-        )
-        server = ServerProcess(process, f"http://127.0.0.1:{port}", stderr_file)
+        env = server_env(host="127.0.0.1", port=str(free_port()), device="cpu", **settings)
+        server = launch_server([sys.executable, "-m", "app"], env, ready_timeout)
         servers.append(server)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited with {process.returncode}: {server.stderr()}")
-            try:
-                if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready within {ready_timeout}s")
+        return server
 
     yield start
     for server in servers:
-        server.stop()
-        server.stderr_file.close()
+        server.close()
 
 
 # --- end of HTTP service section ----------------------------------------------------------------

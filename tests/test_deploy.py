@@ -12,13 +12,11 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +26,8 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import REPO_ROOT, free_port, launch_server
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
@@ -213,39 +211,19 @@ def exposed_port(dockerfile: list[Instruction]) -> int:
     return int(only(final_stage(dockerfile), "EXPOSE").args.split("/")[0])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def container_like_server(dockerfile: list[Instruction], tmp_path_factory: pytest.TempPathFactory):
+def container_like_server(dockerfile: list[Instruction]) -> Iterator[dict[str, str]]:
     """The image's CMD run here, with the image's NAMEORIGIN_* env and a free port; yields that env."""
     image_env = {key: value for key, value in env_of(final_stage(dockerfile)).items() if key != "PATH"}
     env = {**os.environ, **image_env, "NAMEORIGIN_HOST": "127.0.0.1", "NAMEORIGIN_PORT": str(free_port()),
            "NAMEORIGIN_DEVICE": "cpu"}
     argv = json.loads(only(final_stage(dockerfile), "CMD").args)
     assert argv[0] == "python", f"CMD should start the image's python, got {argv}"
-    log_path = tmp_path_factory.mktemp("server") / "server.log"  # a file: a full pipe would stall the server
-    server = subprocess.Popen([sys.executable, *argv[1:]], cwd=REPO_ROOT, env=env,
-                              stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-    ready_url = f"http://127.0.0.1:{env['NAMEORIGIN_PORT']}/readyz"
-    deadline = time.monotonic() + 60
+    server = launch_server([sys.executable, *argv[1:]], env)
     try:
-        while True:
-            assert server.poll() is None, f"the CMD exited with {server.returncode}: {log_path.read_text()}"
-            assert time.monotonic() < deadline, f"{ready_url} did not answer 200 within 60 s"
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
         yield env
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        server.close()
 
 
 # ---- Dockerfile ----
