@@ -10,37 +10,31 @@ from batch.cache import KEY, RAW, AnswerCache
 from batch.classify import ClassifyOptions, ColumnClassifier
 from batch.columns import ABSTAINED, LABEL, PROBABILITY, REASON, TOP_K, probability_column
 from batch.names import dedup_key
-from model.predictor import Predictor
-from tests.batch_fixtures import name_column, tiny_checkpoint_path
-
-
-@pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    return Predictor.from_path(tiny_checkpoint_path(tmp_path_factory), device="cpu")
+from tests.batch_fixtures import name_column
 
 
 @pytest.fixture
-def calls(predictor, monkeypatch):
+def calls(trained_predictor, monkeypatch):
     """Every list of names the predictor is asked to classify."""
     seen: list[list[str]] = []
-    original = predictor.predict
+    original = trained_predictor.predict
 
     def spy(names, *args, **kwargs):
         seen.append(list(names))
         return original(names, *args, **kwargs)
 
-    monkeypatch.setattr(predictor, "predict", spy)
+    monkeypatch.setattr(trained_predictor, "predict", spy)
     return seen
 
 
-def test_column_classifier_answers_equal_the_predictors_row_for_row(predictor):
+def test_column_classifier_answers_equal_the_predictors_row_for_row(trained_predictor):
     names = name_column(300, seed=1)
-    rows = ColumnClassifier(predictor, ClassifyOptions(top_k=2)).classify(pa.array(names, pa.string())).rows().to_pylist()
+    rows = ColumnClassifier(trained_predictor, ClassifyOptions(top_k=2)).classify(pa.array(names, pa.string())).rows().to_pylist()
     for name, row in zip(names, rows):
         if not dedup_key(name):
             assert (row[LABEL], row[ABSTAINED], row[REASON], row[TOP_K]) == (None, True, "empty", [])
             continue
-        expected = predictor.predict([name], top_k=2)[0]
+        expected = trained_predictor.predict([name], top_k=2)[0]
         assert row[ABSTAINED] == expected.abstained and row[REASON] == expected.reason, name
         assert [entry["label"] for entry in row[TOP_K]] == [p.label for p in expected.predictions], name
         assert [entry["probability"] for entry in row[TOP_K]] == pytest.approx([p.probability for p in expected.predictions], abs=1e-6)
@@ -49,9 +43,9 @@ def test_column_classifier_answers_equal_the_predictors_row_for_row(predictor):
             assert row[PROBABILITY] == pytest.approx(expected.predictions[0].probability, abs=1e-6)
 
 
-def test_column_classifier_sends_each_distinct_key_once_and_never_a_blank(predictor, calls):
+def test_column_classifier_sends_each_distinct_key_once_and_never_a_blank(trained_predictor, calls):
     names = name_column(500, seed=2)
-    classifier = ColumnClassifier(predictor, ClassifyOptions())
+    classifier = ColumnClassifier(trained_predictor, ClassifyOptions())
     first = classifier.classify(pa.array(names[:250], pa.string()))
     second = classifier.classify(pa.array(names[250:], pa.string()))
     sent = [name for call in calls for name in call]
@@ -61,51 +55,51 @@ def test_column_classifier_sends_each_distinct_key_once_and_never_a_blank(predic
     assert first.names_classified + second.names_classified == len(sent)
 
 
-def test_column_classifier_without_cache_classifies_each_chunk_on_its_own(predictor, calls):
+def test_column_classifier_without_cache_classifies_each_chunk_on_its_own(trained_predictor, calls):
     names = name_column(200, seed=3)
-    classifier = ColumnClassifier(predictor, ClassifyOptions(), cache_names=0)
+    classifier = ColumnClassifier(trained_predictor, ClassifyOptions(), cache_names=0)
     classifier.classify(pa.array(names, pa.string()))
     classifier.classify(pa.array(names, pa.string()))
     assert len(calls) == 2 and calls[0] == calls[1]
 
 
-def test_column_classifier_keeps_probabilities_of_a_low_confidence_abstention(predictor):
-    rows = ColumnClassifier(predictor, ClassifyOptions(min_probability=0.999)).classify(pa.array(["Bakov"])).rows().to_pylist()
+def test_column_classifier_keeps_probabilities_of_a_low_confidence_abstention(trained_predictor):
+    rows = ColumnClassifier(trained_predictor, ClassifyOptions(min_probability=0.999)).classify(pa.array(["Bakov"])).rows().to_pylist()
     assert rows[0][ABSTAINED] and rows[0][REASON] == "low-confidence"
     assert rows[0][LABEL] is None and rows[0][PROBABILITY] is None
     assert len(rows[0][TOP_K]) == 3
 
 
-def test_column_classifier_all_labels_gives_a_probability_per_label_summing_to_one(predictor):
-    classifier = ColumnClassifier(predictor, ClassifyOptions(top_k=1, all_labels=True))
+def test_column_classifier_all_labels_gives_a_probability_per_label_summing_to_one(trained_predictor):
+    classifier = ColumnClassifier(trained_predictor, ClassifyOptions(top_k=1, all_labels=True))
     rows = classifier.classify(pa.array(["Bakov", None], pa.string())).rows().to_pylist()
-    probabilities = [rows[0][probability_column(label)] for label in predictor.labels]
+    probabilities = [rows[0][probability_column(label)] for label in trained_predictor.labels]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-6)
     assert max(probabilities) == pytest.approx(rows[0][PROBABILITY])
-    assert all(rows[1][probability_column(label)] is None for label in predictor.labels)
+    assert all(rows[1][probability_column(label)] is None for label in trained_predictor.labels)
 
 
-def test_column_classifier_top_k_json_is_compact_json_of_the_same_entries(predictor):
+def test_column_classifier_top_k_json_is_compact_json_of_the_same_entries(trained_predictor):
     names = pa.array(["Bakov", ""], pa.string())
-    as_list = ColumnClassifier(predictor, ClassifyOptions()).classify(names).rows().column(TOP_K).to_pylist()
-    as_json = ColumnClassifier(predictor, ClassifyOptions(), top_k_json=True).classify(names).rows().column(TOP_K).to_pylist()
+    as_list = ColumnClassifier(trained_predictor, ClassifyOptions()).classify(names).rows().column(TOP_K).to_pylist()
+    as_json = ColumnClassifier(trained_predictor, ClassifyOptions(), top_k_json=True).classify(names).rows().column(TOP_K).to_pylist()
     assert [json.loads(text) for text in as_json] == as_list
     assert as_json[1] == "[]" and " " not in as_json[0]
 
 
-def test_column_classifier_restored_from_a_journal_answers_like_the_original(predictor):
+def test_column_classifier_restored_from_a_journal_answers_like_the_original(trained_predictor):
     names = name_column(400, seed=4)
-    original = ColumnClassifier(predictor, ClassifyOptions())
+    original = ColumnClassifier(trained_predictor, ClassifyOptions())
     first = original.classify(pa.array(names[:200], pa.string()))
-    restored = ColumnClassifier(predictor, ClassifyOptions())
+    restored = ColumnClassifier(trained_predictor, ClassifyOptions())
     restored.restore(first.cached)
     later = pa.array(names[200:], pa.string())
     assert restored.classify(later).rows().equals(original.classify(later).rows())
 
 
-def test_column_classifier_refuses_top_k_beyond_the_labels(predictor):
+def test_column_classifier_refuses_top_k_beyond_the_labels(trained_predictor):
     with pytest.raises(ValueError, match="top_k must be between 1 and 3"):
-        ColumnClassifier(predictor, ClassifyOptions(top_k=4))
+        ColumnClassifier(trained_predictor, ClassifyOptions(top_k=4))
 
 
 def _entries(values: list[int]) -> pa.Table:

@@ -15,8 +15,8 @@ import pytest
 from batch.cli import main
 from batch.columns import MODEL_ID_METADATA_KEY
 from tests.batch_fixtures import name_column
+from tests.conftest import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ADDED = ["origin_label", "origin_probability", "origin_top_k", "origin_abstained", "origin_reason"]
 
 

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch.cli import main
-from tests.batch_fixtures import name_column, tiny_checkpoint_path
+from tests.batch_fixtures import name_column
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ROWS, CHUNK_ROWS = 3000, 400  # 8 chunks
 
 # Runs the command in a child that SIGKILLs itself at one point of chunk KILL_AT: "mid-write" (half a
@@ -56,11 +56,6 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint_path(tmp_path_factory)
-
-
 def write_input(folder: Path, file_format: str, rows: int = ROWS) -> Path:
     table = pa.table({"id": pa.array(range(rows), pa.int64()), "name": pa.array(name_column(rows, seed=7, distinct=300), pa.string())})
     path = folder / f"in.{file_format}"
@@ -82,28 +77,28 @@ def progress_of(output: Path) -> dict:
 
 @pytest.mark.parametrize("file_format", ["parquet", "csv"])
 @pytest.mark.parametrize("point", ["mid-write", "before-record"])
-def test_resume_after_a_kill_writes_the_uninterrupted_output(tmp_path, checkpoint, file_format, point):
+def test_resume_after_a_kill_writes_the_uninterrupted_output(tmp_path, trained_checkpoint, file_format, point):
     source = write_input(tmp_path, file_format)
     reference, output = tmp_path / f"reference.{file_format}", tmp_path / f"out.{file_format}"
-    assert main(arguments(source, reference, checkpoint)) == 0
+    assert main(arguments(source, reference, trained_checkpoint)) == 0
     killed = subprocess.run(
-        [sys.executable, "-c", KILLING_DRIVER, point, "3", *arguments(source, output, checkpoint, "--resume")],
+        [sys.executable, "-c", KILLING_DRIVER, point, "3", *arguments(source, output, trained_checkpoint, "--resume")],
         cwd=REPO_ROOT, capture_output=True, timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     assert not output.exists()
     assert progress_of(output)["completed_chunks"] == 3
-    assert main(arguments(source, output, checkpoint, "--resume")) == 0
+    assert main(arguments(source, output, trained_checkpoint, "--resume")) == 0
     assert output.read_bytes() == reference.read_bytes()
     assert not output.with_name(output.name + ".partial").exists()
 
 
-def test_resume_after_a_kill_at_a_random_moment_writes_the_uninterrupted_output(tmp_path, checkpoint):
+def test_resume_after_a_kill_at_a_random_moment_writes_the_uninterrupted_output(tmp_path, trained_checkpoint):
     source = write_input(tmp_path, "parquet", rows=40_000)
     reference, output = tmp_path / "reference.parquet", tmp_path / "out.parquet"
-    assert main(arguments(source, reference, checkpoint)) == 0
+    assert main(arguments(source, reference, trained_checkpoint)) == 0
     child = subprocess.Popen(
-        [sys.executable, "-m", "batch", *arguments(source, output, checkpoint, "--resume")],
+        [sys.executable, "-m", "batch", *arguments(source, output, trained_checkpoint, "--resume")],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     record = output.with_name(output.name + ".partial") / "progress.json"
@@ -116,42 +111,42 @@ def test_resume_after_a_kill_at_a_random_moment_writes_the_uninterrupted_output(
     assert child.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
     done = progress_of(output)["completed_chunks"]
     assert 20 <= done < 100
-    assert main(arguments(source, output, checkpoint, "--resume")) == 0
+    assert main(arguments(source, output, trained_checkpoint, "--resume")) == 0
     assert output.read_bytes() == reference.read_bytes()
 
 
-def test_resume_refuses_other_options_than_the_interrupted_run(tmp_path, checkpoint, capsys):
+def test_resume_refuses_other_options_than_the_interrupted_run(tmp_path, trained_checkpoint, capsys):
     source = write_input(tmp_path, "parquet")
     output = tmp_path / "out.parquet"
     killed = subprocess.run(
-        [sys.executable, "-c", KILLING_DRIVER, "before-record", "1", *arguments(source, output, checkpoint, "--resume")],
+        [sys.executable, "-c", KILLING_DRIVER, "before-record", "1", *arguments(source, output, trained_checkpoint, "--resume")],
         cwd=REPO_ROOT, capture_output=True, timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL
     capsys.readouterr()
-    assert main(arguments(source, output, checkpoint, "--resume", "--top-k", "2")) == 2
+    assert main(arguments(source, output, trained_checkpoint, "--resume", "--top-k", "2")) == 2
     assert "cannot resume: options changed since the interrupted run (top_k: 3 then, 2 now)" in capsys.readouterr().err
     os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
-    assert main(arguments(source, output, checkpoint, "--resume")) == 2
+    assert main(arguments(source, output, trained_checkpoint, "--resume")) == 2
     assert "cannot resume: input changed since the interrupted run (mtime_ns:" in capsys.readouterr().err
-    assert main(arguments(source, output, checkpoint)) == 2
+    assert main(arguments(source, output, trained_checkpoint)) == 2
     assert "rerun with --resume to continue it" in capsys.readouterr().err
     assert not output.exists()
 
 
-def test_resume_without_an_earlier_run_writes_the_plain_runs_output(tmp_path, checkpoint):
+def test_resume_without_an_earlier_run_writes_the_plain_runs_output(tmp_path, trained_checkpoint):
     source = write_input(tmp_path, "csv")
     reference, output = tmp_path / "reference.csv", tmp_path / "out.csv"
-    assert main(arguments(source, reference, checkpoint)) == 0
-    assert main(arguments(source, output, checkpoint, "--resume")) == 0
+    assert main(arguments(source, reference, trained_checkpoint)) == 0
+    assert main(arguments(source, output, trained_checkpoint, "--resume")) == 0
     assert output.read_bytes() == reference.read_bytes()
 
 
-def test_enrich_stopped_by_sigterm_leaves_no_output_or_temporary_file(tmp_path, checkpoint):
+def test_enrich_stopped_by_sigterm_leaves_no_output_or_temporary_file(tmp_path, trained_checkpoint):
     source = write_input(tmp_path, "csv", rows=40_000)
     output = tmp_path / "out.csv"
     child = subprocess.Popen(
-        [sys.executable, "-m", "batch", *arguments(source, output, checkpoint)], cwd=REPO_ROOT,
+        [sys.executable, "-m", "batch", *arguments(source, output, trained_checkpoint)], cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
