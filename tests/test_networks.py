@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from model.encoder import NameEncoder, pad_sequences
+from model.gru_inference import FAST_GRU_MIN_BATCH, fast_gru_applies
 from model.networks import HEAD_HASH_MULTIPLIERS, MAX_HEADS, POOLINGS, NetworkConfig, NgramHasher, build_network
 
 VOCAB = NameEncoder().vocab_size
@@ -28,11 +29,13 @@ def test_network_output_is_padding_invariant(config, grad_mode):
     network = build_network(config).eval()
     encoder = NameEncoder()
     short = encoder.encode("Li")
-    with grad_mode():  # inference mode takes the hand-written GRU where it applies
+    with grad_mode():  # inference mode takes the hand-written GRU where it applies (batches past the gate)
         alone = network(*pad_sequences([short]))
         in_batch = network(*pad_sequences([encoder.encode("Wolfeschlegelsteinhausen"), short, encoder.encode("Abe")]))
+        in_big_batch = network(*pad_sequences([encoder.encode("Wolfeschlegelsteinhausen"), short] * FAST_GRU_MIN_BATCH))
     assert alone.shape == (1, 5)
     torch.testing.assert_close(in_batch[1:2], alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(in_big_batch[1:2], alone, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("config", CONFIGS[:1] + CONFIGS[-2:], ids=lambda c: c.architecture)
@@ -110,19 +113,32 @@ def test_inference_gru_matches_nn_gru_on_every_length(pooling):
     network = build_network(NetworkConfig("gru", VOCAB, 4, hidden_size=32, pooling=pooling)).eval()
     names = ["A", "Li", "Abe", "Nguyen", "Kowalski", "O'Neil", "Wolfeschlegelsteinhausenbergerdorff", "Li", "Xu"]
     ids, lengths = NameEncoder().encode_batch(names)
-    with torch.no_grad():  # grad mode off: the hand-written path
-        by_hand = network.sequence_features(ids, lengths)
-    with torch.enable_grad():  # grad mode on (training): nn.GRU itself
-        by_module = network.sequence_features(ids, lengths)
+    with torch.inference_mode():
+        by_hand = network.sequence_features(ids, lengths, fast_gru=True)
+        by_module = network.sequence_features(ids, lengths, fast_gru=False)
     assert by_hand.shape == (len(names), 32 * (2 if pooling == "last_max" else 1))
-    assert by_module.requires_grad and not by_hand.requires_grad
-    torch.testing.assert_close(by_hand, by_module.detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(by_hand, by_module, atol=1e-6, rtol=0)
+
+
+def test_inference_gru_is_taken_from_the_gated_batch_size_on_the_cpu_outside_autograd():
+    gru = build_network(NetworkConfig("gru", VOCAB, 4, hidden_size=8)).rnn
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        assert not fast_gru_applies(gru, FAST_GRU_MIN_BATCH - 1, cpu)
+        assert fast_gru_applies(gru, FAST_GRU_MIN_BATCH, cpu)
+        assert not fast_gru_applies(gru, FAST_GRU_MIN_BATCH, torch.device("cuda"))
+    with torch.enable_grad():
+        assert not fast_gru_applies(gru, FAST_GRU_MIN_BATCH, cpu)
 
 
 def test_inference_gru_is_left_to_nn_gru_for_layers_directions_and_other_cells():
     for config in (NetworkConfig("gru", VOCAB, 3, num_layers=2), NetworkConfig("gru", VOCAB, 3, bidirectional=True),
                    NetworkConfig("lstm", VOCAB, 3), NetworkConfig("rnn", VOCAB, 3)):
-        assert not build_network(config)._plain_gru
+        network = build_network(config).eval()
+        with torch.inference_mode():
+            assert not fast_gru_applies(network.rnn, FAST_GRU_MIN_BATCH, torch.device("cpu"))
+            with pytest.raises(ValueError, match="one-layer, one-way"):
+                network.sequence_features(*NameEncoder().encode_batch(["Li"]), fast_gru=True)
 
 
 def test_ngram_bag_reads_every_marked_fragment_of_each_name_and_no_padding():
