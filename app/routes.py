@@ -99,6 +99,7 @@ router = APIRouter()
 
 
 def _predictions(labels: tuple[str, ...], ids: list[int], probs: list[float], log_probs: list[float]) -> list[dict[str, Any]]:
+    """`LabelResult`s, most probable first: the one place a ranked label list becomes JSON."""
     return [
         {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
         for label_id, probability, log_probability in zip(ids, probs, log_probs)
@@ -106,15 +107,11 @@ def _predictions(labels: tuple[str, ...], ids: list[int], probs: list[float], lo
 
 
 def _name_results(names: list[str], ranked: RankedNames, labels: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Each name's answer as `NameResult` lays it out, in input order (one comprehension: at 1000 names
-    a function call per name was a third of this)."""
+    """Each name's answer as `NameResult` lays it out, in input order."""
     return [
         {
             "name": name,
-            "predictions": [
-                {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
-                for label_id, probability, log_probability in zip(ids, probs, log_probs)
-            ],
+            "predictions": _predictions(labels, ids, probs, log_probs),
             "abstained": reason is not None,
             "reason": reason,
             "read_as": read_as,
@@ -126,12 +123,10 @@ def _name_results(names: list[str], ranked: RankedNames, labels: tuple[str, ...]
 
 
 def _token_result(token: RankedToken, labels: tuple[str, ...]) -> dict[str, Any]:
+    """One part of a full name as `TokenResult` lays it out."""
     return {
         "text": token.text, "read_as": token.read_as, "script": token.script,
-        "predictions": [
-            {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
-            for label_id, probability, log_probability in zip(token.label_ids, token.probabilities, token.log_probabilities)
-        ],
+        "predictions": _predictions(labels, token.label_ids, token.probabilities, token.log_probabilities),
         "abstained": token.reason is not None, "reason": token.reason,
     }
 
@@ -164,13 +159,12 @@ async def classify(
     )
     ranked = await service.batcher.classify(name_batch, RankQuery(body.top_k, body.prior, body.min_probability))
     results = _name_results(name_batch, ranked, predictor.labels)
-    model_id = predictor.checkpoint.model_id
+    model_id = predictor.model_id
     answer = {**results[0], "model_id": model_id} if body.name is not None else {"results": results, "model_id": model_id}
     # Probabilities come out of a log-softmax and are always finite; orjson would write NaN or inf as null.
-    # Serialized straight to JSON bytes: building and re-validating response models cost ~100x more
-    # than the JSON for a 1000-name batch, and orjson writes these dicts in a third of pydantic-core's
-    # time (0.30 vs 0.86 ms for 1000 names). The response models still document the shape, and tests
-    # validate real answers against them.
+    # Serialized straight to JSON bytes: building and re-validating response models costs far more than
+    # the JSON for a large batch (docs/benchmarks.md, "Answer serialization"). The response models still
+    # document the shape, and tests validate real answers against them.
     return Response(orjson.dumps(answer), media_type="application/json")
 
 

@@ -6,12 +6,7 @@ answered abstains in its place with a reason; only a bad argument raises.
 """
 from __future__ import annotations
 
-import functools
-import gc
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +16,7 @@ from model.assets import DEFAULT_CHECKPOINT_PATH
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.encoder import NameEncoder, NameEncodingError
 from model.evidence import Evidence
+from model.gc_pause import cyclic_gc_paused
 from model.priors import DATASET_PRIOR, Prior, target_log_prior
 from model.reading import NameReader
 from model.scoring import NameScorer, NameScores, RankedNames, RankedToken
@@ -126,6 +122,11 @@ class Predictor:
     def num_labels(self) -> int:
         return len(self.labels)
 
+    @property
+    def model_id(self) -> str:
+        """The served checkpoint's id, as every answer names it."""
+        return self.checkpoint.model_id
+
     def log_prior_for(self, prior: Prior) -> torch.Tensor:
         """(L,) the log-prior answers are given under; raises PriorError (a ValueError) for a bad one."""
         return target_log_prior(prior, self.labels, self.log_prior)
@@ -148,7 +149,7 @@ class Predictor:
         """Answers as plain lists (see RankedNames), in input order."""
         self.check_top_k(top_k)
         log_prior = self.log_prior_for(prior)
-        with _cyclic_gc_paused():  # the burst of result lists is acyclic: see _CyclicGcPause
+        with cyclic_gc_paused():  # the burst of result lists is acyclic
             return self.score(names).rank(top_k, log_prior, min_probability)
 
     def rank_requests(self, requests: list[tuple[list[str], RankQuery]]) -> list[RankedNames]:
@@ -160,7 +161,7 @@ class Predictor:
         for key, query in queries.items():
             self.check_top_k(query.top_k)
             log_priors[key] = self.log_prior_for(query.prior)
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             scores = self.score([name for names, _ in requests for name in names])
             ranked = {key: scores.rank(query.top_k, log_priors[key], query.min_probability) for key, query in queries.items()}
             answers, start = [], 0
@@ -179,20 +180,18 @@ class Predictor:
         self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
     ) -> list[NamePrediction]:
         """One answer per name, in input order: top-k labels, or an abstention with its reason."""
-        with _cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples
+        with cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples
             ranked = self.rank(names, top_k, prior, min_probability)
-            # tuple.__new__ takes the fields as they come; a NamedTuple's own __new__ is a Python function
-            # around that call (15% of building 4096 answers).
             return [
-                _new_name_prediction((
+                NamePrediction(
                     name, self._label_probabilities(ids, probs, log_probs), reason is not None, reason, read_as, script,
                     tuple(map(self._token_prediction, tokens)) if tokens else (),
-                ))
+                )
                 for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
             ]
 
     def _label_probabilities(self, ids: list[int], probs: list[float], log_probs: list[float]) -> tuple[LabelProbability, ...]:
-        return tuple(map(_new_label_probability, zip(map(self.labels.__getitem__, ids), probs, log_probs)))
+        return tuple(LabelProbability(self.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs))
 
     def _token_prediction(self, token: RankedToken) -> TokenPrediction:
         return TokenPrediction(
@@ -206,41 +205,3 @@ def _query_key(query: RankQuery) -> object:
     """Queries that rank alike share a key (a prior map is keyed by its items)."""
     prior = query.prior if isinstance(query.prior, str) else tuple(sorted(query.prior.items()))
     return query.top_k, prior, query.min_probability
-
-
-_new_label_probability = functools.partial(tuple.__new__, LabelProbability)
-_new_name_prediction = functools.partial(tuple.__new__, NamePrediction)
-
-
-class _CyclicGcPause:
-    """Keep Python's cyclic collector out of a burst of acyclic result lists and tuples.
-
-    A big batch makes ~8 tracked objects per name; every 700 allocations trigger the collector, and
-    in a process with a large heap its full passes walk everything (the bench's process: 4096-name
-    batches at 26k names/s, 38k with the collector out of the way). Reference counting still frees
-    them. The collector is process-wide, so pauses are counted under a lock: it comes back on when
-    the last one in any thread ends, unless it was off before the first began.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._was_enabled = False
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._depth += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._depth -= 1
-                if self._depth == 0 and self._was_enabled:
-                    gc.enable()
-
-
-_cyclic_gc_paused = _CyclicGcPause()
