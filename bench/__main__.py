@@ -22,7 +22,7 @@ from bench.batch import measure_batch
 from bench.memory import memory_snapshot
 from bench.profile import profile_request_path
 from bench.reference import TutorialClassifier
-from bench.report import REPO_ROOT, Report, Row, display_path, write_page
+from bench.report import REPO_ROOT, Report, Row, display_path, page_frame, write_page
 from model.checkpoint import load_checkpoint
 from model.encoder import NameEncoder
 from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     args = parse_args(argv)
     try:
+        page_frame(args.output)  # a page the run could not write to fails before the measurements, not after
         report = run(args)
     except (http.BenchError, RuntimeError, ValueError, OSError) as error:
         logger.error("benchmark could not be completed: %s", error)
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> Report:
     dataset = load_names_dir(args.data_dir)
     test_names = [record.name for record in dataset.split("test")]
     # Every distinct name of the data, shuffled: a 4096-name batch of them holds no repeats, which the
-    # predictor would read and run once (the test split alone has 1,766, so its batches would repeat).
+    # predictor would read and run once (the test split alone is smaller, so its batches would repeat).
     distinct_names = [record.name for record in dataset.records]
     random.Random(0).shuffle(distinct_names)
     reference = TutorialClassifier(NameEncoder(checkpoint.encoder_config), len(checkpoint.labels))
@@ -155,7 +156,7 @@ def _measure_server(args: argparse.Namespace, sizes: Sizes, predictor: Predictor
         loaded = memory_snapshot(server.pid)
         report.commands.append(f"Load: `{http.display_wrk_command()}`")
     with http.temporary_work_dir() as work_dir:  # after the measured server has stopped: never two at once
-        report.profile, report.advice = profile_request_path(
+        report.profile = profile_request_path(
             args.checkpoint, args.device, args.num_threads, predictor, test_names, single_runs,
             sizes.profile_repeats, sizes.http_seconds, Path(work_dir),
         )

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from bench.__main__ import main
-from bench.report import Report, Row, Stats, Target, paired_ratio
+from bench.report import BEGIN_MARK, END_MARK, REPO_ROOT, Report, Row, Stats, Target, paired_ratio, write_page
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
 from training.train import train
@@ -81,3 +81,26 @@ def test_paired_ratio_is_the_median_of_back_to_back_pairs():
     values, references = Stats.of([100.0, 100.0, 50.0]), Stats.of([10.0, 5.0, 5.0])
     assert values.median / references.median == 20.0
     assert paired_ratio(values, references) == 10.0
+
+
+def test_write_page_replaces_only_the_generated_section(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Benchmarks\n\nhand-written intro\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n\n## Method\n\nhand-written\n")
+    write_page(page, Report(rows=[Row("1. new row", "5 /s")]))
+    text = page.read_text()
+    assert "old table" not in text and "| 1. new row | 5 /s |" in text
+    assert text.startswith("# Benchmarks\n\nhand-written intro\n\n") and text.endswith("## Method\n\nhand-written\n")
+
+
+def test_write_page_refuses_a_page_without_the_marks(tmp_path):
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nall hand-written\n")
+    with pytest.raises(ValueError, match="lacks the marks"):
+        write_page(page, Report())
+    assert page.read_text() == "# Benchmarks\n\nall hand-written\n"
+
+
+def test_docs_page_has_one_generated_section_for_the_bench_to_replace():
+    text = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    assert text.count(BEGIN_MARK) == 1 and text.count(END_MARK) == 1
+    assert text.index(BEGIN_MARK) < text.index(END_MARK) < text.index("## Method")
