@@ -10,10 +10,10 @@ from training.config import TrainConfig
 from training.augment import derive_gender_forms, training_splits
 from training.data import NameRecord, load_names_dir, split_of
 from training.evaluate import evaluate
-from training.train import (
-    any_label_loss, class_weights, evaluate_on, label_counts, log_prior, main, name_weights, parse_args, stopping_key,
-    train,
-)
+from training.fit import stopping_key
+from training.losses import any_label_loss, class_weights, label_counts, log_prior, name_weights
+from training.splits import EncodedSplit
+from training.train import main, parse_args, scored_metrics, train
 
 import torch
 
@@ -70,8 +70,17 @@ def test_train_is_deterministic_for_a_fixed_seed_on_cpu(tiny_names_dir, tmp_path
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("architecture", ["concat", "rnn", "lstm"])
 def test_train_runs_every_architecture(tiny_names_dir, tmp_path, architecture):
-    result = train(tiny_config(tiny_names_dir, tmp_path, architecture=architecture, epochs=1, pooling="last"))
+    bag = {"ngram_order": 0} if architecture == "concat" else {}  # the concat cell reads characters only
+    result = train(tiny_config(tiny_names_dir, tmp_path, architecture=architecture, epochs=1, pooling="last", **bag))
     assert load_checkpoint(result.checkpoint_path).network_config.architecture == architecture
+
+
+@pytest.mark.parametrize("changes", [{"ngram_order": 5}, {"ngram_order": 0, "num_heads": 2}], ids=["n-grams", "heads"])
+def test_a_concat_recipe_with_n_grams_or_heads_is_refused_not_rewritten(tiny_names_dir, tmp_path, changes):
+    config = tiny_config(tiny_names_dir, tmp_path, architecture="concat", **{"num_heads": 1, **changes})
+    with pytest.raises(ValueError, match="--ngram-order 0 --num-heads 1"):
+        train(config)
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_class_weights_balance_label_totals():
@@ -153,7 +162,7 @@ def test_refit_trains_on_train_and_val_for_the_epochs_val_picked(trained, tiny_n
 
 @pytest.mark.timeout(120)
 def test_refit_starts_from_the_held_out_runs_first_weights(tiny_names_dir, tmp_path, monkeypatch):
-    import training.train as train_module
+    import training.fit as train_module
 
     starts = []
     real_build = train_module.build_network
@@ -175,7 +184,7 @@ def test_train_without_refit_saves_the_held_out_network(tiny_names_dir, tmp_path
     assert "refit_history" not in result.metrics and "held_out_run_test" not in result.metrics["metrics"]
     predictor = Predictor.from_path(result.checkpoint_path, device="cpu")
     dataset = load_names_dir(tiny_names_dir)
-    saved_val = evaluate_on(predictor.network, dataset.split("val"), predictor.encoder, dataset.labels, predictor.device)
+    saved_val = scored_metrics(predictor.network, EncodedSplit.of(dataset.split("val"), dataset.labels, predictor.encoder), dataset.labels, predictor.device)
     assert saved_val["top1"] == pytest.approx(result.metrics["metrics"]["val"]["top1"])
     # Same seed and start; the refit run saw val as well, so it ends with other weights.
     refit_weights = load_checkpoint(trained.checkpoint_path).state_dict

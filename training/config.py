@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from model.networks import NetworkConfig
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -41,3 +43,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def network_config(self, vocab_size: int, num_labels: int) -> NetworkConfig:
+        """The network this recipe asks for, field for field; one NetworkConfig refuses (no rewrites):
+        the tutorial's concat cell reads characters only, so it needs --ngram-order 0 --num-heads 1."""
+        if self.architecture == "concat" and (self.ngram_order or self.num_heads != 1):
+            raise ValueError(
+                "the concat cell reads characters only with one head: train it with --ngram-order 0 --num-heads 1 "
+                f"(got ngram_order={self.ngram_order}, num_heads={self.num_heads})"
+            )
+        return NetworkConfig(
+            architecture=self.architecture, vocab_size=vocab_size, num_labels=num_labels,
+            hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
+            dropout=self.dropout, nonlinearity=self.nonlinearity, concat_tanh=self.concat_tanh, pooling=self.pooling,
+            num_heads=self.num_heads, ngram_order=self.ngram_order,
+            ngram_buckets=self.ngram_buckets if self.ngram_order else 0, ngram_dim=self.ngram_dim if self.ngram_order else 0,
+        )
