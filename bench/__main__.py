@@ -1,4 +1,5 @@
-"""`python -m bench`: run every measurement side by side, print one table, write docs/benchmarks.md.
+"""`python -m bench`: run every measurement side by side, print one table, write docs/benchmarks.md
+(`--quick`: runs/bench-quick.md).
 
 Exit status: 0 when every target is met, 1 when one is missed (the table says which), 2 when a
 measurement could not be taken at all.
@@ -46,13 +47,17 @@ class Sizes:
 FULL = Sizes(repeats=5, inference_seconds=0.6, http_seconds=2.0, profile_repeats=200, training_overrides={})
 # --quick keeps every code path but not the numbers: one short run each, no warm-up, one training epoch.
 QUICK = Sizes(repeats=1, inference_seconds=0.05, http_seconds=1.0, profile_repeats=20, training_overrides={"epochs": 1})
+DOCS_PAGE = REPO_ROOT / "docs" / "benchmarks.md"
+QUICK_PAGE = REPO_ROOT / "runs" / "bench-quick.md"  # runs/ is git-ignored: a smoke run leaves nothing to commit
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs, numbers mean little")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the predictor, server and recipe run")
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="markdown page to write")
+    parser.add_argument(
+        "--output", type=Path, help=f"markdown page to write (default {display_path(DOCS_PAGE)}; with --quick {display_path(QUICK_PAGE)})"
+    )
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT_PATH, help="checkpoint to serve and whose recipe to rerun")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "names", help="folder of <Label>.txt files")
     parser.add_argument(
@@ -66,7 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--training-timeout", type=float, default=600.0, help="seconds the recipe may run before the bench gives up on it",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = QUICK_PAGE if args.quick else DOCS_PAGE
+    if args.quick and args.output.resolve() == DOCS_PAGE.resolve():
+        parser.error(f"--quick numbers mean nothing: it never writes {display_path(DOCS_PAGE)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

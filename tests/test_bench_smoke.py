@@ -1,9 +1,10 @@
 """Keeps `python -m bench` from rotting: the whole bench at --quick sizes on a tiny model and folder."""
 import shutil
+import subprocess
 
 import pytest
 
-from bench.__main__ import main
+from bench.__main__ import DOCS_PAGE, main, parse_args
 from bench.report import BEGIN_MARK, END_MARK, REPO_ROOT, Report, Row, Stats, Target, paired_ratio, write_page
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
@@ -104,3 +105,18 @@ def test_docs_page_has_one_generated_section_for_the_bench_to_replace():
     text = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
     assert text.count(BEGIN_MARK) == 1 and text.count(END_MARK) == 1
     assert text.index(BEGIN_MARK) < text.index(END_MARK) < text.index("## Method")
+
+
+def test_quick_run_writes_an_ignored_page_not_the_tracked_docs_page():
+    output = parse_args(["--quick"]).output.resolve()
+    assert output != DOCS_PAGE.resolve()
+    assert output.is_relative_to(REPO_ROOT)
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(output)], cwd=REPO_ROOT, check=False)
+    assert ignored.returncode == 0, f"{output} is not git-ignored: a smoke run would leave a file to commit"
+    assert parse_args([]).output.resolve() == DOCS_PAGE.resolve()
+
+
+def test_quick_run_refuses_to_write_the_docs_page(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--quick", "--output", str(DOCS_PAGE)])
+    assert "never writes docs/benchmarks.md" in capsys.readouterr().err
