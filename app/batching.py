@@ -49,11 +49,12 @@ class MicroBatcher:
     def __init__(
         self,
         predictor: Predictor,
-        max_batch_size: int = 512,
-        max_wait_ms: float = 1.0,
-        queue_size: int = 1024,
+        max_batch_size: int,
+        max_wait_ms: float,
+        queue_size: int,
         on_batch: BatchObserver | None = None,
     ) -> None:
+        """The limits come from Settings (max_batch_size, max_batch_wait_ms, queue_size), their one home."""
         self.predictor = predictor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000

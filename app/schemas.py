@@ -12,12 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from model.predictor import ABSTAIN_REASONS
+from model.predictor import ABSTAIN_REASONS, DEFAULT_TOP_K
 from model.priors import PRIOR_NAMES
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TOP_K = 3
 
 Name = Annotated[str, StringConstraints(min_length=1)]
 PriorWeight = Annotated[float, Field(ge=0, allow_inf_nan=False)]

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from batch.cache import DEFAULT_CACHE_NAMES, KEY, RAW, AnswerCache
 from batch.columns import ABSTAINED, LABEL, PROBABILITY, REASON, TOP_K, TOP_K_ENTRY, answer_fields, probability_column
 from batch.names import EMPTY_REASON, dedup_key
-from model.predictor import LabelProbability, NamePrediction, Predictor
+from model.predictor import DEFAULT_TOP_K, LabelProbability, NamePrediction, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ _EMPTY = np.iinfo(np.int64).min  # a raw value with no name: slot 0
 class ClassifyOptions:
     """What to ask the predictor for each name; passed through unchanged from the CLI, DataFrame and Spark APIs."""
 
-    top_k: int = 3
+    top_k: int = DEFAULT_TOP_K
     all_labels: bool = False  # one p_<label> column per label
     prior: str | dict[str, float] = field(default="dataset")  # "dataset", "uniform" or {label: weight}
     min_probability: float = 0.0  # a top label below it abstains as "low-confidence"

@@ -22,7 +22,7 @@ from batch.errors import BatchInputError
 from batch.formats import FORMATS, detect_format
 from model import priors
 from model.checkpoint import CheckpointError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, Predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS, help="INPUT's format (default: from its extension)")
     parser.add_argument("--output-format", choices=FORMATS, help="OUTPUT's format (default: from its extension, else INPUT's)")
     parser.add_argument("--encoding", default="utf-8", help="text encoding of a CSV/TSV/JSON Lines input (default utf-8)")
-    parser.add_argument("--top-k", type=int, default=3, help="labels kept in origin_top_k (default 3)")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"labels kept in origin_top_k (default {DEFAULT_TOP_K})")
     parser.add_argument("--all-labels", action="store_true", help="add one p_<label> column per label")
     parser.add_argument(
         "--prior", default="dataset",

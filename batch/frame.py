@@ -18,7 +18,7 @@ from batch.enrich import DEFAULT_CHUNK_ROWS, chunk_tables
 from batch.errors import BatchInputError
 from batch.names import name_text
 from batch.predictors import cached_predictor
-from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ MODEL_ID_ATTR = "nameorigin.model_id"  # key in DataFrame.attrs
 
 
 def classify_table(
-    table: pa.Table, column: str | Sequence[str], top_k: int = 3, *, all_labels: bool = False,
+    table: pa.Table, column: str | Sequence[str], top_k: int = DEFAULT_TOP_K, *, all_labels: bool = False,
     prior: str | dict[str, float] = "dataset", min_probability: float = 0.0, predictor: Predictor | None = None,
     checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -47,7 +47,7 @@ def classify_table(
 
 
 def classify_frame(
-    df: pd.DataFrame, column: str | Sequence[str], top_k: int = 3, *, all_labels: bool = False,
+    df: pd.DataFrame, column: str | Sequence[str], top_k: int = DEFAULT_TOP_K, *, all_labels: bool = False,
     prior: str | dict[str, float] = "dataset", min_probability: float = 0.0, predictor: Predictor | None = None,
     checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,

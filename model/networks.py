@@ -31,22 +31,24 @@ MAX_HEADS = len(HEAD_HASH_MULTIPLIERS)
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Architecture and shape of a network; saved in the checkpoint so it can be rebuilt."""
+    """Architecture and shape of a network; saved in the checkpoint so it can be rebuilt. No field has a
+    default: a network is built from a training recipe (training.config.TrainConfig, where the
+    defaults live) or from a checkpoint's record of one."""
 
     architecture: str
     vocab_size: int
     num_labels: int
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    nonlinearity: str = "tanh"  # nn.RNN only: tanh or relu
-    concat_tanh: bool = False  # concat only: squash the hidden state (the 2017 tutorial did not)
-    pooling: str = "last"  # rnn/gru/lstm: final state only, or final state + max over steps
-    num_heads: int = 1  # rnn/gru/lstm: classifier heads over the one recurrent layer stack, probabilities averaged
-    ngram_order: int = 0  # rnn/gru/lstm: each head also reads a bag of hashed 1..order-grams (0 = off)
-    ngram_buckets: int = 0  # hash buckets of each head's bag
-    ngram_dim: int = 0  # width of a bucket's learned vector
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    dropout: float
+    nonlinearity: str  # nn.RNN only: tanh or relu
+    concat_tanh: bool  # concat only: squash the hidden state (the 2017 tutorial did not)
+    pooling: str  # rnn/gru/lstm: final state only ("last"), or final state + max over steps ("last_max")
+    num_heads: int  # rnn/gru/lstm: classifier heads over the one recurrent layer stack, probabilities averaged
+    ngram_order: int  # rnn/gru/lstm: each head also reads a bag of hashed 1..order-grams (0 = off)
+    ngram_buckets: int  # hash buckets of each head's bag
+    ngram_dim: int  # width of a bucket's learned vector
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -87,6 +89,9 @@ class NetworkConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown network config keys: {sorted(unknown)}")
+        missing = known - set(values)
+        if missing:
+            raise ValueError(f"network config keys missing: {sorted(missing)}")
         return cls(**values)
 
 

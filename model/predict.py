@@ -10,7 +10,7 @@ import logging
 import sys
 
 from model.checkpoint import CheckpointError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, NamePrediction, Predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, NamePrediction, Predictor
 from model.priors import PriorError, parse_prior
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__)
     parser.add_argument("names", nargs="+", help="names to classify; - reads them from standard input, one per line")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     parser.add_argument("--prior", type=prior_argument, default="dataset", help="dataset, uniform, or a JSON {label: weight}")
     parser.add_argument("--min-probability", type=float, default=0.0, help="abstain below this top probability")
     parser.add_argument("--device", choices=DEVICES, default="auto")

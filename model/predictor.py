@@ -24,6 +24,7 @@ from model.scoring import NameScorer, NameScores, RankedNames, RankedToken
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_TOP_K = 3  # labels per answer unless the caller asks otherwise, in every entry point
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -79,7 +80,7 @@ def resolve_device(device: str) -> torch.device:
 class RankQuery(NamedTuple):
     """How one caller wants its answers: how many labels, under which prior, above which probability."""
 
-    top_k: int = 3
+    top_k: int = DEFAULT_TOP_K
     prior: Prior = DATASET_PRIOR
     min_probability: float = 0.0
 
@@ -144,7 +145,7 @@ class Predictor:
         return self.scorer.score(names)
 
     def rank(
-        self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
+        self, names: list[str], top_k: int = DEFAULT_TOP_K, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
     ) -> RankedNames:
         """Answers as plain lists (see RankedNames), in input order."""
         self.check_top_k(top_k)
@@ -177,7 +178,7 @@ class Predictor:
         return torch.log_softmax(scores.log_likelihoods + self.log_prior_for(prior), dim=1), scores.reasons
 
     def predict(
-        self, names: list[str], top_k: int = 3, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
+        self, names: list[str], top_k: int = DEFAULT_TOP_K, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
     ) -> list[NamePrediction]:
         """One answer per name, in input order: top-k labels, or an abstention with its reason."""
         with cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples

@@ -26,11 +26,12 @@ from app.main import create_app
 from app.settings import Settings
 from model.checkpoint import save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder
-from model.networks import NetworkConfig, build_network
+from model.networks import build_network
 from model.novelty import CharLanguageModel
 from model.predictor import Predictor
 from tests.batch_fixtures import tiny_checkpoint_path
 from tests.names_fixtures import synthetic_names
+from tests.network_fixtures import network_config
 from training.novelty import fit_language_model, fit_threshold
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def write_tiny_checkpoint(path: Path, labels: tuple[str, ...] = TINY_LABELS, hid
     """A GRU with random weights over `labels`, a uniform label prior and the fixture's not-a-name model."""
     encoder_config = EncoderConfig()
     torch.manual_seed(0)
-    network = build_network(NetworkConfig("gru", len(encoder_config.alphabet) + 2, len(labels), hidden_size=hidden_size))
+    network = build_network(network_config("gru", len(encoder_config.alphabet) + 2, len(labels), hidden_size=hidden_size))
     save_checkpoint(
         path, network, encoder_config, labels, tiny_language_model(encoder_config), [1 / len(labels)] * len(labels),
         info={"metrics": TINY_METRICS, "data_fingerprint": TINY_FINGERPRINT},

@@ -12,8 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.batching import FULL_ENOUGH_NAMES, BatcherClosedError, MicroBatcher, QueueFullError
+from app.settings import Settings
 from model.encoder import NameEncodingError
 from model.predictor import NamePrediction, Predictor, RankedNames, RankQuery
+
+
+def settings_batcher(predictor, **changes) -> MicroBatcher:
+    """A batcher with the service's default limits (Settings), changed where a test needs it."""
+    defaults = Settings()
+    limits = {"max_batch_size": defaults.max_batch_size, "max_wait_ms": defaults.max_batch_wait_ms,
+              "queue_size": defaults.queue_size}
+    return MicroBatcher(predictor, **{**limits, **changes})
 
 # 50 distinct names of different lengths, so a misrouted answer shows up as different probabilities.
 DISTINCT_NAMES = [f"{first}{second}{'s' * (index % 4)}" for index, (first, second) in enumerate(
@@ -76,7 +85,7 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
     batch_sizes: list[int] = []
 
     async def scenario() -> list[RankedNames]:
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests))
+        batcher = settings_batcher(tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests))
         await batcher.start()
         try:
             return await asyncio.gather(*(batcher.classify([name], RankQuery(3)) for name in DISTINCT_NAMES))
@@ -101,7 +110,7 @@ def test_batcher_waits_for_company_only_after_a_batch_that_had_company_and_never
         return time.perf_counter() - started
 
     async def scenario() -> dict[str, float]:
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=wait_s * 1000)
+        batcher = settings_batcher(tiny_predictor, max_wait_ms=wait_s * 1000)
         await batcher.start()
         try:
             seconds = {"first lone": await timed(batcher, DISTINCT_NAMES[:1])}  # nothing known yet: assume load
@@ -125,7 +134,7 @@ def test_batcher_waits_for_company_only_after_a_batch_that_had_company_and_never
 
 def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predictor):
     async def scenario():
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=50)
+        batcher = settings_batcher(tiny_predictor, max_wait_ms=50)
         await batcher.start()
         try:
             return await asyncio.gather(batcher.classify(["Hinton"], RankQuery(1)), batcher.classify(["Hinton", "Rossi"], RankQuery(3)))
@@ -142,7 +151,7 @@ def test_batcher_gives_each_request_its_own_prior_and_floor_within_one_batch(tin
     queries = [RankQuery(3), RankQuery(3, {"A": 1, "C": 1}), RankQuery(3, "dataset", 1.0)]
 
     async def scenario():
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=50)
+        batcher = settings_batcher(tiny_predictor, max_wait_ms=50)
         await batcher.start()
         try:
             return await asyncio.gather(*(batcher.classify(["Hinton"], query) for query in queries))
@@ -159,7 +168,7 @@ def test_batcher_queue_full_raises_queue_full_error():
     model = BlockingPredictor()
 
     async def scenario():
-        batcher = MicroBatcher(model, max_wait_ms=0, queue_size=2)
+        batcher = settings_batcher(model, max_wait_ms=0, queue_size=2)
         await batcher.start()
         first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
         assert await asyncio.to_thread(model.entered.wait, 5)  # the model is busy with `first`
@@ -178,7 +187,7 @@ def test_batcher_queue_full_raises_queue_full_error():
 
 def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_predictor):
     async def scenario():
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=0, max_batch_size=2)
+        batcher = settings_batcher(tiny_predictor, max_wait_ms=0, max_batch_size=2)
         await batcher.start()
         pending = [asyncio.create_task(batcher.classify([name], RankQuery(2))) for name in DISTINCT_NAMES[:10]]
         await asyncio.sleep(0)  # all ten are queued
@@ -195,7 +204,7 @@ def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_pr
 
 def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
     async def scenario():
-        batcher = MicroBatcher(PickyPredictor(), max_wait_ms=50)
+        batcher = settings_batcher(PickyPredictor(), max_wait_ms=50)
         await batcher.start()
         try:
             return await asyncio.gather(
@@ -212,7 +221,7 @@ def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
 
 def test_batcher_keeps_serving_after_a_waiting_client_goes_away(tiny_predictor):
     async def scenario():
-        batcher = MicroBatcher(tiny_predictor, max_wait_ms=20)
+        batcher = settings_batcher(tiny_predictor, max_wait_ms=20)
         await batcher.start()
         try:
             gone = asyncio.create_task(batcher.classify(["Gone"], RankQuery(1)))

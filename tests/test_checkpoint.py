@@ -9,8 +9,9 @@ import model.checkpoint as checkpoint_module
 from model.checkpoint import DIGEST_KEY, METADATA_KEY, NOVELTY_PREFIX, CheckpointError, load_checkpoint, save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder
 from model.evidence import EvidenceTable
-from model.networks import NetworkConfig, build_network
+from model.networks import build_network
 from tests.conftest import tiny_language_model
+from tests.network_fixtures import network_config
 
 LABELS = ("Alpha", "Beta", "Gamma")
 PRIOR = (0.5, 0.3, 0.2)
@@ -38,7 +39,7 @@ def all_tensors(network):
 @pytest.fixture
 def tiny_network():
     torch.manual_seed(0)
-    return build_network(NetworkConfig("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, bidirectional=True))
+    return build_network(network_config("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, bidirectional=True))
 
 
 @pytest.fixture
@@ -227,7 +228,7 @@ def test_checkpoint_save_rejects_label_count_mismatch(tmp_path, tiny_network):
 
 def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_measured(tmp_path):
     torch.manual_seed(0)
-    config = NetworkConfig("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, ngram_order=3,
+    config = network_config("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, ngram_order=3,
                            ngram_buckets=4096, ngram_dim=16)
     network = build_network(config).eval()
     batch = NameEncoder().encode_batch(["Hinton", "Li"])

@@ -4,18 +4,19 @@ import torch
 from model.encoder import NameEncoder, pad_sequences
 from model.gru_inference import FAST_GRU_MIN_BATCH, fast_gru_applies
 from model.networks import HEAD_HASH_MULTIPLIERS, MAX_HEADS, POOLINGS, NetworkConfig, NgramHasher, build_network
+from tests.network_fixtures import network_config
 
 VOCAB = NameEncoder().vocab_size
 CONFIGS = [
-    NetworkConfig("concat", VOCAB, 5, hidden_size=16),
-    NetworkConfig("concat", VOCAB, 5, hidden_size=16, concat_tanh=True),
-    NetworkConfig("rnn", VOCAB, 5, hidden_size=16, nonlinearity="relu"),
-    NetworkConfig("rnn", VOCAB, 5, hidden_size=16, num_layers=2, dropout=0.1),
-    NetworkConfig("gru", VOCAB, 5, hidden_size=16, bidirectional=True, pooling="last_max"),
-    NetworkConfig("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_heads=3),
-    NetworkConfig("gru", VOCAB, 5, hidden_size=8, pooling="last"),
-    NetworkConfig("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
-    NetworkConfig("gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_heads=2, ngram_order=5,
+    network_config("concat", VOCAB, 5, hidden_size=16),
+    network_config("concat", VOCAB, 5, hidden_size=16, concat_tanh=True),
+    network_config("rnn", VOCAB, 5, hidden_size=16, nonlinearity="relu"),
+    network_config("rnn", VOCAB, 5, hidden_size=16, num_layers=2, dropout=0.1),
+    network_config("gru", VOCAB, 5, hidden_size=16, bidirectional=True, pooling="last_max"),
+    network_config("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_heads=3),
+    network_config("gru", VOCAB, 5, hidden_size=8, pooling="last"),
+    network_config("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
+    network_config("gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_heads=2, ngram_order=5,
                   ngram_buckets=257, ngram_dim=4),
 ]
 
@@ -66,7 +67,7 @@ def test_network_calibration_buffers_shift_and_sharpen():
 def test_network_config_rejects_invalid_values(changes, message):
     values = {"architecture": "gru", "vocab_size": VOCAB, "num_labels": 3, **changes}
     with pytest.raises(ValueError, match=message):
-        NetworkConfig(**values)
+        network_config(**values)
 
 
 def test_network_config_from_dict_rejects_unknown_keys():
@@ -75,8 +76,15 @@ def test_network_config_from_dict_rejects_unknown_keys():
         NetworkConfig.from_dict(values)
 
 
+def test_network_config_from_dict_rejects_a_record_with_a_missing_key():
+    values = CONFIGS[0].to_dict()
+    del values["pooling"]
+    with pytest.raises(ValueError, match="missing: \\['pooling'\\]"):
+        NetworkConfig.from_dict(values)
+
+
 def test_network_heads_are_averaged_in_probability_space():
-    config = NetworkConfig("gru", VOCAB, 4, hidden_size=8, num_heads=3)
+    config = network_config("gru", VOCAB, 4, hidden_size=8, num_heads=3)
     network = build_network(config).eval()
     batch = NameEncoder().encode_batch(["Hinton", "Li"])
     head_probs = network.head_log_probs(*batch).exp()  # (K, B, L)
@@ -87,16 +95,16 @@ def test_network_heads_are_averaged_in_probability_space():
 
 def test_network_config_rejects_heads_for_concat_cell_and_more_heads_than_hashes():
     with pytest.raises(ValueError, match="one head"):
-        NetworkConfig("concat", VOCAB, 3, num_heads=2)
+        network_config("concat", VOCAB, 3, num_heads=2)
     with pytest.raises(ValueError, match="num_heads must be at most 8"):
-        NetworkConfig("gru", VOCAB, 3, num_heads=9)
+        network_config("gru", VOCAB, 3, num_heads=9)
 
 
 def test_packed_max_pooling_matches_max_over_padded_outputs():
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     torch.manual_seed(0)
-    network = build_network(NetworkConfig("gru", VOCAB, 3, hidden_size=6, bidirectional=True, pooling="last_max")).eval()
+    network = build_network(network_config("gru", VOCAB, 3, hidden_size=6, bidirectional=True, pooling="last_max")).eval()
     ids, lengths = NameEncoder().encode_batch(["Li", "Wolfeschlegel", "Abe", "Nguyen"])
     packed = pack_padded_sequence(torch.nn.functional.one_hot(ids, VOCAB).float(), lengths, batch_first=True, enforce_sorted=False)
     outputs, final_state = network.rnn(packed)
@@ -110,7 +118,7 @@ def test_packed_max_pooling_matches_max_over_padded_outputs():
 def test_inference_gru_matches_nn_gru_on_every_length(pooling):
     """The CPU inference path writes nn.GRU's equations out by hand; it must give nn.GRU's features."""
     torch.manual_seed(0)
-    network = build_network(NetworkConfig("gru", VOCAB, 4, hidden_size=32, pooling=pooling)).eval()
+    network = build_network(network_config("gru", VOCAB, 4, hidden_size=32, pooling=pooling)).eval()
     names = ["A", "Li", "Abe", "Nguyen", "Kowalski", "O'Neil", "Wolfeschlegelsteinhausenbergerdorff", "Li", "Xu"]
     ids, lengths = NameEncoder().encode_batch(names)
     with torch.inference_mode():
@@ -121,7 +129,7 @@ def test_inference_gru_matches_nn_gru_on_every_length(pooling):
 
 
 def test_inference_gru_is_taken_from_the_gated_batch_size_on_the_cpu_outside_autograd():
-    gru = build_network(NetworkConfig("gru", VOCAB, 4, hidden_size=8)).rnn
+    gru = build_network(network_config("gru", VOCAB, 4, hidden_size=8)).rnn
     cpu = torch.device("cpu")
     with torch.inference_mode():
         assert not fast_gru_applies(gru, FAST_GRU_MIN_BATCH - 1, cpu)
@@ -132,8 +140,8 @@ def test_inference_gru_is_taken_from_the_gated_batch_size_on_the_cpu_outside_aut
 
 
 def test_inference_gru_is_left_to_nn_gru_for_layers_directions_and_other_cells():
-    for config in (NetworkConfig("gru", VOCAB, 3, num_layers=2), NetworkConfig("gru", VOCAB, 3, bidirectional=True),
-                   NetworkConfig("lstm", VOCAB, 3), NetworkConfig("rnn", VOCAB, 3)):
+    for config in (network_config("gru", VOCAB, 3, num_layers=2), network_config("gru", VOCAB, 3, bidirectional=True),
+                   network_config("lstm", VOCAB, 3), network_config("rnn", VOCAB, 3)):
         network = build_network(config).eval()
         with torch.inference_mode():
             assert not fast_gru_applies(network.rnn, FAST_GRU_MIN_BATCH, torch.device("cpu"))
@@ -185,7 +193,7 @@ def test_ngram_hasher_matches_the_rule_in_plain_integers_for_every_name_length(h
 
 
 def test_ngram_hasher_stays_exact_in_int64_at_the_longest_allowed_order_and_most_buckets():
-    config = NetworkConfig("gru", VOCAB, 3, ngram_order=5, ngram_buckets=2**31 - 1, ngram_dim=1)
+    config = network_config("gru", VOCAB, 3, ngram_order=5, ngram_buckets=2**31 - 1, ngram_dim=1)
     hasher = NgramHasher(VOCAB, config.ngram_order, config.ngram_buckets)  # no table of 2**31 rows
     largest = [VOCAB - 1] * 12  # the largest codes the alphabet can make
     codes, _ = hasher.codes(*pad_sequences([largest]))
@@ -223,6 +231,6 @@ def test_network_config_rejects_invalid_ngram_bags(changes):
     values = {"architecture": "gru", "vocab_size": VOCAB, "num_labels": 3, "ngram_order": 3,
               "ngram_buckets": 64, "ngram_dim": 4, **changes}
     with pytest.raises(ValueError, match="n-gram|ngram|too long|below 2\\*\\*31"):
-        NetworkConfig(**values)
+        network_config(**values)
 
 

@@ -6,10 +6,11 @@ import torch
 
 from model.checkpoint import save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder, NameEncodingError
-from model.networks import NetworkConfig, build_network
+from model.networks import build_network
 from model.predictor import ABSTAIN_REASONS, DEFAULT_CHECKPOINT_PATH, DeviceUnavailableError, Predictor, RankQuery, resolve_device
 from model.priors import PriorError
 from tests.conftest import tiny_language_model
+from tests.network_fixtures import network_config
 
 LABELS = ("Alpha", "Beta", "Gamma", "Delta")
 
@@ -17,7 +18,7 @@ LABELS = ("Alpha", "Beta", "Gamma", "Delta")
 @pytest.fixture
 def predictor(tmp_path):
     torch.manual_seed(1)
-    network = build_network(NetworkConfig("lstm", NameEncoder().vocab_size, len(LABELS), hidden_size=8))
+    network = build_network(network_config("lstm", NameEncoder().vocab_size, len(LABELS), hidden_size=8))
     path = tmp_path / "tiny.safetensors"
     language_model = tiny_language_model(EncoderConfig(), val_quantile=0.0)  # fixture-like names only are names
     save_checkpoint(path, network, EncoderConfig(), LABELS, language_model, (0.4, 0.3, 0.2, 0.1))
@@ -206,7 +207,7 @@ def test_predict_cli_reports_a_bad_prior_without_traceback(capsys):
 
 
 def test_predictor_sets_torch_threads_when_asked(tmp_path):
-    network = build_network(NetworkConfig("gru", NameEncoder().vocab_size, 2, hidden_size=4))
+    network = build_network(network_config("gru", NameEncoder().vocab_size, 2, hidden_size=4))
     save_checkpoint(tmp_path / "t.safetensors", network, EncoderConfig(), ("A", "B"), tiny_language_model(EncoderConfig()), (0.5, 0.5))
     before = torch.get_num_threads()
     try:

@@ -23,14 +23,14 @@ from batch.enrich import DEFAULT_CHUNK_ROWS
 from batch.errors import BatchInputError
 from batch.spark.worker import WorkerOptions, classify_batches, resolve_checkpoint
 from model.checkpoint import load_checkpoint
-from model.predictor import DEFAULT_CHECKPOINT_PATH
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K
 from model.priors import target_log_prior
 
 logger = logging.getLogger(__name__)
 
 
 def classify_column(
-    df: DataFrame, column: str | Sequence[str], top_k: int = 3, *, all_labels: bool = False,
+    df: DataFrame, column: str | Sequence[str], top_k: int = DEFAULT_TOP_K, *, all_labels: bool = False,
     prior: str | dict[str, float] = "dataset", min_probability: float = 0.0,
     checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,

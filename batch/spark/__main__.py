@@ -20,7 +20,7 @@ from batch.enrich import DEFAULT_CHUNK_ROWS
 from batch.errors import BatchInputError
 from batch.spark import classify_column
 from model.checkpoint import CheckpointError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="Parquet file or folder (any path Spark reads: hdfs://, s3a://, ...)")
     parser.add_argument("--output", required=True, help="Parquet folder to write")
     parser.add_argument("--column", action="append", required=True, help="the full-name column; twice for given name, surname")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     parser.add_argument("--all-labels", action="store_true", help="add one p_<label> column per label")
     parser.add_argument("--prior", default="dataset", help="dataset, uniform, or a JSON object of label weights")
     parser.add_argument("--min-probability", type=float, default=0.0)
