@@ -35,9 +35,9 @@ class _Job:
     future: asyncio.Future[RankedNames] = field(repr=False)
 
 
-# Waiting for company pays when it spreads a model call's fixed cost (~1 ms) over more names. At 64
-# names the per-name work is already larger than that cost, so a big request, or a batch grown that
-# big, runs at once: waiting would only add latency (measured: 100-name requests lost ~10%).
+# Waiting for company pays when it spreads a model call's fixed cost over more names. At 64 names the
+# per-name work is already larger than that cost, so a big request, or a batch grown that big, runs
+# at once: waiting would only add latency (docs/benchmarks.md, "Why the code is as it is").
 FULL_ENOUGH_NAMES = 64
 
 BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds in the model) per batch
@@ -67,9 +67,8 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nameorigin-model")
         self._accepting = False
         # Whether the last batch held more than one request: the sign of load that makes waiting pay.
-        # Measured with the two-head model, one connection: 411 req/s waiting every time, 749 never
-        # waiting; 8 and 64 connections lost 4% and 8% never waiting. This keeps both. A new server
-        # assumes load until a lone batch shows otherwise.
+        # Waiting every time halves a lone connection's rate, never waiting loses under load
+        # (docs/benchmarks.md); this keeps both. A new server assumes load until a lone batch shows otherwise.
         self._last_batch_had_company = True
 
     @property

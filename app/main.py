@@ -74,7 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
             await batcher.run_directly(WARMUP_NAMES, RankQuery(top_k=1))
         # Everything alive now (torch, the model, the framework) lives as long as the process: frozen,
         # the collector stops walking it each time requests' short-lived objects trigger a full
-        # collection, which made every few 1000-name requests ~40% slower (measured).
+        # collection, which made every few 1000-name requests much slower (docs/benchmarks.md).
         gc.collect()
         gc.freeze()
         service.ready = True

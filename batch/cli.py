@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     # The C allocator rather than pyarrow's default mimalloc, which keeps freed chunks resident: the
-    # peak RSS of a 10M-row Parquet run fell by ~150 MiB (docs/batch.md).
+    # peak RSS of a 10M-row Parquet run is lower with it (docs/batch.md).
     pa.set_memory_pool(pa.system_memory_pool())
     for stop in (signal.SIGTERM, signal.SIGHUP):  # as Ctrl-C: unwinds, so the temporary output is deleted
         signal.signal(stop, _interrupt)

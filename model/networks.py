@@ -209,8 +209,8 @@ class RecurrentClassifier(NameClassifier):
 
     Each head has its own n-gram bag, hashed its own way, and fits the labels on its own; their
     probabilities are averaged. The heads disagree where their buckets collide, so the average
-    does what an ensemble of networks does for the price of one recurrent pass (measured: two heads
-    matched two whole networks).
+    does what an ensemble of networks does for the price of one recurrent pass (README.md, "Train":
+    two heads matched two whole networks on cross-validation).
     """
 
     def __init__(self, config: NetworkConfig) -> None:
@@ -276,7 +276,7 @@ class RecurrentClassifier(NameClassifier):
 
     def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         head_log_probs = self.head_log_probs(char_ids, lengths)  # (K, B, L)
-        # log of the heads' mean probability; logaddexp is one kernel where logsumexp runs six (measured 5% of a call)
+        # log of the heads' mean probability; logaddexp is one kernel where logsumexp runs six
         summed_log_probs = functools.reduce(torch.logaddexp, head_log_probs)
         return self.calibrated_log_softmax(summed_log_probs - math.log(len(self.heads)))
 

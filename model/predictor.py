@@ -92,10 +92,10 @@ class Predictor:
     def __init__(
         self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 2048, num_threads: int = 0
     ) -> None:
-        """max_batch_size: names per network call; 4096 names ran 3% faster in chunks of 2048 than of 1024."""
+        """max_batch_size: names per network call (docs/benchmarks.md: why 2048)."""
         if num_threads:
             # Process-wide: on a small machine one intra-op thread beside the server's event loop
-            # beats two that spin-wait for a core (measured by bench/).
+            # beats two that spin-wait for a core (docs/benchmarks.md).
             torch.set_num_threads(num_threads)
         self.checkpoint = checkpoint
         self.device = resolve_device(device)

@@ -39,7 +39,7 @@ class TrainConfig:
     novelty_val_quantile: float = 0.01  # names scoring below this share of validation names are not names
     seed: int = 0
     device: str = "auto"
-    num_threads: int = 1  # small recurrent steps: a second intra-op thread costs more than it gains (measured)
+    num_threads: int = 1  # small recurrent steps: a second intra-op thread costs more than it gains (docs/benchmarks.md)
 
     def to_dict(self) -> dict:
         return asdict(self)
