@@ -20,6 +20,7 @@ import torch
 
 from bench import http, inference, training
 from bench.batch import measure_batch
+from bench.gru_gate import measure_gru_gate
 from bench.memory import memory_snapshot
 from bench.profile import profile_request_path
 from bench.reference import TutorialClassifier
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nwrote {args.output}")
     for row in report.failures:
         print(f"target missed: {row.measurement}: ratio {row.ratio:.2f}x, target {row.target.format()}")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     return 1 if report.failures else 0
 
 
@@ -125,6 +128,8 @@ def run(args: argparse.Namespace) -> Report:
     report.settings["distinct names (in-process batches)"] = str(len(distinct_names))
 
     report.rows += inference.measure_inference(predictor, reference, distinct_names, sizes.repeats, sizes.inference_seconds)
+    gate_rows, report.warnings = measure_gru_gate(checkpoint, test_names, sizes.repeats, sizes.inference_seconds)
+    report.rows += gate_rows
     if not args.skip_http:
         _measure_server(args, sizes, predictor, test_names, report)
     if not args.skip_training:

@@ -5,6 +5,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from bench.reference import TutorialClassifier
 from bench.report import Row, Stats, Target, paired_ratio
@@ -27,15 +28,18 @@ def name_batches(names: list[str], batch_size: int) -> Iterator[list[str]]:
         yield list(itertools.islice(stream, batch_size))
 
 
-def names_per_second(call: Callable[[list[str]], object], batches: Iterator[list[str]], min_seconds: float) -> float:
-    """Call on successive batches for at least `min_seconds` (after one untimed warm-up call)."""
+def names_per_second(
+    call: Callable[[Any], object], batches: Iterator[Any], min_seconds: float, batch_len: Callable[[Any], int] = len
+) -> float:
+    """Call on successive batches for at least `min_seconds` (after one untimed warm-up call);
+    `batch_len` says how many names a batch holds."""
     call(next(batches))
     names_done, calls = 0, 0
     started = time.perf_counter()
     while calls < MAX_CALLS:
         batch = next(batches)
         call(batch)
-        names_done += len(batch)
+        names_done += batch_len(batch)
         calls += 1
         elapsed = time.perf_counter() - started
         if elapsed >= min_seconds:

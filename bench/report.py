@@ -108,6 +108,7 @@ class Report:
     commands: list[str] = field(default_factory=list)  # exact commands behind the numbers, for the page
     notes: list[str] = field(default_factory=list)  # lines for the page, under the table
     profile: list[str] = field(default_factory=list)  # "where the time goes" lines
+    warnings: list[str] = field(default_factory=list)  # worth a look, not a failure (an informative row off its mark)
 
     @property
     def failures(self) -> list[Row]:
@@ -178,6 +179,7 @@ def generated_section(report: Report) -> list[str]:
     ]
     if report.failures:
         lines += ["Targets missed: " + "; ".join(row.measurement for row in report.failures), ""]
+    lines += [f"Warning: {warning}" for warning in report.warnings] + ([""] if report.warnings else [])
     lines += ["## This run's commands and notes", "", *(f"- {line}" for line in report.commands + report.notes)]
     if report.profile:
         lines += ["", "## Where the time goes", "", *report.profile]

@@ -1,10 +1,12 @@
 """Keeps `python -m bench` from rotting: the whole bench at --quick sizes on a tiny model and folder."""
+
 import shutil
 import subprocess
 
 import pytest
 
 from bench.__main__ import DOCS_PAGE, main, parse_args
+from bench.gru_gate import gate_warning, measured_gate
 from bench.report import BEGIN_MARK, END_MARK, REPO_ROOT, Report, Row, Stats, Target, paired_ratio, write_page
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
@@ -19,6 +21,8 @@ SECTIONS = (
     "5. server peak RSS after the load runs",
     "6. nameorigin-enrich, ",
     "6. Spark local[2]",
+    "7. GRU gate, batch 4096 (names/s)",
+    "7. GRU gate: measured (batch size)",
 )
 
 
@@ -30,8 +34,12 @@ def bench_names_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bench_checkpoint(bench_names_dir, tmp_path_factory):
     config = TrainConfig(
-        data_dir=str(bench_names_dir), output_dir=str(tmp_path_factory.mktemp("run")), hidden_size=8, epochs=1,
-        batch_size=8, num_threads=1,  # OneCycleLR needs a few steps per run: 32 would give it 5 and fail
+        data_dir=str(bench_names_dir),
+        output_dir=str(tmp_path_factory.mktemp("run")),
+        hidden_size=8,
+        epochs=1,
+        batch_size=8,
+        num_threads=1,  # OneCycleLR needs a few steps per run: 32 would give it 5 and fail
     )
     return train(config).checkpoint_path
 
@@ -40,9 +48,17 @@ def bench_checkpoint(bench_names_dir, tmp_path_factory):
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (CI installs it with apt)")
 def test_bench_quick_prints_table_and_writes_page(bench_names_dir, bench_checkpoint, tmp_path, capsys):
     page = tmp_path / "benchmarks.md"
-    exit_code = main([
-        "--quick", "--checkpoint", str(bench_checkpoint), "--data-dir", str(bench_names_dir), "--output", str(page),
-    ])
+    exit_code = main(
+        [
+            "--quick",
+            "--checkpoint",
+            str(bench_checkpoint),
+            "--data-dir",
+            str(bench_names_dir),
+            "--output",
+            str(page),
+        ]
+    )
     table = capsys.readouterr().out
     assert exit_code in (0, 1)
     assert table.startswith("measurement")
@@ -56,12 +72,14 @@ def test_bench_quick_prints_table_and_writes_page(bench_names_dir, bench_checkpo
 
 
 def test_report_fails_only_rows_whose_ratio_misses_their_target():
-    report = Report(rows=[
-        Row("fast enough", "30 /s", ratio=30.0, target=Target(at_least=20)),
-        Row("too slow", "10 /s", ratio=10.0, target=Target(at_least=20)),
-        Row("tail", "p99", ratio=6.0, target=Target(below=5)),
-        Row("informational", "1 MiB", ratio=0.1),
-    ])
+    report = Report(
+        rows=[
+            Row("fast enough", "30 /s", ratio=30.0, target=Target(at_least=20)),
+            Row("too slow", "10 /s", ratio=10.0, target=Target(at_least=20)),
+            Row("tail", "p99", ratio=6.0, target=Target(below=5)),
+            Row("informational", "1 MiB", ratio=0.1),
+        ]
+    )
     assert [row.measurement for row in report.failures] == ["too slow", "tail"]
     assert [row.verdict for row in report.rows] == ["pass", "FAIL", "FAIL", ""]
 
@@ -86,7 +104,9 @@ def test_paired_ratio_is_the_median_of_back_to_back_pairs():
 
 def test_write_page_replaces_only_the_generated_section(tmp_path):
     page = tmp_path / "benchmarks.md"
-    page.write_text(f"# Benchmarks\n\nhand-written intro\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n\n## Method\n\nhand-written\n")
+    page.write_text(
+        f"# Benchmarks\n\nhand-written intro\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n\n## Method\n\nhand-written\n"
+    )
     write_page(page, Report(rows=[Row("1. new row", "5 /s")]))
     text = page.read_text()
     assert "old table" not in text and "| 1. new row | 5 /s |" in text
@@ -120,3 +140,18 @@ def test_quick_run_refuses_to_write_the_docs_page(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--quick", "--output", str(DOCS_PAGE)])
     assert "never writes docs/benchmarks.md" in capsys.readouterr().err
+
+
+def test_measured_gate_is_where_the_hand_written_gru_wins_at_every_larger_size():
+    assert measured_gate({1: 0.6, 16: 1.1, 64: 0.9, 256: 1.2, 4096: 1.5}) == 256  # a noisy win at 16 does not count
+    assert measured_gate({1: 1.1, 64: 1.2}) == 1
+    assert measured_gate({1: 0.6, 4096: 1.0}) is None  # a tie is not a win
+
+
+def test_gate_warning_only_when_the_code_is_more_than_one_size_step_off():
+    sizes = (1, 4, 16, 64, 256, 1024, 4096)
+    assert gate_warning(sizes, 256, 128) is None  # 128 sends 256 up to it: the same step
+    assert gate_warning(sizes, 1024, 128) is None  # one step off
+    assert gate_warning(sizes, 16, 128) is not None  # two steps off
+    assert "never faster" in gate_warning(sizes, None, 64)
+    assert gate_warning(sizes, None, 8192) is None  # the code never takes it in the measured range either
