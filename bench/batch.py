@@ -1,13 +1,5 @@
-"""Measurement 6: `nameorigin-enrich` on generated files, against the in-process predictor on the same rows.
-
-6. the command's rows/s on a 1M-row CSV (surnames drawn with repetition from the dataset, ~5% blanks
-   and junk), start to exit as a subprocess, paired with `Predictor.predict` names/s on the same rows
-   without deduplication (batches of 4096); target >= 3x. Checked too: every row answered or abstained
-   in place, and each distinct name's answer equal to `Predictor.predict`'s.
-6. the command's peak RSS on a 10M-row Parquet file (the child's ru_maxrss); target < 1024 MiB.
-6. Spark local[2] (`batch.spark.classify_column` and a Parquet write) on the same Parquet file, rows/s
-   beside the command's; no target.
-"""
+"""Measurement 6: `nameorigin-enrich` on generated files against the in-process predictor on the same rows,
+its peak RSS on a large Parquet file, and Spark local[2] beside it (method: docs/benchmarks.md)."""
 from __future__ import annotations
 
 import logging
