@@ -4,10 +4,10 @@ Host, port and workers come from the settings (NAMEORIGIN_HOST/PORT/WORKERS) unl
 Invalid settings, or a checkpoint that cannot be served, stop start-up with one line on stderr and
 exit code 2; SIGTERM drains in-flight requests and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from types import FrameType
@@ -19,8 +19,6 @@ from app.observability import configure_logging
 from app.settings import Settings
 from model.checkpoint import CheckpointError
 from model.predictor import DeviceUnavailableError
-
-logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ and routes each request's rows of the answer back through its future. A batch ta
 already queued, without waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had
 no company (requests are not overlapping, so waiting would only add latency).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -149,7 +150,7 @@ class MicroBatcher:
         started = time.perf_counter()
         try:
             answers = await self._predict(live)
-        except Exception as error:  # noqa: BLE001 - retried per request below, so one bad request fails alone
+        except Exception as error:
             if len(live) == 1:
                 logger.exception("model call failed")
                 _settle(live[0], error=error)
@@ -158,13 +159,13 @@ class MicroBatcher:
             for job in live:
                 try:
                     _settle(job, answers=(await self._predict([job]))[0])
-                except Exception as job_error:  # noqa: BLE001 - handed to the request that caused it
+                except Exception as job_error:
                     logger.exception("model call failed")
                     _settle(job, error=job_error)
             return
         if self.on_batch is not None:
             self.on_batch(len(live), sum(len(job.names) for job in live), time.perf_counter() - started)
-        for job, own in zip(live, answers):
+        for job, own in zip(live, answers, strict=False):
             _settle(job, answers=own)
 
     async def _predict(self, jobs: list[_Job]) -> list[RankedNames]:

@@ -4,16 +4,13 @@ A declared Content-Length over the limit fails on the first read, before any byt
 taken; a chunked body fails as soon as the bytes received pass the limit. Either way the route sees
 `BodyTooLargeError`, which `app.errors` answers with 413.
 """
-from __future__ import annotations
 
-import logging
+from __future__ import annotations
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import BodyTooLargeError
-
-logger = logging.getLogger(__name__)
 
 
 class BodySizeLimitMiddleware:

@@ -3,9 +3,9 @@
 A request that arrives before the model is ready (or after shutdown began) gets
 `ModelNotReadyError` here, which becomes a 503, never an AttributeError 500.
 """
+
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -15,8 +15,6 @@ from app.errors import ModelNotReadyError, UnsupportedMediaTypeError
 from app.observability import Metrics
 from app.settings import Settings
 from model.predictor import Predictor
-
-logger = logging.getLogger(__name__)
 
 SERVICE_STATE_KEY = "service"
 

@@ -3,9 +3,9 @@
 Every refusal names the field (or `body`, or the header) and says what was wrong, so a client never
 has to guess, and bad input never turns into a 500.
 """
+
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +18,6 @@ from app.batching import BatcherClosedError, QueueFullError
 from app.schemas import ErrorResponse, FieldError
 from app.validation import FieldProblem, InvalidRequestError
 from model.encoder import NameEncodingError
-
-logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -43,7 +41,11 @@ class ModelNotReadyError(RuntimeError):
 
 
 def error_response(
-    status_code: int, error: str, message: str, problems: Sequence[FieldProblem] = (), headers: dict[str, str] | None = None
+    status_code: int,
+    error: str,
+    message: str,
+    problems: Sequence[FieldProblem] = (),
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(
         error=error,
@@ -96,7 +98,9 @@ async def _unsupported_media_type(request: Request, exc: Exception) -> JSONRespo
 
 async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
     return error_response(
-        503, "overloaded", f"too many requests waiting for the model ({exc}); retry shortly",
+        503,
+        "overloaded",
+        f"too many requests waiting for the model ({exc}); retry shortly",
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 

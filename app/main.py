@@ -3,6 +3,7 @@
 `app` below is the factory's product so `uvicorn app.main:app` works; building it reads the
 settings but loads nothing: the model is loaded only when the server starts the lifespan.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,19 @@ logger = logging.getLogger(__name__)
 # Names in several scripts and forms, so every reader (the Japanese one loads its dictionary), full
 # names and every sequence length bucket are exercised before the first request.
 WARMUP_NAMES = [
-    "Hinton", "Nguyễn", "王", "田中", "김민준", "Иванова", "Schmidhuber", "O'Neil", "Dvořák", "Müller-Lüdenscheidt",
-    "Ng", "Mrs. Anna van der Berg", "123",
+    "Hinton",
+    "Nguyễn",
+    "王",
+    "田中",
+    "김민준",
+    "Иванова",
+    "Schmidhuber",
+    "O'Neil",
+    "Dvořák",
+    "Müller-Lüdenscheidt",
+    "Ng",
+    "Mrs. Anna van der Berg",
+    "123",
 ]
 WARMUP_ROUNDS = 3
 
@@ -81,8 +93,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         metrics.ready.set(1)
         metrics.track_queue_depth(lambda: batcher.queue_depth)
         checkpoint = predictor.checkpoint
-        metrics.model.info({"id": checkpoint.model_id, "architecture": checkpoint.network_config.architecture,
-                            "device": str(predictor.device)})
+        metrics.model.info(
+            {
+                "id": checkpoint.model_id,
+                "architecture": checkpoint.network_config.architecture,
+                "device": str(predictor.device),
+            }
+        )
         logger.info("serving %s from %s on %s", checkpoint.model_id, settings.checkpoint_path, predictor.device)
         yield {SERVICE_STATE_KEY: service}
     finally:

@@ -3,6 +3,7 @@
 Names are personal data: the request line carries how many names a request held, and the names
 themselves only when logging is at DEBUG.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -29,7 +30,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -65,11 +66,16 @@ class Metrics:
             "nameorigin_http_requests", "HTTP requests answered", ["method", "path", "status"], registry=self.registry
         )
         self.in_progress = Gauge(
-            "nameorigin_http_requests_in_progress", "HTTP requests received and not yet answered", registry=self.registry
+            "nameorigin_http_requests_in_progress",
+            "HTTP requests received and not yet answered",
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "nameorigin_http_request_duration_seconds", "Time from request to last response byte",
-            ["method", "path"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "nameorigin_http_request_duration_seconds",
+            "Time from request to last response byte",
+            ["method", "path"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.names_classified = Counter(
             "nameorigin_names_classified", "Names run through the model", registry=self.registry
@@ -81,16 +87,18 @@ class Metrics:
             "nameorigin_batch_names", "Names per model call (micro-batch)", buckets=SIZE_BUCKETS, registry=self.registry
         )
         self.batch_requests = Histogram(
-            "nameorigin_batch_requests", "Requests coalesced into one model call", buckets=SIZE_BUCKETS,
+            "nameorigin_batch_requests",
+            "Requests coalesced into one model call",
+            buckets=SIZE_BUCKETS,
             registry=self.registry,
         )
         self.model_latency = Histogram(
-            "nameorigin_model_call_duration_seconds", "Time per model call (micro-batch) on the worker thread",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "nameorigin_model_call_duration_seconds",
+            "Time per model call (micro-batch) on the worker thread",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
-        self.queue_depth = Gauge(
-            "nameorigin_queue_depth", "Requests waiting for the model", registry=self.registry
-        )
+        self.queue_depth = Gauge("nameorigin_queue_depth", "Requests waiting for the model", registry=self.registry)
         self.ready = Gauge("nameorigin_ready", "1 once the model is loaded and warmed up", registry=self.registry)
         self.model = Info("nameorigin_model", "The model being served", registry=self.registry)
 

@@ -4,10 +4,10 @@ No tensor reaches this module: the batcher returns `RankedNames`, plain lists of
 probabilities and abstention reasons, which become the JSON answer here without an object per
 label in between.
 """
+
 from __future__ import annotations
 
 import functools
-import logging
 from importlib import resources
 from typing import Annotated, Any
 
@@ -31,8 +31,6 @@ from app.schemas import (
 from app.settings import Settings
 from app.validation import check_classify_request
 from model.predictor import RankedNames, RankedToken, RankQuery
-
-logger = logging.getLogger(__name__)
 
 PING_BODY = b'{"status":"ok"}'
 
@@ -98,11 +96,13 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
 router = APIRouter()
 
 
-def _predictions(labels: tuple[str, ...], ids: list[int], probs: list[float], log_probs: list[float]) -> list[dict[str, Any]]:
+def _predictions(
+    labels: tuple[str, ...], ids: list[int], probs: list[float], log_probs: list[float]
+) -> list[dict[str, Any]]:
     """`LabelResult`s, most probable first: the one place a ranked label list becomes JSON."""
     return [
         {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
-        for label_id, probability, log_probability in zip(ids, probs, log_probs)
+        for label_id, probability, log_probability in zip(ids, probs, log_probs, strict=False)
     ]
 
 
@@ -118,16 +118,19 @@ def _name_results(names: list[str], ranked: RankedNames, labels: tuple[str, ...]
             "script": script,
             "tokens": [_token_result(token, labels) for token in tokens] if tokens else [],
         }
-        for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
+        for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=False)
     ]
 
 
 def _token_result(token: RankedToken, labels: tuple[str, ...]) -> dict[str, Any]:
     """One part of a full name as `TokenResult` lays it out."""
     return {
-        "text": token.text, "read_as": token.read_as, "script": token.script,
+        "text": token.text,
+        "read_as": token.read_as,
+        "script": token.script,
         "predictions": _predictions(labels, token.label_ids, token.probabilities, token.log_probabilities),
-        "abstained": token.reason is not None, "reason": token.reason,
+        "abstained": token.reason is not None,
+        "reason": token.reason,
     }
 
 
@@ -160,7 +163,9 @@ async def classify(
     ranked = await service.batcher.classify(name_batch, RankQuery(body.top_k, body.prior, body.min_probability))
     results = _name_results(name_batch, ranked, predictor.labels)
     model_id = predictor.model_id
-    answer = {**results[0], "model_id": model_id} if body.name is not None else {"results": results, "model_id": model_id}
+    answer = (
+        {**results[0], "model_id": model_id} if body.name is not None else {"results": results, "model_id": model_id}
+    )
     # Probabilities come out of a log-softmax and are always finite; orjson would write NaN or inf as null.
     # Serialized straight to JSON bytes: building and re-validating response models costs far more than
     # the JSON for a large batch (docs/benchmarks.md, "Answer serialization"). The response models still

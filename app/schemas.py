@@ -4,9 +4,9 @@ Static rules live here (types, exactly one of name/names, no unknown fields); li
 from settings or the checkpoint (names per request, name length, top_k ceiling) are checked in
 `app.validation`.
 """
+
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -14,9 +14,6 @@ from pydantic_core import PydanticCustomError
 
 from model.predictor import ABSTAIN_REASONS, DEFAULT_TOP_K
 from model.priors import PRIOR_NAMES
-
-logger = logging.getLogger(__name__)
-
 
 Name = Annotated[str, StringConstraints(min_length=1)]
 PriorWeight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -40,21 +37,49 @@ SINGLE_RESPONSE_EXAMPLE: dict[str, Any] = {
 BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
     "results": [
         {
-            "name": "Nguyen Van Minh", "abstained": False, "reason": None, "read_as": "nguyen van minh", "script": "Latin",
+            "name": "Nguyen Van Minh",
+            "abstained": False,
+            "reason": None,
+            "read_as": "nguyen van minh",
+            "script": "Latin",
             "predictions": [{"label": "Vietnamese", "probability": 0.94, "log_probability": -0.06}],
             "tokens": [
-                {"text": "Nguyen", "read_as": "nguyen", "script": "Latin", "abstained": False, "reason": None,
-                 "predictions": [{"label": "Vietnamese", "probability": 0.89, "log_probability": -0.12}]},
-                {"text": "Van Minh", "read_as": "van minh", "script": "Latin", "abstained": False, "reason": None,
-                 "predictions": [{"label": "Russian", "probability": 0.47, "log_probability": -0.75}]},
+                {
+                    "text": "Nguyen",
+                    "read_as": "nguyen",
+                    "script": "Latin",
+                    "abstained": False,
+                    "reason": None,
+                    "predictions": [{"label": "Vietnamese", "probability": 0.89, "log_probability": -0.12}],
+                },
+                {
+                    "text": "Van Minh",
+                    "read_as": "van minh",
+                    "script": "Latin",
+                    "abstained": False,
+                    "reason": None,
+                    "predictions": [{"label": "Russian", "probability": 0.47, "log_probability": -0.75}],
+                },
             ],
         },
         {
-            "name": "김", "abstained": False, "reason": None, "read_as": "kim", "script": "Hangul", "tokens": [],
+            "name": "김",
+            "abstained": False,
+            "reason": None,
+            "read_as": "kim",
+            "script": "Hangul",
+            "tokens": [],
             "predictions": [{"label": "Korean", "probability": 1.0, "log_probability": -0.0}],
         },
-        {"name": "qwerty", "abstained": True, "reason": "not-a-name", "read_as": "qwerty", "script": "Latin",
-         "tokens": [], "predictions": []},
+        {
+            "name": "qwerty",
+            "abstained": True,
+            "reason": "not-a-name",
+            "read_as": "qwerty",
+            "script": "Latin",
+            "tokens": [],
+            "predictions": [],
+        },
     ],
     "model_id": "nameorigin-gru-0f5f335e0196",
 }
@@ -97,13 +122,14 @@ class ClassifyRequest(BaseModel):
         """One clear error for a misspelt prior name, instead of one per branch of the union."""
         if isinstance(value, str) and value not in PRIOR_NAMES:
             raise PydanticCustomError(
-                "invalid_prior", "prior must be 'dataset', 'uniform' or a {{label: weight}} object; got {value!r}",
+                "invalid_prior",
+                "prior must be 'dataset', 'uniform' or a {{label: weight}} object; got {value!r}",
                 {"value": value},
             )
         return value
 
     @model_validator(mode="after")
-    def _exactly_one_of_name_or_names(self) -> "ClassifyRequest":
+    def _exactly_one_of_name_or_names(self) -> ClassifyRequest:
         if (self.name is None) == (self.names is None):
             given = "both" if self.name is not None else "neither"
             raise PydanticCustomError(
@@ -149,7 +175,9 @@ class NameResult(BaseModel):
             "(unlike any name, or a placeholder such as N/A), `low-confidence` (below `min_probability`)"
         )
     )
-    read_as: str = Field(description="the lower-case Latin text the network read (Japanese and Korean by their own readers)")
+    read_as: str = Field(
+        description="the lower-case Latin text the network read (Japanese and Korean by their own readers)"
+    )
     script: str = Field(description="the writing system(s) the name is written in: Latin, Cyrillic, Han+Hiragana, ...")
     tokens: list[TokenResult] = Field(
         description="for a full name, each part and its own top labels; the answer combines them. Empty for one name"
@@ -182,7 +210,9 @@ class ModelCard(BaseModel):
     labels: list[str] = Field(description="every label the model can answer, in the checkpoint's order")
     num_labels: int
     max_name_length: int = Field(description="characters the model reads per name, after transliteration")
-    metrics: dict[str, Any] = Field(description="evaluation saved at training time, per split; `metrics_note` says which network each is of")
+    metrics: dict[str, Any] = Field(
+        description="evaluation saved at training time, per split; `metrics_note` says which network each is of"
+    )
     metrics_note: str | None = Field(
         None, description="for a network refit on train + val: val is the held-out run's, test the served network's"
     )
@@ -199,9 +229,13 @@ class StatusResponse(BaseModel):
 
 
 class FieldError(BaseModel):
-    field: str = Field(description="which part of the request: a body field such as `top_k` or `names[2]`, `body`, or a header")
+    field: str = Field(
+        description="which part of the request: a body field such as `top_k` or `names[2]`, `body`, or a header"
+    )
     message: str
-    type: str = Field(description="machine-readable kind of problem, e.g. `unreadable_name`, `extra_forbidden`, `missing`")
+    type: str = Field(
+        description="machine-readable kind of problem, e.g. `unreadable_name`, `extra_forbidden`, `missing`"
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -214,13 +248,19 @@ class ErrorResponse(BaseModel):
                     "error": "invalid_request",
                     "message": "the request is not valid; see errors",
                     "errors": [
-                        {"field": "names[1]", "message": "name is 70 characters; at most 64 are accepted", "type": "name_too_long"}
+                        {
+                            "field": "names[1]",
+                            "message": "name is 70 characters; at most 64 are accepted",
+                            "type": "name_too_long",
+                        }
                     ],
                 }
             ]
         }
     )
 
-    error: str = Field(description="short code: invalid_request, unsupported_media_type, body_too_large, overloaded, not_ready, ...")
+    error: str = Field(
+        description="short code: invalid_request, unsupported_media_type, body_too_large, overloaded, not_ready, ..."
+    )
     message: str
     errors: list[FieldError] = Field(default_factory=list)

@@ -2,9 +2,9 @@
 
 This is the only code in the project that reads the environment.
 """
+
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Literal
 
@@ -12,8 +12,6 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.assets import DEFAULT_CHECKPOINT_PATH
-
-logger = logging.getLogger(__name__)
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -47,7 +45,9 @@ class Settings(BaseSettings):
         512, ge=1, description="names the batcher gathers into one model call before it stops waiting"
     )
     max_batch_wait_ms: float = Field(
-        1.0, ge=0, description="how long the batcher waits for more requests to join a batch (only after a batch that had company)"
+        1.0,
+        ge=0,
+        description="how long the batcher waits for more requests to join a batch (only after a batch that had company)",
     )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
 

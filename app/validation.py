@@ -4,15 +4,13 @@ Every problem in a request is collected, not just the first, so one bad name in 
 hidden behind another; the whole request is then rejected with one 422 listing them all. A name
 the model cannot read is not a request error: it abstains in its place (HTTP 200).
 """
+
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from model.predictor import Predictor
 from model.priors import Prior, PriorError
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,13 @@ def check_classify_request(
     """Raise InvalidRequestError naming every field that breaks a limit or does not fit the model."""
     problems: list[FieldProblem] = []
     if top_k > predictor.num_labels:
-        problems.append(FieldProblem(
-            "top_k", f"top_k must be at most {predictor.num_labels}, the number of labels; got {top_k}", "top_k_too_large"
-        ))
+        problems.append(
+            FieldProblem(
+                "top_k",
+                f"top_k must be at most {predictor.num_labels}, the number of labels; got {top_k}",
+                "top_k_too_large",
+            )
+        )
     try:
         predictor.log_prior_for(prior)
     except PriorError as error:

@@ -4,6 +4,7 @@
 `classify_table` (batch.frame) for pandas and Arrow in memory; `batch.spark.classify_column` for Spark.
 All of them classify each distinct name once and go through `model.predictor` only.
 """
+
 from __future__ import annotations
 
 from typing import Any

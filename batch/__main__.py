@@ -1,4 +1,5 @@
 """`python -m batch`: the same command as `nameorigin-enrich`."""
+
 from batch.cli import main
 
 if __name__ == "__main__":

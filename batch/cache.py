@@ -6,15 +6,12 @@ evicted. Its contents after chunk k depend on chunks 0..k alone, so a resumed ru
 from the names each finished chunk added, and writes what an uninterrupted run writes. Everything is
 held in Arrow (no Python object per name) and looked up with Arrow's hash kernels.
 """
-from __future__ import annotations
 
-import logging
+from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_NAMES = 1_000_000
 KEY = "key"  # the dedup key of a cached answer
@@ -39,7 +36,7 @@ class AnswerCache:
     def rows_of(self, values: pa.Array, column: str) -> np.ndarray:
         """The cache row of each value (a KEY or a RAW text), -1 where it is not cached."""
         rows = np.full(len(values), -1, np.int64)
-        for start, segment in zip(self._starts, self._segments):
+        for start, segment in zip(self._starts, self._segments, strict=False):
             found = pc.index_in(values, value_set=segment.column(column).combine_chunks())
             hit = found.is_valid().to_numpy(zero_copy_only=False)
             rows[hit] = found.fill_null(0).to_numpy()[hit] + start
@@ -65,7 +62,9 @@ class AnswerCache:
         order = np.argsort(segment_of, kind="stable")  # rows grouped by segment
         grouped, grouped_segments = rows[order], segment_of[order]
         pieces = [
-            self._segments[segment].select(self.schema.names).take(pa.array(grouped[grouped_segments == segment] - self._starts[segment]))
+            self._segments[segment]
+            .select(self.schema.names)
+            .take(pa.array(grouped[grouped_segments == segment] - self._starts[segment]))
             for segment in np.unique(segment_of)
         ]
         return pa.concat_tables(pieces).combine_chunks().take(pa.array(np.argsort(order)))

@@ -5,10 +5,10 @@ table that repeats surnames pays for each surname once. What the cache keeps (an
 depends only on the chunks before, which makes a resumed run write exactly what an uninterrupted one
 writes: the network's float32 output moves in the 7th digit with the batch a name is classified in.
 """
+
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -20,8 +20,6 @@ from batch.cache import DEFAULT_CACHE_NAMES, KEY, RAW, AnswerCache
 from batch.columns import ABSTAINED, LABEL, PROBABILITY, REASON, TOP_K, TOP_K_ENTRY, answer_fields, probability_column
 from batch.names import EMPTY_REASON, dedup_key
 from model.predictor import DEFAULT_TOP_K, LabelProbability, NamePrediction, Predictor
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 4096  # names per predict() call; the predictor splits it further for the network
 _EMPTY = np.iinfo(np.int64).min  # a raw value with no name: slot 0
@@ -39,8 +37,11 @@ class ClassifyOptions:
 
     def to_dict(self) -> dict:
         return {
-            "top_k": self.top_k, "all_labels": self.all_labels, "prior": self.prior,
-            "min_probability": self.min_probability, "batch_size": self.batch_size,
+            "top_k": self.top_k,
+            "all_labels": self.all_labels,
+            "prior": self.prior,
+            "min_probability": self.min_probability,
+            "batch_size": self.batch_size,
         }
 
 
@@ -63,7 +64,11 @@ class ColumnClassifier:
     """One predictor and one set of options, applied chunk by chunk with one answer cache."""
 
     def __init__(
-        self, predictor: Predictor, options: ClassifyOptions, top_k_json: bool = False, cache_names: int = DEFAULT_CACHE_NAMES
+        self,
+        predictor: Predictor,
+        options: ClassifyOptions,
+        top_k_json: bool = False,
+        cache_names: int = DEFAULT_CACHE_NAMES,
     ) -> None:
         num_labels = len(predictor.labels)
         if not 1 <= options.top_k <= num_labels:
@@ -93,7 +98,9 @@ class ColumnClassifier:
         codes, cached_rows, new_entries = self._codes(encoded.dictionary)
         new_answers = self._classify_new(new_entries[RAW])
         slot_of_value = np.where(codes == _EMPTY, 0, np.where(codes >= 0, 1 + codes, len(cached_rows) - codes))
-        slots = pa.concat_tables([self._empty, self.cache.take(np.array(cached_rows, np.int64)), new_answers]).combine_chunks()
+        slots = pa.concat_tables(
+            [self._empty, self.cache.take(np.array(cached_rows, np.int64)), new_answers]
+        ).combine_chunks()
         row_slots = pa.array(slot_of_value, pa.int32()).take(encoded.indices.fill_null(len(encoded.dictionary)))
         entries = new_answers.append_column(KEY, pa.array(new_entries[KEY], pa.string()))
         cached = self.cache.add(entries.append_column(RAW, pa.array(new_entries[RAW], pa.string())))
@@ -117,13 +124,13 @@ class ColumnClassifier:
         miss_raws = raw_values.take(pa.array(misses)).to_pylist()
         miss_keys = [dedup_key(raw) for raw in miss_raws]
         first_raw: dict[str, str] = {}
-        for raw, key in zip(miss_raws, miss_keys):
+        for raw, key in zip(miss_raws, miss_keys, strict=False):
             if key and key not in first_raw:
                 first_raw[key] = raw
         by_key = self.cache.rows_of(pa.array(list(first_raw), pa.string()), KEY)
         code_of_key: dict[str, int] = {}
         new: dict[str, list[str]] = {KEY: [], RAW: []}
-        for (key, raw), row in zip(first_raw.items(), by_key.tolist()):
+        for (key, raw), row in zip(first_raw.items(), by_key.tolist(), strict=False):
             if row >= 0:
                 cached_rows.append(row)
                 code_of_key[key] = len(cached_rows) - 1
@@ -131,7 +138,7 @@ class ColumnClassifier:
                 new[KEY].append(key)
                 new[RAW].append(raw)
                 code_of_key[key] = -len(new[KEY])
-        for position, key in zip(misses.tolist(), miss_keys):
+        for position, key in zip(misses.tolist(), miss_keys, strict=False):
             if key:
                 codes[position] = code_of_key[key]
         return codes, cached_rows, new
@@ -142,10 +149,14 @@ class ColumnClassifier:
         than its row, and a chunk can hold 10^5 new names."""
         size = self.options.batch_size
         tables = [
-            self._answer_table(self.predictor.predict(
-                names[start : start + size], top_k=self._predict_top_k,
-                prior=self.options.prior, min_probability=self.options.min_probability,
-            ))
+            self._answer_table(
+                self.predictor.predict(
+                    names[start : start + size],
+                    top_k=self._predict_top_k,
+                    prior=self.options.prior,
+                    min_probability=self.options.min_probability,
+                )
+            )
             for start in range(0, len(names), size)
         ]
         return pa.concat_tables(tables).combine_chunks() if tables else self.schema.empty_table()
@@ -180,7 +191,10 @@ class ColumnClassifier:
     def _empty_answer(self) -> pa.Table:
         """Slot 0 of every chunk: the answer for a missing or blank name, which the predictor never sees."""
         columns: dict[str, list] = {
-            LABEL: [None], PROBABILITY: [None], TOP_K: ["[]" if self.top_k_json else []], ABSTAINED: [True],
+            LABEL: [None],
+            PROBABILITY: [None],
+            TOP_K: ["[]" if self.top_k_json else []],
+            ABSTAINED: [True],
             REASON: [EMPTY_REASON],
         }
         if self.options.all_labels:
@@ -193,7 +207,11 @@ class ColumnClassifier:
             quoted = self._quoted_labels
             return pa.array(
                 [
-                    "[" + ",".join(f'{{"label":{quoted[entry.label]},"probability":{entry.probability!r}}}' for entry in shown) + "]"
+                    "["
+                    + ",".join(
+                        f'{{"label":{quoted[entry.label]},"probability":{entry.probability!r}}}' for entry in shown
+                    )
+                    + "]"
                     for shown in shown_lists
                 ],
                 pa.string(),

@@ -4,6 +4,7 @@ each row's name to a CSV, TSV, Parquet or JSON Lines file.
 Exit status: 0 done; 2 a bad file, column or option (one line on stderr, nothing left under the output's
 name); 1 the output could not be written; 130 interrupted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,43 +25,69 @@ from model import priors
 from model.checkpoint import CheckpointError
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, Predictor
 
-logger = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nameorigin-enrich", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("input", metavar="INPUT", help="file to enrich (.csv .tsv .parquet .jsonl), or - for standard input (CSV)")
     parser.add_argument(
-        "--column", action="append", required=True, metavar="NAME",
+        "input", metavar="INPUT", help="file to enrich (.csv .tsv .parquet .jsonl), or - for standard input (CSV)"
+    )
+    parser.add_argument(
+        "--column",
+        action="append",
+        required=True,
+        metavar="NAME",
         help="the column holding full names; give it twice (given name, then surname) to join two columns",
     )
-    parser.add_argument("--output", required=True, metavar="OUTPUT", help="file to write, or - for standard output (CSV)")
+    parser.add_argument(
+        "--output", required=True, metavar="OUTPUT", help="file to write, or - for standard output (CSV)"
+    )
     parser.add_argument("--format", choices=FORMATS, help="INPUT's format (default: from its extension)")
-    parser.add_argument("--output-format", choices=FORMATS, help="OUTPUT's format (default: from its extension, else INPUT's)")
-    parser.add_argument("--encoding", default="utf-8", help="text encoding of a CSV/TSV/JSON Lines input (default utf-8)")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"labels kept in origin_top_k (default {DEFAULT_TOP_K})")
+    parser.add_argument(
+        "--output-format", choices=FORMATS, help="OUTPUT's format (default: from its extension, else INPUT's)"
+    )
+    parser.add_argument(
+        "--encoding", default="utf-8", help="text encoding of a CSV/TSV/JSON Lines input (default utf-8)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=DEFAULT_TOP_K, help=f"labels kept in origin_top_k (default {DEFAULT_TOP_K})"
+    )
     parser.add_argument("--all-labels", action="store_true", help="add one p_<label> column per label")
     parser.add_argument(
-        "--prior", default="dataset",
+        "--prior",
+        default="dataset",
         help="label prior: dataset, uniform, or a JSON object of label weights, e.g. '{\"English\": 2}' (default dataset)",
     )
-    parser.add_argument("--min-probability", type=float, default=0.0, help="abstain (low-confidence) below this top probability")
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH), help="model to use (default: the shipped one)")
+    parser.add_argument(
+        "--min-probability", type=float, default=0.0, help="abstain (low-confidence) below this top probability"
+    )
+    parser.add_argument(
+        "--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH), help="model to use (default: the shipped one)"
+    )
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto = CUDA when present, else CPU")
     parser.add_argument(
-        "--num-threads", type=int, default=1,
+        "--num-threads",
+        type=int,
+        default=1,
         help="torch threads (default 1, as the service: two spin-wait whenever another job holds a core); 0 = torch's default",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"names per model call (default {DEFAULT_BATCH_SIZE})"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"names per model call (default {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
-        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS,
+        "--chunk-rows",
+        type=int,
+        default=DEFAULT_CHUNK_ROWS,
         help=f"rows read, deduplicated and written together; bounds memory (default {DEFAULT_CHUNK_ROWS})",
     )
     parser.add_argument(
-        "--cache-names", type=int, default=DEFAULT_CACHE_NAMES,
+        "--cache-names",
+        type=int,
+        default=DEFAULT_CACHE_NAMES,
         help=f"distinct names whose answers are kept across chunks (default {DEFAULT_CACHE_NAMES:,}); "
         "0 classifies each chunk on its own",
     )
@@ -91,10 +118,17 @@ def job_from_args(args: argparse.Namespace) -> EnrichJob:
         raise BatchInputError(f"--cache-names must be at least 0, got {args.cache_names}")
     input_format = detect_format(args.input, args.format)
     return EnrichJob(
-        input_path=args.input, output_path=args.output, columns=tuple(args.column),
-        input_format=input_format, output_format=detect_format(args.output, args.output_format, default=input_format),
-        encoding=args.encoding, chunk_rows=args.chunk_rows, cache_names=args.cache_names, resume=args.resume,
-        overwrite=args.overwrite, progress=not args.quiet,
+        input_path=args.input,
+        output_path=args.output,
+        columns=tuple(args.column),
+        input_format=input_format,
+        output_format=detect_format(args.output, args.output_format, default=input_format),
+        encoding=args.encoding,
+        chunk_rows=args.chunk_rows,
+        cache_names=args.cache_names,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
     )
 
 
@@ -113,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job = job_from_args(args)
         options = ClassifyOptions(
-            top_k=args.top_k, all_labels=args.all_labels, prior=parse_prior(args.prior),
-            min_probability=args.min_probability, batch_size=args.batch_size,
+            top_k=args.top_k,
+            all_labels=args.all_labels,
+            prior=parse_prior(args.prior),
+            min_probability=args.min_probability,
+            batch_size=args.batch_size,
         )
         predictor = Predictor.from_path(args.checkpoint, device=args.device, num_threads=args.num_threads)
         summary = enrich(job, predictor, options)

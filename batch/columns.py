@@ -1,15 +1,13 @@
 """The columns enrichment adds after the input's: their names, their Arrow types, and the refusal to
 overwrite an input column that already has one of those names."""
+
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 
 from batch.errors import BatchInputError
-
-logger = logging.getLogger(__name__)
 
 LABEL = "origin_label"  # the most probable label; null when the row abstained
 PROBABILITY = "origin_probability"  # its probability; null when the row abstained

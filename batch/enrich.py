@@ -4,10 +4,10 @@ The output appears under its name only when the run has finished: a plain run wr
 beside it and renames it at the end; a --resume run keeps finished chunks in OUTPUT.partial/ and joins
 them into the output at the end. On failure neither leaves anything under the output's name.
 """
+
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 import tempfile
@@ -31,8 +31,6 @@ from batch.resume import PartsDir, input_fingerprint, partial_dir
 from batch.summary import Summary
 from batch.writers import OutputLayout, append_part, open_sink, read_arrow, write_arrow, write_part
 from model.predictor import Predictor
-
-logger = logging.getLogger(__name__)
 
 # Rows classified together: memory holds one chunk at a time, and a name repeated within a chunk is
 # classified once. 2**18 rows of a few text columns take tens of MB.
@@ -59,7 +57,9 @@ class EnrichJob:
 def enrich(job: EnrichJob, predictor: Predictor, options: ClassifyOptions) -> Summary:
     """Run `job`; a bad file, column or option raises BatchInputError before or instead of any output."""
     started = time.perf_counter()
-    classifier = ColumnClassifier(predictor, options, top_k_json=job.output_format in DELIMITERS, cache_names=job.cache_names)
+    classifier = ColumnClassifier(
+        predictor, options, top_k_json=job.output_format in DELIMITERS, cache_names=job.cache_names
+    )
     _check_paths(job)
     source = open_source(job.input_path, job.input_format, job.encoding)
     try:
@@ -97,14 +97,25 @@ def chunk_tables(batches: Iterable[pa.RecordBatch], schema: pa.Schema, chunk_row
 
 
 def _enriched_chunks(
-    job: EnrichJob, source: Source, layout: OutputLayout, classifier: ColumnClassifier, summary: Summary, skip_chunks: int = 0
+    job: EnrichJob,
+    source: Source,
+    layout: OutputLayout,
+    classifier: ColumnClassifier,
+    summary: Summary,
+    skip_chunks: int = 0,
 ) -> Iterator[tuple[pa.Table, ChunkAnswers]]:
     """Each chunk as output table, with its answers, counted into `summary` before it is handed on."""
     skip_rows = skip_chunks * job.chunk_rows
     total = source.num_rows
     with tqdm(
-        total=total, initial=min(skip_rows, total or skip_rows), unit=" rows", unit_scale=True, dynamic_ncols=True,
-        file=sys.stderr, disable=None if job.progress else True, desc="enrich",
+        total=total,
+        initial=min(skip_rows, total or skip_rows),
+        unit=" rows",
+        unit_scale=True,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=None if job.progress else True,
+        desc="enrich",
     ) as bar:
         for chunk in chunk_tables(source.batches(skip_rows), source.schema, job.chunk_rows):
             answers = classifier.classify(name_text(chunk, job.columns, source.name))
@@ -161,9 +172,14 @@ def _write_resumable(job: EnrichJob, source: Source, layout: OutputLayout, class
 def _resume_options(job: EnrichJob, classifier: ColumnClassifier) -> dict:
     """Everything that changes the output: a resumed run must have been started with the same."""
     return {
-        "output": str(Path(job.output_path).resolve()), "columns": list(job.columns),
-        "input_format": job.input_format, "output_format": job.output_format, "encoding": job.encoding,
-        "chunk_rows": job.chunk_rows, "cache_names": job.cache_names, "model_id": classifier.model_id,
+        "output": str(Path(job.output_path).resolve()),
+        "columns": list(job.columns),
+        "input_format": job.input_format,
+        "output_format": job.output_format,
+        "encoding": job.encoding,
+        "chunk_rows": job.chunk_rows,
+        "cache_names": job.cache_names,
+        "model_id": classifier.model_id,
         **classifier.options.to_dict(),
     }
 
@@ -223,6 +239,8 @@ def _check_columns(source: Source, columns: tuple[str, ...]) -> None:
         if count == 0:
             raise BatchInputError(f"{source.name} has no column {column!r}; its columns are: {', '.join(names)}")
         if count > 1:
-            raise BatchInputError(f"{source.name} has {count} columns named {column!r}: which one holds names is unclear")
+            raise BatchInputError(
+                f"{source.name} has {count} columns named {column!r}: which one holds names is unclear"
+            )
     if len(set(columns)) != len(columns):
         raise BatchInputError(f"--column names the same column twice: {list(columns)}")

@@ -1,4 +1,5 @@
 """The one exception enrichment raises for input it cannot use; the command maps it to exit status 2."""
+
 from __future__ import annotations
 
 

@@ -1,19 +1,22 @@
 """The file formats enrichment reads and writes, told by extension or named outright."""
+
 from __future__ import annotations
 
-import logging
 from pathlib import PurePath
 
 from batch.errors import BatchInputError
-
-logger = logging.getLogger(__name__)
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 STDIO = "-"  # standard input for INPUT, standard output for --output
 STDIO_FORMAT = "csv"
 EXTENSIONS = {
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
 }
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 

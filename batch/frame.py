@@ -2,9 +2,9 @@
 
 Polars goes through Arrow: `pl.from_arrow(classify_table(polars_df.to_arrow(), "name"))`.
 """
+
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,16 +20,22 @@ from batch.names import name_text
 from batch.predictors import cached_predictor
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, Predictor
 
-logger = logging.getLogger(__name__)
-
 MODEL_ID_ATTR = "nameorigin.model_id"  # key in DataFrame.attrs
 
 
 def classify_table(
-    table: pa.Table, column: str | Sequence[str], top_k: int = DEFAULT_TOP_K, *, all_labels: bool = False,
-    prior: str | dict[str, float] = "dataset", min_probability: float = 0.0, predictor: Predictor | None = None,
-    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    table: pa.Table,
+    column: str | Sequence[str],
+    top_k: int = DEFAULT_TOP_K,
+    *,
+    all_labels: bool = False,
+    prior: str | dict[str, float] = "dataset",
+    min_probability: float = 0.0,
+    predictor: Predictor | None = None,
+    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH,
+    device: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> pa.Table:
     """`table` with the command's added columns after its own (top-k as list<struct<label, probability>>)
     and the model id in the schema metadata. `column`: a full-name column, or (given name, surname).
@@ -41,16 +47,26 @@ def classify_table(
     check_no_collision(table.column_names, classifier.schema.names, "table")
     added = _answers(table.select(list(columns)), columns, classifier, chunk_rows)
     result = table
-    for field, values in zip(added.schema, added.columns):
+    for field, values in zip(added.schema, added.columns, strict=False):
         result = result.append_column(field, values)
-    return result.replace_schema_metadata({**(table.schema.metadata or {}), MODEL_ID_METADATA_KEY: classifier.model_id.encode()})
+    return result.replace_schema_metadata(
+        {**(table.schema.metadata or {}), MODEL_ID_METADATA_KEY: classifier.model_id.encode()}
+    )
 
 
 def classify_frame(
-    df: pd.DataFrame, column: str | Sequence[str], top_k: int = DEFAULT_TOP_K, *, all_labels: bool = False,
-    prior: str | dict[str, float] = "dataset", min_probability: float = 0.0, predictor: Predictor | None = None,
-    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    df: pd.DataFrame,
+    column: str | Sequence[str],
+    top_k: int = DEFAULT_TOP_K,
+    *,
+    all_labels: bool = False,
+    prior: str | dict[str, float] = "dataset",
+    min_probability: float = 0.0,
+    predictor: Predictor | None = None,
+    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH,
+    device: str = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> pd.DataFrame:
     """A copy of `df` (same index) with the added columns after its own; the options are classify_table's.
     origin_top_k holds lists of {"label", "probability"} dicts; a missing label or probability is None /

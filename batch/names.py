@@ -5,9 +5,9 @@ it folds to one letter, spacing, Unicode form), so each key is classified once, 
 repeat it. (A casefold key would merge Großmann with Grossmann, which the predictor tells apart: ß is
 German evidence.)
 """
+
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -15,8 +15,6 @@ import pyarrow.compute as pc
 
 from batch.errors import BatchInputError
 from model.reading import reading_key
-
-logger = logging.getLogger(__name__)
 
 EMPTY_REASON = "empty"  # why a row with a missing or blank name abstains: it never reaches the predictor
 # A cell longer than this is no name (the service refuses names over 64 characters): it is read as one

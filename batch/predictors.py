@@ -1,5 +1,6 @@
 """One Predictor per checkpoint and device per process: a Spark worker, or a notebook calling
 classify_frame again and again, loads a checkpoint once."""
+
 from __future__ import annotations
 
 import functools

@@ -3,11 +3,11 @@ text it was), Parquet, JSON Lines; CSV, TSV and JSON Lines also from standard in
 
 Memory stays bounded: Arrow reads a block or a row group at a time.
 """
+
 from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -22,8 +22,6 @@ import pyarrow.parquet as pq
 from batch.errors import BatchInputError
 from batch.formats import DELIMITERS, STDIO
 from batch.textstream import CheckedTextStream
-
-logger = logging.getLogger(__name__)
 
 CSV_BLOCK_BYTES = 4 << 20
 JSON_BLOCK_BYTES = 8 << 20  # one JSON line must fit in a block
@@ -61,7 +59,7 @@ def _open_binary(path: str, name: str) -> BinaryIO:
     if path == STDIO:
         return sys.stdin.buffer
     try:
-        return open(path, "rb")  # noqa: SIM115 - the source owns it and closes it
+        return open(path, "rb")
     except OSError as error:
         raise BatchInputError(f"{name}: cannot read input ({error.strerror})") from error
 
@@ -121,20 +119,24 @@ class CsvSource(_TextStreamSource):
                 stream,
                 read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                 parse_options=pcsv.ParseOptions(
-                    delimiter=delimiter, newlines_in_values=True, invalid_row_handler=self._on_invalid_row,
+                    delimiter=delimiter,
+                    newlines_in_values=True,
+                    invalid_row_handler=self._on_invalid_row,
                     ignore_empty_lines=len(header) > 1,  # in a one-column file an empty line is an empty name
                 ),
                 convert_options=pcsv.ConvertOptions(
                     column_types={column: pa.string() for column in header},
-                    strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
                 ),
             )
         except pa.ArrowInvalid as error:
             raise self._parse_error(error) from None
         self.schema = self._reader.schema
         if any(not pa.types.is_string(field.type) for field in self.schema):
-            raise BatchInputError(f"{name}: the header row could not be read consistently (columns {self.schema.names})")
-
+            raise BatchInputError(
+                f"{name}: the header row could not be read consistently (columns {self.schema.names})"
+            )
 
     def _on_invalid_row(self, row: object) -> str:
         self._bad_row = self._bad_row or row
@@ -199,7 +201,6 @@ class JsonLinesSource(_TextStreamSource):
                 raise BatchInputError(f"{name}: the file is empty") from None
             raise self._parse_error(error) from None
         self.schema = self._reader.schema
-
 
     def _parse_error(self, error: Exception) -> BatchInputError:
         return BatchInputError(f"{self.name}: not valid JSON Lines after line {self._rows_read} ({error})")

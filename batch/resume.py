@@ -7,6 +7,7 @@ fsynced, renamed) and the record says so (written the same way). A run killed at
 either a record that counts the chunk or one that does not; a resumed run deletes any part the record
 does not count and writes it again, so its output is the one an uninterrupted run writes.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,13 @@ class Progress:
     summary: dict = field(default_factory=dict)  # the counts of the finished chunks, for the final summary
 
     def to_json(self) -> str:
-        record = {"version": PROGRESS_VERSION, "input": self.input, "options": self.options,
-                  "completed_chunks": self.completed_chunks, "summary": self.summary}
+        record = {
+            "version": PROGRESS_VERSION,
+            "input": self.input,
+            "options": self.options,
+            "completed_chunks": self.completed_chunks,
+            "summary": self.summary,
+        }
         return json.dumps(record, indent=1, sort_keys=True)
 
 
@@ -75,10 +81,14 @@ class PartsDir:
             index = self._index(path)
             if path.name != PROGRESS_FILE and (index is None or index >= progress.completed_chunks):
                 path.unlink()  # a part being written when the run stopped, or one the record does not count
-        expected = self.parts(progress.completed_chunks) + [self.cache_path(index) for index in range(progress.completed_chunks)]
+        expected = self.parts(progress.completed_chunks) + [
+            self.cache_path(index) for index in range(progress.completed_chunks)
+        ]
         missing = [path.name for path in expected if not path.exists()]
         if missing:
-            raise BatchInputError(f"cannot resume: {self.directory} lacks {', '.join(missing)}; delete it to start over")
+            raise BatchInputError(
+                f"cannot resume: {self.directory} lacks {', '.join(missing)}; delete it to start over"
+            )
         logger.info("resuming after %d finished chunks in %s", progress.completed_chunks, self.directory)
         return progress
 

@@ -1,14 +1,12 @@
 """What a run did, counted chunk by chunk: rows, names classified, abstentions by reason, labels."""
+
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
 from batch.classify import ChunkAnswers
 from batch.columns import LABEL, REASON
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,7 +24,7 @@ class Summary:
         rows_per_slot = answers.rows_per_slot()
         labels = answers.slots.column(LABEL).to_pylist()
         reasons = answers.slots.column(REASON).to_pylist()
-        for rows, label, reason in zip(rows_per_slot.tolist(), labels, reasons):
+        for rows, label, reason in zip(rows_per_slot.tolist(), labels, reasons, strict=False):
             if not rows:
                 continue
             if label is not None:
@@ -42,21 +40,31 @@ class Summary:
         return sum(self.reasons.values())
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "names_classified": self.names_classified, "chunks": self.chunks,
-                "reasons": dict(self.reasons), "labels": dict(self.labels)}
+        return {
+            "rows": self.rows,
+            "names_classified": self.names_classified,
+            "chunks": self.chunks,
+            "reasons": dict(self.reasons),
+            "labels": dict(self.labels),
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> Summary:
         return cls(
-            rows=values.get("rows", 0), names_classified=values.get("names_classified", 0),
-            chunks=values.get("chunks", 0), resumed_chunks=values.get("chunks", 0),
-            reasons=Counter(values.get("reasons", {})), labels=Counter(values.get("labels", {})),
+            rows=values.get("rows", 0),
+            names_classified=values.get("names_classified", 0),
+            chunks=values.get("chunks", 0),
+            resumed_chunks=values.get("chunks", 0),
+            reasons=Counter(values.get("reasons", {})),
+            labels=Counter(values.get("labels", {})),
         )
 
     def lines(self, cache_names: int) -> list[str]:
         """The summary the command prints (to stderr: stdout may be the data)."""
         rate = f" ({self.rows / self.seconds:,.0f} rows/s)" if self.seconds > 0 else ""
-        resumed = f", {self.resumed_chunks} of {self.chunks} chunks from the interrupted run" if self.resumed_chunks else ""
+        resumed = (
+            f", {self.resumed_chunks} of {self.chunks} chunks from the interrupted run" if self.resumed_chunks else ""
+        )
         lines = [
             f"rows: {self.rows:,} in {self.seconds:.1f} s{rate}{resumed}",
             f"distinct names classified: {self.names_classified:,} (each once while the cache holds under {cache_names:,})",

@@ -3,16 +3,14 @@
 Arrow's CSV reader reports bad UTF-8 without a position and its JSON reader replaces it silently;
 checking here lets the error name the byte offset and line, and lets another --encoding be read.
 """
+
 from __future__ import annotations
 
 import codecs
 import io
-import logging
 from typing import BinaryIO
 
 from batch.errors import BatchInputError
-
-logger = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
 UTF8_BOM = codecs.BOM_UTF8

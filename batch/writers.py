@@ -5,9 +5,9 @@ Parquet keeps top-k as list<struct<label, probability>> and the model id in the 
 and TSV write top-k as compact JSON text and the model id as a column; JSON Lines writes top-k as a real
 array and the model id as a field.
 """
+
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -23,8 +23,6 @@ from batch.classify import ChunkAnswers, ColumnClassifier
 from batch.columns import MODEL_ID, MODEL_ID_METADATA_KEY, check_no_collision
 from batch.errors import BatchInputError
 from batch.formats import DELIMITERS
-
-logger = logging.getLogger(__name__)
 
 JSONL_ROWS_PER_WRITE = 8192
 PART_COMPRESSION = "zstd"  # resumable Parquet runs keep finished chunks as Arrow IPC files until the end

@@ -7,6 +7,7 @@ and provenance. A sha256
 over the record and every tensor is stored beside them, so an edited or truncated file is refused.
 Writes go to a temp file that replaces the target atomically; loads never unpickle.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -117,7 +118,9 @@ def make_checkpoint(
 ) -> Checkpoint:
     """The checkpoint as it would be written, in memory (weights at storage precision): what a
     trainer measures before it writes."""
-    record, tensors = _record_and_tensors(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
+    record, tensors = _record_and_tensors(
+        network, encoder_config, labels, language_model, label_prior, evidence_table, info
+    )
     record_json = json.dumps(record, sort_keys=True)
     return _checkpoint_from_record(record, tensors, _digest(record_json, tensors), Path("<memory>"))
 
@@ -134,7 +137,9 @@ def save_checkpoint(
 ) -> Checkpoint:
     """Write a checkpoint atomically: a crash mid-write leaves any earlier file at `path` intact."""
     target = Path(path)
-    record, tensors = _record_and_tensors(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
+    record, tensors = _record_and_tensors(
+        network, encoder_config, labels, language_model, label_prior, evidence_table, info
+    )
     record_json = json.dumps(record, sort_keys=True)
     digest = _digest(record_json, tensors)
     payload = save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest})
@@ -155,15 +160,21 @@ def save_checkpoint(
 
 
 def _record_and_tensors(
-    network: nn.Module, encoder_config: EncoderConfig, labels: list[str] | tuple[str, ...],
-    language_model: CharLanguageModel, label_prior: list[float] | tuple[float, ...],
-    evidence_table: EvidenceTable | None, info: dict | None,
+    network: nn.Module,
+    encoder_config: EncoderConfig,
+    labels: list[str] | tuple[str, ...],
+    language_model: CharLanguageModel,
+    label_prior: list[float] | tuple[float, ...],
+    evidence_table: EvidenceTable | None,
+    info: dict | None,
 ) -> tuple[dict, dict[str, torch.Tensor]]:
     network_config: NetworkConfig = network.config
     if network_config.num_labels != len(labels):
         raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
     tensors = storage_tensors(network)
-    tensors.update({NOVELTY_PREFIX + name: value.detach().cpu().contiguous() for name, value in language_model.tables().items()})
+    tensors.update(
+        {NOVELTY_PREFIX + name: value.detach().cpu().contiguous() for name, value in language_model.tables().items()}
+    )
     record = {
         "format_version": FORMAT_VERSION,
         "network": network_config.to_dict(),
@@ -174,7 +185,7 @@ def _record_and_tensors(
         "evidence": (evidence_table or EvidenceTable()).to_dict(),
         "info": {
             "torch_version": torch.__version__,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **(info or {}),
         },
     }
@@ -248,10 +259,20 @@ def _checkpoint_from_record(record: dict, tensors: dict, digest: str, source: Pa
             f"{source}: not-a-name model reads {novelty_config.vocab_size} symbols, the encoder {encoder_vocab_size}"
         )
     network_tensors = {name: value for name, value in tensors.items() if not name.startswith(NOVELTY_PREFIX)}
-    novelty_tables = {name[len(NOVELTY_PREFIX):]: value for name, value in tensors.items() if name.startswith(NOVELTY_PREFIX)}
+    novelty_tables = {
+        name[len(NOVELTY_PREFIX) :]: value for name, value in tensors.items() if name.startswith(NOVELTY_PREFIX)
+    }
     checkpoint = Checkpoint(
-        network_config, encoder_config, labels, network_tensors, novelty_config, novelty_tables, evidence_table,
-        label_prior, record.get("info", {}), digest,
+        network_config,
+        encoder_config,
+        labels,
+        network_tensors,
+        novelty_config,
+        novelty_tables,
+        evidence_table,
+        label_prior,
+        record.get("info", {}),
+        digest,
     )
     checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
     checkpoint.build_language_model()

@@ -5,11 +5,11 @@ for the scripts it reads wrongly), then mapped onto a fixed alphabet with explic
 unknown ids; the network one-hot encodes those ids. Lower case everywhere means "SMITH", "smith"
 and "Smith" are the same input, exactly.
 """
+
 from __future__ import annotations
 
 import functools
 import itertools
-import logging
 import re
 import string
 import unicodedata
@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from unidecode import unidecode
-
-logger = logging.getLogger(__name__)
 
 PAD_ID = 0
 UNKNOWN_ID = 1
@@ -92,9 +90,7 @@ class NameEncoder:
     def _encode_uncached(self, raw_name: str) -> tuple[int, ...]:
         folded = normalize(raw_name)
         if not any(char.isalpha() for char in folded):
-            raise NameEncodingError(
-                f"name has no letters after transliteration to Latin (got {folded!r})"
-            )
+            raise NameEncodingError(f"name has no letters after transliteration to Latin (got {folded!r})")
         if len(folded) > self.config.max_length:
             raise NameEncodingError(
                 f"name is {len(folded)} characters after transliteration; "

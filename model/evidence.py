@@ -13,16 +13,14 @@ no label's spelling uses (Turkish ı, Danish ø) and a script that no label is w
 The table below is the default; the trainer writes it into the checkpoint, and the predictor reads
 it from there, so a model is always served with the table it was evaluated with.
 """
+
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 EVERY_LABEL = "*"  # the script of every label's romanized names
 SCRIPT_FEATURE, LETTER_FEATURE, HAN_FEATURE = "script:", "letter:", "han:"
@@ -96,7 +94,7 @@ class EvidenceTable:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "EvidenceTable":
+    def from_dict(cls, values: dict) -> EvidenceTable:
         return cls(**values)
 
 
@@ -125,7 +123,8 @@ class Evidence:
     def unsupported_letters(self, features: tuple[str, ...]) -> tuple[str, ...]:
         """The letters among the features that no label of this checkpoint is spelled with."""
         return tuple(
-            feature[len(LETTER_FEATURE):] for feature in features
+            feature[len(LETTER_FEATURE) :]
+            for feature in features
             if feature.startswith(LETTER_FEATURE) and self.compatible_labels(feature) == ()
         )
 

@@ -7,32 +7,123 @@ the word after it, the way the training data writes such names ("Von brandt", "D
 separates "Surname, Given". Hyphenated words stay whole (Min-jun, Müller-Lüdenscheidt). Matching
 ignores case and a trailing full stop, so "MRS", "mrs." and "Mrs" are the same title.
 """
+
 from __future__ import annotations
 
-import logging
 import re
 
 from model.scripts import LATIN, letter_script
 
-logger = logging.getLogger(__name__)
-
 # Words that are titles only, never someone's surname in the training data (a test checks it).
 # Left out on purpose because they are also surnames or given names: Pan (Polish "Mr." and a
 # Chinese surname), Don, Dona, Lord, Sen, Hon, Ing, Sheikh, Bey.
-TITLES = frozenset({
-    "mr", "mrs", "ms", "miss", "mx", "master", "dr", "prof", "professor", "rev", "revd", "fr", "sr", "sra", "srta",
-    "mme", "mlle", "mm", "m", "monsieur", "madame", "mademoiselle", "herr", "frau", "hr", "fru", "sig", "sigra",
-    "signor", "signora", "signorina", "dott", "dottssa", "mgr", "pani", "dame", "sir", "capt", "col", "gen", "lt",
-    "sgt", "mister", "missus", "doctor",
-})
-SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq", "dds", "mba", "bsc", "msc", "obe", "mbe"})
+TITLES = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "master",
+        "dr",
+        "prof",
+        "professor",
+        "rev",
+        "revd",
+        "fr",
+        "sr",
+        "sra",
+        "srta",
+        "mme",
+        "mlle",
+        "mm",
+        "m",
+        "monsieur",
+        "madame",
+        "mademoiselle",
+        "herr",
+        "frau",
+        "hr",
+        "fru",
+        "sig",
+        "sigra",
+        "signor",
+        "signora",
+        "signorina",
+        "dott",
+        "dottssa",
+        "mgr",
+        "pani",
+        "dame",
+        "sir",
+        "capt",
+        "col",
+        "gen",
+        "lt",
+        "sgt",
+        "mister",
+        "missus",
+        "doctor",
+    }
+)
+SUFFIXES = frozenset(
+    {"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq", "dds", "mba", "bsc", "msc", "obe", "mbe"}
+)
 # Words that belong to the surname after them. Not "ben" (a given name), nor "y" / "e" of "García y
 # López": one letter, they go as initials do.
-PARTICLES = frozenset({
-    "van", "von", "der", "den", "de", "del", "della", "delle", "dei", "degli", "di", "da", "das", "dos", "do", "du",
-    "la", "le", "lo", "ter", "ten", "te", "st", "ste", "saint", "san", "santa", "al", "el", "bin", "ibn", "bint",
-    "abu", "abd", "mac", "mc", "ó", "ní", "nic", "ui", "uí", "mag", "ap", "zu", "aan", "het", "'t", "op", "uit",
-})
+PARTICLES = frozenset(
+    {
+        "van",
+        "von",
+        "der",
+        "den",
+        "de",
+        "del",
+        "della",
+        "delle",
+        "dei",
+        "degli",
+        "di",
+        "da",
+        "das",
+        "dos",
+        "do",
+        "du",
+        "la",
+        "le",
+        "lo",
+        "ter",
+        "ten",
+        "te",
+        "st",
+        "ste",
+        "saint",
+        "san",
+        "santa",
+        "al",
+        "el",
+        "bin",
+        "ibn",
+        "bint",
+        "abu",
+        "abd",
+        "mac",
+        "mc",
+        "ó",
+        "ní",
+        "nic",
+        "ui",
+        "uí",
+        "mag",
+        "ap",
+        "zu",
+        "aan",
+        "het",
+        "'t",
+        "op",
+        "uit",
+    }
+)
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス
 _INITIAL_PIECES = re.compile(r"[.-]")
 _ARTICLE_PREFIX = re.compile(r"^(al|el)-(?=\w)", re.IGNORECASE)  # al-Sayed: the article, then the name
@@ -43,7 +134,7 @@ def _bare(word: str) -> str:
 
 
 def _is_initial(word: str) -> bool:
-    """"J", "J.", "A.B.", "J.-P.": single Latin letters, each optionally followed by a full stop
+    """ "J", "J.", "A.B.", "J.-P.": single Latin letters, each optionally followed by a full stop
     (a particle such as Ó is not an initial)."""
     if _bare(word) in PARTICLES:
         return False
@@ -86,7 +177,11 @@ def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
     """
     parts = [words for part in text.split(",") if (words := [w for w in _SEPARATORS.split(part) if w])]
     noise = [all(_is_noise(word) for word in words) for words in parts]
-    kept = [_part_tokens(words) for words, only_noise in zip(parts, noise) if len(parts) == 1 or not only_noise]
+    kept = [
+        _part_tokens(words)
+        for words, only_noise in zip(parts, noise, strict=False)
+        if len(parts) == 1 or not only_noise
+    ]
     tokens = tuple(token for part in kept for token in part)
     only_titles = bool(parts) and all(noise)
     if not tokens:

@@ -7,6 +7,7 @@ code touches the process-wide collector, kept because it wins the bench's in-pro
 than their run-to-run spread (docs/benchmarks.md, "Speed tricks"); the server also calls
 gc.freeze() after warm-up, which shortens full passes but does not stop them.
 """
+
 from __future__ import annotations
 
 import gc

@@ -5,6 +5,7 @@ It pays off only on large batches (it skips the one-hot matmul and finished name
 small ops per step than nn.GRU's fused kernel), so it is taken from FAST_GRU_MIN_BATCH names up,
 a gate set by the bench's "GRU gate" measurement (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,8 +20,7 @@ def fast_gru_applies(gru: nn.Module, batch_size: int, device: torch.device) -> b
     """Whether the hand-written GRU would be taken: a plain one-layer, one-way nn.GRU, on the CPU,
     outside autograd (it has no backward), for a batch of at least FAST_GRU_MIN_BATCH names."""
     return (
-        is_plain_gru(gru) and device.type == "cpu" and not torch.is_grad_enabled()
-        and batch_size >= FAST_GRU_MIN_BATCH
+        is_plain_gru(gru) and device.type == "cpu" and not torch.is_grad_enabled() and batch_size >= FAST_GRU_MIN_BATCH
     )
 
 
@@ -44,7 +44,7 @@ def gru_inference_features(gru: nn.GRU, packed_ids: PackedSequence, with_max: bo
     gates_of_char = ((gru.weight_ih_l0.t() + gru.bias_ih_l0) * doubled).contiguous()  # (V, 3H): W_ih one_hot(c) + b_ih
     weight_hh, bias_hh = (gru.weight_hh_l0.t() * doubled).contiguous(), gru.bias_hh_l0 * doubled  # (H, 3H), (3H,)
     input_gates = F.embedding(packed_ids.data, gates_of_char)  # (N, 3H), time-major
-    batch_sizes = packed_ids.batch_sizes.tolist() + [0]
+    batch_sizes = [*packed_ids.batch_sizes.tolist(), 0]
     state = input_gates.new_zeros(batch_sizes[0], hidden_size)  # (B, H), longest name first
     final_state = torch.empty_like(state)
     running_max = torch.full_like(state, float("-inf")) if with_max else None
@@ -54,7 +54,9 @@ def gru_inference_features(gru: nn.GRU, packed_ids: PackedSequence, with_max: bo
         row += active
         hidden_gates = torch.addmm(bias_hh, state, weight_hh)  # (b, 3H): W_hh h + b_hh
         reset_update = torch.sigmoid(step_gates[:, : 2 * hidden_size] + hidden_gates[:, : 2 * hidden_size])
-        twice_new = torch.addcmul(step_gates[:, 2 * hidden_size :], reset_update[:, :hidden_size], hidden_gates[:, 2 * hidden_size :])
+        twice_new = torch.addcmul(
+            step_gates[:, 2 * hidden_size :], reset_update[:, :hidden_size], hidden_gates[:, 2 * hidden_size :]
+        )
         candidate = torch.sigmoid(twice_new).mul_(2).sub_(1)  # tanh of the candidate's pre-activation
         state = torch.lerp(candidate, state, reset_update[:, hidden_size:])  # (1 - z) * n + z * h
         if running_max is not None:
@@ -64,5 +66,3 @@ def gru_inference_features(gru: nn.GRU, packed_ids: PackedSequence, with_max: bo
         state = state[:still_going]
     features = final_state if running_max is None else torch.cat((final_state, running_max), dim=1)
     return features[packed_ids.unsorted_indices]
-
-

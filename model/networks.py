@@ -5,6 +5,7 @@ CPU inference batches of a plain GRU go through model.gru_inference, which looks
 products up instead of multiplying them), and
 return (B, num_labels) log-probabilities; padding never changes a name's output.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,14 @@ MAX_NGRAM_CODE = 2**31  # n-gram codes stay below this, so code * a 32-bit multi
 # One odd 32-bit multiplier per classifier head (the golden ratio's and the murmur3/xxhash mixing
 # constants): each head files the same n-grams into differently shared buckets.
 HEAD_HASH_MULTIPLIERS = (
-    0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F, 0x165667B1, 0xFD7046C5, 0xB55A4F09, 0x61C88647,
+    0x9E3779B1,
+    0x85EBCA6B,
+    0xC2B2AE35,
+    0x27D4EB2F,
+    0x165667B1,
+    0xFD7046C5,
+    0xB55A4F09,
+    0x61C88647,
 )
 MAX_HEADS = len(HEAD_HASH_MULTIPLIERS)
 
@@ -84,7 +92,7 @@ class NetworkConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "NetworkConfig":
+    def from_dict(cls, values: dict) -> NetworkConfig:
         known = {field.name for field in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -194,7 +202,9 @@ class ClassifierHead(nn.Module):
         super().__init__()
         # A bag of the name's hashed n-grams says which fragments occur anywhere, what a linear
         # n-gram classifier is good at, for the cost of a table lookup.
-        self.ngram_table = nn.EmbeddingBag(config.ngram_buckets, config.ngram_dim, mode="mean") if config.ngram_order else None
+        self.ngram_table = (
+            nn.EmbeddingBag(config.ngram_buckets, config.ngram_dim, mode="mean") if config.ngram_order else None
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.linear = nn.Linear(feature_size + (config.ngram_dim if config.ngram_order else 0), config.num_labels)
 
@@ -244,7 +254,9 @@ class RecurrentClassifier(NameClassifier):
         """
         if fast_gru is None:
             fast_gru = fast_gru_applies(self.rnn, char_ids.shape[0], char_ids.device)
-        elif fast_gru and not (is_plain_gru(self.rnn) and char_ids.device.type == "cpu" and not torch.is_grad_enabled()):
+        elif fast_gru and not (
+            is_plain_gru(self.rnn) and char_ids.device.type == "cpu" and not torch.is_grad_enabled()
+        ):
             raise ValueError("the hand-written GRU serves one-layer, one-way GRUs on the CPU, outside autograd")
         # Packing makes the RNN stop at each name's true length, so padding never leaks in; the ids
         # are packed before the one-hot so padding is never expanded to V floats.
@@ -270,9 +282,9 @@ class RecurrentClassifier(NameClassifier):
     def head_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         features = self.sequence_features(char_ids, lengths)
         codes = self.ngram_hasher.codes(char_ids, lengths) if self.ngram_hasher else None  # shared by the heads
-        return torch.stack([
-            F.log_softmax(head(features, self._bag(codes, index)), dim=1) for index, head in enumerate(self.heads)
-        ])
+        return torch.stack(
+            [F.log_softmax(head(features, self._bag(codes, index)), dim=1) for index, head in enumerate(self.heads)]
+        )
 
     def forward(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         head_log_probs = self.head_log_probs(char_ids, lengths)  # (K, B, L)
@@ -280,7 +292,9 @@ class RecurrentClassifier(NameClassifier):
         summed_log_probs = functools.reduce(torch.logaddexp, head_log_probs)
         return self.calibrated_log_softmax(summed_log_probs - math.log(len(self.heads)))
 
-    def _bag(self, codes: tuple[torch.Tensor, torch.Tensor] | None, head: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _bag(
+        self, codes: tuple[torch.Tensor, torch.Tensor] | None, head: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         if codes is None:
             return None
         flat_codes, offsets = codes

@@ -12,25 +12,77 @@ their contexts with backoff weights. At first use the backoff recursion is run o
 possible n-gram into a dense table, so scoring a batch is one lookup per character on the same
 (ids, lengths) batch the network reads, on any device.
 """
+
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import asdict, dataclass, field
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 TABLE_CHUNK = 65_536  # n-gram codes per step while the dense table is built
 
 # Strings that fill a name field when there is no name: matched whole, after cleaning and casefold.
 DEFAULT_PLACEHOLDERS = (
-    "null", "none", "nil", "nan", "n/a", "n.a.", "n.a", "n/d", "na.", "-", "--", "?", "??", "unknown", "unk",
-    "anonymous", "anon", "test", "testing", "tester", "xxx", "xx", "x", "xyz", "abc", "asdf", "qwerty", "foo", "bar",
-    "foobar", "baz", "sample", "example", "dummy", "undefined", "missing", "noname", "no name", "nobody", "name",
-    "surname", "last name", "lastname", "first name", "firstname", "tbd", "tba", "todo", "blank", "empty", "void",
-    "not applicable", "not available", "not known", "refused", "declined", "john doe", "jane doe", "doe",
+    "null",
+    "none",
+    "nil",
+    "nan",
+    "n/a",
+    "n.a.",
+    "n.a",
+    "n/d",
+    "na.",
+    "-",
+    "--",
+    "?",
+    "??",
+    "unknown",
+    "unk",
+    "anonymous",
+    "anon",
+    "test",
+    "testing",
+    "tester",
+    "xxx",
+    "xx",
+    "x",
+    "xyz",
+    "abc",
+    "asdf",
+    "qwerty",
+    "foo",
+    "bar",
+    "foobar",
+    "baz",
+    "sample",
+    "example",
+    "dummy",
+    "undefined",
+    "missing",
+    "noname",
+    "no name",
+    "nobody",
+    "name",
+    "surname",
+    "last name",
+    "lastname",
+    "first name",
+    "firstname",
+    "tbd",
+    "tba",
+    "todo",
+    "blank",
+    "empty",
+    "void",
+    "not applicable",
+    "not available",
+    "not known",
+    "refused",
+    "declined",
+    "john doe",
+    "jane doe",
+    "doe",
 )
 
 
@@ -62,7 +114,7 @@ class NoveltyConfig:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict) -> "NoveltyConfig":
+    def from_dict(cls, values: dict) -> NoveltyConfig:
         return cls(**{**values, "placeholders": tuple(values.get("placeholders", DEFAULT_PLACEHOLDERS))})
 
 
@@ -86,13 +138,18 @@ class CharLanguageModel(torch.nn.Module):
         super().__init__()
         self.config = config
         expected = {"unigram_log_probs"} | {
-            f"{kind}_{k}" for k in range(2, config.order + 1)
+            f"{kind}_{k}"
+            for k in range(2, config.order + 1)
             for kind in ("gram_codes", "gram_log_probs", "context_codes", "context_backoffs")
         }
         if set(tables) != expected:
-            raise ValueError(f"language model tables {sorted(tables)} do not match order {config.order}: {sorted(expected)}")
+            raise ValueError(
+                f"language model tables {sorted(tables)} do not match order {config.order}: {sorted(expected)}"
+            )
         if tables["unigram_log_probs"].shape != (config.base,):
-            raise ValueError(f"unigram table has shape {tuple(tables['unigram_log_probs'].shape)}, expected ({config.base},)")
+            raise ValueError(
+                f"unigram table has shape {tuple(tables['unigram_log_probs'].shape)}, expected ({config.base},)"
+            )
         for name, tensor in tables.items():
             self.register_buffer(name, tensor)
         self._table: torch.Tensor | None = None  # built on first use; not a buffer, so never saved

@@ -3,6 +3,7 @@
 `-` reads names from standard input, one per line. A name the model cannot answer is printed with
 its abstention reason; the exit status is still 0 (2 only for a bad argument or checkpoint).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,15 @@ import logging
 import sys
 
 from model.checkpoint import CheckpointError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, NamePrediction, Predictor
+from model.predictor import (
+    DEFAULT_CHECKPOINT_PATH,
+    DEFAULT_TOP_K,
+    DEVICES,
+    DeviceUnavailableError,
+    NamePrediction,
+    Predictor,
+)
 from model.priors import PriorError, parse_prior
-
-logger = logging.getLogger(__name__)
 
 
 def prior_argument(text: str) -> str | dict:
@@ -31,7 +37,11 @@ def format_prediction(result: NamePrediction) -> str:
     for prediction in result.predictions:
         lines.append(f"({prediction.log_probability:.2f}) {prediction.label}  {prediction.probability:.1%}")
     for token in result.tokens:
-        best = f"{token.predictions[0].label} {token.predictions[0].probability:.1%}" if token.predictions else token.reason
+        best = (
+            f"{token.predictions[0].label} {token.predictions[0].probability:.1%}"
+            if token.predictions
+            else token.reason
+        )
         lines.append(f"  part {token.text!r}: {best}")
     return "\n".join(lines)
 
@@ -41,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="+", help="names to classify; - reads them from standard input, one per line")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
-    parser.add_argument("--prior", type=prior_argument, default="dataset", help="dataset, uniform, or a JSON {label: weight}")
+    parser.add_argument(
+        "--prior", type=prior_argument, default="dataset", help="dataset, uniform, or a JSON {label: weight}"
+    )
     parser.add_argument("--min-probability", type=float, default=0.0, help="abstain below this top probability")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     args = parser.parse_args(argv)

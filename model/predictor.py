@@ -4,9 +4,9 @@ Names are read (`model.reading`), scored in one batched pass (`model.scoring`), 
 prior the caller asks for (`model.priors`); answers come back in input order. A name that cannot be
 answered abstains in its place with a reason; only a bad argument raises.
 """
+
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,8 +20,6 @@ from model.gc_pause import cyclic_gc_paused
 from model.priors import DATASET_PRIOR, Prior, target_log_prior
 from model.reading import NameReader
 from model.scoring import NameScorer, NameScores, RankedNames, RankedToken
-
-logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_TOP_K = 3  # labels per answer unless the caller asks otherwise, in every entry point
@@ -40,7 +38,14 @@ class LabelProbability(NamedTuple):
 # Why a name got no answer (README.md, "Abstention"): nothing readable; a script or letters no label is
 # written in; a reading longer than the network reads; unlike any name (or a placeholder); below the
 # caller's min_probability.
-ABSTAIN_REASONS = ("no-letters", "unsupported-script", "unsupported-letters", "too-long", "not-a-name", "low-confidence")
+ABSTAIN_REASONS = (
+    "no-letters",
+    "unsupported-script",
+    "unsupported-letters",
+    "too-long",
+    "not-a-name",
+    "low-confidence",
+)
 
 
 class TokenPrediction(NamedTuple):
@@ -104,18 +109,27 @@ class Predictor:
         self.network = checkpoint.build_network().to(self.device)
         self.language_model = checkpoint.build_language_model().to(self.device)
         self.evidence = Evidence(checkpoint.evidence_table, self.labels)
-        self.reader = NameReader(self.evidence, checkpoint.encoder_config.max_length, checkpoint.novelty_config.placeholders)
+        self.reader = NameReader(
+            self.evidence, checkpoint.encoder_config.max_length, checkpoint.novelty_config.placeholders
+        )
         prior = torch.tensor(checkpoint.label_prior, dtype=torch.float64)
         self.log_prior = (prior / prior.sum()).log().float()
         self.scorer = NameScorer(
-            self.reader, self.encoder, self.network, self.language_model, self.evidence, self.log_prior,
-            checkpoint.novelty_config.threshold, self.device, max_batch_size,
+            self.reader,
+            self.encoder,
+            self.network,
+            self.language_model,
+            self.evidence,
+            self.log_prior,
+            checkpoint.novelty_config.threshold,
+            self.device,
+            max_batch_size,
         )
 
     @classmethod
     def from_path(
         cls, checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto", num_threads: int = 0
-    ) -> "Predictor":
+    ) -> Predictor:
         """num_threads: torch intra-op threads for the process; 0 leaves torch's default."""
         return cls(load_checkpoint(checkpoint_path), device=device, num_threads=num_threads)
 
@@ -164,14 +178,18 @@ class Predictor:
             log_priors[key] = self.log_prior_for(query.prior)
         with cyclic_gc_paused():
             scores = self.score([name for names, _ in requests for name in names])
-            ranked = {key: scores.rank(query.top_k, log_priors[key], query.min_probability) for key, query in queries.items()}
+            ranked = {
+                key: scores.rank(query.top_k, log_priors[key], query.min_probability) for key, query in queries.items()
+            }
             answers, start = [], 0
             for names, query in requests:
                 answers.append(ranked[_query_key(query)].rows(start, start + len(names)))
                 start += len(names)
             return answers
 
-    def log_probabilities(self, names: list[str], prior: Prior = DATASET_PRIOR) -> tuple[torch.Tensor, list[str | None]]:
+    def log_probabilities(
+        self, names: list[str], prior: Prior = DATASET_PRIOR
+    ) -> tuple[torch.Tensor, list[str | None]]:
         """(N, L) log-probabilities of every label per name, and each name's abstention reason (ignoring
         a probability floor): what evaluation reads."""
         scores = self.score(names)
@@ -185,20 +203,30 @@ class Predictor:
             ranked = self.rank(names, top_k, prior, min_probability)
             return [
                 NamePrediction(
-                    name, self._label_probabilities(ids, probs, log_probs), reason is not None, reason, read_as, script,
+                    name,
+                    self._label_probabilities(ids, probs, log_probs),
+                    reason is not None,
+                    reason,
+                    read_as,
+                    script,
                     tuple(map(self._token_prediction, tokens)) if tokens else (),
                 )
-                for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked)
+                for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=False)
             ]
 
-    def _label_probabilities(self, ids: list[int], probs: list[float], log_probs: list[float]) -> tuple[LabelProbability, ...]:
-        return tuple(LabelProbability(self.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs))
+    def _label_probabilities(
+        self, ids: list[int], probs: list[float], log_probs: list[float]
+    ) -> tuple[LabelProbability, ...]:
+        return tuple(LabelProbability(self.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs, strict=False))
 
     def _token_prediction(self, token: RankedToken) -> TokenPrediction:
         return TokenPrediction(
-            token.text, token.read_as, token.script,
+            token.text,
+            token.read_as,
+            token.script,
             self._label_probabilities(token.label_ids, token.probabilities, token.log_probabilities),
-            token.reason is not None, token.reason,
+            token.reason is not None,
+            token.reason,
         )
 
 

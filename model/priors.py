@@ -6,16 +6,14 @@ multiply by the new one, renormalize. "uniform" makes every label equally likely
 balanced accuracy rewards; a {label: weight} map describes a population (weights need not sum to
 1; a label left out, or given 0, is impossible and never answered).
 """
+
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Mapping
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 DATASET_PRIOR, UNIFORM_PRIOR = "dataset", "uniform"
 PRIOR_NAMES = (DATASET_PRIOR, UNIFORM_PRIOR)
@@ -61,7 +59,9 @@ def parse_prior(text: str) -> Prior:
     try:
         weights = json.loads(text)
     except json.JSONDecodeError as error:
-        raise PriorError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights: {error}") from error
+        raise PriorError(
+            f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights: {error}"
+        ) from error
     if not isinstance(weights, dict):
         raise PriorError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights, got {text!r}")
     return weights

@@ -6,6 +6,7 @@ and Korean by their own readers, everything else by `normalize`), the per-label 
 script is read differently by different labels (Han: Mandarin for Chinese, Japanese for Japanese),
 and why a token cannot be read at all. Readings are cached: a name is read once per process.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,7 +18,15 @@ from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, Evidence
 from model.fullname import split_full_name
 from model.readers import read_japanese, read_korean
 from model.scripts import (
-    HAN, HANGUL, JAPANESE_SCRIPTS, LATIN, distinctive_letters, fold_case, han_countries, script_label, scripts_of,
+    HAN,
+    HANGUL,
+    JAPANESE_SCRIPTS,
+    LATIN,
+    distinctive_letters,
+    fold_case,
+    han_countries,
+    script_label,
+    scripts_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,13 +62,18 @@ class NameReading(NamedTuple):
     plain: bool  # one readable token with no evidence, no other reading, no placeholder: most names
 
     @classmethod
-    def of(cls, text: str, tokens: tuple[TokenReading, ...], placeholder: bool, surnames_before_comma: int) -> "NameReading":
+    def of(
+        cls, text: str, tokens: tuple[TokenReading, ...], placeholder: bool, surnames_before_comma: int
+    ) -> NameReading:
         scripts: list[str] = []
         for token in tokens:
             scripts += [script for script in token.script.split("+") if script and script not in scripts]
         read_as = " ".join(token.read_as for token in tokens if token.reason is None)
         plain = (
-            len(tokens) == 1 and tokens[0].reason is None and not tokens[0].features and not tokens[0].alternatives
+            len(tokens) == 1
+            and tokens[0].reason is None
+            and not tokens[0].features
+            and not tokens[0].alternatives
             and not placeholder
         )
         return cls(text, tokens, placeholder, surnames_before_comma, read_as, "+".join(scripts), plain)
@@ -103,7 +117,9 @@ class NameReader:
         elif len(read_as) > self.max_length or any(len(reading) > self.max_length for _, reading in alternatives):
             reason = "too-long"
         # A particle-joined token ("st. john", "al sayed") is a known particle and a word: not judged.
-        judged = scripts == (LATIN,) and " " not in token and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+        judged = (
+            scripts == (LATIN,) and " " not in token and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+        )
         return TokenReading(token, read_as, script, features, alternatives, reason, judged)
 
     def _readings(self, token: str, scripts: tuple[str, ...]) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -22,9 +22,9 @@ label's own reading: log P(token | l) = log P(l | reading_l) - log P(l), the rea
 equally likely a priori. (Weighing them by the character model, log P(reading_l), was tried: it
 favours the shorter reading by about e^3.5 per letter, so every two-character name went Japanese.)
 """
+
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple
 
 import torch
@@ -35,8 +35,6 @@ from model.evidence import Evidence
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
 from model.reading import REASON_PRECEDENCE, NameReader, NameReading
-
-logger = logging.getLogger(__name__)
 
 
 class RankedToken(NamedTuple):
@@ -65,7 +63,7 @@ class RankedNames(NamedTuple):
     scripts: list[str]
     tokens: list[tuple[RankedToken, ...]]
 
-    def rows(self, start: int, stop: int) -> "RankedNames":
+    def rows(self, start: int, stop: int) -> RankedNames:
         """The answers of names start:stop."""
         return RankedNames(*(column[start:stop] for column in self))
 
@@ -100,25 +98,34 @@ class NameScores(NamedTuple):
             for row, reading in enumerate(self.readings)
         ]
         return RankedNames(
-            label_ids, probabilities, log_probabilities, reasons, [reading.read_as for reading in self.readings],
-            [reading.script for reading in self.readings], tokens,
+            label_ids,
+            probabilities,
+            log_probabilities,
+            reasons,
+            [reading.read_as for reading in self.readings],
+            [reading.script for reading in self.readings],
+            tokens,
         )
 
     def _ranked_tokens(self, index: int, top_k: int, log_prior: torch.Tensor) -> tuple[RankedToken, ...]:
         """Each token of a full name with its own top labels; a token left out has none, nor does any
         token of a name that abstains as not a name."""
         first = self.token_starts[index]
-        ids, probs, log_probs = _top(self.token_log_likelihoods[first : self.token_starts[index + 1]] + log_prior, top_k)
+        ids, probs, log_probs = _top(
+            self.token_log_likelihoods[first : self.token_starts[index + 1]] + log_prior, top_k
+        )
         shown = self.reasons[index] != "not-a-name"
         ranked, readable = [], 0
-        for token, reason in zip(self.readings[index].tokens, self.token_reasons[index]):
+        for token, reason in zip(self.readings[index].tokens, self.token_reasons[index], strict=False):
             if token.reason is None:
                 readable += 1
             if reason is not None or not shown:
                 ranked.append(RankedToken(token.text, token.read_as, token.script, [], [], [], reason or "not-a-name"))
                 continue
             row = readable - 1
-            ranked.append(RankedToken(token.text, token.read_as, token.script, ids[row], probs[row], log_probs[row], None))
+            ranked.append(
+                RankedToken(token.text, token.read_as, token.script, ids[row], probs[row], log_probs[row], None)
+            )
         return tuple(ranked)
 
 
@@ -134,8 +141,16 @@ class NameScorer:
     """Turns names into `NameScores` with one checkpoint's reader, network and character model."""
 
     def __init__(
-        self, reader: NameReader, encoder: NameEncoder, network: NameClassifier, language_model: CharLanguageModel,
-        evidence: Evidence, log_prior: torch.Tensor, novelty_threshold: float, device: torch.device, max_batch_size: int,
+        self,
+        reader: NameReader,
+        encoder: NameEncoder,
+        network: NameClassifier,
+        language_model: CharLanguageModel,
+        evidence: Evidence,
+        log_prior: torch.Tensor,
+        novelty_threshold: float,
+        device: torch.device,
+        max_batch_size: int,
     ) -> None:
         self.reader, self.encoder, self.evidence = reader, encoder, evidence
         self.network, self.language_model = network, language_model
@@ -215,14 +230,18 @@ class NameScorer:
                 reasons[index] = "not-a-name"
         return name_ll, token_reasons, reasons
 
-    def _weighted_sum(self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int) -> torch.Tensor:
+    def _weighted_sum(
+        self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int
+    ) -> torch.Tensor:
         """A full name's log-likelihoods: the surname's in full, other tokens' at GIVEN_NAME_WEIGHT.
         Summed in a fixed order (by reading), so the same tokens in another order give the same sum."""
         readable = [position for position, token in enumerate(reading.tokens) if token.reason is None]
         row_of = {position: first + rank for rank, position in enumerate(readable) if own[position] is None}  # kept
         positions = sorted(row_of)
         if reading.surnames_before_comma:
-            surnames = {position for position in positions if position < reading.surnames_before_comma} or {positions[0]}
+            surnames = {position for position in positions if position < reading.surnames_before_comma} or {
+                positions[0]
+            }
         else:
             head = int((token_ll[row_of[positions[0]]] + self.log_prior).argmax())
             surnames = {positions[0] if self.evidence.labels[head] in SURNAME_FIRST else positions[-1]}
@@ -252,7 +271,12 @@ class NameScorer:
         return net_log_probs, lm_log_probs, symbols
 
     def _not_names(
-        self, num_tokens: int, judged_tokens: list[int], token_rows: list[int], lm_log_probs: torch.Tensor, symbols: torch.Tensor
+        self,
+        num_tokens: int,
+        judged_tokens: list[int],
+        token_rows: list[int],
+        lm_log_probs: torch.Tensor,
+        symbols: torch.Tensor,
     ) -> list[bool]:
         """Whether each readable token is one the check judges (model.reading) and scores below the
         threshold per symbol."""

@@ -6,14 +6,12 @@ character's membership of the national character sets (GB 2312 and Big5 in China
 JIS X 0208 in Japan) says which country's writing it can belong to. Folding to Latin throws both
 away, so they are taken from the name as written, before it is read.
 """
+
 from __future__ import annotations
 
 import functools
-import logging
 import unicodedata
 from collections import Counter
-
-logger = logging.getLogger(__name__)
 
 LATIN = "Latin"
 HAN = "Han"
@@ -77,7 +75,7 @@ def _encodable(char: str, codec: str) -> bool:
 
 @functools.lru_cache(maxsize=8192)
 def han_country(char: str) -> str | None:
-    """"Chinese" for a Han character in GB 2312 or Big5 but not in JIS X 0208 (a simplified form such
+    """ "Chinese" for a Han character in GB 2312 or Big5 but not in JIS X 0208 (a simplified form such
     as 刘 or 张), "Japanese" for one in JIS X 0208 but in neither Chinese set (a Japanese form such
     as 沢 or 辺, or a kokuji such as 畑); None for the many characters all three share (田, 王)."""
     chinese = _encodable(char, "gb2312") or _encodable(char, "big5")

@@ -1,5 +1,6 @@
 """Helpers for the test_batch_* modules (no tests here): a tiny trained checkpoint, trained once per
 session, and small name lists with the blanks and junk real tables hold."""
+
 from __future__ import annotations
 
 import random
@@ -22,8 +23,12 @@ def tiny_checkpoint_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if key not in _trained:
         names_dir = write_names_dir(tmp_path_factory.mktemp("batch-names"), synthetic_names(per_label=60))
         config = TrainConfig(
-            data_dir=str(names_dir), output_dir=str(tmp_path_factory.mktemp("batch-run")), hidden_size=8, epochs=1,
-            batch_size=8, num_threads=1,
+            data_dir=str(names_dir),
+            output_dir=str(tmp_path_factory.mktemp("batch-run")),
+            hidden_size=8,
+            epochs=1,
+            batch_size=8,
+            num_threads=1,
         )
         _trained[key] = train(config).checkpoint_path
     return _trained[key]
@@ -33,7 +38,9 @@ def name_column(rows: int, seed: int = 0, distinct: int = 40) -> list[str | None
     """`rows` names drawn with repetition from `distinct` synthetic names, with case and spacing
     variants, blanks, None and junk mixed in."""
     rng = random.Random(seed)
-    pool = [name for names in synthetic_names(per_label=distinct // 3 + 1, seed=seed + 1).values() for name in names][:distinct]
+    pool = [name for names in synthetic_names(per_label=distinct // 3 + 1, seed=seed + 1).values() for name in names][
+        :distinct
+    ]
     column: list[str | None] = []
     for _ in range(rows):
         draw = rng.random()

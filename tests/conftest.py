@@ -1,8 +1,8 @@
 """Shared pytest fixtures; each section below is self-contained."""
+
 from __future__ import annotations
 
 # --- HTTP service (app/): a tiny checkpoint, in-process clients, real server processes ---------
-
 import dataclasses
 import logging
 import os
@@ -60,9 +60,16 @@ def write_tiny_checkpoint(path: Path, labels: tuple[str, ...] = TINY_LABELS, hid
     """A GRU with random weights over `labels`, a uniform label prior and the fixture's not-a-name model."""
     encoder_config = EncoderConfig()
     torch.manual_seed(0)
-    network = build_network(network_config("gru", len(encoder_config.alphabet) + 2, len(labels), hidden_size=hidden_size))
+    network = build_network(
+        network_config("gru", len(encoder_config.alphabet) + 2, len(labels), hidden_size=hidden_size)
+    )
     save_checkpoint(
-        path, network, encoder_config, labels, tiny_language_model(encoder_config), [1 / len(labels)] * len(labels),
+        path,
+        network,
+        encoder_config,
+        labels,
+        tiny_language_model(encoder_config),
+        [1 / len(labels)] * len(labels),
         info={"metrics": TINY_METRICS, "data_fingerprint": TINY_FINGERPRINT},
     )
     return path
@@ -150,7 +157,7 @@ def server_env(**settings: str) -> dict[str, str]:
 def launch_server(argv: list[str], env: dict[str, str], ready_timeout: float = 60) -> ServerProcess:
     """Run the server command `argv` with `env` (which sets NAMEORIGIN_HOST and NAMEORIGIN_PORT) and
     return once its /readyz answers 200; if it exits or is not ready in time, stop it and fail."""
-    stderr_file = tempfile.TemporaryFile("w+", encoding="utf-8")
+    stderr_file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 -- lives as long as the server; ServerProcess.close() closes it
     process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file, text=True)
     server = ServerProcess(process, f"http://{env['NAMEORIGIN_HOST']}:{env['NAMEORIGIN_PORT']}", stderr_file)
     deadline = time.monotonic() + ready_timeout

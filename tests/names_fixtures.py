@@ -1,4 +1,5 @@
 """Small name folders the tests write themselves: synthetic labels that a model can learn quickly."""
+
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
 """The HTTP contract of app/, through the in-process client: answers, model card, probes, errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,13 +68,16 @@ def test_classify_batch_answers_every_name_in_input_order_as_the_predictor_does(
     results = response.json()["results"]
     assert [result["name"] for result in results] == MIXED_NAMES
     expected = Predictor.from_path(tiny_checkpoint, device="cpu").predict(MIXED_NAMES, top_k=3)
-    for result, prediction in zip(results, expected):
+    for result, prediction in zip(results, expected, strict=False):
         assert [p["label"] for p in result["predictions"]] == [p.label for p in prediction.predictions]
         assert [p["probability"] for p in result["predictions"]] == pytest.approx(
             [p.probability for p in prediction.predictions], abs=1e-5
         )
         assert (result["abstained"], result["reason"], result["read_as"], result["script"]) == (
-            prediction.abstained, prediction.reason, prediction.read_as, prediction.script
+            prediction.abstained,
+            prediction.reason,
+            prediction.read_as,
+            prediction.script,
         )
         assert [token["text"] for token in result["tokens"]] == [token.text for token in prediction.tokens]
 
@@ -147,7 +151,7 @@ def test_readyz_and_classify_answer_503_before_the_model_is_loaded(tiny_checkpoi
 def test_create_app_loads_no_model_until_lifespan(tmp_path, make_client):
     app = create_app(Settings(checkpoint_path=tmp_path / "missing.safetensors"))  # building it must not fail
     assert app.title == "nameorigin"
-    with pytest.raises(CheckpointError, match="missing.safetensors"):
+    with pytest.raises(CheckpointError, match=r"missing\.safetensors"):
         make_client(checkpoint_path=tmp_path / "missing.safetensors")
 
 
@@ -177,7 +181,10 @@ def test_openapi_documents_classify_examples_abstention_and_prior(client):
     operation = schema["paths"]["/classify"]["post"]
     assert "abstained: true" in operation["description"] and "not-a-name" in operation["description"]
     assert set(operation["requestBody"]["content"]["application/json"]["examples"]) == {
-        "one name", "several names", "a prior", "a bad request"
+        "one name",
+        "several names",
+        "a prior",
+        "a bad request",
     }
     request_schema = schema["components"]["schemas"]["ClassifyRequest"]["properties"]
     assert {"prior", "min_probability"} <= set(request_schema)
@@ -185,7 +192,10 @@ def test_openapi_documents_classify_examples_abstention_and_prior(client):
     assert {"abstained", "reason", "read_as", "script", "tokens"} <= set(result_schema)
     assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
     answer_schemas = operation["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
-    assert {schema["$ref"].rsplit("/", 1)[1] for schema in answer_schemas} == {"ClassifyResponse", "BatchClassifyResponse"}
+    assert {schema["$ref"].rsplit("/", 1)[1] for schema in answer_schemas} == {
+        "ClassifyResponse",
+        "BatchClassifyResponse",
+    }
     assert "/ping" not in schema["paths"]
     assert client.get("/docs").status_code == 200
 
@@ -200,7 +210,11 @@ def test_index_page_is_self_contained_html(client):
 
 def test_ping_answers_constant_json_for_any_body_without_a_model(tiny_checkpoint):
     not_started = TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint)))
-    for content, content_type in ((b"", "text/plain"), (b"not json", "application/octet-stream"), (b'{"a": 1}', "application/json")):
+    for content, content_type in (
+        (b"", "text/plain"),
+        (b"not json", "application/octet-stream"),
+        (b'{"a": 1}', "application/json"),
+    ):
         response = not_started.post("/ping", content=content, headers={"Content-Type": content_type})
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
@@ -247,7 +261,14 @@ def test_classify_abstains_on_unreadable_names_in_their_place(client):
     results = response.json()["results"]
     assert [result["name"] for result in results] == names
     assert [result["reason"] for result in results] == [
-        None, "no-letters", None, "no-letters", "too-long", "unsupported-script", "unsupported-letters", "no-letters",
+        None,
+        "no-letters",
+        None,
+        "no-letters",
+        "too-long",
+        "unsupported-script",
+        "unsupported-letters",
+        "no-letters",
     ]
     for result in results:
         assert result["abstained"] == (result["reason"] is not None)
@@ -285,8 +306,12 @@ def test_classify_examples_in_the_schema_are_answers_of_the_shipped_model(make_c
     ]
     names = [result["name"] for result in BATCH_RESPONSE_EXAMPLE["results"]]
     batch = shipped.post("/classify", json={"names": names, "top_k": 1}).json()["results"]
-    for answer, example in zip(batch, BATCH_RESPONSE_EXAMPLE["results"]):
-        assert (answer["reason"], answer["read_as"], answer["script"]) == (example["reason"], example["read_as"], example["script"])
+    for answer, example in zip(batch, BATCH_RESPONSE_EXAMPLE["results"], strict=False):
+        assert (answer["reason"], answer["read_as"], answer["script"]) == (
+            example["reason"],
+            example["read_as"],
+            example["script"],
+        )
         assert [(p["label"], round(p["probability"], 2)) for p in answer["predictions"]] == [
             (p["label"], p["probability"]) for p in example["predictions"]
         ]

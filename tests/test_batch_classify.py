@@ -1,4 +1,5 @@
 """batch.classify and batch.cache: each distinct name classified once, answers spread back row for row."""
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,22 @@ def calls(trained_predictor, monkeypatch):
 
 def test_column_classifier_answers_equal_the_predictors_row_for_row(trained_predictor):
     names = name_column(300, seed=1)
-    rows = ColumnClassifier(trained_predictor, ClassifyOptions(top_k=2)).classify(pa.array(names, pa.string())).rows().to_pylist()
-    for name, row in zip(names, rows):
+    rows = (
+        ColumnClassifier(trained_predictor, ClassifyOptions(top_k=2))
+        .classify(pa.array(names, pa.string()))
+        .rows()
+        .to_pylist()
+    )
+    for name, row in zip(names, rows, strict=False):
         if not dedup_key(name):
             assert (row[LABEL], row[ABSTAINED], row[REASON], row[TOP_K]) == (None, True, "empty", [])
             continue
         expected = trained_predictor.predict([name], top_k=2)[0]
         assert row[ABSTAINED] == expected.abstained and row[REASON] == expected.reason, name
         assert [entry["label"] for entry in row[TOP_K]] == [p.label for p in expected.predictions], name
-        assert [entry["probability"] for entry in row[TOP_K]] == pytest.approx([p.probability for p in expected.predictions], abs=1e-6)
+        assert [entry["probability"] for entry in row[TOP_K]] == pytest.approx(
+            [p.probability for p in expected.predictions], abs=1e-6
+        )
         if not expected.abstained:
             assert row[LABEL] == expected.predictions[0].label
             assert row[PROBABILITY] == pytest.approx(expected.predictions[0].probability, abs=1e-6)
@@ -64,7 +72,12 @@ def test_column_classifier_without_cache_classifies_each_chunk_on_its_own(traine
 
 
 def test_column_classifier_keeps_probabilities_of_a_low_confidence_abstention(trained_predictor):
-    rows = ColumnClassifier(trained_predictor, ClassifyOptions(min_probability=0.999)).classify(pa.array(["Bakov"])).rows().to_pylist()
+    rows = (
+        ColumnClassifier(trained_predictor, ClassifyOptions(min_probability=0.999))
+        .classify(pa.array(["Bakov"]))
+        .rows()
+        .to_pylist()
+    )
     assert rows[0][ABSTAINED] and rows[0][REASON] == "low-confidence"
     assert rows[0][LABEL] is None and rows[0][PROBABILITY] is None
     assert len(rows[0][TOP_K]) == 3
@@ -82,7 +95,13 @@ def test_column_classifier_all_labels_gives_a_probability_per_label_summing_to_o
 def test_column_classifier_top_k_json_is_compact_json_of_the_same_entries(trained_predictor):
     names = pa.array(["Bakov", ""], pa.string())
     as_list = ColumnClassifier(trained_predictor, ClassifyOptions()).classify(names).rows().column(TOP_K).to_pylist()
-    as_json = ColumnClassifier(trained_predictor, ClassifyOptions(), top_k_json=True).classify(names).rows().column(TOP_K).to_pylist()
+    as_json = (
+        ColumnClassifier(trained_predictor, ClassifyOptions(), top_k_json=True)
+        .classify(names)
+        .rows()
+        .column(TOP_K)
+        .to_pylist()
+    )
     assert [json.loads(text) for text in as_json] == as_list
     assert as_json[1] == "[]" and " " not in as_json[0]
 
@@ -103,7 +122,9 @@ def test_column_classifier_refuses_top_k_beyond_the_labels(trained_predictor):
 
 
 def _entries(values: list[int]) -> pa.Table:
-    return pa.table({"value": values, KEY: [f"k{value}" for value in values], RAW: [f"Raw {value}" for value in values]})
+    return pa.table(
+        {"value": values, KEY: [f"k{value}" for value in values], RAW: [f"Raw {value}" for value in values]}
+    )
 
 
 def test_answer_cache_keeps_the_first_names_up_to_its_capacity():

@@ -1,4 +1,5 @@
 """nameorigin-enrich end to end (batch.cli.main): formats, the added columns, and every bad input."""
+
 from __future__ import annotations
 
 import json
@@ -35,20 +36,24 @@ def read_text_csv(path: Path, delimiter: str = ",") -> pa.Table:
     """Every column as text, empty fields as "" (what the command promises to keep)."""
     header = pcsv.open_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter)).schema.names
     return pcsv.read_csv(
-        path, parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        path,
+        parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False),
     )
 
 
 def test_enrich_csv_keeps_every_input_column_as_read_and_adds_the_answers(tmp_path, enrich):
     source = tmp_path / "people.csv"
-    source.write_text('id,surname,zip\n007,Bakov,00501\n008,"Ziski, jr",02134\n009,,1\n010,"multi\nline",2\n', encoding="utf-8")
+    source.write_text(
+        'id,surname,zip\n007,Bakov,00501\n008,"Ziski, jr",02134\n009,,1\n010,"multi\nline",2\n', encoding="utf-8"
+    )
     status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv")
     assert status == 0, stderr
     table = read_text_csv(tmp_path / "out.csv")
     assert table.column_names == ["id", "surname", "zip", *ADDED, "origin_model_id"]
     assert table.select(["id", "surname", "zip"]).to_pydict() == {
-        "id": ["007", "008", "009", "010"], "surname": ["Bakov", "Ziski, jr", "", "multi\nline"],
+        "id": ["007", "008", "009", "010"],
+        "surname": ["Bakov", "Ziski, jr", "", "multi\nline"],
         "zip": ["00501", "02134", "1", "2"],
     }
     first = table.slice(0, 1).to_pylist()[0]
@@ -61,13 +66,15 @@ def test_enrich_csv_keeps_every_input_column_as_read_and_adds_the_answers(tmp_pa
 def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enrich, trained_predictor):
     names = name_column(3000, seed=5, distinct=60)
     pcsv.write_csv(pa.table({"surname": pa.array(names, pa.string())}), tmp_path / "in.csv")
-    status, stderr = enrich(tmp_path / "in.csv", "--column", "surname", "--output", tmp_path / "out.csv", "--chunk-rows", "700")
+    status, stderr = enrich(
+        tmp_path / "in.csv", "--column", "surname", "--output", tmp_path / "out.csv", "--chunk-rows", "700"
+    )
     assert status == 0, stderr
     rows = read_text_csv(tmp_path / "out.csv").to_pylist()
     assert len(rows) == len(names)
     distinct = sorted({name for name in names if name and name.strip()})
-    expected = dict(zip(distinct, trained_predictor.predict(distinct)))
-    for name, row in zip(names, rows):
+    expected = dict(zip(distinct, trained_predictor.predict(distinct), strict=False))
+    for name, row in zip(names, rows, strict=False):
         answer = expected.get(name)
         if answer is None:
             assert row["origin_reason"] == "empty"
@@ -78,25 +85,37 @@ def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enr
             assert float(row["origin_probability"]) == pytest.approx(answer.predictions[0].probability, abs=1e-6)
 
 
-def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_metadata(tmp_path, enrich, trained_predictor):
-    source = pa.table({
-        "id": pa.array([1, 2, 3], pa.int64()), "score": [0.5, None, 2.0], "name": ["Bakov", None, "Ziski"],
-        "seen": pa.array([0, 1, 2], pa.timestamp("ms")),
-    })
+def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_metadata(
+    tmp_path, enrich, trained_predictor
+):
+    source = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "score": [0.5, None, 2.0],
+            "name": ["Bakov", None, "Ziski"],
+            "seen": pa.array([0, 1, 2], pa.timestamp("ms")),
+        }
+    )
     pq.write_table(source, tmp_path / "in.parquet")
-    status, stderr = enrich(tmp_path / "in.parquet", "--column", "name", "--output", tmp_path / "out.parquet", "--all-labels")
+    status, stderr = enrich(
+        tmp_path / "in.parquet", "--column", "name", "--output", tmp_path / "out.parquet", "--all-labels"
+    )
     assert status == 0, stderr
     out = pq.read_table(tmp_path / "out.parquet")
     assert out.select(source.column_names).equals(source)
-    assert out.schema.field("origin_top_k").type == pa.list_(pa.struct([("label", pa.string()), ("probability", pa.float64())]))
+    assert out.schema.field("origin_top_k").type == pa.list_(
+        pa.struct([("label", pa.string()), ("probability", pa.float64())])
+    )
     assert out.schema.metadata[MODEL_ID_METADATA_KEY].decode() == trained_predictor.checkpoint.model_id
-    assert out.column_names[-len(trained_predictor.labels):] == [f"p_{label}" for label in trained_predictor.labels]
+    assert out.column_names[-len(trained_predictor.labels) :] == [f"p_{label}" for label in trained_predictor.labels]
     assert "origin_model_id" not in out.column_names
 
 
 def test_enrich_jsonl_writes_top_k_as_an_array(tmp_path, enrich):
     (tmp_path / "in.jsonl").write_text('{"name": "Bakov", "n": 1}\n{"name": null, "n": 2}\n', encoding="utf-8")
-    status, stderr = enrich(tmp_path / "in.jsonl", "--column", "name", "--output", tmp_path / "out.jsonl", "--top-k", "2")
+    status, stderr = enrich(
+        tmp_path / "in.jsonl", "--column", "name", "--output", tmp_path / "out.jsonl", "--top-k", "2"
+    )
     assert status == 0, stderr
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [row["n"] for row in rows] == [1, 2]
@@ -106,7 +125,9 @@ def test_enrich_jsonl_writes_top_k_as_an_array(tmp_path, enrich):
 
 def test_enrich_joins_given_name_and_surname_columns(tmp_path, enrich, trained_predictor):
     (tmp_path / "in.tsv").write_text("given\tsurname\nAnn\tBakov\n\tZiski\n\t\n", encoding="utf-8")
-    status, stderr = enrich(tmp_path / "in.tsv", "--column", "given", "--column", "surname", "--output", tmp_path / "out.tsv")
+    status, stderr = enrich(
+        tmp_path / "in.tsv", "--column", "given", "--column", "surname", "--output", tmp_path / "out.tsv"
+    )
     assert status == 0, stderr
     rows = read_text_csv(tmp_path / "out.tsv", delimiter="\t").to_pylist()
     expected = trained_predictor.predict(["Ann Bakov", "Ziski"])
@@ -118,7 +139,9 @@ def test_enrich_joins_given_name_and_surname_columns(tmp_path, enrich, trained_p
 
 def test_enrich_reads_another_encoding_when_told(tmp_path, enrich):
     (tmp_path / "in.csv").write_bytes("name\nBakov\nMüller\n".encode("latin-1"))
-    status, stderr = enrich(tmp_path / "in.csv", "--column", "name", "--output", tmp_path / "out.csv", "--encoding", "latin-1")
+    status, stderr = enrich(
+        tmp_path / "in.csv", "--column", "name", "--output", tmp_path / "out.csv", "--encoding", "latin-1"
+    )
     assert status == 0, stderr
     assert read_text_csv(tmp_path / "out.csv").column("name").to_pylist() == ["Bakov", "Müller"]
 
@@ -132,12 +155,31 @@ def test_enrich_overwrite_replaces_an_existing_output(tmp_path, enrich):
 
 def test_enrich_reads_standard_input_and_writes_standard_output(trained_checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "batch", "-", "--column", "name", "--output", "-", "--checkpoint", str(trained_checkpoint), "--device", "cpu"],
-        input=b"name,city\nBakov,Oslo\n,Rome\n", capture_output=True, cwd=REPO_ROOT, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "batch",
+            "-",
+            "--column",
+            "name",
+            "--output",
+            "-",
+            "--checkpoint",
+            str(trained_checkpoint),
+            "--device",
+            "cpu",
+        ],
+        input=b"name,city\nBakov,Oslo\n,Rome\n",
+        capture_output=True,
+        cwd=REPO_ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
-    assert lines[0] == '"name","city","origin_label","origin_probability","origin_top_k","origin_abstained","origin_reason","origin_model_id"'
+    assert (
+        lines[0]
+        == '"name","city","origin_label","origin_probability","origin_top_k","origin_abstained","origin_reason","origin_model_id"'
+    )
     assert lines[2].startswith('"","Rome",,,"[]",true,"empty"')
     assert b"rows: 2" in result.stderr  # the summary goes to stderr, never into the data
 
@@ -148,19 +190,54 @@ def _write(path: Path, content: bytes) -> Path:
 
 
 BAD_INPUTS = {
-    "missing column": ("in.csv", b"surname\nBakov\n", ["--column", "name"], "has no column 'name'; its columns are: surname"),
-    "non-UTF-8 CSV": ("in.csv", b"name\nBakov\nM\xfcller\n", ["--column", "name"], "not valid utf-8 at byte 12 (0xfc), line 3"),
+    "missing column": (
+        "in.csv",
+        b"surname\nBakov\n",
+        ["--column", "name"],
+        "has no column 'name'; its columns are: surname",
+    ),
+    "non-UTF-8 CSV": (
+        "in.csv",
+        b"name\nBakov\nM\xfcller\n",
+        ["--column", "name"],
+        "not valid utf-8 at byte 12 (0xfc), line 3",
+    ),
     "empty CSV": ("in.csv", b"", ["--column", "name"], "the file is empty"),
     "empty Parquet": ("in.parquet", b"", ["--column", "name"], "the file is empty"),
     "empty JSON Lines": ("in.jsonl", b"", ["--column", "name"], "the file is empty"),
     "not Parquet": ("in.parquet", b"name\nBakov\n", ["--column", "name"], "not a readable Parquet file"),
-    "ragged CSV row": ("in.csv", b"name,city\nBakov,Oslo\nZiski\n", ["--column", "name"], "line 3 has 1 fields; the header has 2"),
-    "malformed JSON Lines": ("in.jsonl", b'{"name": "Bakov"}\n{"name": \n', ["--column", "name"], "not valid JSON Lines"),
-    "column taken": ("in.csv", b"name,origin_label\nBakov,x\n", ["--column", "name"], "already has column(s) 'origin_label'"),
+    "ragged CSV row": (
+        "in.csv",
+        b"name,city\nBakov,Oslo\nZiski\n",
+        ["--column", "name"],
+        "line 3 has 1 fields; the header has 2",
+    ),
+    "malformed JSON Lines": (
+        "in.jsonl",
+        b'{"name": "Bakov"}\n{"name": \n',
+        ["--column", "name"],
+        "not valid JSON Lines",
+    ),
+    "column taken": (
+        "in.csv",
+        b"name,origin_label\nBakov,x\n",
+        ["--column", "name"],
+        "already has column(s) 'origin_label'",
+    ),
     "unknown extension": ("in.xlsx", b"name\n", ["--column", "name"], "cannot tell the format"),
     "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior: prior must be"),
-    "prior of unknown labels": ("in.parquet", None, ["--column", "name", "--prior", '{"Klingon": 1}', "--resume"], "Klingon"),
-    "top-k beyond labels": ("in.csv", b"name\nBakov\n", ["--column", "name", "--top-k", "9"], "top_k must be between 1 and 3"),
+    "prior of unknown labels": (
+        "in.parquet",
+        None,
+        ["--column", "name", "--prior", '{"Klingon": 1}', "--resume"],
+        "Klingon",
+    ),
+    "top-k beyond labels": (
+        "in.csv",
+        b"name\nBakov\n",
+        ["--column", "name", "--top-k", "9"],
+        "top_k must be between 1 and 3",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """batch.classify_frame and batch.classify_table: the command's columns for a DataFrame or Arrow table."""
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ def test_classify_frame_answers_each_spelling_as_the_predictor_does_whatever_com
     for order in (names, names[::-1]):
         result = classify_frame(pd.DataFrame({"name": order}), "name", top_k=1, predictor=shipped)
         expected = shipped.predict(order, top_k=1)
-        for row, answer in zip(result.itertuples(), expected):
+        for row, answer in zip(result.itertuples(), expected, strict=False):
             assert row.origin_reason == answer.reason
             if answer.predictions:
                 assert row.origin_probability == pytest.approx(answer.predictions[0].probability, abs=1e-6)
@@ -82,16 +83,38 @@ def test_classify_table_keeps_the_table_and_records_the_model_id(trained_predict
     assert result.select(["id", "name"]).equals(table.replace_schema_metadata(None))
     assert result.schema.metadata[b"owner"] == b"me"
     assert result.schema.metadata[MODEL_ID_METADATA_KEY].decode() == trained_predictor.checkpoint.model_id
-    assert [f"p_{label}" for label in trained_predictor.labels] == result.column_names[-len(trained_predictor.labels):]
+    assert [f"p_{label}" for label in trained_predictor.labels] == result.column_names[-len(trained_predictor.labels) :]
 
 
-def test_classify_frame_answers_as_the_command_does_on_the_same_rows(tmp_path, trained_checkpoint, trained_predictor, capsys):
+def test_classify_frame_answers_as_the_command_does_on_the_same_rows(
+    tmp_path, trained_checkpoint, trained_predictor, capsys
+):
     names = name_column(1500, seed=9)
     pcsv.write_csv(pa.table({"name": pa.array(names, pa.string())}), tmp_path / "in.csv")
-    assert main([str(tmp_path / "in.csv"), "--column", "name", "--output", str(tmp_path / "out.csv"),
-                 "--checkpoint", str(trained_checkpoint), "--device", "cpu", "--quiet"]) == 0
-    nulls_unquoted = pcsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)  # how the command writes them
+    assert (
+        main(
+            [
+                str(tmp_path / "in.csv"),
+                "--column",
+                "name",
+                "--output",
+                str(tmp_path / "out.csv"),
+                "--checkpoint",
+                str(trained_checkpoint),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    nulls_unquoted = pcsv.ConvertOptions(
+        strings_can_be_null=True, quoted_strings_can_be_null=False
+    )  # how the command writes them
     command = pcsv.read_csv(tmp_path / "out.csv", convert_options=nulls_unquoted)
     frame = classify_frame(pd.DataFrame({"name": names}), "name", predictor=trained_predictor)
     assert frame["origin_label"].tolist() == command.column("origin_label").to_pylist()
-    assert frame["origin_probability"].fillna(-1).tolist() == command.column("origin_probability").fill_null(-1).to_pylist()
+    assert (
+        frame["origin_probability"].fillna(-1).tolist()
+        == command.column("origin_probability").fill_null(-1).to_pylist()
+    )

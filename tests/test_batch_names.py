@@ -1,4 +1,5 @@
 """batch.names: which text a row's name is, and the key that shares one answer between rows."""
+
 import pyarrow as pa
 import pytest
 

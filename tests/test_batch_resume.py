@@ -3,6 +3,7 @@
 The kills are real: a child process is SIGKILLed halfway through writing a chunk, between finishing a
 chunk and recording it, and at a moment chosen by the clock, not an exception raised in this process.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,12 @@ sys.exit(main(sys.argv[3:]))
 
 
 def write_input(folder: Path, file_format: str, rows: int = ROWS) -> Path:
-    table = pa.table({"id": pa.array(range(rows), pa.int64()), "name": pa.array(name_column(rows, seed=7, distinct=300), pa.string())})
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "name": pa.array(name_column(rows, seed=7, distinct=300), pa.string()),
+        }
+    )
     path = folder / f"in.{file_format}"
     if file_format == "parquet":
         pq.write_table(table, path, row_group_size=1000)
@@ -67,8 +73,21 @@ def write_input(folder: Path, file_format: str, rows: int = ROWS) -> Path:
 
 
 def arguments(source: Path, output: Path, checkpoint: Path, *extra: str) -> list[str]:
-    return [str(source), "--column", "name", "--output", str(output), "--chunk-rows", str(CHUNK_ROWS),
-            "--checkpoint", str(checkpoint), "--device", "cpu", "--quiet", *extra]
+    return [
+        str(source),
+        "--column",
+        "name",
+        "--output",
+        str(output),
+        "--chunk-rows",
+        str(CHUNK_ROWS),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
 
 
 def progress_of(output: Path) -> dict:
@@ -83,7 +102,9 @@ def test_resume_after_a_kill_writes_the_uninterrupted_output(tmp_path, trained_c
     assert main(arguments(source, reference, trained_checkpoint)) == 0
     killed = subprocess.run(
         [sys.executable, "-c", KILLING_DRIVER, point, "3", *arguments(source, output, trained_checkpoint, "--resume")],
-        cwd=REPO_ROOT, capture_output=True, timeout=120,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     assert not output.exists()
@@ -99,7 +120,9 @@ def test_resume_after_a_kill_at_a_random_moment_writes_the_uninterrupted_output(
     assert main(arguments(source, reference, trained_checkpoint)) == 0
     child = subprocess.Popen(
         [sys.executable, "-m", "batch", *arguments(source, output, trained_checkpoint, "--resume")],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     record = output.with_name(output.name + ".partial") / "progress.json"
     deadline = time.monotonic() + 120
@@ -119,8 +142,17 @@ def test_resume_refuses_other_options_than_the_interrupted_run(tmp_path, trained
     source = write_input(tmp_path, "parquet")
     output = tmp_path / "out.parquet"
     killed = subprocess.run(
-        [sys.executable, "-c", KILLING_DRIVER, "before-record", "1", *arguments(source, output, trained_checkpoint, "--resume")],
-        cwd=REPO_ROOT, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            KILLING_DRIVER,
+            "before-record",
+            "1",
+            *arguments(source, output, trained_checkpoint, "--resume"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL
     capsys.readouterr()
@@ -146,8 +178,10 @@ def test_enrich_stopped_by_sigterm_leaves_no_output_or_temporary_file(tmp_path, 
     source = write_input(tmp_path, "csv", rows=40_000)
     output = tmp_path / "out.csv"
     child = subprocess.Popen(
-        [sys.executable, "-m", "batch", *arguments(source, output, trained_checkpoint)], cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "batch", *arguments(source, output, trained_checkpoint)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     while child.poll() is None and time.monotonic() < deadline and not list(tmp_path.glob(".out.csv.*.tmp")):

@@ -1,5 +1,6 @@
 """batch.spark in Spark local mode: classify_column and the `python -m batch.spark` job, row for row
 against the predictor. One local[2] session for the module (a JVM start costs seconds)."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,11 @@ def spark():
     saved = os.environ.get("PYSPARK_PYTHON")
     os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers must run this venv's interpreter
     session = (
-        SparkSession.builder.master("local[2]").appName("test-batch")
-        .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false").getOrCreate()
+        SparkSession.builder.master("local[2]")
+        .appName("test-batch")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -43,14 +47,16 @@ def names():
 
 @pytest.fixture(scope="module")
 def enriched_rows(spark, trained_checkpoint, names):
-    df = spark.createDataFrame([(index, name) for index, name in enumerate(names)], "id long, name string").repartition(8)
+    df = spark.createDataFrame([(index, name) for index, name in enumerate(names)], "id long, name string").repartition(
+        8
+    )
     return sorted(classify_column(df, "name", checkpoint_path=trained_checkpoint).collect(), key=lambda row: row.id)
 
 
 def test_classify_column_answers_equal_the_predictors_row_for_row(enriched_rows, names, trained_predictor):
     assert [row.name for row in enriched_rows] == names
     distinct = sorted({name for name in names if name and name.strip()})
-    expected = dict(zip(distinct, trained_predictor.predict(distinct)))
+    expected = dict(zip(distinct, trained_predictor.predict(distinct), strict=False))
     for row in enriched_rows:
         answer = expected.get(row.name)
         if answer is None:
@@ -96,23 +102,49 @@ def test_classify_column_declares_its_output_schema(spark, trained_checkpoint, t
 def test_spark_job_writes_the_enriched_parquet(spark, tmp_path, trained_checkpoint, names, trained_predictor):
     source = pa.table({"id": pa.array(range(len(names)), pa.int64()), "name": pa.array(names, pa.string())})
     pq.write_table(source, tmp_path / "in.parquet")
-    status = spark_main([
-        "--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--column", "name",
-        "--checkpoint", str(trained_checkpoint), "--top-k", "1",
-    ])
+    status = spark_main(
+        [
+            "--input",
+            str(tmp_path / "in.parquet"),
+            "--output",
+            str(tmp_path / "out"),
+            "--column",
+            "name",
+            "--checkpoint",
+            str(trained_checkpoint),
+            "--top-k",
+            "1",
+        ]
+    )
     assert status == 0
     written = pq.read_table(tmp_path / "out").sort_by("id")
     assert written.column("name").to_pylist() == names
     answered = [row for row in written.to_pylist() if not row["origin_abstained"]]
-    expected = dict(zip((row["name"] for row in answered), trained_predictor.predict([row["name"] for row in answered], top_k=1)))
+    expected = dict(
+        zip(
+            (row["name"] for row in answered),
+            trained_predictor.predict([row["name"] for row in answered], top_k=1),
+            strict=False,
+        )
+    )
     assert all(row["origin_label"] == expected[row["name"]].predictions[0].label for row in answered)
     assert all(len(row["origin_top_k"]) == 1 for row in answered)
 
 
 def test_spark_job_names_a_missing_column_and_exits_2(spark, tmp_path, trained_checkpoint, capsys):
     pq.write_table(pa.table({"surname": ["Bakov"]}), tmp_path / "in.parquet")
-    status = spark_main(["--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--column", "name",
-                         "--checkpoint", str(trained_checkpoint)])
+    status = spark_main(
+        [
+            "--input",
+            str(tmp_path / "in.parquet"),
+            "--output",
+            str(tmp_path / "out"),
+            "--column",
+            "name",
+            "--checkpoint",
+            str(trained_checkpoint),
+        ]
+    )
     assert status == 2
     assert "has no column 'name'; its columns are: surname" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

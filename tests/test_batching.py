@@ -1,4 +1,5 @@
 """Micro-batching: each request gets its own answer, concurrent requests share model calls, the queue is bounded."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,14 +21,23 @@ from model.predictor import NamePrediction, Predictor, RankedNames, RankQuery
 def settings_batcher(predictor, **changes) -> MicroBatcher:
     """A batcher with the service's default limits (Settings), changed where a test needs it."""
     defaults = Settings()
-    limits = {"max_batch_size": defaults.max_batch_size, "max_wait_ms": defaults.max_batch_wait_ms,
-              "queue_size": defaults.queue_size}
+    limits = {
+        "max_batch_size": defaults.max_batch_size,
+        "max_wait_ms": defaults.max_batch_wait_ms,
+        "queue_size": defaults.queue_size,
+    }
     return MicroBatcher(predictor, **{**limits, **changes})
 
+
 # 50 distinct names of different lengths, so a misrouted answer shows up as different probabilities.
-DISTINCT_NAMES = [f"{first}{second}{'s' * (index % 4)}" for index, (first, second) in enumerate(
-    itertools.product(["Ka", "Lo", "Mi", "No", "Pe", "Ru", "Sa", "To", "Vi", "Ze"], ["ber", "lin", "mov", "nez", "ski"])
-)]
+DISTINCT_NAMES = [
+    f"{first}{second}{'s' * (index % 4)}"
+    for index, (first, second) in enumerate(
+        itertools.product(
+            ["Ka", "Lo", "Mi", "No", "Pe", "Ru", "Sa", "To", "Vi", "Ze"], ["ber", "lin", "mov", "nez", "ski"]
+        )
+    )
+]
 
 
 @pytest.fixture
@@ -42,8 +52,13 @@ TAGS = ["a", "b", "c", "d", "good", "bad", "fine", "First", "Second", "Third"]
 def tagged(names: list[str], label_of=TAGS.index) -> RankedNames:
     size = len(names)
     return RankedNames(
-        [[label_of(name)] for name in names], [[1.0]] * size, [[0.0]] * size, [None] * size, list(names),
-        ["Latin"] * size, [()] * size,
+        [[label_of(name)] for name in names],
+        [[1.0]] * size,
+        [[0.0]] * size,
+        [None] * size,
+        list(names),
+        ["Latin"] * size,
+        [()] * size,
     )
 
 
@@ -85,7 +100,9 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
     batch_sizes: list[int] = []
 
     async def scenario() -> list[RankedNames]:
-        batcher = settings_batcher(tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests))
+        batcher = settings_batcher(
+            tiny_predictor, max_wait_ms=20, on_batch=lambda requests, names, s: batch_sizes.append(requests)
+        )
         await batcher.start()
         try:
             return await asyncio.gather(*(batcher.classify([name], RankQuery(3)) for name in DISTINCT_NAMES))
@@ -95,7 +112,7 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
     answers = asyncio.run(scenario())
     expected = [tiny_predictor.predict([name], 3)[0] for name in DISTINCT_NAMES]  # one at a time, unbatched
     assert len({round(prediction.predictions[0].probability, 5) for prediction in expected}) > 40  # names differ
-    for answer, direct in zip(answers, expected):
+    for answer, direct in zip(answers, expected, strict=False):
         assert_same_predictions(answer, direct, tiny_predictor.labels)
     assert sum(batch_sizes) == len(DISTINCT_NAMES)
     assert max(batch_sizes) > 1  # requests were coalesced
@@ -115,7 +132,9 @@ def test_batcher_waits_for_company_only_after_a_batch_that_had_company_and_never
         try:
             seconds = {"first lone": await timed(batcher, DISTINCT_NAMES[:1])}  # nothing known yet: assume load
             seconds["lone after lone"] = await timed(batcher, DISTINCT_NAMES[3:4])
-            await asyncio.gather(batcher.classify(["Ka"], RankQuery(1)), batcher.classify(["Lo"], RankQuery(1)))  # one batch, with company
+            await asyncio.gather(
+                batcher.classify(["Ka"], RankQuery(1)), batcher.classify(["Lo"], RankQuery(1))
+            )  # one batch, with company
             seconds["lone after company"] = await timed(batcher, DISTINCT_NAMES[1:2])
             seconds["lone after lone again"] = await timed(batcher, DISTINCT_NAMES[2:3])
             await asyncio.gather(batcher.classify(["Ka"], RankQuery(1)), batcher.classify(["Lo"], RankQuery(1)))
@@ -137,7 +156,9 @@ def test_batcher_gives_each_request_its_own_top_k_within_one_batch(tiny_predicto
         batcher = settings_batcher(tiny_predictor, max_wait_ms=50)
         await batcher.start()
         try:
-            return await asyncio.gather(batcher.classify(["Hinton"], RankQuery(1)), batcher.classify(["Hinton", "Rossi"], RankQuery(3)))
+            return await asyncio.gather(
+                batcher.classify(["Hinton"], RankQuery(1)), batcher.classify(["Hinton", "Rossi"], RankQuery(3))
+            )
         finally:
             await batcher.stop()
 
@@ -198,7 +219,7 @@ def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_pr
         return [task.result() for task in pending]
 
     answers = asyncio.run(scenario())
-    for name, answer in zip(DISTINCT_NAMES[:10], answers):
+    for name, answer in zip(DISTINCT_NAMES[:10], answers, strict=False):
         assert_same_predictions(answer, tiny_predictor.predict([name], 2)[0], tiny_predictor.labels)
 
 
@@ -208,7 +229,9 @@ def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
         await batcher.start()
         try:
             return await asyncio.gather(
-                batcher.classify(["good"], RankQuery(1)), batcher.classify(["bad"], RankQuery(1)), batcher.classify(["fine"], RankQuery(1)),
+                batcher.classify(["good"], RankQuery(1)),
+                batcher.classify(["bad"], RankQuery(1)),
+                batcher.classify(["fine"], RankQuery(1)),
                 return_exceptions=True,
             )
         finally:
@@ -249,7 +272,7 @@ def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(mak
     with ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(lambda name: client.post("/classify", json={"name": name}), DISTINCT_NAMES))
     predictor = Predictor.from_path(tiny_checkpoint, device="cpu")
-    for name, response in zip(DISTINCT_NAMES, responses):
+    for name, response in zip(DISTINCT_NAMES, responses, strict=False):
         assert response.status_code == 200
         body = response.json()
         assert body["name"] == name

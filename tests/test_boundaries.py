@@ -1,4 +1,5 @@
 """Keeps the package boundaries of the house style true: app -> model <- training, batch -> model."""
+
 import ast
 from pathlib import Path
 

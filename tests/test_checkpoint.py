@@ -25,9 +25,14 @@ def save(path, network, labels=LABELS, info=None, prior=PRIOR):
 def full_record(tiny, **overrides):
     """A complete current record, with some fields replaced."""
     record = {
-        "format_version": checkpoint_module.FORMAT_VERSION, "network": tiny.config.to_dict(),
-        "encoder": EncoderConfig().to_dict(), "labels": list(LABELS), "label_prior": list(PRIOR),
-        "novelty": LANGUAGE_MODEL.config.to_dict(), "evidence": EvidenceTable().to_dict(), "info": {},
+        "format_version": checkpoint_module.FORMAT_VERSION,
+        "network": tiny.config.to_dict(),
+        "encoder": EncoderConfig().to_dict(),
+        "labels": list(LABELS),
+        "label_prior": list(PRIOR),
+        "novelty": LANGUAGE_MODEL.config.to_dict(),
+        "evidence": EvidenceTable().to_dict(),
+        "info": {},
     }
     return {**record, **overrides}
 
@@ -39,7 +44,9 @@ def all_tensors(network):
 @pytest.fixture
 def tiny_network():
     torch.manual_seed(0)
-    return build_network(network_config("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, bidirectional=True))
+    return build_network(
+        network_config("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, bidirectional=True)
+    )
 
 
 @pytest.fixture
@@ -133,18 +140,28 @@ def test_checkpoint_load_refuses_version_1_files_of_per_member_networks(tmp_path
         tensors[old_key] = value
     assert "members.0.rnn.weight_hh_l0" in tensors and "members.0.head.weight" in tensors
     config = {key: value for key, value in tiny_network.config.to_dict().items() if key != "num_heads"}
-    record = {"format_version": 1, "network": {**config, "num_members": 1}, "encoder": EncoderConfig().to_dict(),
-              "labels": list(LABELS), "info": {}}
+    record = {
+        "format_version": 1,
+        "network": {**config, "num_members": 1},
+        "encoder": EncoderConfig().to_dict(),
+        "labels": list(LABELS),
+        "info": {},
+    }
     write_raw(path, tensors, record)
-    with pytest.raises(CheckpointError, match="format version 1; this code reads version 3 .*retrain"):
+    with pytest.raises(CheckpointError, match=r"format version 1; this code reads version 3 .*retrain"):
         load_checkpoint(path)
 
 
 def test_checkpoint_load_refuses_version_2_files_that_read_names_in_mixed_case(tmp_path, tiny_network):
     """Version 2 networks read a mixed-case alphabet and carry no not-a-name model: refused, not misread."""
     path = tmp_path / "v2.safetensors"
-    record = {"format_version": 2, "network": tiny_network.config.to_dict(), "encoder": {"alphabet": "aAbB", "max_length": 64,
-              "lowercase": False}, "labels": list(LABELS), "info": {}}
+    record = {
+        "format_version": 2,
+        "network": tiny_network.config.to_dict(),
+        "encoder": {"alphabet": "aAbB", "max_length": 64, "lowercase": False},
+        "labels": list(LABELS),
+        "info": {},
+    }
     write_raw(path, dict(tiny_network.state_dict()), record)
     with pytest.raises(CheckpointError, match="format version 2; this code reads version 3"):
         load_checkpoint(path)
@@ -157,7 +174,9 @@ def test_checkpoint_round_trip_restores_reading_evidence_and_prior(saved_path):
     assert loaded.evidence_table == EvidenceTable()
     rebuilt = loaded.build_language_model()
     ids, lengths = NameEncoder().encode_batch(["Kovski", "xq"])
-    torch.testing.assert_close(rebuilt.total_log_probs(ids, lengths), LANGUAGE_MODEL.total_log_probs(ids, lengths), atol=0, rtol=0)
+    torch.testing.assert_close(
+        rebuilt.total_log_probs(ids, lengths), LANGUAGE_MODEL.total_log_probs(ids, lengths), atol=0, rtol=0
+    )
 
 
 @pytest.mark.parametrize("prior", [[0.5, 0.5], [0.5, 0.5, 0.0], [0.5, 0.5, -1.0]])
@@ -228,8 +247,9 @@ def test_checkpoint_save_rejects_label_count_mismatch(tmp_path, tiny_network):
 
 def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_measured(tmp_path):
     torch.manual_seed(0)
-    config = network_config("gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, ngram_order=3,
-                           ngram_buckets=4096, ngram_dim=16)
+    config = network_config(
+        "gru", NameEncoder().vocab_size, len(LABELS), hidden_size=8, ngram_order=3, ngram_buckets=4096, ngram_dim=16
+    )
     network = build_network(config).eval()
     batch = NameEncoder().encode_batch(["Hinton", "Li"])
     checkpoint_module.round_to_storage_precision(network)

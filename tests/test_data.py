@@ -18,7 +18,10 @@ def test_load_names_dir_tolerates_bom_crlf_blank_lines_and_spaces(tmp_path):
 
 
 def test_load_names_dir_collapses_duplicates_into_label_sets(tmp_path):
-    folder = write(tmp_path, {"Arabic.txt": "Nahas\nNahas\nnahas\nKhoury\n", "English.txt": "Nahas\nSmith\n", "Irish.txt": "Smith\n"})
+    folder = write(
+        tmp_path,
+        {"Arabic.txt": "Nahas\nNahas\nnahas\nKhoury\n", "English.txt": "Nahas\nSmith\n", "Irish.txt": "Smith\n"},
+    )
     records = {record.name: record.labels for record in load_names_dir(folder).records}
     assert records == {"Khoury": {"Arabic"}, "Nahas": {"Arabic", "English"}, "Smith": {"English", "Irish"}}
 
@@ -40,7 +43,7 @@ def test_load_names_dir_names_file_and_line_of_bad_utf8(tmp_path):
 
 
 def test_load_names_dir_rejects_empty_folder(tmp_path):
-    with pytest.raises(DataError, match="no <Label>.txt files"):
+    with pytest.raises(DataError, match=r"no <Label>\.txt files"):
         load_names_dir(tmp_path)
 
 

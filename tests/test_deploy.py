@@ -4,6 +4,7 @@ No Docker engine or cluster runs here, so these read the files and check what a 
 on (the CMD's module, the probed routes, the port, the user, the files COPY'd in), run the real
 CMD and HEALTHCHECK commands against a local server, and run hadolint and kubernetes-validate.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,6 +37,7 @@ KUBERNETES_VERSION = "1.30"
 
 
 # ---- parsing helpers ----
+
 
 @dataclass(frozen=True)
 class Instruction:
@@ -118,7 +120,7 @@ def dockerignore_regex(pattern: str) -> re.Pattern[str]:
             index += 1
         elif pattern[index] == "[":
             end = pattern.index("]", index)
-            parts.append(pattern[index:end + 1])
+            parts.append(pattern[index : end + 1])
             index = end + 1
         else:
             parts.append(re.escape(pattern[index]))
@@ -188,6 +190,7 @@ def probe_default_port(argv: list[str]) -> int:
 
 # ---- fixtures ----
 
+
 @pytest.fixture(scope="module")
 def dockerfile() -> list[Instruction]:
     return parse_dockerfile(DOCKERFILE.read_text())
@@ -215,8 +218,13 @@ def exposed_port(dockerfile: list[Instruction]) -> int:
 def container_like_server(dockerfile: list[Instruction]) -> Iterator[dict[str, str]]:
     """The image's CMD run here, with the image's NAMEORIGIN_* env and a free port; yields that env."""
     image_env = {key: value for key, value in env_of(final_stage(dockerfile)).items() if key != "PATH"}
-    env = {**os.environ, **image_env, "NAMEORIGIN_HOST": "127.0.0.1", "NAMEORIGIN_PORT": str(free_port()),
-           "NAMEORIGIN_DEVICE": "cpu"}
+    env = {
+        **os.environ,
+        **image_env,
+        "NAMEORIGIN_HOST": "127.0.0.1",
+        "NAMEORIGIN_PORT": str(free_port()),
+        "NAMEORIGIN_DEVICE": "cpu",
+    }
     argv = json.loads(only(final_stage(dockerfile), "CMD").args)
     assert argv[0] == "python", f"CMD should start the image's python, got {argv}"
     server = launch_server([sys.executable, *argv[1:]], env)
@@ -227,6 +235,7 @@ def container_like_server(dockerfile: list[Instruction]) -> Iterator[dict[str, s
 
 
 # ---- Dockerfile ----
+
 
 def test_dockerfile_cmd_module_imports_and_serves_app_main(dockerfile: list[Instruction]) -> None:
     argv = json.loads(only(final_stage(dockerfile), "CMD").args)
@@ -289,8 +298,14 @@ def test_dockerfile_context_copies_exist_and_are_not_dockerignored(dockerfile: l
 
 
 def test_dockerignore_excludes_data_runs_caches_venv_and_git() -> None:
-    for path in ["data/names/English.txt", "runs/smoke/model.safetensors", ".venv/bin/python",
-                 ".git/HEAD", "model/__pycache__/encoder.cpython-311.pyc", "tests/test_deploy.py"]:
+    for path in [
+        "data/names/English.txt",
+        "runs/smoke/model.safetensors",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "model/__pycache__/encoder.cpython-311.pyc",
+        "tests/test_deploy.py",
+    ]:
         assert excluded_by_dockerignore(path), f"{path} would be sent to the Docker daemon"
 
 
@@ -315,8 +330,14 @@ def test_dockerfile_healthcheck_command_passes_against_the_server(
     dockerfile: list[Instruction], container_like_server: dict[str, str]
 ) -> None:
     argv = healthcheck_argv(only(final_stage(dockerfile), "HEALTHCHECK"))
-    probe = subprocess.run([sys.executable, *argv[1:]], env=container_like_server, cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=20)
+    probe = subprocess.run(
+        [sys.executable, *argv[1:]],
+        env=container_like_server,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert probe.returncode == 0, probe.stderr
 
 
@@ -328,6 +349,7 @@ def test_dockerfile_passes_hadolint() -> None:
 
 
 # ---- compose.yaml ----
+
 
 def test_compose_healthchecks_probe_readiness_route_on_the_settings_port(
     unstarted_client: TestClient, exposed_port: int
@@ -343,8 +365,14 @@ def test_compose_healthcheck_command_passes_against_the_server(container_like_se
     for service in compose_services().values():
         kind, *argv = service["healthcheck"]["test"]
         assert kind == "CMD" and argv[0] == "python"
-        probe = subprocess.run([sys.executable, *argv[1:]], env=container_like_server, cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=20)
+        probe = subprocess.run(
+            [sys.executable, *argv[1:]],
+            env=container_like_server,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         assert probe.returncode == 0, probe.stderr
 
 
@@ -377,11 +405,14 @@ def test_compose_mounts_a_checkpoint_volume() -> None:
 
 # ---- deploy/k8s ----
 
+
 def test_k8s_manifests_validate_offline_against_kubernetes_schemas() -> None:
     files = [str(K8S_DIR / name) for name in k8s_documents()]
     result = subprocess.run(
         [sys.executable, "-m", "kubernetes_validate", "--kubernetes-version", KUBERNETES_VERSION, "--strict", *files],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("passed") == len(files), result.stdout
@@ -416,13 +447,18 @@ def test_k8s_deployments_run_as_the_image_user_with_resources(dockerfile: list[I
         for container in pod["containers"]:
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
             assert {"cpu", "memory"} <= set(container["resources"]["limits"]), name
-            unknown = {e["name"] for e in container["env"] if e["name"].startswith("NAMEORIGIN_")} - settings_env_names()
+            unknown = {
+                e["name"] for e in container["env"] if e["name"].startswith("NAMEORIGIN_")
+            } - settings_env_names()
             assert not unknown, f"{name}: unknown settings {unknown}"
 
 
 def test_k8s_gpu_deployment_limits_an_nvidia_gpu_on_the_cuda_image() -> None:
-    gpu = [d for d in deployments().values()
-           if "nvidia.com/gpu" in d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]]
+    gpu = [
+        d
+        for d in deployments().values()
+        if "nvidia.com/gpu" in d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    ]
     assert len(gpu) == 1, "expected one GPU Deployment"
     container = gpu[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"].endswith("-cuda")
@@ -436,13 +472,16 @@ def test_k8s_service_and_hpa_point_at_the_deployments(exposed_port: int) -> None
     for deployment in deployments().values():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["selector"].items() <= labels.items()
-        container_ports = {p["name"]: p["containerPort"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+        container_ports = {
+            p["name"]: p["containerPort"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+        }
         assert container_ports[service["spec"]["ports"][0]["targetPort"]] == exposed_port
     assert hpa["spec"]["scaleTargetRef"]["name"] in {d["metadata"]["name"] for d in deployments().values()}
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 
 
 # ---- docs/deployment.md ----
+
 
 def test_deployment_docs_list_exactly_the_settings() -> None:
     documented = set(re.findall(r"NAMEORIGIN_[A-Z_]+[A-Z]", (REPO_ROOT / "docs" / "deployment.md").read_text()))

@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from model.encoder import DEFAULT_ALPHABET, PAD_ID, UNKNOWN_ID, EncoderConfig, NameEncoder, NameEncodingError, name_key, normalize
+from model.encoder import (
+    DEFAULT_ALPHABET,
+    PAD_ID,
+    UNKNOWN_ID,
+    EncoderConfig,
+    NameEncoder,
+    NameEncodingError,
+    name_key,
+    normalize,
+)
 
 
 @pytest.mark.parametrize(
@@ -24,7 +33,7 @@ def test_normalize_is_case_invariant(variant):
 
 
 def test_default_alphabet_has_no_upper_case_letters():
-    assert DEFAULT_ALPHABET == DEFAULT_ALPHABET.lower()
+    assert DEFAULT_ALPHABET.lower() == DEFAULT_ALPHABET
     assert UNKNOWN_ID not in NameEncoder().encode("O'BRIEN-SMITH")
 
 

@@ -16,12 +16,15 @@ CONFIGS = [
     network_config("gru", VOCAB, 5, hidden_size=8, bidirectional=True, pooling="last_max", num_heads=3),
     network_config("gru", VOCAB, 5, hidden_size=8, pooling="last"),
     network_config("lstm", VOCAB, 5, hidden_size=16, num_layers=2, bidirectional=True, dropout=0.2),
-    network_config("gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_heads=2, ngram_order=5,
-                  ngram_buckets=257, ngram_dim=4),
+    network_config(
+        "gru", VOCAB, 5, hidden_size=8, pooling="last_max", num_heads=2, ngram_order=5, ngram_buckets=257, ngram_dim=4
+    ),
 ]
 
 
-@pytest.mark.parametrize("grad_mode", [torch.enable_grad, torch.inference_mode], ids=["training-path", "inference-path"])
+@pytest.mark.parametrize(
+    "grad_mode", [torch.enable_grad, torch.inference_mode], ids=["training-path", "inference-path"]
+)
 @pytest.mark.parametrize(
     "config", CONFIGS, ids=lambda c: f"{c.architecture}-{c.num_layers}-{c.bidirectional}-{c.pooling}-{c.ngram_order}"
 )
@@ -60,9 +63,14 @@ def test_network_calibration_buffers_shift_and_sharpen():
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"architecture": "transformer"}, "architecture"), ({"nonlinearity": "sigmoid"}, "nonlinearity"),
-     ({"pooling": "mean"}, "pooling"), ({"num_labels": 1}, "2 labels"), ({"dropout": 1.0}, "dropout"),
-     ({"hidden_size": 0}, "positive")],
+    [
+        ({"architecture": "transformer"}, "architecture"),
+        ({"nonlinearity": "sigmoid"}, "nonlinearity"),
+        ({"pooling": "mean"}, "pooling"),
+        ({"num_labels": 1}, "2 labels"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"hidden_size": 0}, "positive"),
+    ],
 )
 def test_network_config_rejects_invalid_values(changes, message):
     values = {"architecture": "gru", "vocab_size": VOCAB, "num_labels": 3, **changes}
@@ -104,9 +112,13 @@ def test_packed_max_pooling_matches_max_over_padded_outputs():
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     torch.manual_seed(0)
-    network = build_network(network_config("gru", VOCAB, 3, hidden_size=6, bidirectional=True, pooling="last_max")).eval()
+    network = build_network(
+        network_config("gru", VOCAB, 3, hidden_size=6, bidirectional=True, pooling="last_max")
+    ).eval()
     ids, lengths = NameEncoder().encode_batch(["Li", "Wolfeschlegel", "Abe", "Nguyen"])
-    packed = pack_padded_sequence(torch.nn.functional.one_hot(ids, VOCAB).float(), lengths, batch_first=True, enforce_sorted=False)
+    packed = pack_padded_sequence(
+        torch.nn.functional.one_hot(ids, VOCAB).float(), lengths, batch_first=True, enforce_sorted=False
+    )
     outputs, final_state = network.rnn(packed)
     padded, _ = pad_packed_sequence(outputs, batch_first=True, padding_value=float("-inf"))
     features = torch.cat((final_state[0], final_state[1], padded.max(dim=1).values), dim=1)
@@ -140,8 +152,12 @@ def test_inference_gru_is_taken_from_the_gated_batch_size_on_the_cpu_outside_aut
 
 
 def test_inference_gru_is_left_to_nn_gru_for_layers_directions_and_other_cells():
-    for config in (network_config("gru", VOCAB, 3, num_layers=2), network_config("gru", VOCAB, 3, bidirectional=True),
-                   network_config("lstm", VOCAB, 3), network_config("rnn", VOCAB, 3)):
+    for config in (
+        network_config("gru", VOCAB, 3, num_layers=2),
+        network_config("gru", VOCAB, 3, bidirectional=True),
+        network_config("lstm", VOCAB, 3),
+        network_config("rnn", VOCAB, 3),
+    ):
         network = build_network(config).eval()
         with torch.inference_mode():
             assert not fast_gru_applies(network.rnn, FAST_GRU_MIN_BATCH, torch.device("cpu"))
@@ -159,7 +175,7 @@ def test_ngram_bag_reads_every_marked_fragment_of_each_name_and_no_padding():
     assert codes.shape == (10 + 30,)
     for head in range(2):
         buckets = hasher.bucket_ids(codes, head)
-        assert 0 <= int(buckets.min()) and int(buckets.max()) < 257
+        assert int(buckets.min()) >= 0 and int(buckets.max()) < 257
     alone, _ = hasher.codes(*pad_sequences([encoder.encode("Li")]))
     assert codes[:10].tolist() == alone.tolist()
 
@@ -188,7 +204,7 @@ def test_ngram_hasher_matches_the_rule_in_plain_integers_for_every_name_length(h
     codes, offsets = hasher.codes(*pad_sequences(sequences))
     buckets = hasher.bucket_ids(codes, head)
     ends = [*offsets.tolist()[1:], len(buckets)]
-    for sequence, start, end in zip(sequences, offsets.tolist(), ends):
+    for sequence, start, end in zip(sequences, offsets.tolist(), ends, strict=False):
         assert sorted(buckets[start:end].tolist()) == sorted(reference_buckets(hasher, list(sequence), head))
 
 
@@ -228,9 +244,14 @@ def test_network_with_ngram_bag_reads_one_letter_names_alone_and_in_any_batch(ba
     [{"architecture": "concat"}, {"ngram_order": 6}, {"ngram_buckets": 0}, {"ngram_buckets": 2**31}, {"ngram_dim": 0}],
 )
 def test_network_config_rejects_invalid_ngram_bags(changes):
-    values = {"architecture": "gru", "vocab_size": VOCAB, "num_labels": 3, "ngram_order": 3,
-              "ngram_buckets": 64, "ngram_dim": 4, **changes}
-    with pytest.raises(ValueError, match="n-gram|ngram|too long|below 2\\*\\*31"):
+    values = {
+        "architecture": "gru",
+        "vocab_size": VOCAB,
+        "num_labels": 3,
+        "ngram_order": 3,
+        "ngram_buckets": 64,
+        "ngram_dim": 4,
+        **changes,
+    }
+    with pytest.raises(ValueError, match=r"n-gram|ngram|too long|below 2\*\*31"):
         network_config(**values)
-
-

@@ -1,4 +1,5 @@
 """The not-a-name character model: Kneser-Ney fitting, backoff scoring in tensors, the threshold."""
+
 from __future__ import annotations
 
 import math
@@ -25,17 +26,17 @@ def test_language_model_distributions_sum_to_one_after_any_context(names):
 
     tables = {}
     real = novelty._tables
-    novelty._tables = lambda probability, backoff, config: tables.update(p=probability, b=backoff, c=config) or real(
-        probability, backoff, config
+    novelty._tables = lambda probability, backoff, config: (
+        tables.update(p=probability, b=backoff, c=config) or real(probability, backoff, config)
     )
     try:
         novelty.fit_language_model(names, ENCODER.vocab_size, order=3)
     finally:
         novelty._tables = real
     config = tables["c"]
-    targets = list(range(1, config.vocab_size)) + [config.end_id]  # every symbol a name can continue with
+    targets = [*range(1, config.vocab_size), config.end_id]  # every symbol a name can continue with
     for context in [(config.begin_id, config.begin_id), (ENCODER.encode("ko")), (ENCODER.encode("zq"))]:
-        total = sum(_backed_off(tuple(context) + (symbol,), tables["p"], tables["b"], config) for symbol in targets)
+        total = sum(_backed_off((*tuple(context), symbol), tables["p"], tables["b"], config) for symbol in targets)
         assert total == pytest.approx(1.0, abs=1e-6)
 
 
@@ -52,7 +53,7 @@ def test_language_model_tensor_scores_equal_the_backoff_recursion(names):
     rng = random.Random(0)
     probes = [tuple(rng.randint(1, ENCODER.vocab_size - 1) for _ in range(rng.randint(1, 9))) for _ in range(40)]
     scores = model.total_log_probs(*pad_sequences(probes))
-    for probe, score in zip(probes, scores.tolist()):
+    for probe, score in zip(probes, scores.tolist(), strict=False):
         symbols = padded_symbols(probe, captured["c"])
         expected = sum(
             math.log(_backed_off(tuple(symbols[end - 3 : end + 1]), captured["p"], captured["b"], captured["c"]))

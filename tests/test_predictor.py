@@ -7,7 +7,14 @@ import torch
 from model.checkpoint import save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder, NameEncodingError
 from model.networks import build_network
-from model.predictor import ABSTAIN_REASONS, DEFAULT_CHECKPOINT_PATH, DeviceUnavailableError, Predictor, RankQuery, resolve_device
+from model.predictor import (
+    ABSTAIN_REASONS,
+    DEFAULT_CHECKPOINT_PATH,
+    DeviceUnavailableError,
+    Predictor,
+    RankQuery,
+    resolve_device,
+)
 from model.priors import PriorError
 from tests.conftest import tiny_language_model
 from tests.network_fixtures import network_config
@@ -67,10 +74,20 @@ def test_predictor_rejects_bad_arguments_but_never_a_bad_name(predictor):
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("1234", "no-letters"), ("", "no-letters"), ("  -- ", "no-letters"), ("नरेंद्र", "unsupported-script"),
-     ("שמיר", "unsupported-script"), ("Yılmaz", "unsupported-letters"), ("Sørensen", "unsupported-letters"),
-     ("N/A", "not-a-name"), ("null", "not-a-name"), ("NULL", "not-a-name"), ("qxzvkwq", "not-a-name"),
-     ("Kovski" * 11, "too-long")],
+    [
+        ("1234", "no-letters"),
+        ("", "no-letters"),
+        ("  -- ", "no-letters"),
+        ("नरेंद्र", "unsupported-script"),
+        ("שמיר", "unsupported-script"),
+        ("Yılmaz", "unsupported-letters"),
+        ("Sørensen", "unsupported-letters"),
+        ("N/A", "not-a-name"),
+        ("null", "not-a-name"),
+        ("NULL", "not-a-name"),
+        ("qxzvkwq", "not-a-name"),
+        ("Kovski" * 11, "too-long"),
+    ],
 )
 def test_predictor_abstains_in_place_with_the_reason(predictor, name, reason):
     assert reason in ABSTAIN_REASONS
@@ -81,17 +98,23 @@ def test_predictor_abstains_in_place_with_the_reason(predictor, name, reason):
 
 
 @pytest.mark.parametrize(
-    "name", ["ア\ufe00", "辻\U000e0101", "-亿", "'-仃", "さとう\ufe0f", "Mr.", "J. R.", "123 ह", "ह 123", "\u0301", "\ufe0f"],
+    "name",
+    ["ア\ufe00", "辻\U000e0101", "-亿", "'-仃", "さとう\ufe0f", "Mr.", "J. R.", "123 ह", "ह 123", "\u0301", "\ufe0f"],
 )
 def test_predictor_never_raises_on_odd_unicode(predictor, shipped, name):
     for model in (predictor, shipped):
         answer = model.predict([name, "Kovski"])[0]
-        assert answer.abstained == bool(answer.reason) and (answer.predictions == ()) == (answer.reason not in (None, "low-confidence"))
+        assert answer.abstained == bool(answer.reason) and (answer.predictions == ()) == (
+            answer.reason not in (None, "low-confidence")
+        )
 
 
 def test_predictor_abstains_on_titles_alone_and_by_the_most_telling_reason(predictor):
     assert [answer.reason for answer in predictor.predict(["Mr.", "J.", "123 ह", "ह 123"])] == [
-        "not-a-name", "not-a-name", "unsupported-script", "unsupported-script",
+        "not-a-name",
+        "not-a-name",
+        "unsupported-script",
+        "unsupported-script",
     ]
 
 
@@ -120,7 +143,7 @@ def test_predictor_answers_every_case_the_same(predictor):
 
 
 def test_predictor_prior_is_applied_by_bayes_rule(predictor):
-    stored = dict(zip(LABELS, (0.4, 0.3, 0.2, 0.1)))
+    stored = dict(zip(LABELS, (0.4, 0.3, 0.2, 0.1), strict=False))
     dataset = {p.label: p.probability for p in predictor.predict(["Bozov"], top_k=4)[0].predictions}
     uniform = {p.label: p.probability for p in predictor.predict(["Bozov"], top_k=4, prior="uniform")[0].predictions}
     expected = {label: dataset[label] / stored[label] for label in LABELS}
@@ -137,7 +160,9 @@ def test_predictor_prior_map_rules_out_labels_it_leaves_out(predictor):
         assert sum(p.probability for p in result.predictions) == pytest.approx(1.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("prior", ["population", {"Alpha": -1}, {"Alpha": 0, "Beta": 0}, {"Alpha": float("nan")}, ["Alpha"]])
+@pytest.mark.parametrize(
+    "prior", ["population", {"Alpha": -1}, {"Alpha": 0, "Beta": 0}, {"Alpha": float("nan")}, ["Alpha"]]
+)
 def test_predictor_refuses_a_prior_it_cannot_apply(predictor, prior):
     with pytest.raises(PriorError):
         predictor.predict(["Bozov"], prior=prior)
@@ -146,19 +171,25 @@ def test_predictor_refuses_a_prior_it_cannot_apply(predictor, prior):
 def test_predictor_rank_requests_answers_requests_that_ask_alike_as_each_alone(predictor):
     names = [["Bozov"], ["Kovski", "Mikez"], ["Li"]]
     queries = [RankQuery(2, {"Alpha": 1, "Beta": 2}), RankQuery(2, {"Beta": 2, "Alpha": 1}), RankQuery(3)]
-    together = predictor.rank_requests(list(zip(names, queries)))
-    for request_names, query, answer in zip(names, queries, together):
+    together = predictor.rank_requests(list(zip(names, queries, strict=False)))
+    for request_names, query, answer in zip(names, queries, together, strict=False):
         alone = predictor.rank(request_names, query.top_k, query.prior, query.min_probability)
         assert answer.label_ids == alone.label_ids and answer.reasons == alone.reasons
         assert [row for row in answer.probabilities] == [pytest.approx(row, abs=1e-6) for row in alone.probabilities]
 
 
 def test_predictor_rank_requests_ranks_each_request_under_its_own_query(predictor):
-    requests = [(["Bozov", "Kovski"], RankQuery(1)), (["Bozov"], RankQuery(4, "uniform")), (["Bozov"], RankQuery(2, "dataset", 1.0))]
+    requests = [
+        (["Bozov", "Kovski"], RankQuery(1)),
+        (["Bozov"], RankQuery(4, "uniform")),
+        (["Bozov"], RankQuery(2, "dataset", 1.0)),
+    ]
     first, second, third = predictor.rank_requests(requests)
     alone = predictor.rank(["Bozov"], top_k=4, prior="uniform")
     assert len(first.label_ids) == 2 and len(first.label_ids[0]) == 1
-    assert second.label_ids == alone.label_ids and second.probabilities[0] == pytest.approx(alone.probabilities[0], abs=1e-6)
+    assert second.label_ids == alone.label_ids and second.probabilities[0] == pytest.approx(
+        alone.probabilities[0], abs=1e-6
+    )
     assert third.reasons == ["low-confidence"] and len(third.label_ids[0]) == 2
 
 
@@ -208,7 +239,14 @@ def test_predict_cli_reports_a_bad_prior_without_traceback(capsys):
 
 def test_predictor_sets_torch_threads_when_asked(tmp_path):
     network = build_network(network_config("gru", NameEncoder().vocab_size, 2, hidden_size=4))
-    save_checkpoint(tmp_path / "t.safetensors", network, EncoderConfig(), ("A", "B"), tiny_language_model(EncoderConfig()), (0.5, 0.5))
+    save_checkpoint(
+        tmp_path / "t.safetensors",
+        network,
+        EncoderConfig(),
+        ("A", "B"),
+        tiny_language_model(EncoderConfig()),
+        (0.5, 0.5),
+    )
     before = torch.get_num_threads()
     try:
         Predictor.from_path(tmp_path / "t.safetensors", device="cpu", num_threads=1)
@@ -242,11 +280,18 @@ def test_predictor_rank_gives_predicts_answers_as_lists(predictor):
     ranked = predictor.rank(names, top_k=3)
     predicted = predictor.predict(names, top_k=3)
     assert len(ranked.label_ids) == len(names)
-    for row_ids, row_probs, row_log_probs, reason, read_as, script, tokens, prediction in zip(*ranked, predicted):
+    for row_ids, row_probs, row_log_probs, reason, read_as, script, tokens, prediction in zip(
+        *ranked, predicted, strict=False
+    ):
         assert [predictor.labels[i] for i in row_ids] == [p.label for p in prediction.predictions]
         assert row_probs == [p.probability for p in prediction.predictions]
         assert row_log_probs == [p.log_probability for p in prediction.predictions]
-        assert (reason, read_as, script, len(tokens)) == (prediction.reason, prediction.read_as, prediction.script, len(prediction.tokens))
+        assert (reason, read_as, script, len(tokens)) == (
+            prediction.reason,
+            prediction.read_as,
+            prediction.script,
+            len(prediction.tokens),
+        )
 
 
 @pytest.mark.parametrize("method", ["rank", "predict"])

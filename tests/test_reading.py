@@ -1,4 +1,5 @@
 """Reading names as written: scripts, distinctive letters, the Japanese and Korean readers, full names."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,24 @@ from model.scripts import distinctive_letters, han_countries, letter_script, scr
 from training.data import load_names_dir
 
 LABELS = (
-    "Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish", "Italian", "Japanese",
-    "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish", "Vietnamese",
+    "Arabic",
+    "Chinese",
+    "Czech",
+    "Dutch",
+    "English",
+    "French",
+    "German",
+    "Greek",
+    "Irish",
+    "Italian",
+    "Japanese",
+    "Korean",
+    "Polish",
+    "Portuguese",
+    "Russian",
+    "Scottish",
+    "Spanish",
+    "Vietnamese",
 )
 
 
@@ -23,10 +40,23 @@ def reader() -> NameReader:
 
 @pytest.mark.parametrize(
     ("text", "scripts"),
-    [("Smith", ("Latin",)), ("Иванов", ("Cyrillic",)), ("Παπαδόπουλος", ("Greek",)), ("محمد", ("Arabic",)),
-     ("田中", ("Han",)), ("さとう", ("Hiragana",)), ("スミス", ("Katakana",)), ("佐々木", ("Han",)),
-     ("田中ゆう", ("Han", "Hiragana")), ("田ゆうこ", ("Hiragana", "Han")), ("김민준", ("Hangul",)), ("नरेंद्र", ("Devanagari",)), ("สมชาย", ("Thai",)),
-     ("O'Brien-2", ("Latin",)), ("123 !", ())],
+    [
+        ("Smith", ("Latin",)),
+        ("Иванов", ("Cyrillic",)),
+        ("Παπαδόπουλος", ("Greek",)),
+        ("محمد", ("Arabic",)),
+        ("田中", ("Han",)),
+        ("さとう", ("Hiragana",)),
+        ("スミス", ("Katakana",)),
+        ("佐々木", ("Han",)),
+        ("田中ゆう", ("Han", "Hiragana")),
+        ("田ゆうこ", ("Hiragana", "Han")),
+        ("김민준", ("Hangul",)),
+        ("नरेंद्र", ("Devanagari",)),
+        ("สมชาย", ("Thai",)),
+        ("O'Brien-2", ("Latin",)),
+        ("123 !", ()),
+    ],
 )
 def test_scripts_of_reads_the_unicode_names_of_letters(text, scripts):
     assert scripts_of(text) == scripts
@@ -50,8 +80,15 @@ def test_han_countries_tell_simplified_chinese_and_japanese_forms_apart():
 
 @pytest.mark.parametrize(
     ("text", "reading"),
-    [("田中", "tanaka"), ("佐藤", "sato"), ("伊藤", "ito"), ("井上", "inoue"), ("大野", "ono"), ("鈴木", "suzuki"),
-     ("さとう", "sato")],
+    [
+        ("田中", "tanaka"),
+        ("佐藤", "sato"),
+        ("伊藤", "ito"),
+        ("井上", "inoue"),
+        ("大野", "ono"),
+        ("鈴木", "suzuki"),
+        ("さとう", "sato"),
+    ],
 )
 def test_read_japanese_gives_the_customary_spelling_without_long_vowels(text, reading):
     assert read_japanese(text) == reading
@@ -59,8 +96,16 @@ def test_read_japanese_gives_the_customary_spelling_without_long_vowels(text, re
 
 @pytest.mark.parametrize(
     ("text", "reading"),
-    [("김", "kim"), ("이", "lee"), ("박", "park"), ("최", "choi"), ("김민준", "kim minjun"), ("남궁민", "namgoong min"),
-     ("한글", "han geul"), ("가나다라마", "ganadarama")],
+    [
+        ("김", "kim"),
+        ("이", "lee"),
+        ("박", "park"),
+        ("최", "choi"),
+        ("김민준", "kim minjun"),
+        ("남궁민", "namgoong min"),
+        ("한글", "han geul"),
+        ("가나다라마", "ganadarama"),
+    ],
 )
 def test_read_korean_uses_customary_surnames_and_revised_romanization(text, reading):
     assert read_korean(text) == reading
@@ -68,18 +113,40 @@ def test_read_korean_uses_customary_surnames_and_revised_romanization(text, read
 
 @pytest.mark.parametrize(
     ("text", "tokens", "before_comma"),
-    [("Smith", ("Smith",), 0), ("John Smith", ("John", "Smith"), 0), ("Smith, John", ("Smith", "John"), 1),
-     ("Mrs. Tanaka", ("Tanaka",), 0), ("MRS TANAKA", ("TANAKA",), 0), ("Dr. J. R. Tanaka", ("Tanaka",), 0),
-     ("John F. Kennedy", ("John", "Kennedy"), 0), ("A.B. Smith", ("Smith",), 0), ("J.-P. Sartre", ("Sartre",), 0),
-     ("Smith, John, Jr.", ("Smith", "John"), 1), ("Smith, J.", ("Smith",), 0), ("Prof. Dr. Müller", ("Müller",), 0),
-     ("Ludwig van Beethoven", ("Ludwig", "van Beethoven"), 0), ("Mrs. Anna van der Berg", ("Anna", "van der Berg"), 0),
-     ("van der Berg, Anna", ("van der Berg", "Anna"), 1), ("Ó Súilleabháin", ("Ó Súilleabháin",), 0),
-     ("Ní Bhriain", ("Ní Bhriain",), 0), ("al-Rashid", ("al Rashid",), 0), ("Ahmed al Rashid", ("Ahmed", "al Rashid"), 0),
-     ("O'Brien", ("O'Brien",), 0), ("Kim Min-jun", ("Kim", "Min-jun"), 0), ("García y López", ("García", "López"), 0),
-     ("Nguyen Van Minh", ("Nguyen", "Van Minh"), 0), ("ジョン・スミス", ("ジョン", "スミス"), 0), ("王", ("王",), 0),
-     ("田中　太郎", ("田中", "太郎"), 0), ("Tanaka, Hiroshi", ("Tanaka", "Hiroshi"), 1),
-     ("John Smith.", ("John", "Smith."), 0), ("Smith., John", ("Smith.", "John"), 1), ("St. John", ("St John",), 0),
-     ("Ahmed al-Sayed", ("Ahmed", "al Sayed"), 0), ("Abu Bakr", ("Abu Bakr",), 0)],
+    [
+        ("Smith", ("Smith",), 0),
+        ("John Smith", ("John", "Smith"), 0),
+        ("Smith, John", ("Smith", "John"), 1),
+        ("Mrs. Tanaka", ("Tanaka",), 0),
+        ("MRS TANAKA", ("TANAKA",), 0),
+        ("Dr. J. R. Tanaka", ("Tanaka",), 0),
+        ("John F. Kennedy", ("John", "Kennedy"), 0),
+        ("A.B. Smith", ("Smith",), 0),
+        ("J.-P. Sartre", ("Sartre",), 0),
+        ("Smith, John, Jr.", ("Smith", "John"), 1),
+        ("Smith, J.", ("Smith",), 0),
+        ("Prof. Dr. Müller", ("Müller",), 0),
+        ("Ludwig van Beethoven", ("Ludwig", "van Beethoven"), 0),
+        ("Mrs. Anna van der Berg", ("Anna", "van der Berg"), 0),
+        ("van der Berg, Anna", ("van der Berg", "Anna"), 1),
+        ("Ó Súilleabháin", ("Ó Súilleabháin",), 0),
+        ("Ní Bhriain", ("Ní Bhriain",), 0),
+        ("al-Rashid", ("al Rashid",), 0),
+        ("Ahmed al Rashid", ("Ahmed", "al Rashid"), 0),
+        ("O'Brien", ("O'Brien",), 0),
+        ("Kim Min-jun", ("Kim", "Min-jun"), 0),
+        ("García y López", ("García", "López"), 0),
+        ("Nguyen Van Minh", ("Nguyen", "Van Minh"), 0),
+        ("ジョン・スミス", ("ジョン", "スミス"), 0),
+        ("王", ("王",), 0),
+        ("田中　太郎", ("田中", "太郎"), 0),
+        ("Tanaka, Hiroshi", ("Tanaka", "Hiroshi"), 1),
+        ("John Smith.", ("John", "Smith."), 0),
+        ("Smith., John", ("Smith.", "John"), 1),
+        ("St. John", ("St John",), 0),
+        ("Ahmed al-Sayed", ("Ahmed", "al Sayed"), 0),
+        ("Abu Bakr", ("Abu Bakr",), 0),
+    ],
 )
 def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(text, tokens, before_comma):
     import unicodedata
@@ -102,7 +169,14 @@ def test_titles_suffixes_and_particles_are_surnames_of_the_training_data_only_wh
 
 
 def test_reader_reads_each_script_with_its_reader(reader):
-    cases = {"SMITH": "smith", "Nguyễn": "nguyen", "田中": "tian zhong", "김": "kim", "さとう": "sato", "Иванова": "ivanova"}
+    cases = {
+        "SMITH": "smith",
+        "Nguyễn": "nguyen",
+        "田中": "tian zhong",
+        "김": "kim",
+        "さとう": "sato",
+        "Иванова": "ivanova",
+    }
     for text, reading in cases.items():
         token = reader.read(text).tokens[0]
         assert token.read_as == reading and token.reason is None
@@ -119,8 +193,13 @@ def test_reader_collects_script_letter_and_han_evidence(reader):
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("123", "no-letters"), ("नरेंद्र", "unsupported-script"), ("Yılmaz", "unsupported-letters"),
-     ("Åberg", "unsupported-letters"), ("王" * 40, "too-long")],
+    [
+        ("123", "no-letters"),
+        ("नरेंद्र", "unsupported-script"),
+        ("Yılmaz", "unsupported-letters"),
+        ("Åberg", "unsupported-letters"),
+        ("王" * 40, "too-long"),
+    ],
 )
 def test_reader_says_why_a_token_cannot_be_read(reader, text, reason):
     assert reader.read(text).tokens[0].reason == reason

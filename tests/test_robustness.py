@@ -3,6 +3,7 @@
 These are the issue's bars that the shipped model meets, checked on the real data; the figures
 themselves are printed by `python -m training.evaluate --robustness`.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -50,7 +51,9 @@ def test_random_strings_are_3_to_10_letters_in_any_case():
     strings = random_strings()
     assert len(strings) == 2000 and len(set(strings)) > 1990
     assert all(3 <= len(text) <= 10 and text.isalpha() and text.isascii() for text in strings)
-    assert any(text.isupper() for text in strings) and any(not text.islower() and not text.isupper() for text in strings)
+    assert any(text.isupper() for text in strings) and any(
+        not text.islower() and not text.isupper() for text in strings
+    )
     assert strings == random_strings()  # seeded: the same set every run
 
 
@@ -80,7 +83,9 @@ def test_shipped_model_abstains_on_random_letters_and_rarely_on_test_names(shipp
 
 
 @pytest.mark.timeout(300)
-def test_shipped_model_full_names_are_at_least_as_right_as_their_surname_and_ignore_titles(shipped, test_names, dataset):
+def test_shipped_model_full_names_are_at_least_as_right_as_their_surname_and_ignore_titles(
+    shipped, test_names, dataset
+):
     report = full_name_report(shipped, test_names, dataset.labels)
     alone = report["surname alone"]["top1"]
     assert report["Given Surname"]["top1"] >= alone and report["Surname, Given"]["top1"] >= alone
@@ -102,12 +107,33 @@ def test_shipped_model_native_script_beats_romanized_and_is_calibrated_on_the_oo
 
 @pytest.mark.parametrize(
     ("name", "label"),
-    [("田中", "Japanese"), ("佐藤", "Japanese"), ("さとう", "Japanese"), ("김", "Korean"), ("이", "Korean"),
-     ("박", "Korean"), ("김민준", "Korean"), ("王", "Chinese"), ("刘", "Chinese"), ("Παπαδόπουλος", "Greek"),
-     ("Иванова", "Russian"), ("محمد", "Arabic"), ("Łukasiewicz", "Polish"), ("Dvořák", "Czech"), ("Nováková", "Czech"),
-     ("Kowalska", "Polish"), ("Ivanova", "Russian"), ("IVANOV", "Russian"), ("SMITH", "English"), ("nguyen", "Vietnamese"),
-     ("Nguyen Van Minh", "Vietnamese"), ("Mrs. Tanaka", "Japanese"), ("Tanaka, Hiroshi", "Japanese"),
-     ("Müller", "German"), ("Muñoz", "Spanish")],
+    [
+        ("田中", "Japanese"),
+        ("佐藤", "Japanese"),
+        ("さとう", "Japanese"),
+        ("김", "Korean"),
+        ("이", "Korean"),
+        ("박", "Korean"),
+        ("김민준", "Korean"),
+        ("王", "Chinese"),
+        ("刘", "Chinese"),
+        ("Παπαδόπουλος", "Greek"),
+        ("Иванова", "Russian"),
+        ("محمد", "Arabic"),
+        ("Łukasiewicz", "Polish"),
+        ("Dvořák", "Czech"),
+        ("Nováková", "Czech"),
+        ("Kowalska", "Polish"),
+        ("Ivanova", "Russian"),
+        ("IVANOV", "Russian"),
+        ("SMITH", "English"),
+        ("nguyen", "Vietnamese"),
+        ("Nguyen Van Minh", "Vietnamese"),
+        ("Mrs. Tanaka", "Japanese"),
+        ("Tanaka, Hiroshi", "Japanese"),
+        ("Müller", "German"),
+        ("Muñoz", "Spanish"),
+    ],
 )
 def test_shipped_model_reads_everyday_names_the_issue_lists(shipped, name, label):
     answer = shipped.predict([name], top_k=1)[0]

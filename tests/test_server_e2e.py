@@ -1,4 +1,5 @@
 """A real server process: classify over HTTP, finish in-flight work on SIGTERM, refuse a bad checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,12 @@ def test_server_classifies_over_http_and_finishes_in_flight_request_on_sigterm(s
     assert [result["name"] for result in batch["results"]] == NAMES
     assert batch["model_id"] == card["id"]
     assert [len(result["predictions"]) for result in batch["results"]] == [2, 0, 0, 2]
-    assert [result["reason"] for result in batch["results"]] == [None, "unsupported-letters", "unsupported-script", None]
+    assert [result["reason"] for result in batch["results"]] == [
+        None,
+        "unsupported-letters",
+        "unsupported-script",
+        None,
+    ]
     assert waiting.result(10).json()["name"] == "Rossi"
 
     in_flight = send_in_background(server.base_url, "Hinton")  # the last batch had company: it waits
@@ -79,8 +85,12 @@ def corrupt_copy(checkpoint, tmp_path):
 def test_server_refuses_edited_checkpoint_with_one_line_and_nonzero_exit(tiny_checkpoint, tmp_path):
     path = corrupt_copy(tiny_checkpoint, tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "app"], cwd=REPO_ROOT, env=server_env(checkpoint=str(path), port=str(free_port())),
-        capture_output=True, text=True, timeout=50,
+        [sys.executable, "-m", "app"],
+        cwd=REPO_ROOT,
+        env=server_env(checkpoint=str(path), port=str(free_port())),
+        capture_output=True,
+        text=True,
+        timeout=50,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -101,4 +111,6 @@ def test_main_refuses_invalid_settings_with_one_line(monkeypatch, capsys):
     monkeypatch.setenv("NAMEORIGIN_DEVICE", "tpu")
     assert main([]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and error.startswith("error: invalid settings: NAMEORIGIN_DEVICE:") and "'tpu'" in error
+    assert (
+        error.count("\n") == 1 and error.startswith("error: invalid settings: NAMEORIGIN_DEVICE:") and "'tpu'" in error
+    )

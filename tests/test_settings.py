@@ -1,4 +1,5 @@
 """The service's one settings object: defaults, NAMEORIGIN_* overrides, refusals, sole reader of the environment."""
+
 from __future__ import annotations
 
 import ast

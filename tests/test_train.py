@@ -2,20 +2,19 @@ import json
 import math
 
 import pytest
+import torch
 
 from model.checkpoint import load_checkpoint
 from model.predictor import Predictor
 from tests.names_fixtures import synthetic_names, write_names_dir
-from training.config import TrainConfig
 from training.augment import derive_gender_forms, training_splits
+from training.config import TrainConfig
 from training.data import NameRecord, load_names_dir, split_of
 from training.evaluate import evaluate
 from training.fit import stopping_key
 from training.losses import any_label_loss, class_weights, label_counts, log_prior, name_weights
 from training.splits import EncodedSplit
 from training.train import main, parse_args, scored_metrics, train
-
-import torch
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,17 @@ def tiny_names_dir(tmp_path_factory):
 
 
 def tiny_config(names_dir, output_dir, **changes) -> TrainConfig:
-    values = dict(data_dir=str(names_dir), output_dir=str(output_dir), hidden_size=24, epochs=6, batch_size=32,
-                  learning_rate=0.01, num_threads=1, patience=6, num_heads=1)
+    values = dict(
+        data_dir=str(names_dir),
+        output_dir=str(output_dir),
+        hidden_size=24,
+        epochs=6,
+        batch_size=32,
+        learning_rate=0.01,
+        num_threads=1,
+        patience=6,
+        num_heads=1,
+    )
     return TrainConfig(**{**values, **changes})
 
 
@@ -94,8 +102,10 @@ def test_class_weights_balance_label_totals():
 
 def test_label_counts_count_a_family_with_a_derived_form_once():
     records = [
-        NameRecord("Ivanov", frozenset({"Russian"}), 0.5), NameRecord("Ivanova", frozenset({"Russian"}), 0.5),
-        NameRecord("Smith", frozenset({"English"})), NameRecord("Lee", frozenset({"English", "Korean"})),
+        NameRecord("Ivanov", frozenset({"Russian"}), 0.5),
+        NameRecord("Ivanova", frozenset({"Russian"}), 0.5),
+        NameRecord("Smith", frozenset({"English"})),
+        NameRecord("Lee", frozenset({"English", "Korean"})),
     ]
     assert label_counts(records, ("English", "Korean", "Russian")).tolist() == [2.0, 1.0, 1.0]
 
@@ -184,7 +194,12 @@ def test_train_without_refit_saves_the_held_out_network(tiny_names_dir, tmp_path
     assert "refit_history" not in result.metrics and "held_out_run_test" not in result.metrics["metrics"]
     predictor = Predictor.from_path(result.checkpoint_path, device="cpu")
     dataset = load_names_dir(tiny_names_dir)
-    saved_val = scored_metrics(predictor.network, EncodedSplit.of(dataset.split("val"), dataset.labels, predictor.encoder), dataset.labels, predictor.device)
+    saved_val = scored_metrics(
+        predictor.network,
+        EncodedSplit.of(dataset.split("val"), dataset.labels, predictor.encoder),
+        dataset.labels,
+        predictor.device,
+    )
     assert saved_val["top1"] == pytest.approx(result.metrics["metrics"]["val"]["top1"])
     # Same seed and start; the refit run saw val as well, so it ends with other weights.
     refit_weights = load_checkpoint(trained.checkpoint_path).state_dict
@@ -212,7 +227,8 @@ def slavic_names_dir(tmp_path_factory):
     """The fixture's -ov and -ski names under labels whose surnames inflect by gender."""
     names = synthetic_names(per_label=150)
     return write_names_dir(
-        tmp_path_factory.mktemp("slavic"), {"Russian": names["Ovish"], "Polish": names["Skiish"], "Spanish": names["Ezish"]}
+        tmp_path_factory.mktemp("slavic"),
+        {"Russian": names["Ovish"], "Polish": names["Skiish"], "Spanish": names["Ezish"]},
     )
 
 

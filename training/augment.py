@@ -8,6 +8,7 @@ form is a training name of the source's label only, and it lives in its source n
 spelling of a test family is ever trained on. A family's weight is shared between its two forms, so
 deriving forms does not make a label weigh more.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,27 +33,56 @@ class SuffixRule:
 # Per label, tried in order; the first rule whose ending matches is used.
 GENDER_RULES: dict[str, tuple[SuffixRule, ...]] = {
     "Russian": (
-        SuffixRule("skiy", "skaya"), SuffixRule("skii", "skaya"), SuffixRule("skij", "skaya"), SuffixRule("sky", "skaya"),
-        SuffixRule("skoy", "skaya"), SuffixRule("skaya", "sky"),
-        SuffixRule("oy", "aya", 3), SuffixRule("iy", "aya", 3), SuffixRule("yy", "aya", 3),
-        SuffixRule("ova", "ov"), SuffixRule("eva", "ev"), SuffixRule("yova", "yov"),
-        SuffixRule("ov", "ova"), SuffixRule("ev", "eva"), SuffixRule("in", "ina", 3), SuffixRule("yn", "yna", 3),
+        SuffixRule("skiy", "skaya"),
+        SuffixRule("skii", "skaya"),
+        SuffixRule("skij", "skaya"),
+        SuffixRule("sky", "skaya"),
+        SuffixRule("skoy", "skaya"),
+        SuffixRule("skaya", "sky"),
+        SuffixRule("oy", "aya", 3),
+        SuffixRule("iy", "aya", 3),
+        SuffixRule("yy", "aya", 3),
+        SuffixRule("ova", "ov"),
+        SuffixRule("eva", "ev"),
+        SuffixRule("yova", "yov"),
+        SuffixRule("ov", "ova"),
+        SuffixRule("ev", "eva"),
+        SuffixRule("in", "ina", 3),
+        SuffixRule("yn", "yna", 3),
     ),
     "Polish": (
-        SuffixRule("ski", "ska"), SuffixRule("cki", "cka"), SuffixRule("dzki", "dzka"),
-        SuffixRule("ska", "ski"), SuffixRule("cka", "cki"), SuffixRule("dzka", "dzki"),
+        SuffixRule("ski", "ska"),
+        SuffixRule("cki", "cka"),
+        SuffixRule("dzki", "dzka"),
+        SuffixRule("ska", "ski"),
+        SuffixRule("cka", "cki"),
+        SuffixRule("dzka", "dzki"),
     ),
     "Czech": (
-        SuffixRule("ová", "", 99), SuffixRule("ova", "", 99),  # -ová: the masculine is not recoverable (Nováková)
-        SuffixRule("ský", "ská"), SuffixRule("cký", "cká"), SuffixRule("sky", "ska"), SuffixRule("cky", "cka"),
-        SuffixRule("ská", "ský"), SuffixRule("cká", "cký"),
-        SuffixRule("ý", "á"), SuffixRule("y", "a", 3),
-        SuffixRule("ek", "ková"), SuffixRule("ec", "cová"), SuffixRule("a", "ová", 3),
-        SuffixRule("el", "", 99), SuffixRule("e", "", 99), SuffixRule("i", "", 99), SuffixRule("o", "", 99),
-        SuffixRule("u", "", 99), SuffixRule("ů", "", 99),
+        SuffixRule("ová", "", 99),
+        SuffixRule("ova", "", 99),  # -ová: the masculine is not recoverable (Nováková)
+        SuffixRule("ský", "ská"),
+        SuffixRule("cký", "cká"),
+        SuffixRule("sky", "ska"),
+        SuffixRule("cky", "cka"),
+        SuffixRule("ská", "ský"),
+        SuffixRule("cká", "cký"),
+        SuffixRule("ý", "á"),
+        SuffixRule("y", "a", 3),
+        SuffixRule("ek", "ková"),
+        SuffixRule("ec", "cová"),
+        SuffixRule("a", "ová", 3),
+        SuffixRule("el", "", 99),
+        SuffixRule("e", "", 99),
+        SuffixRule("i", "", 99),
+        SuffixRule("o", "", 99),
+        SuffixRule("u", "", 99),
+        SuffixRule("ů", "", 99),
     ),
     "Greek": (
-        SuffixRule("os", "ou", 3), SuffixRule("is", "i", 3), SuffixRule("as", "a", 3),
+        SuffixRule("os", "ou", 3),
+        SuffixRule("is", "i", 3),
+        SuffixRule("as", "a", 3),
     ),
 }
 CZECH_CONSONANT_FORM = "ová"  # Novák -> Nováková: any other consonant ending
@@ -79,7 +109,7 @@ def other_gender_form(name: str, label: str) -> str | None:
             stem = name[: len(name) - len(rule.ending)]
             if sum(char.isalpha() for char in stem) < rule.min_stem or not rule.replacement:
                 return None
-            tail = name[len(stem):]
+            tail = name[len(stem) :]
             return stem + _match_case(_ascii_if(rule.replacement, ascii_source), tail)
     if label == "Czech" and name[-1:].isalpha() and sum(char.isalpha() for char in name) >= 3:
         return name + _match_case(_ascii_if(CZECH_CONSONANT_FORM, ascii_source), name[-1])
@@ -137,7 +167,8 @@ def training_splits(dataset: NamesDataset, gender_forms: bool) -> TrainingSplits
     forms: dict[str, list[NameRecord]] = {}
     for split in SPLITS:
         names[split] = [
-            replace(record, share=0.5) if name_key(record.name) in sources else record for record in dataset.split(split)
+            replace(record, share=0.5) if name_key(record.name) in sources else record
+            for record in dataset.split(split)
         ]
         forms[split] = [replace(form.record, share=0.5) for form in derived if form.split == split]
     return TrainingSplits(names, forms)

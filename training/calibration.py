@@ -4,6 +4,7 @@ The bias (a multiple of -log prior) trades the majority labels against the small
 temperature makes the probabilities match how often they are right. Both are buffers of the
 network, so training, evaluation and the service see the same numbers.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,7 +31,10 @@ def fit_calibration(
     that minimizes val NLL. Returns (label_bias, bias_strength, temperature)."""
     best_strength = max(
         BIAS_STRENGTHS,
-        key=lambda s: (selection_score(classification_metrics(records, val_log_probs - s * log_prior, labels)), -abs(s)),
+        key=lambda s: (
+            selection_score(classification_metrics(records, val_log_probs - s * log_prior, labels)),
+            -abs(s),
+        ),
     )
     label_bias = -best_strength * log_prior
     adjusted = val_log_probs + label_bias

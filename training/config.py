@@ -1,4 +1,5 @@
 """The training configuration: every training default lives here and is saved into the checkpoint."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -31,7 +32,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     char_dropout: float = 0.0  # chance that a training character becomes the unknown id; it also garbles n-grams
-    class_weight_power: float = 0.35  # label weight = (N / count) ** power (0 = none, 1 = balanced); a name takes its labels' largest
+    class_weight_power: float = (
+        0.35  # label weight = (N / count) ** power (0 = none, 1 = balanced); a name takes its labels' largest
+    )
     patience: int = 6  # epochs without a better val score before stopping
     refit: bool = True  # then train again on train + val up to the epoch val picked, keeping val's calibration
     gender_forms: bool = True  # train on the regular other-gender forms of Russian, Polish, Czech, Greek surnames
@@ -39,7 +42,9 @@ class TrainConfig:
     novelty_val_quantile: float = 0.01  # names scoring below this share of validation names are not names
     seed: int = 0
     device: str = "auto"
-    num_threads: int = 1  # small recurrent steps: a second intra-op thread costs more than it gains (docs/benchmarks.md)
+    num_threads: int = (
+        1  # small recurrent steps: a second intra-op thread costs more than it gains (docs/benchmarks.md)
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,9 +58,18 @@ class TrainConfig:
                 f"(got ngram_order={self.ngram_order}, num_heads={self.num_heads})"
             )
         return NetworkConfig(
-            architecture=self.architecture, vocab_size=vocab_size, num_labels=num_labels,
-            hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
-            dropout=self.dropout, nonlinearity=self.nonlinearity, concat_tanh=self.concat_tanh, pooling=self.pooling,
-            num_heads=self.num_heads, ngram_order=self.ngram_order,
-            ngram_buckets=self.ngram_buckets if self.ngram_order else 0, ngram_dim=self.ngram_dim if self.ngram_order else 0,
+            architecture=self.architecture,
+            vocab_size=vocab_size,
+            num_labels=num_labels,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+            nonlinearity=self.nonlinearity,
+            concat_tanh=self.concat_tanh,
+            pooling=self.pooling,
+            num_heads=self.num_heads,
+            ngram_order=self.ngram_order,
+            ngram_buckets=self.ngram_buckets if self.ngram_order else 0,
+            ngram_dim=self.ngram_dim if self.ngram_order else 0,
         )

@@ -3,6 +3,7 @@
 The split is reproducible without this code: key = NFKC + casefold + trim,
 bucket = int(sha256(key)[:8], 16) % 10; buckets 0-7 train, 8 val, 9 test.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,7 +63,7 @@ def fingerprint_pairs(pairs: set[tuple[str, str]]) -> str:
     """sha256 over the sorted normalized (label, name) pairs, one 'label<TAB>name' line each."""
     digest = hashlib.sha256()
     for label, name in sorted(pairs):
-        digest.update(f"{label}\t{name}\n".encode("utf-8"))
+        digest.update(f"{label}\t{name}\n".encode())
     return "sha256:" + digest.hexdigest()
 
 
@@ -102,9 +103,7 @@ def load_names_dir(names_dir: str | Path) -> NamesDataset:
     labels = tuple(sorted(path.stem for path in files))
     if len(labels) < 2:
         raise DataError(f"{folder}: found only one label ({labels[0]}); a classifier needs two or more")
-    records = tuple(
-        NameRecord(names_by_key[key], frozenset(labels_by_key[key])) for key in sorted(names_by_key)
-    )
+    records = tuple(NameRecord(names_by_key[key], frozenset(labels_by_key[key])) for key in sorted(names_by_key))
     logger.info("read %d distinct names under %d labels from %s", len(records), len(labels), folder)
     return NamesDataset(records=records, labels=labels, fingerprint=fingerprint_pairs(pairs))
 

@@ -5,6 +5,7 @@ balanced accuracy, per-label precision and recall, and the biggest confusions, o
 the service runs it: a name it abstains on counts as wrong. `--robustness` adds letter case, the
 development OOD set, abstention, full names and priors (`training.robustness`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,8 @@ def evaluate(predictor: Predictor, data_dir: str, split: str, prior: str = "data
     if refit and split != "test":
         logger.warning(
             "this network was refit on train + val: its %s metrics are not held out (test is; the checkpoint's "
-            "val metrics come from the held-out run)", split,
+            "val metrics come from the held-out run)",
+            split,
         )
     return served_metrics(predictor, dataset.split(split), dataset.labels, prior=prior)
 
@@ -70,13 +72,18 @@ def format_report(metrics: dict, title: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model"
+    )
     parser.add_argument("--data-dir", default="data/names")
     parser.add_argument("--split", choices=SPLITS, default="test")
     parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--prior", choices=PRIOR_NAMES, default="dataset", help="the label prior answers are given under")
+    parser.add_argument(
+        "--prior", choices=PRIOR_NAMES, default="dataset", help="the label prior answers are given under"
+    )
     parser.add_argument("--robustness", action="store_true", help="case, OOD set, abstention, full names, priors")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)

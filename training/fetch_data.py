@@ -4,6 +4,7 @@ a local folder, verify its fingerprint, and only then install it into `data/name
     python -m training.fetch_data                              # download
     python -m training.fetch_data --from ../shared/data/names  # local copy
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,13 +73,19 @@ def fetch(destination: Path, source_dir: Path | None, url: str, expected: str) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.fetch_data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--from", dest="source_dir", type=Path, help="copy from this local folder instead of downloading")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.fetch_data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--from", dest="source_dir", type=Path, help="copy from this local folder instead of downloading"
+    )
     parser.add_argument("--dest", type=Path, default=Path("data/names"), help="default: data/names")
     parser.add_argument("--url", default=DATA_URL, help=f"default: {DATA_URL}")
-    parser.add_argument("--expected-fingerprint", default=EXPECTED_FINGERPRINT,
-                        help="refuse data with another fingerprint ('' accepts any)")
+    parser.add_argument(
+        "--expected-fingerprint",
+        default=EXPECTED_FINGERPRINT,
+        help="refuse data with another fingerprint ('' accepts any)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -3,6 +3,7 @@
 Reads top to bottom: seed, build, optimizer and one-cycle schedule, then epochs of length-bucketed
 mini-batches, each scored on val, the best epoch's weights kept.
 """
+
 from __future__ import annotations
 
 import copy
@@ -79,7 +80,9 @@ def length_bucketed_batches(lengths: list[int], batch_size: int, generator: torc
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def fit_network(plan: FitPlan, train: EncodedSplit, val: EncodedSplit | None = None, stop_after: int | None = None) -> FitResult:
+def fit_network(
+    plan: FitPlan, train: EncodedSplit, val: EncodedSplit | None = None, stop_after: int | None = None
+) -> FitResult:
     """Mini-batch training on `train` with a one-cycle schedule over `config.epochs` epochs.
 
     With `val`, every epoch is scored on it and the best epoch's weights are kept (early stopping
@@ -94,15 +97,22 @@ def fit_network(plan: FitPlan, train: EncodedSplit, val: EncodedSplit | None = N
     # OneCycleLR divides by its warm-up and cool-down lengths, which round to zero steps on a tiny
     # run; a floor of MIN_SCHEDULE_STEPS keeps them positive (a tiny run then stops mid-cycle).
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, pct_start=0.2,
+        optimizer,
+        max_lr=config.learning_rate,
+        pct_start=0.2,
         total_steps=max(config.epochs * steps_per_epoch, MIN_SCHEDULE_STEPS),
     )
     generator = torch.Generator().manual_seed(config.seed)
     last_epoch = min(stop_after or config.epochs, config.epochs)
     logger.info(
         "%s: training %s (%d parameters) on %d names (%d name-label pairs) for up to %d epochs, device %s",
-        plan.phase, config.architecture, sum(p.numel() for p in network.parameters()), len(train),
-        len(label_pairs(train.records)), last_epoch, plan.device,
+        plan.phase,
+        config.architecture,
+        sum(p.numel() for p in network.parameters()),
+        len(train),
+        len(label_pairs(train.records)),
+        last_epoch,
+        plan.device,
     )
     history: list[dict] = []
     best_key, best_state, best_epoch = (-math.inf, -math.inf), None, last_epoch
@@ -112,8 +122,11 @@ def fit_network(plan: FitPlan, train: EncodedSplit, val: EncodedSplit | None = N
         if val is not None:
             val_log_probs = network_log_probs(network, val.sequences, plan.device)
             val_metrics = classification_metrics(val.records, val_log_probs, plan.labels)
-            entry.update(val_loss=multilabel_nll(val_log_probs, val.mask), val_top1=val_metrics["top1"],
-                         val_macro_f1=val_metrics["macro_f1"])
+            entry.update(
+                val_loss=multilabel_nll(val_log_probs, val.mask),
+                val_top1=val_metrics["top1"],
+                val_macro_f1=val_metrics["macro_f1"],
+            )
         entry["seconds"] = round(time.perf_counter() - plan.started, 1)
         history.append(entry)
         log_epoch(plan, entry, last_epoch)
@@ -132,11 +145,19 @@ def fit_network(plan: FitPlan, train: EncodedSplit, val: EncodedSplit | None = N
 
 def log_epoch(plan: FitPlan, entry: dict, last_epoch: int) -> None:
     scored = (
-        " val_loss %.4f val_top1 %.4f val_macro_f1 %.4f" % (entry["val_loss"], entry["val_top1"], entry["val_macro_f1"])
-        if "val_loss" in entry else ""
+        " val_loss {:.4f} val_top1 {:.4f} val_macro_f1 {:.4f}".format(
+            entry["val_loss"], entry["val_top1"], entry["val_macro_f1"]
+        )
+        if "val_loss" in entry
+        else ""
     )
     logger.info(
-        "%s epoch %d/%d train_loss %.4f%s (%.0fs)", plan.phase, entry["epoch"], last_epoch, entry["train_loss"], scored,
+        "%s epoch %d/%d train_loss %.4f%s (%.0fs)",
+        plan.phase,
+        entry["epoch"],
+        last_epoch,
+        entry["train_loss"],
+        scored,
         entry["seconds"],
     )
 
@@ -144,8 +165,13 @@ def log_epoch(plan: FitPlan, entry: dict, last_epoch: int) -> None:
 # The optimizer, its schedule and the shuffling generator carry their state from epoch to epoch, so
 # the loop passes them in rather than rebuilding them.
 def run_epoch(
-    network: NameClassifier, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-    generator: torch.Generator, train: EncodedSplit, plan: FitPlan, epoch: int,
+    network: NameClassifier,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    train: EncodedSplit,
+    plan: FitPlan,
+    epoch: int,
 ) -> float:
     """One pass over the training names; returns the mean weighted loss."""
     config, device = plan.config, plan.device

@@ -1,4 +1,5 @@
 """What training fits: the any-of-its-labels loss, and the class and name weights that feed it."""
+
 from __future__ import annotations
 
 import torch

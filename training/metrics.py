@@ -6,6 +6,7 @@ predicted one when that is among its labels, otherwise the first of its labels i
 A name the predictor abstained on counts as wrong everywhere (the user got no answer), except in
 the calibration error, which is of the answers given.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -27,32 +28,39 @@ from training.data import NameRecord
 def credited_labels(predicted: list[str], records: list[NameRecord]) -> list[str]:
     """Each name's single true label: the prediction when it is one of the name's labels, else the
     first of its labels in sorted order. The one place this convention lives."""
-    return [guess if guess in record.labels else sorted(record.labels)[0] for guess, record in zip(predicted, records)]
+    return [
+        guess if guess in record.labels else sorted(record.labels)[0]
+        for guess, record in zip(predicted, records, strict=False)
+    ]
 
 
 ABSTAINED = "(abstained)"  # the predicted label of a name with no answer
 
 
 def classification_metrics(
-    records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...], top_confusions: int = 10,
+    records: list[NameRecord],
+    log_probs: torch.Tensor,
+    labels: tuple[str, ...],
+    top_confusions: int = 10,
     abstained: list[bool] | None = None,
 ) -> dict:
     """Top-1/top-3, macro-F1, balanced accuracy, per-label precision/recall, the biggest confusions,
     the calibration error of the answers and the share of names abstained on."""
     abstained = abstained or [False] * len(records)
     ranked = log_probs.argsort(dim=1, descending=True)[:, :3].tolist()
-    predicted = [ABSTAINED if gave_up else labels[row[0]] for row, gave_up in zip(ranked, abstained)]
+    predicted = [ABSTAINED if gave_up else labels[row[0]] for row, gave_up in zip(ranked, abstained, strict=False)]
     true = credited_labels(predicted, records)
-    top1_correct = [guess in record.labels for guess, record in zip(predicted, records)]
-    top3 = np.mean([
-        not gave_up and any(labels[i] in record.labels for i in row) for row, record, gave_up in zip(ranked, records, abstained)
-    ])
+    top1_correct = [guess in record.labels for guess, record in zip(predicted, records, strict=False)]
+    top3 = np.mean(
+        [
+            not gave_up and any(labels[i] in record.labels for i in row)
+            for row, record, gave_up in zip(ranked, records, abstained, strict=False)
+        ]
+    )
     present = sorted((set(true) | set(predicted)) - {ABSTAINED})
     answered = torch.tensor([not gave_up for gave_up in abstained])
-    precision, recall, f1, support = precision_recall_fscore_support(
-        true, predicted, labels=present, zero_division=0
-    )
-    confusions = Counter((t, p) for t, p in zip(true, predicted) if t != p)
+    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=present, zero_division=0)
+    confusions = Counter((t, p) for t, p in zip(true, predicted, strict=False) if t != p)
     return {
         "num_names": len(records),
         "top1": float(np.mean(top1_correct)),
@@ -60,12 +68,13 @@ def classification_metrics(
         "macro_f1": float(f1_score(true, predicted, labels=present, average="macro", zero_division=0)),
         "balanced_accuracy": _balanced_accuracy(true, predicted),
         "expected_calibration_error": expected_calibration_error(
-            log_probs.max(dim=1).values.exp()[answered], [c for c, a in zip(top1_correct, answered.tolist()) if a]
+            log_probs.max(dim=1).values.exp()[answered],
+            [c for c, a in zip(top1_correct, answered.tolist(), strict=False) if a],
         ),
         "abstained": float(np.mean(abstained)) if records else 0.0,
         "per_label": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for label, p, r, f, s in zip(present, precision, recall, f1, support)
+            for label, p, r, f, s in zip(present, precision, recall, f1, support, strict=False)
         },
         "confusions": [
             {"true": t, "predicted": p, "count": count} for (t, p), count in confusions.most_common(top_confusions)
@@ -101,9 +110,13 @@ def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], n
     return error
 
 
-def served_metrics(predictor: Predictor, records: list[NameRecord], labels: tuple[str, ...], prior: str = "dataset") -> dict:
+def served_metrics(
+    predictor: Predictor, records: list[NameRecord], labels: tuple[str, ...], prior: str = "dataset"
+) -> dict:
     """The metrics of a predictor as it serves: reading, evidence, and abstentions counted as wrong."""
-    return answers_metrics(records, *predictor.log_probabilities([record.name for record in records], prior=prior), labels)
+    return answers_metrics(
+        records, *predictor.log_probabilities([record.name for record in records], prior=prior), labels
+    )
 
 
 def answers_metrics(

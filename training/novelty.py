@@ -7,6 +7,7 @@ frequent name does not look common. No library fits one and hands back tables a 
 score (nltk's scores one string at a time; kenlm needs a compiler and word tokens), so the counting
 is written out here; `model.novelty` scores the result.
 """
+
 from __future__ import annotations
 
 import logging
@@ -97,20 +98,29 @@ def _tables(probability: dict, backoff: dict, config: NoveltyConfig) -> dict[str
     return tables
 
 
-def fit_threshold(model: CharLanguageModel, val_sequences: Sequence[tuple[int, ...]], val_quantile: float) -> NoveltyConfig:
+def fit_threshold(
+    model: CharLanguageModel, val_sequences: Sequence[tuple[int, ...]], val_quantile: float
+) -> NoveltyConfig:
     """The config with the threshold that `val_quantile` of the validation names fall below."""
     from model.encoder import pad_sequences  # the one padding rule
 
     if not 0.0 <= val_quantile < 1.0 or not val_sequences:
         raise ValueError(f"need validation names and a quantile in [0, 1), got {len(val_sequences)} and {val_quantile}")
     with torch.inference_mode():
-        scores = torch.cat([
-            model.mean_log_probs(*pad_sequences(val_sequences[start : start + 4096]))
-            for start in range(0, len(val_sequences), 4096)
-        ])
+        scores = torch.cat(
+            [
+                model.mean_log_probs(*pad_sequences(val_sequences[start : start + 4096]))
+                for start in range(0, len(val_sequences), 4096)
+            ]
+        )
     threshold = float(torch.quantile(scores.double(), val_quantile)) if val_quantile > 0 else float(scores.min()) - 1e-6
-    logger.info("not-a-name threshold %.4f: %.1f%% of %d validation names below it", threshold, 100 * val_quantile, len(scores))
+    logger.info(
+        "not-a-name threshold %.4f: %.1f%% of %d validation names below it", threshold, 100 * val_quantile, len(scores)
+    )
     return NoveltyConfig(
-        order=model.config.order, vocab_size=model.config.vocab_size, threshold=threshold,
-        placeholders=DEFAULT_PLACEHOLDERS, val_quantile=val_quantile,
+        order=model.config.order,
+        vocab_size=model.config.vocab_size,
+        threshold=threshold,
+        placeholders=DEFAULT_PLACEHOLDERS,
+        val_quantile=val_quantile,
     )

@@ -12,6 +12,7 @@
   "Given Surname" and "Surname, Given" order.
 - **Random strings**: letters drawn uniformly, 3-10 of them, each in a random case.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,12 +33,39 @@ logger = logging.getLogger(__name__)
 
 # mimesis locale -> our label. Variants of one language pool their names.
 LOCALE_LABELS = {
-    "ar": "Arabic", "ar-ae": "Arabic", "ar-dz": "Arabic", "ar-eg": "Arabic", "ar-jo": "Arabic", "ar-kw": "Arabic",
-    "ar-ma": "Arabic", "ar-om": "Arabic", "ar-qa": "Arabic", "ar-sa": "Arabic", "ar-sy": "Arabic", "ar-tn": "Arabic",
-    "ar-ye": "Arabic", "zh": "Chinese", "cs": "Czech", "nl": "Dutch", "nl-be": "Dutch", "en": "English",
-    "en-gb": "English", "fr": "French", "de": "German", "de-at": "German", "de-ch": "German", "el": "Greek",
-    "it": "Italian", "ja": "Japanese", "ko": "Korean", "pl": "Polish", "pt": "Portuguese", "pt-br": "Portuguese",
-    "ru": "Russian", "es": "Spanish", "es-mx": "Spanish",
+    "ar": "Arabic",
+    "ar-ae": "Arabic",
+    "ar-dz": "Arabic",
+    "ar-eg": "Arabic",
+    "ar-jo": "Arabic",
+    "ar-kw": "Arabic",
+    "ar-ma": "Arabic",
+    "ar-om": "Arabic",
+    "ar-qa": "Arabic",
+    "ar-sa": "Arabic",
+    "ar-sy": "Arabic",
+    "ar-tn": "Arabic",
+    "ar-ye": "Arabic",
+    "zh": "Chinese",
+    "cs": "Czech",
+    "nl": "Dutch",
+    "nl-be": "Dutch",
+    "en": "English",
+    "en-gb": "English",
+    "fr": "French",
+    "de": "German",
+    "de-at": "German",
+    "de-ch": "German",
+    "el": "Greek",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "pt-br": "Portuguese",
+    "ru": "Russian",
+    "es": "Spanish",
+    "es-mx": "Spanish",
 }
 RANDOM_STRING_SEED = 2026
 
@@ -58,7 +86,9 @@ def mimesis_datasets_dir() -> Path:
     try:
         import mimesis  # a development dependency: only evaluation needs it
     except ImportError as error:
-        raise MissingSourceError("the development OOD set needs the mimesis package: pip install -e '.[dev]'") from error
+        raise MissingSourceError(
+            "the development OOD set needs the mimesis package: pip install -e '.[dev]'"
+        ) from error
     return Path(mimesis.__file__).parent / "datasets"
 
 
@@ -90,7 +120,9 @@ def _by_label(key: str) -> dict[str, list[OodName]]:
         for native, gender in _person_lists(locale, key):
             native = clean_text(native)
             if native:
-                found.setdefault(label, {}).setdefault(name_key(native), OodName(native, romanize(native, label), label, gender))
+                found.setdefault(label, {}).setdefault(
+                    name_key(native), OodName(native, romanize(native, label), label, gender)
+                )
     return {label: list(names.values()) for label, names in sorted(found.items())}
 
 
@@ -100,7 +132,9 @@ def ood_surnames(known: list[NameRecord], also_exclude: list[str] = ()) -> list[
     known_keys = {name_key(record.name) for record in known} | {name_key(name) for name in also_exclude}
     known_readings = {normalize(record.name) for record in known} | {normalize(name) for name in also_exclude}
     kept = [
-        name for names in _by_label("surnames").values() for name in names
+        name
+        for names in _by_label("surnames").values()
+        for name in names
         if name_key(name.native) not in known_keys and normalize(name.romanized) not in known_readings
     ]
     logger.info("OOD set: %d surnames under %d labels", len(kept), len({name.label for name in kept}))
@@ -147,6 +181,9 @@ def random_strings(count: int = 2000, seed: int = RANDOM_STRING_SEED) -> list[st
     rng = random.Random(seed)
     letters = string.ascii_lowercase
     return [
-        "".join(rng.choice(letters).upper() if rng.random() < 0.5 else rng.choice(letters) for _ in range(rng.randint(3, 10)))
+        "".join(
+            rng.choice(letters).upper() if rng.random() < 0.5 else rng.choice(letters)
+            for _ in range(rng.randint(3, 10))
+        )
         for _ in range(count)
     ]

@@ -3,6 +3,7 @@
 The test metrics are measured on the checkpoint as the service will run it (reading, evidence,
 abstentions), before anything is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,15 @@ from training.splits import network_log_probs
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILENAME = "model.safetensors"
-SUMMARY_METRICS = ("num_names", "top1", "top3", "macro_f1", "balanced_accuracy", "expected_calibration_error", "abstained")
+SUMMARY_METRICS = (
+    "num_names",
+    "top1",
+    "top3",
+    "macro_f1",
+    "balanced_accuracy",
+    "expected_calibration_error",
+    "abstained",
+)
 REFIT_METRICS_NOTE = (
     "val: the held-out run's network alone, which trained on train only; the saved network was refit on "
     "train + val, so only test (and held_out_run_test, the held-out network alone on test) is unseen by it. "
@@ -52,7 +61,11 @@ class TrainedModel:
 # The run's config, its data and the trained model are three different things the outputs record;
 # split_metrics and run_info are the run's own figures so far.
 def write_outputs(
-    config: TrainConfig, dataset: NamesDataset, splits: TrainingSplits, model: TrainedModel, split_metrics: dict,
+    config: TrainConfig,
+    dataset: NamesDataset,
+    splits: TrainingSplits,
+    model: TrainedModel,
+    split_metrics: dict,
     run_info: dict,
 ) -> TrainResult:
     """Measure the checkpoint as it will be served on test, then write it, metrics.json and both plots."""
@@ -70,15 +83,19 @@ def write_outputs(
         },
     }
     if splits.names["test"]:
-        checkpoint = make_checkpoint(network, encoder.config, dataset.labels, model.language_model, label_prior, info=info)
+        checkpoint = make_checkpoint(
+            network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
+        )
         served = Predictor(checkpoint, device="cpu")
         log_probs, reasons = served.log_probabilities([record.name for record in splits.names["test"]])
         split_metrics["test"] = answers_metrics(splits.names["test"], log_probs, reasons, dataset.labels)
         if splits.derived["test"]:
             split_metrics["test_gender_forms"] = served_metrics(served, splits.derived["test"], dataset.labels)
         save_confusion_matrix(
-            confusion_counts(splits.names["test"], log_probs, dataset.labels), dataset.labels,
-            output_dir / "confusion_matrix.png", f"{config.architecture}: test split",
+            confusion_counts(splits.names["test"], log_probs, dataset.labels),
+            dataset.labels,
+            output_dir / "confusion_matrix.png",
+            f"{config.architecture}: test split",
         )
     info["metrics"] = {
         split: {key: value for key, value in metrics.items() if key in SUMMARY_METRICS}
@@ -87,11 +104,22 @@ def write_outputs(
     if config.refit:
         info["metrics_note"] = REFIT_METRICS_NOTE
     checkpoint_path = output_dir / CHECKPOINT_FILENAME
-    save_checkpoint(checkpoint_path, network, encoder.config, dataset.labels, model.language_model, label_prior, info=info)
+    save_checkpoint(
+        checkpoint_path, network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
+    )
     save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
-    metrics = {"metrics": split_metrics, "data_fingerprint": dataset.fingerprint, "label_prior": label_prior, **run_info}
+    metrics = {
+        "metrics": split_metrics,
+        "data_fingerprint": dataset.fingerprint,
+        "label_prior": label_prior,
+        **run_info,
+    }
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     for split, values in info["metrics"].items():
-        logger.info("%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()))
-    logger.info("wrote %s, metrics.json, confusion_matrix.png, learning_curve.png to %s", CHECKPOINT_FILENAME, output_dir)
+        logger.info(
+            "%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        )
+    logger.info(
+        "wrote %s, metrics.json, confusion_matrix.png, learning_curve.png to %s", CHECKPOINT_FILENAME, output_dir
+    )
     return TrainResult(checkpoint_path, metrics)

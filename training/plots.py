@@ -1,4 +1,5 @@
 """The training run's pictures: a confusion matrix and a learning curve, as PNG files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def save_confusion_matrix(matrix: np.ndarray, labels: tuple[str, ...], path: Path, title: str) -> None:
@@ -21,7 +22,7 @@ def save_confusion_matrix(matrix: np.ndarray, labels: tuple[str, ...], path: Pat
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
-    for row, col in zip(*np.nonzero(matrix)):
+    for row, col in zip(*np.nonzero(matrix), strict=False):
         color = "white" if normalized[row, col] > 0.5 else "black"
         axes.text(col, row, str(matrix[row, col]), ha="center", va="center", fontsize=7, color=color)
     figure.colorbar(image, ax=axes, fraction=0.046)

@@ -5,9 +5,9 @@ wrong answer): letter case, the development OOD set in native script and romaniz
 test names and on random letter strings, full names (and titles and initials added to them), the
 other-gender forms of the test surnames, and the uniform prior.
 """
+
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
 from model.predictor import Predictor
@@ -15,8 +15,6 @@ from training.augment import derive_gender_forms, training_splits
 from training.data import NameRecord, NamesDataset
 from training.metrics import served_metrics
 from training.ood import full_names, ood_surnames, random_strings
-
-logger = logging.getLogger(__name__)
 
 HEADLINE = ("num_names", "top1", "macro_f1", "balanced_accuracy", "expected_calibration_error", "abstained")
 
@@ -87,7 +85,7 @@ def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple
         "Surname, Given": [name.surname_first for name in built],
     }
     for form, texts in forms.items():
-        records = [NameRecord(text, name.labels) for text, name in zip(texts, built)]
+        records = [NameRecord(text, name.labels) for text, name in zip(texts, built, strict=False)]
         report[form] = _headline(served_metrics(predictor, records, labels))
     answers = {form: predictor.predict(texts, top_k=3) for form, texts in forms.items() if form != "surname alone"}
     report["answers that differ between the two orders"] = _changed(answers["Given Surname"], answers["Surname, Given"])
@@ -103,7 +101,7 @@ def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple
 
 def _changed(answers: list, others: list) -> int:
     """How many answers differ in their labels, probabilities or abstention."""
-    return sum((a.predictions, a.reason) != (b.predictions, b.reason) for a, b in zip(answers, others))
+    return sum((a.predictions, a.reason) != (b.predictions, b.reason) for a, b in zip(answers, others, strict=False))
 
 
 def robustness_report(predictor: Predictor, dataset: NamesDataset) -> dict:
@@ -138,11 +136,20 @@ def format_robustness(report: dict) -> str:
         if "abstained_by_reason" in values:
             lines.append(f"  {name}: abstained by reason {values['abstained_by_reason']}")
     full = report["full names"]
-    table(f"Full names ({full['full names']} test surnames with a given name of the same origin)",
-          {key: full[key] for key in ("surname alone", "Given Surname", "Surname, Given")})
+    table(
+        f"Full names ({full['full names']} test surnames with a given name of the same origin)",
+        {key: full[key] for key in ("surname alone", "Given Surname", "Surname, Given")},
+    )
     lines += [f"  {key}: {value}" for key, value in full.items() if key.startswith("answers")]
-    table("Other", {"gender forms of test surnames": report["gender forms of test surnames"],
-                    "test, uniform prior": report["uniform prior on test"]})
-    lines += ["", "Abstention"] + [f"  {key}: {value if not isinstance(value, float) else f'{value:.4f}'}"
-                                    for key, value in report["abstention"].items()]
+    table(
+        "Other",
+        {
+            "gender forms of test surnames": report["gender forms of test surnames"],
+            "test, uniform prior": report["uniform prior on test"],
+        },
+    )
+    lines += ["", "Abstention"] + [
+        f"  {key}: {value if not isinstance(value, float) else f'{value:.4f}'}"
+        for key, value in report["abstention"].items()
+    ]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """One object per data split: its names, encoded once, with the label mask and loss weights."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ class EncodedSplit:
 
     @classmethod
     def of(
-        cls, records: list[NameRecord], labels: tuple[str, ...], encoder: NameEncoder,
+        cls,
+        records: list[NameRecord],
+        labels: tuple[str, ...],
+        encoder: NameEncoder,
         class_weight_power: float | None = None,
     ) -> EncodedSplit:
         """class_weight_power: weigh the names for training by (N / count) ** power of their labels;

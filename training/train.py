@@ -5,6 +5,7 @@ stopping on val (training.fit), calibrate it on val (training.calibration), refi
 for the epochs val chose, fit the not-a-name character model, and write the checkpoint, metrics
 and plots (training.outputs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,33 +60,48 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
 
     held_out = fit_network(FitPlan(config, network_config, labels, device, "held-out", started), train_split, val_split)
     label_bias, bias_strength, temperature = fit_calibration(
-        network_log_probs(held_out.network, val_split.sequences, device), val_split.records, labels,
+        network_log_probs(held_out.network, val_split.sequences, device),
+        val_split.records,
+        labels,
         log_prior(train_split.records, labels),
     )
     apply_calibration(held_out.network, label_bias, temperature)
     logger.info(
-        "best epoch %d; calibration bias strength %.1f, temperature %.3f", held_out.best_epoch, bias_strength, temperature
+        "best epoch %d; calibration bias strength %.1f, temperature %.3f",
+        held_out.best_epoch,
+        bias_strength,
+        temperature,
     )
     split_metrics = {"val": scored_metrics(held_out.network, val_split, labels, device)}
     run_info = {
-        "history": held_out.history, "best_epoch": held_out.best_epoch, "bias_strength": bias_strength,
-        "temperature": temperature, "num_train_names": len(train_split),
+        "history": held_out.history,
+        "best_epoch": held_out.best_epoch,
+        "bias_strength": bias_strength,
+        "temperature": temperature,
+        "num_train_names": len(train_split),
         "num_gender_forms": {split: len(forms) for split, forms in splits.derived.items()},
-        "num_train_pairs": len(label_pairs(train_split.records)), "device": str(device),
+        "num_train_pairs": len(label_pairs(train_split.records)),
+        "device": str(device),
     }
     final = held_out.network
     if config.refit:
         if splits.names["test"]:
             test_split = EncodedSplit.of(splits.names["test"], labels, encoder)
             split_metrics["held_out_run_test"] = scored_metrics(held_out.network, test_split, labels, device)
-        refit_split = EncodedSplit.of(splits.trained("train") + splits.trained("val"), labels, encoder, config.class_weight_power)
+        refit_split = EncodedSplit.of(
+            splits.trained("train") + splits.trained("val"), labels, encoder, config.class_weight_power
+        )
         refit = fit_network(
-            FitPlan(config, network_config, labels, device, "refit", started), refit_split, stop_after=held_out.best_epoch,
+            FitPlan(config, network_config, labels, device, "refit", started),
+            refit_split,
+            stop_after=held_out.best_epoch,
         )
         final = refit.network
         apply_calibration(final, label_bias, temperature)
         run_info.update(
-            refit_history=refit.history, num_train_names=len(refit_split), num_train_pairs=len(label_pairs(refit_split.records)),
+            refit_history=refit.history,
+            num_train_names=len(refit_split),
+            num_train_pairs=len(label_pairs(refit_split.records)),
         )
     language_model = fit_not_a_name_check(splits, encoder, config)
     run_info["training_seconds"] = round(time.perf_counter() - started, 1)

@@ -4,10 +4,10 @@ Built on `mapInArrow`: Spark hands each Python worker Arrow batches, the worker 
 once per process (batch.predictors) and classifies each chunk's distinct names once. The output schema
 is declared here, on the driver, from the checkpoint's labels. `python -m batch.spark` is the job.
 """
+
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,14 +26,19 @@ from model.checkpoint import load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K
 from model.priors import target_log_prior
 
-logger = logging.getLogger(__name__)
-
 
 def classify_column(
-    df: DataFrame, column: str | Sequence[str], top_k: int = DEFAULT_TOP_K, *, all_labels: bool = False,
-    prior: str | dict[str, float] = "dataset", min_probability: float = 0.0,
-    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "cpu",
-    batch_size: int = DEFAULT_BATCH_SIZE, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    df: DataFrame,
+    column: str | Sequence[str],
+    top_k: int = DEFAULT_TOP_K,
+    *,
+    all_labels: bool = False,
+    prior: str | dict[str, float] = "dataset",
+    min_probability: float = 0.0,
+    checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH,
+    device: str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> DataFrame:
     """`df` with origin_label, origin_probability, origin_top_k (array<struct<label, probability>>),
     origin_abstained, origin_reason, with all_labels one p_<label> per label, and origin_model_id.
@@ -53,11 +58,15 @@ def classify_column(
     if chunk_rows < 1 or batch_size < 1:
         raise ValueError(f"chunk_rows and batch_size must be at least 1, got {chunk_rows} and {batch_size}")
     target_log_prior(prior, checkpoint.labels, torch.zeros(len(checkpoint.labels)))  # on the driver: PriorError now
-    added = answer_fields(checkpoint.labels, all_labels) + [pa.field(MODEL_ID, pa.string(), nullable=False)]
+    added = [*answer_fields(checkpoint.labels, all_labels), pa.field(MODEL_ID, pa.string(), nullable=False)]
     check_no_collision(df.columns, [field.name for field in added], "DataFrame")
     output_schema = StructType(df.schema.fields + from_arrow_schema(pa.schema(added)).fields)
     worker_options = WorkerOptions(
-        checkpoint=str(checkpoint_path), device=device, columns=columns, classify=options,
-        chunk_rows=chunk_rows, model_id=checkpoint.model_id,
+        checkpoint=str(checkpoint_path),
+        device=device,
+        columns=columns,
+        classify=options,
+        chunk_rows=chunk_rows,
+        model_id=checkpoint.model_id,
     )
     return df.mapInArrow(functools.partial(classify_batches, worker_options), output_schema)

@@ -4,6 +4,7 @@ Under spark-submit, pass this file (`spark-submit ... batch/spark/__main__.py --
 master, executors and shipped files come from spark-submit. Run with plain python it starts a local
 Spark (local[*], or --master). Exit status 2 for a bad column or option.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,26 +23,32 @@ from batch.spark import classify_column
 from model.checkpoint import CheckpointError
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES
 
-logger = logging.getLogger(__name__)
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m batch.spark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", required=True, help="Parquet file or folder (any path Spark reads: hdfs://, s3a://, ...)")
+    parser = argparse.ArgumentParser(
+        prog="python -m batch.spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--input", required=True, help="Parquet file or folder (any path Spark reads: hdfs://, s3a://, ...)"
+    )
     parser.add_argument("--output", required=True, help="Parquet folder to write")
-    parser.add_argument("--column", action="append", required=True, help="the full-name column; twice for given name, surname")
+    parser.add_argument(
+        "--column", action="append", required=True, help="the full-name column; twice for given name, surname"
+    )
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     parser.add_argument("--all-labels", action="store_true", help="add one p_<label> column per label")
     parser.add_argument("--prior", default="dataset", help="dataset, uniform, or a JSON object of label weights")
     parser.add_argument("--min-probability", type=float, default=0.0)
     parser.add_argument(
-        "--checkpoint", default=str(DEFAULT_CHECKPOINT_PATH),
+        "--checkpoint",
+        default=str(DEFAULT_CHECKPOINT_PATH),
         help="a path every node can read, or the file name of a checkpoint shipped with spark-submit --files",
     )
     parser.add_argument("--device", choices=DEVICES, default="cpu", help="device on the executors")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per deduplicated chunk in a worker")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per deduplicated chunk in a worker"
+    )
     parser.add_argument("--master", help="Spark master when not run by spark-submit (default local[*])")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     return parser
@@ -58,9 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     spark = builder.getOrCreate()
     try:
         enriched = classify_column(
-            spark.read.parquet(args.input), args.column, args.top_k, all_labels=args.all_labels,
-            prior=parse_prior(args.prior), min_probability=args.min_probability, checkpoint_path=args.checkpoint,
-            device=args.device, batch_size=args.batch_size, chunk_rows=args.chunk_rows,
+            spark.read.parquet(args.input),
+            args.column,
+            args.top_k,
+            all_labels=args.all_labels,
+            prior=parse_prior(args.prior),
+            min_probability=args.min_probability,
+            checkpoint_path=args.checkpoint,
+            device=args.device,
+            batch_size=args.batch_size,
+            chunk_rows=args.chunk_rows,
         )
         enriched.write.mode("overwrite" if args.overwrite else "errorifexists").parquet(args.output)
     except (BatchInputError, CheckpointError, AnalysisException, FileNotFoundError, ValueError) as error:

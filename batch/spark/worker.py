@@ -3,9 +3,9 @@
 Imported by the workers (the function travels by reference, not by value), so the predictor cache in
 batch.predictors lives once per worker process and every task it runs reuses the loaded checkpoint.
 """
+
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +17,6 @@ from batch.columns import MODEL_ID
 from batch.enrich import chunk_tables
 from batch.names import name_text
 from batch.predictors import cached_predictor
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,4 +66,3 @@ def classify_batches(options: WorkerOptions, batches: Iterator[pa.RecordBatch]) 
 def _prepend(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
     yield from rest
-
