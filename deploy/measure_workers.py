@@ -7,6 +7,7 @@ Starts the server on CPU with N workers, waits for /readyz, reads /proc once the
 settled, sends some /classify load, reads /proc again, and prints the Markdown table that
 docs/deployment.md carries. Linux only (/proc/<pid>/smaps_rollup).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,8 +120,18 @@ def send_load(base_url: str, requests: int) -> None:
 
 def server_command(entry: str, workers: int, port: int) -> list[str]:
     if entry == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(workers)]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
     return [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
@@ -147,20 +158,29 @@ def measure(entry: str, workers: int, requests: int, timeout_s: float) -> tuple[
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workers", nargs="+", type=int, help="worker counts to measure, e.g. 1 2 4")
-    parser.add_argument("--entry", choices=["uvicorn", "app"], default="uvicorn",
-                        help="uvicorn app.main:app (default) or python -m app (the image's CMD)")
+    parser.add_argument(
+        "--entry",
+        choices=["uvicorn", "app"],
+        default="uvicorn",
+        help="uvicorn app.main:app (default) or python -m app (the image's CMD)",
+    )
     parser.add_argument("--requests", type=int, default=200, help="/classify requests of 64 names each")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness")
     args = parser.parse_args(argv)
 
-    print(f"Measured on: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"entry {args.entry}, NAMEORIGIN_DEVICE=cpu, {args.requests} requests x {len(LOAD_NAMES)} names of load\n")
+    print(
+        f"Measured on: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"entry {args.entry}, NAMEORIGIN_DEVICE=cpu, {args.requests} requests x {len(LOAD_NAMES)} names of load\n"
+    )
     print("| workers | processes | master RSS | total RSS ready | total RSS after load | total PSS after load |")
     print("|---:|---:|---:|---:|---:|---:|")
     for workers in args.workers:
         ready, loaded = measure(args.entry, workers, args.requests, args.timeout)
-        print(f"| {workers} | {loaded.processes} | {loaded.master_rss:.0f} MiB | {ready.rss:.0f} MiB "
-              f"| {loaded.rss:.0f} MiB | {loaded.pss:.0f} MiB |", flush=True)
+        print(
+            f"| {workers} | {loaded.processes} | {loaded.master_rss:.0f} MiB | {ready.rss:.0f} MiB "
+            f"| {loaded.rss:.0f} MiB | {loaded.pss:.0f} MiB |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
