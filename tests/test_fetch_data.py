@@ -54,3 +54,11 @@ def test_fetch_accepts_any_fingerprint_when_told_to(tmp_path):
 def test_fetch_reports_missing_local_folder(tmp_path, capsys):
     assert main(["--from", str(tmp_path / "absent"), "--dest", str(tmp_path / "names")]) == 2
     assert "no <Label>.txt files" in capsys.readouterr().err
+
+
+def test_fetch_without_network_says_how_to_use_a_local_copy(tmp_path, capsys):
+    unreachable = "http://127.0.0.1:9/data.zip"  # the discard port: nothing listens, the connection is refused
+    assert main(["--url", unreachable, "--dest", str(tmp_path / "names")]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot download {unreachable}" in error and "--from DIR" in error
+    assert not list((tmp_path / "names").glob("*.txt"))

@@ -12,6 +12,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -27,9 +28,17 @@ EXPECTED_FINGERPRINT = "sha256:3591961e2209decb5f32edaafa99c54e309a4647985896706
 
 
 def download_zip(url: str, target: Path) -> None:
+    """Fetch the archive; a machine that cannot reach it is told how to use a local copy instead."""
     logger.info("downloading %s", url)
-    with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:
-        shutil.copyfileobj(response, out)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, target.open("wb") as out:
+            shutil.copyfileobj(response, out)
+    except urllib.error.URLError as error:  # DNS, refused, timeout, HTTP errors
+        raise DataError(
+            f"cannot download {url} ({getattr(error, 'reason', error)}); without network, copy the files from a "
+            f"local folder instead: python -m training.fetch_data --from DIR (DIR holding <Label>.txt, such as "
+            f"../shared/data/names)"
+        ) from error
 
 
 def extract_names(zip_path: Path, staging: Path) -> None:
