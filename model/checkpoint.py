@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -27,7 +28,7 @@ from torch import nn
 
 from model.encoder import EncoderConfig
 from model.evidence import EvidenceTable
-from model.networks import NetworkConfig, build_network
+from model.networks import NameClassifier, NetworkConfig, build_network
 from model.novelty import CharLanguageModel, NoveltyConfig
 
 logger = logging.getLogger(__name__)
@@ -75,14 +76,14 @@ class Checkpoint:
     novelty_tables: dict[str, torch.Tensor]
     evidence_table: EvidenceTable
     label_prior: tuple[float, ...]  # P(label) the calibrated network answers under (see training.train)
-    info: dict = field(default_factory=dict)  # data fingerprint, metrics, training, versions
+    info: dict[str, Any] = field(default_factory=dict)  # data fingerprint, metrics, training, versions
     digest: str = ""
 
     @property
     def model_id(self) -> str:
         return f"nameorigin-{self.network_config.architecture}-{self.digest[:12]}"
 
-    def build_network(self) -> nn.Module:
+    def build_network(self) -> NameClassifier:
         """A network in eval mode with these weights; shape mismatches raise CheckpointError."""
         network = build_network(self.network_config)
         try:
@@ -108,13 +109,13 @@ def _digest(record_json: str, tensors: dict[str, torch.Tensor]) -> str:
 
 
 def make_checkpoint(
-    network: nn.Module,
+    network: NameClassifier,
     encoder_config: EncoderConfig,
     labels: list[str] | tuple[str, ...],
     language_model: CharLanguageModel,
     label_prior: list[float] | tuple[float, ...],
     evidence_table: EvidenceTable | None = None,
-    info: dict | None = None,
+    info: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """The checkpoint as it would be written, in memory (weights at storage precision): what a
     trainer measures before it writes."""
@@ -127,13 +128,13 @@ def make_checkpoint(
 
 def save_checkpoint(
     path: str | Path,
-    network: nn.Module,
+    network: NameClassifier,
     encoder_config: EncoderConfig,
     labels: list[str] | tuple[str, ...],
     language_model: CharLanguageModel,
     label_prior: list[float] | tuple[float, ...],
     evidence_table: EvidenceTable | None = None,
-    info: dict | None = None,
+    info: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Write a checkpoint atomically: a crash mid-write leaves any earlier file at `path` intact."""
     target = Path(path)
@@ -160,15 +161,15 @@ def save_checkpoint(
 
 
 def _record_and_tensors(
-    network: nn.Module,
+    network: NameClassifier,
     encoder_config: EncoderConfig,
     labels: list[str] | tuple[str, ...],
     language_model: CharLanguageModel,
     label_prior: list[float] | tuple[float, ...],
     evidence_table: EvidenceTable | None,
-    info: dict | None,
-) -> tuple[dict, dict[str, torch.Tensor]]:
-    network_config: NetworkConfig = network.config
+    info: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    network_config = network.config
     if network_config.num_labels != len(labels):
         raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
     tensors = storage_tensors(network)
@@ -231,7 +232,9 @@ def _read_header_metadata(payload: bytes) -> dict[str, str]:
     return header.get("__metadata__") or {}
 
 
-def _checkpoint_from_record(record: dict, tensors: dict, digest: str, source: Path) -> Checkpoint:
+def _checkpoint_from_record(
+    record: dict[str, Any], tensors: dict[str, torch.Tensor], digest: str, source: Path
+) -> Checkpoint:
     try:
         network_config = NetworkConfig.from_dict(record["network"])
         encoder_config = EncoderConfig(**record["encoder"])

@@ -15,6 +15,7 @@ import string
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from unidecode import unidecode
@@ -61,7 +62,7 @@ class EncoderConfig:
     alphabet: str = DEFAULT_ALPHABET
     max_length: int = DEFAULT_MAX_LENGTH
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

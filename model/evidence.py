@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -90,11 +91,11 @@ class EvidenceTable:
     script_floor: float = 1e-6
     letter_floor: float = 0.05
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> EvidenceTable:
+    def from_dict(cls, values: dict[str, Any]) -> EvidenceTable:
         return cls(**values)
 
 

@@ -8,6 +8,8 @@ a gate set by the bench's "GRU gate" measurement (docs/benchmarks.md).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,10 +41,13 @@ def gru_inference_features(gru: nn.GRU, packed_ids: PackedSequence, with_max: bo
     tanh costs six sigmoids. Tests hold it to nn.GRU's features within 1e-6.
     """
     hidden_size = gru.hidden_size
-    doubled = torch.ones(3 * hidden_size, device=gru.weight_ih_l0.device)
+    # nn.GRU sets its layer-0 weights by name, so the stubs type them as Tensor | Module
+    weight_ih, bias_ih = cast(torch.Tensor, gru.weight_ih_l0), cast(torch.Tensor, gru.bias_ih_l0)
+    weight_hh_l0, bias_hh_l0 = cast(torch.Tensor, gru.weight_hh_l0), cast(torch.Tensor, gru.bias_hh_l0)
+    doubled = torch.ones(3 * hidden_size, device=weight_ih.device)
     doubled[2 * hidden_size :] = 2.0  # the candidate gate's pre-activation, doubled for the sigmoid form of tanh
-    gates_of_char = ((gru.weight_ih_l0.t() + gru.bias_ih_l0) * doubled).contiguous()  # (V, 3H): W_ih one_hot(c) + b_ih
-    weight_hh, bias_hh = (gru.weight_hh_l0.t() * doubled).contiguous(), gru.bias_hh_l0 * doubled  # (H, 3H), (3H,)
+    gates_of_char = ((weight_ih.t() + bias_ih) * doubled).contiguous()  # (V, 3H): W_ih one_hot(c) + b_ih
+    weight_hh, bias_hh = (weight_hh_l0.t() * doubled).contiguous(), bias_hh_l0 * doubled  # (H, 3H), (3H,)
     input_gates = F.embedding(packed_ids.data, gates_of_char)  # (N, 3H), time-major
     batch_sizes = [*packed_ids.batch_sizes.tolist(), 0]
     state = input_gates.new_zeros(batch_sizes[0], hidden_size)  # (B, H), longest name first

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -88,11 +89,11 @@ class NetworkConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> NetworkConfig:
+    def from_dict(cls, values: dict[str, Any]) -> NetworkConfig:
         known = {field.name for field in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -110,6 +111,9 @@ class NameClassifier(nn.Module):
     split after training: a per-label shift that trades the majority labels against the small ones,
     and a temperature that makes the probabilities calibrated. They stay 0 and 1 while training.
     """
+
+    label_bias: torch.Tensor  # buffers (register_buffer below); declared for the type checker
+    temperature: torch.Tensor
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
@@ -210,8 +214,10 @@ class ClassifierHead(nn.Module):
 
     def forward(self, features: torch.Tensor, bag: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         if self.ngram_table is not None:
+            assert bag is not None  # the classifier passes a bag whenever n-grams are on
             features = torch.cat((features, self.ngram_table(*bag)), dim=1)  # (B, F + ngram_dim)
-        return self.linear(self.dropout(features))  # (B, L)
+        logits: torch.Tensor = self.linear(self.dropout(features))  # (B, L)
+        return logits
 
 
 class RecurrentClassifier(NameClassifier):
@@ -263,7 +269,8 @@ class RecurrentClassifier(NameClassifier):
         packed_ids = pack_padded_sequence(char_ids, lengths.cpu(), batch_first=True, enforce_sorted=False)
         with_max = self.config.pooling == "last_max"
         if fast_gru:
-            return gru_inference_features(self.rnn, packed_ids, with_max)
+            # fast_gru is True only where is_plain_gru(self.rnn) held (above, or in fast_gru_applies)
+            return gru_inference_features(cast(nn.GRU, self.rnn), packed_ids, with_max)
         packed = packed_ids._replace(data=F.one_hot(packed_ids.data, self.config.vocab_size).float())  # (N, V)
         packed_out, final_state = self.rnn(packed)
         h_n = final_state[0] if self.config.architecture == "lstm" else final_state
@@ -298,6 +305,7 @@ class RecurrentClassifier(NameClassifier):
         if codes is None:
             return None
         flat_codes, offsets = codes
+        assert self.ngram_hasher is not None  # codes come from the hasher: None without one
         return self.ngram_hasher.bucket_ids(flat_codes, head), offsets
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -108,13 +109,13 @@ class NoveltyConfig:
     def base(self) -> int:
         return self.vocab_size + 2
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["placeholders"] = list(self.placeholders)
         return values
 
     @classmethod
-    def from_dict(cls, values: dict) -> NoveltyConfig:
+    def from_dict(cls, values: dict[str, Any]) -> NoveltyConfig:
         return cls(**{**values, "placeholders": tuple(values.get("placeholders", DEFAULT_PLACEHOLDERS))})
 
 
@@ -133,6 +134,8 @@ def padded_symbols(ids: tuple[int, ...], config: NoveltyConfig) -> list[int]:
 
 class CharLanguageModel(torch.nn.Module):
     """Scores names under the backoff tables; every table is a buffer, saved with the checkpoint."""
+
+    unigram_log_probs: torch.Tensor  # a buffer (register_buffer below); declared for the type checker
 
     def __init__(self, config: NoveltyConfig, tables: dict[str, torch.Tensor]) -> None:
         super().__init__()

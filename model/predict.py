@@ -22,7 +22,7 @@ from model.predictor import (
 from model.priors import PriorError, parse_prior
 
 
-def prior_argument(text: str) -> str | dict:
+def prior_argument(text: str) -> str | dict[str, float]:
     """--prior: dataset, uniform, or a JSON {label: weight} object (model.priors.parse_prior)."""
     try:
         return parse_prior(text)

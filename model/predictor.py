@@ -12,14 +12,16 @@ from typing import NamedTuple
 
 import torch
 
-from model.assets import DEFAULT_CHECKPOINT_PATH
+from model.assets import DEFAULT_CHECKPOINT_PATH as DEFAULT_CHECKPOINT_PATH  # re-exported: part of this API
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.encoder import NameEncoder, NameEncodingError
 from model.evidence import Evidence
 from model.gc_pause import cyclic_gc_paused
 from model.priors import DATASET_PRIOR, Prior, target_log_prior
 from model.reading import NameReader
-from model.scoring import NameScorer, NameScores, RankedNames, RankedToken
+from model.scoring import NameScorer, NameScores
+from model.scoring import RankedNames as RankedNames  # re-exported: part of this API
+from model.scoring import RankedToken as RankedToken
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_TOP_K = 3  # labels per answer unless the caller asks otherwise, in every entry point

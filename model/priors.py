@@ -51,7 +51,7 @@ def target_log_prior(prior: Prior, labels: tuple[str, ...], stored_log_prior: to
     return torch.tensor([math.log(share / total) if share > 0 else -math.inf for share in shares])
 
 
-def parse_prior(text: str) -> Prior:
+def parse_prior(text: str) -> str | dict[str, float]:
     """A prior as a command line gives it: a prior name, or a JSON object of label weights (checked
     against a model's labels later, by target_log_prior)."""
     if text in PRIOR_NAMES:

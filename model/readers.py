@@ -13,6 +13,10 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pykakasi
 
 _JAPANESE_LONG_VOWELS = (
     (re.compile(r"ou(?![aeiou])"), "o"),
@@ -23,11 +27,11 @@ _kakasi_lock = threading.Lock()
 
 
 @functools.cache
-def _kakasi():  # type: ignore[no-untyped-def]
+def _kakasi() -> pykakasi.kakasi:
     """pykakasi's converter, built once per process (it loads its dictionary: about a second)."""
     import pykakasi  # imported here: importing this module does no work
 
-    return pykakasi.kakasi()
+    return pykakasi.kakasi()  # type: ignore[no-untyped-call]  # pykakasi's __init__ has no annotations
 
 
 def read_japanese(text: str) -> str:

@@ -65,7 +65,7 @@ class RankedNames(NamedTuple):
 
     def rows(self, start: int, stop: int) -> RankedNames:
         """The answers of names start:stop."""
-        return RankedNames(*(column[start:stop] for column in self))
+        return RankedNames._make(column[start:stop] for column in self)
 
 
 GIVEN_NAME_WEIGHT = 0.25  # chosen on validation surnames with mimesis given names: 0 / 0.1 / 0.25 / 0.5 / 1
@@ -129,7 +129,7 @@ class NameScores(NamedTuple):
         return tuple(ranked)
 
 
-def _top(scores: torch.Tensor, top_k: int) -> tuple[list, list, list]:
+def _top(scores: torch.Tensor, top_k: int) -> tuple[list[list[int]], list[list[float]], list[list[float]]]:
     """Per row: the top-k label ids, probabilities and log-probabilities of log_softmax(scores)."""
     if scores.shape[0] == 0:
         return [], [], []
@@ -190,10 +190,10 @@ class NameScorer:
             token_starts.append(len(token_rows))
         net_log_probs, lm_log_probs, symbols = self._run(list(row_of))
         token_ll = net_log_probs[token_rows] - self.log_prior  # (T, L)
-        for token, label, text in with_alternatives:
-            token_ll[token, label] = net_log_probs[row_of[text], label] - self.log_prior[label]
-        for token, features in with_features:
-            token_ll[token] += self.evidence.log_likelihood(features)
+        for token_row, label_id, text in with_alternatives:
+            token_ll[token_row, label_id] = net_log_probs[row_of[text], label_id] - self.log_prior[label_id]
+        for token_row, features in with_features:
+            token_ll[token_row] += self.evidence.log_likelihood(features)
         not_names = self._not_names(len(token_rows), judged_tokens, token_rows, lm_log_probs, symbols)
         name_ll, token_reasons, reasons = self._combine(readings, token_ll, token_starts, not_names)
         return NameScores(readings, name_ll, token_ll, token_starts, token_reasons, reasons)
