@@ -77,11 +77,15 @@ class Checkpoint:
     evidence_table: EvidenceTable
     label_prior: tuple[float, ...]  # P(label) the calibrated network answers under (see training.train)
     info: dict[str, Any] = field(default_factory=dict)  # data fingerprint, metrics, training, versions
-    digest: str = ""
+    digest: str = ""  # sha256 of the whole file's record and tensors: the integrity check
+    answer_digest: str = ""  # sha256 of the tensors and the record without `info`: what shapes the answers
 
     @property
     def model_id(self) -> str:
-        return f"nameorigin-{self.network_config.architecture}-{self.digest[:12]}"
+        """Names what answers: two checkpoints with the same weights, reader, labels, prior, not-a-name
+        model and evidence have the same id, whenever and wherever they were trained (`info`, which
+        holds timestamps, timings and metrics, is left out)."""
+        return f"nameorigin-{self.network_config.architecture}-{self.answer_digest[:12]}"
 
     def build_network(self) -> NameClassifier:
         """A network in eval mode with these weights; shape mismatches raise CheckpointError."""
@@ -97,6 +101,11 @@ class Checkpoint:
             return CharLanguageModel(self.novelty_config, self.novelty_tables)
         except ValueError as error:
             raise CheckpointError(f"not-a-name model does not fit its config: {error}") from error
+
+
+def _answer_digest(record: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
+    """The digest of everything but `info`: the model's identity (Checkpoint.model_id)."""
+    return _digest(json.dumps({key: value for key, value in record.items() if key != "info"}, sort_keys=True), tensors)
 
 
 def _digest(record_json: str, tensors: dict[str, torch.Tensor]) -> str:
@@ -276,6 +285,7 @@ def _checkpoint_from_record(
         label_prior,
         record.get("info", {}),
         digest,
+        _answer_digest(record, tensors),
     )
     checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
     checkpoint.build_language_model()

@@ -265,3 +265,14 @@ def test_checkpoint_stores_ngram_tables_in_half_precision_and_serves_what_was_me
     full_precision_bytes = 4096 * 16 * 4
     language_model_bytes = sum(t.numel() * t.element_size() for t in LANGUAGE_MODEL.tables().values())
     assert path.stat().st_size - language_model_bytes < full_precision_bytes * 0.6
+
+
+def test_model_id_names_the_weights_and_answer_shaping_record_not_when_or_how_it_was_trained(tmp_path, tiny_network):
+    first = save(tmp_path / "a.safetensors", tiny_network, info={"metrics": {"top1": 0.5}, "training_seconds": 90})
+    again = save(tmp_path / "b.safetensors", tiny_network, info={"metrics": {"top1": 0.5}, "training_seconds": 95})
+    assert load_checkpoint(tmp_path / "a.safetensors").model_id == load_checkpoint(tmp_path / "b.safetensors").model_id
+    assert first.model_id == again.model_id and first.digest != again.digest  # the files differ, the model does not
+    with torch.no_grad():
+        tiny_network.heads[0].linear.bias[0] += 1.0
+    assert save(tmp_path / "c.safetensors", tiny_network).model_id != first.model_id
+    assert save(tmp_path / "d.safetensors", tiny_network, prior=(0.6, 0.3, 0.1)).model_id != first.model_id
