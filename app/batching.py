@@ -181,4 +181,5 @@ def _settle(job: _Job, answers: RankedNames | None = None, error: BaseException 
     if error is not None:
         job.future.set_exception(error)
     else:
+        assert answers is not None  # every caller passes answers or an error
         job.future.set_result(answers)

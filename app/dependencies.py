@@ -29,15 +29,17 @@ class Service:
 
 
 async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings  # set by the app factory; state is untyped
+    return settings
 
 
 async def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+    metrics: Metrics = request.app.state.metrics
+    return metrics
 
 
 async def get_service(request: Request) -> Service:
-    service = getattr(request.state, SERVICE_STATE_KEY, None)
+    service: Service | None = getattr(request.state, SERVICE_STATE_KEY, None)
     if service is None:
         raise ModelNotReadyError("no model is loaded (the app's lifespan has not run)")
     if not service.ready:

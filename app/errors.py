@@ -6,7 +6,7 @@ has to guess, and bad input never turns into a 500.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,7 +45,7 @@ def error_response(
     error: str,
     message: str,
     problems: Sequence[FieldProblem] = (),
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(
         error=error,

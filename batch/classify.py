@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +35,7 @@ class ClassifyOptions:
     min_probability: float = 0.0  # a top label below it abstains as "low-confidence"
     batch_size: int = DEFAULT_BATCH_SIZE
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "top_k": self.top_k,
             "all_labels": self.all_labels,
@@ -190,7 +190,7 @@ class ColumnClassifier:
 
     def _empty_answer(self) -> pa.Table:
         """Slot 0 of every chunk: the answer for a missing or blank name, which the predictor never sees."""
-        columns: dict[str, list] = {
+        columns: dict[str, list[object]] = {
             LABEL: [None],
             PROBABILITY: [None],
             TOP_K: ["[]" if self.top_k_json else []],

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_prior(text: str) -> str | dict:
+def parse_prior(text: str) -> str | dict[str, float]:
     """--prior as the predictor takes it (model.priors.parse_prior), a bad one a BatchInputError."""
     try:
         return priors.parse_prior(text)

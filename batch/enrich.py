@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -169,7 +169,7 @@ def _write_resumable(job: EnrichJob, source: Source, layout: OutputLayout, class
     return summary
 
 
-def _resume_options(job: EnrichJob, classifier: ColumnClassifier) -> dict:
+def _resume_options(job: EnrichJob, classifier: ColumnClassifier) -> dict[str, Any]:
     """Everything that changes the output: a resumed run must have been started with the same."""
     return {
         "output": str(Path(job.output_path).resolve()),

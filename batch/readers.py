@@ -108,7 +108,7 @@ class CsvSource(_TextStreamSource):
         self, stream: CheckedTextStream, name: str, delimiter: str, path: Path | None = None, encoding: str = "utf-8"
     ) -> None:
         self.name = name
-        self.num_rows = None
+        self.num_rows: int | None = None  # Source's type: unknown for a text stream
         self._stream = stream
         self._path, self._encoding, self._delimiter = path, encoding, delimiter
         self._bad_row: object | None = None
@@ -191,7 +191,7 @@ class JsonLinesSource(_TextStreamSource):
 
     def __init__(self, stream: CheckedTextStream, name: str) -> None:
         self.name = name
-        self.num_rows = None
+        self.num_rows: int | None = None  # Source's type: unknown for a text stream
         self._stream = stream
         self._rows_read = 0
         try:

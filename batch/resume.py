@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from batch.errors import BatchInputError
 
@@ -32,7 +33,7 @@ def partial_dir(output_path: Path) -> Path:
     return output_path.with_name(output_path.name + PARTIAL_SUFFIX)
 
 
-def input_fingerprint(input_path: str) -> dict:
+def input_fingerprint(input_path: str) -> dict[str, Any]:
     """Path, size and modification time: a file changed since the interrupted run is refused."""
     stat = os.stat(input_path)
     return {"path": str(Path(input_path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -42,10 +43,10 @@ def input_fingerprint(input_path: str) -> dict:
 class Progress:
     """The record in progress.json."""
 
-    input: dict
-    options: dict
+    input: dict[str, Any]
+    options: dict[str, Any]
     completed_chunks: int = 0
-    summary: dict = field(default_factory=dict)  # the counts of the finished chunks, for the final summary
+    summary: dict[str, Any] = field(default_factory=dict)  # the counts of the finished chunks, for the final summary
 
     def to_json(self) -> str:
         record = {
@@ -65,7 +66,7 @@ class PartsDir:
         self.directory = directory
         self.extension = extension
 
-    def start(self, input_info: dict, options: dict) -> Progress:
+    def start(self, input_info: dict[str, Any], options: dict[str, Any]) -> Progress:
         """The progress so far (none when there is no earlier run); refuses one made for another input
         or other options, and drops any part it does not count."""
         record_path = self.directory / PROGRESS_FILE
@@ -142,7 +143,7 @@ class PartsDir:
             ) from error
 
 
-def _refuse_mismatch(directory: Path, what: str, recorded: dict, current: dict) -> None:
+def _refuse_mismatch(directory: Path, what: str, recorded: dict[str, Any], current: dict[str, Any]) -> None:
     if recorded == current:
         return
     changed = sorted(key for key in recorded.keys() | current.keys() if recorded.get(key) != current.get(key))

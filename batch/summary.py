@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from batch.classify import ChunkAnswers
 from batch.columns import LABEL, REASON
@@ -16,8 +17,8 @@ class Summary:
     chunks: int = 0
     resumed_chunks: int = 0  # finished by an earlier, interrupted run
     seconds: float = 0.0  # this run's time, start to finish
-    reasons: Counter = field(default_factory=Counter)  # abstained rows by reason
-    labels: Counter = field(default_factory=Counter)  # answered rows by label
+    reasons: Counter[str] = field(default_factory=Counter)  # abstained rows by reason
+    labels: Counter[str] = field(default_factory=Counter)  # answered rows by label
 
     def add(self, answers: ChunkAnswers) -> None:
         """Count one chunk: rows per slot times each slot's label or reason (a slot is a distinct name)."""
@@ -39,7 +40,7 @@ class Summary:
     def abstained(self) -> int:
         return sum(self.reasons.values())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "names_classified": self.names_classified,
@@ -49,7 +50,7 @@ class Summary:
         }
 
     @classmethod
-    def from_dict(cls, values: dict) -> Summary:
+    def from_dict(cls, values: dict[str, Any]) -> Summary:
         return cls(
             rows=values.get("rows", 0),
             names_classified=values.get("names_classified", 0),
@@ -74,5 +75,5 @@ class Summary:
         return lines
 
 
-def _counts(counter: Counter) -> str:
+def _counts(counter: Counter[str]) -> str:
     return "".join(f" {key} {count:,}," for key, count in counter.most_common()).rstrip(",")

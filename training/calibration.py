@@ -7,6 +7,8 @@ network, so training, evaluation and the service see the same numbers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -19,9 +21,10 @@ BIAS_STRENGTHS = tuple(step / 10 for step in range(-10, 11))  # grid for the val
 TEMPERATURES = tuple(round(0.5 * 1.05**step, 4) for step in range(0, 48))  # 0.5 .. ~5
 
 
-def selection_score(metrics: dict) -> float:
+def selection_score(metrics: dict[str, Any]) -> float:
     """What the calibration's label bias maximizes on val: top-1 and macro-F1 count equally."""
-    return metrics["top1"] + metrics["macro_f1"]
+    score: float = metrics["top1"] + metrics["macro_f1"]
+    return score
 
 
 def fit_calibration(

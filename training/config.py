@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from model.networks import NetworkConfig
 
@@ -46,7 +47,7 @@ class TrainConfig:
         1  # small recurrent steps: a second intra-op thread costs more than it gains (docs/benchmarks.md)
     )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def network_config(self, vocab_size: int, num_labels: int) -> NetworkConfig:

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 from model.checkpoint import CheckpointError
 from model.encoder import NameEncodingError
@@ -36,7 +37,7 @@ def checked_dataset(predictor: Predictor, data_dir: str) -> NamesDataset:
     return dataset
 
 
-def evaluate(predictor: Predictor, data_dir: str, split: str, prior: str = "dataset") -> dict:
+def evaluate(predictor: Predictor, data_dir: str, split: str, prior: str = "dataset") -> dict[str, Any]:
     """Metrics of the predictor on one split; warns when the data differs from the training data."""
     dataset = checked_dataset(predictor, data_dir)
     refit = predictor.checkpoint.info.get("training", {}).get("config", {}).get("refit", False)
@@ -49,7 +50,7 @@ def evaluate(predictor: Predictor, data_dir: str, split: str, prior: str = "data
     return served_metrics(predictor, dataset.split(split), dataset.labels, prior=prior)
 
 
-def format_report(metrics: dict, title: str) -> str:
+def format_report(metrics: dict[str, Any], title: str) -> str:
     lines = [
         title,
         f"names        {metrics['num_names']}",

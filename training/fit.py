@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -46,11 +47,11 @@ class FitPlan:
 @dataclass(frozen=True)
 class FitResult:
     network: NameClassifier
-    history: list[dict]
+    history: list[dict[str, float]]  # one entry per epoch: losses, val scores, seconds
     best_epoch: int
 
 
-def stopping_key(metrics: dict) -> tuple[float, float]:
+def stopping_key(metrics: dict[str, Any]) -> tuple[float, float]:
     """What early stopping maximizes: val top-1, ties broken by macro-F1. Macro-F1 over labels with 3-15
     val names swings by 3 points from one epoch to the next; scored in, it once stopped a run half-way
     up its learning curve (epoch 6 of 16, top-1 still rising)."""
@@ -114,7 +115,7 @@ def fit_network(
         last_epoch,
         plan.device,
     )
-    history: list[dict] = []
+    history: list[dict[str, float]] = []
     best_key, best_state, best_epoch = (-math.inf, -math.inf), None, last_epoch
     for epoch in range(1, last_epoch + 1):
         train_loss = run_epoch(network, optimizer, scheduler, generator, train, plan, epoch)
@@ -143,7 +144,7 @@ def fit_network(
     return FitResult(network, history, best_epoch)
 
 
-def log_epoch(plan: FitPlan, entry: dict, last_epoch: int) -> None:
+def log_epoch(plan: FitPlan, entry: dict[str, float], last_epoch: int) -> None:
     scored = (
         " val_loss {:.4f} val_top1 {:.4f} val_macro_f1 {:.4f}".format(
             entry["val_loss"], entry["val_top1"], entry["val_macro_f1"]
@@ -189,7 +190,7 @@ def run_epoch(
         loss = torch.stack([any_label_loss(lp, batch_mask, batch_weights) for lp in head_log_probs]).mean()
         guesses = head_log_probs.exp().mean(dim=0).argmax(dim=1, keepdim=True)  # as forward() averages the heads
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()

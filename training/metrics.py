@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ def classification_metrics(
     labels: tuple[str, ...],
     top_confusions: int = 10,
     abstained: list[bool] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Top-1/top-3, macro-F1, balanced accuracy, per-label precision/recall, the biggest confusions,
     the calibration error of the answers and the share of names abstained on."""
     abstained = abstained or [False] * len(records)
@@ -85,7 +86,8 @@ def classification_metrics(
 def confusion_counts(records: list[NameRecord], log_probs: torch.Tensor, labels: tuple[str, ...]) -> np.ndarray:
     """(L, L) matrix of true-label rows by predicted-label columns, same convention as above."""
     predicted = [labels[row] for row in log_probs.argmax(dim=1).tolist()]
-    return confusion_matrix(credited_labels(predicted, records), predicted, labels=list(labels))
+    counts: np.ndarray = confusion_matrix(credited_labels(predicted, records), predicted, labels=list(labels))
+    return counts
 
 
 def _balanced_accuracy(true: list[str], predicted: list[str]) -> float:
@@ -102,7 +104,7 @@ def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], n
     correct_tensor = torch.tensor(correct, dtype=torch.float)
     bins = torch.clamp((confidences * num_bins).long(), max=num_bins - 1)
     error = 0.0
-    for bin_index in bins.unique().tolist():
+    for bin_index in bins.unique().tolist():  # type: ignore[no-untyped-call]  # torch's Tensor.unique is unannotated
         members = bins == bin_index
         error += float(members.float().mean()) * abs(
             float(correct_tensor[members].mean()) - float(confidences[members].mean())
@@ -112,7 +114,7 @@ def expected_calibration_error(confidences: torch.Tensor, correct: list[bool], n
 
 def served_metrics(
     predictor: Predictor, records: list[NameRecord], labels: tuple[str, ...], prior: str = "dataset"
-) -> dict:
+) -> dict[str, Any]:
     """The metrics of a predictor as it serves: reading, evidence, and abstentions counted as wrong."""
     return answers_metrics(
         records, *predictor.log_probabilities([record.name for record in records], prior=prior), labels
@@ -121,7 +123,7 @@ def served_metrics(
 
 def answers_metrics(
     records: list[NameRecord], log_probs: torch.Tensor, reasons: list[str | None], labels: tuple[str, ...]
-) -> dict:
+) -> dict[str, Any]:
     """classification_metrics of served answers (`Predictor.log_probabilities`), plus how many
     abstained for each reason."""
     metrics = classification_metrics(records, log_probs, labels, abstained=[reason is not None for reason in reasons])

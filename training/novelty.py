@@ -22,9 +22,10 @@ from model.novelty import DEFAULT_PLACEHOLDERS, CharLanguageModel, NoveltyConfig
 logger = logging.getLogger(__name__)
 
 DEFAULT_ORDER = 4
+GramTables = dict[int, dict[tuple[int, ...], float]]  # order k -> k-gram (or context) -> value
 
 
-def _discount(counts: Counter) -> float:
+def _discount(counts: Counter[tuple[int, ...]]) -> float:
     """D = n1 / (n1 + 2 n2), clipped into (0, 1)."""
     values = Counter(counts.values())
     n1, n2 = values.get(1, 0), values.get(2, 0)
@@ -40,17 +41,17 @@ def fit_language_model(
     if not sequences:
         raise ValueError("cannot fit a character model on no names")
     config = NoveltyConfig(order=order, vocab_size=vocab_size, threshold=-math.inf)
-    highest: Counter = Counter()
+    highest: Counter[tuple[int, ...]] = Counter()
     for ids in sequences:
         symbols = padded_symbols(ids, config)
         for end in range(order - 1, len(symbols)):
             highest[tuple(symbols[end - order + 1 : end + 1])] += 1
     # counts[k]: raw counts for the highest order, continuation counts (distinct left extensions) below.
-    counts: dict[int, Counter] = {order: highest}
+    counts: dict[int, Counter[tuple[int, ...]]] = {order: highest}
     for k in range(order - 1, 0, -1):
         counts[k] = Counter(gram[1:] for gram in counts[k + 1])
-    probability: dict[int, dict[tuple[int, ...], float]] = {}
-    backoff: dict[int, dict[tuple[int, ...], float]] = {}
+    probability: GramTables = {}
+    backoff: GramTables = {}
     for k in range(1, order + 1):
         discount = _discount(counts[k])
         context_totals: dict[tuple[int, ...], int] = defaultdict(int)
@@ -73,7 +74,7 @@ def _uniform(config: NoveltyConfig) -> float:
     return 1.0 / config.vocab_size
 
 
-def _backed_off(gram: tuple[int, ...], probability: dict, backoff: dict, config: NoveltyConfig) -> float:
+def _backed_off(gram: tuple[int, ...], probability: GramTables, backoff: GramTables, config: NoveltyConfig) -> float:
     """P_k(gram) for a gram unseen at its order: the context's backoff weight times the lower order."""
     k = len(gram)
     if k == 1:
@@ -83,7 +84,7 @@ def _backed_off(gram: tuple[int, ...], probability: dict, backoff: dict, config:
     return backoff[k].get(gram[:-1], 1.0) * _backed_off(gram[1:], probability, backoff, config)
 
 
-def _tables(probability: dict, backoff: dict, config: NoveltyConfig) -> dict[str, torch.Tensor]:
+def _tables(probability: GramTables, backoff: GramTables, config: NoveltyConfig) -> dict[str, torch.Tensor]:
     unigram = torch.full((config.base,), math.log(backoff[1].get((), 1.0) * _uniform(config)))
     for (symbol,), value in probability[1].items():
         unigram[symbol] = math.log(value)

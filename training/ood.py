@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def _by_label(key: str) -> dict[str, list[OodName]]:
     return {label: list(names.values()) for label, names in sorted(found.items())}
 
 
-def ood_surnames(known: list[NameRecord], also_exclude: list[str] = ()) -> list[OodName]:
+def ood_surnames(known: list[NameRecord], also_exclude: Sequence[str] = ()) -> list[OodName]:
     """The OOD surnames: every mimesis surname of a mapped locale that is not a name of `known`
     (compared as written and as the network reads it), nor one of `also_exclude`."""
     known_keys = {name_key(record.name) for record in known} | {name_key(name) for name in also_exclude}

@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from model.checkpoint import make_checkpoint, save_checkpoint
 from model.encoder import NameEncoder
@@ -46,7 +47,7 @@ REFIT_METRICS_NOTE = (
 @dataclass(frozen=True)
 class TrainResult:
     checkpoint_path: Path
-    metrics: dict
+    metrics: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ def write_outputs(
     dataset: NamesDataset,
     splits: TrainingSplits,
     model: TrainedModel,
-    split_metrics: dict,
-    run_info: dict,
+    split_metrics: dict[str, dict[str, Any]],
+    run_info: dict[str, Any],
 ) -> TrainResult:
     """Measure the checkpoint as it will be served on test, then write it, metrics.json and both plots."""
     output_dir = Path(config.output_dir)
@@ -74,7 +75,7 @@ def write_outputs(
     network, encoder = model.network.cpu(), model.encoder
     val_sequences = [encoder.encode(record.name) for record in splits.names["val"]]
     label_prior = effective_label_prior(network_log_probs(network, val_sequences, next(network.parameters()).device))
-    info = {
+    info: dict[str, Any] = {
         "data_fingerprint": dataset.fingerprint,
         "split_rule": SPLIT_RULE,
         "training": {

@@ -31,7 +31,7 @@ def save_confusion_matrix(matrix: np.ndarray, labels: tuple[str, ...], path: Pat
     plt.close(figure)
 
 
-def save_learning_curve(history: list[dict], path: Path) -> None:
+def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
     """Training loss and validation top-1 / macro-F1 per epoch."""
     epochs = [entry["epoch"] for entry in history]
     figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(11, 4))

@@ -9,8 +9,9 @@ other-gender forms of the test surnames, and the uniform prior.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from model.predictor import Predictor
+from model.predictor import NamePrediction, Predictor
 from training.augment import derive_gender_forms, training_splits
 from training.data import NameRecord, NamesDataset
 from training.metrics import served_metrics
@@ -19,11 +20,11 @@ from training.ood import full_names, ood_surnames, random_strings
 HEADLINE = ("num_names", "top1", "macro_f1", "balanced_accuracy", "expected_calibration_error", "abstained")
 
 
-def _headline(metrics: dict) -> dict:
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: metrics[key] for key in HEADLINE}
 
 
-def case_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str, ...]) -> dict:
+def case_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str, ...]) -> dict[str, Any]:
     """Top-1 of the test names as written, in upper case and in lower case."""
     report = {}
     for case, change in (("as written", str), ("upper", str.upper), ("lower", str.lower)):
@@ -43,7 +44,7 @@ def ood_records(dataset: NamesDataset, exclude_derived: bool = False) -> dict[st
     }
 
 
-def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict:
+def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
     """The OOD set native and romanized, under the data's prior and the uniform one (the set's label
     mix is mimesis's list sizes, 28% Dutch, nothing like the training data's), and again without
     the forms training derives from data names."""
@@ -62,7 +63,7 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict:
     return report
 
 
-def abstention_report(predictor: Predictor, test: list[NameRecord]) -> dict:
+def abstention_report(predictor: Predictor, test: list[NameRecord]) -> dict[str, Any]:
     strings = random_strings()
     _, reasons = predictor.log_probabilities(strings)
     _, test_reasons = predictor.log_probabilities([record.name for record in test])
@@ -75,10 +76,10 @@ def abstention_report(predictor: Predictor, test: list[NameRecord]) -> dict:
     }
 
 
-def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str, ...]) -> dict:
+def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str, ...]) -> dict[str, Any]:
     """Combined top-1 of full names in both orders against the surname alone; title and initial invariance."""
     built = full_names(test)
-    report: dict = {"full names": len(built)}
+    report: dict[str, Any] = {"full names": len(built)}
     forms = {
         "surname alone": [name.surname for name in built],
         "Given Surname": [name.given_first for name in built],
@@ -99,12 +100,12 @@ def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple
     return report
 
 
-def _changed(answers: list, others: list) -> int:
+def _changed(answers: list[NamePrediction], others: list[NamePrediction]) -> int:
     """How many answers differ in their labels, probabilities or abstention."""
     return sum((a.predictions, a.reason) != (b.predictions, b.reason) for a, b in zip(answers, others, strict=False))
 
 
-def robustness_report(predictor: Predictor, dataset: NamesDataset) -> dict:
+def robustness_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
     labels = dataset.labels
     splits = training_splits(dataset, gender_forms=True)
     test = splits.names["test"]
@@ -118,11 +119,11 @@ def robustness_report(predictor: Predictor, dataset: NamesDataset) -> dict:
     }
 
 
-def format_robustness(report: dict) -> str:
+def format_robustness(report: dict[str, Any]) -> str:
     """The report as aligned text tables."""
     lines = []
 
-    def table(title: str, rows: dict[str, dict]) -> None:
+    def table(title: str, rows: dict[str, dict[str, Any]]) -> None:
         lines.extend(["", title, f"{'':<44} {'names':>6} {'top-1':>6} {'bal.':>6} {'F1':>6} {'ECE':>6} {'abst.':>6}"])
         for name, m in rows.items():
             lines.append(

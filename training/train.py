@@ -12,10 +12,12 @@ import argparse
 import logging
 import time
 from dataclasses import fields
+from typing import Any
 
 import torch
 
 from model.encoder import EncoderConfig, NameEncoder
+from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
 from model.predictor import resolve_device
 from training.augment import TrainingSplits, training_splits
@@ -108,7 +110,9 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     return write_outputs(config, dataset, splits, TrainedModel(final, encoder, language_model), split_metrics, run_info)
 
 
-def scored_metrics(network, split: EncodedSplit, labels: tuple[str, ...], device: torch.device) -> dict:
+def scored_metrics(
+    network: NameClassifier, split: EncodedSplit, labels: tuple[str, ...], device: torch.device
+) -> dict[str, Any]:
     """The network's own metrics on a split (no reading, evidence or abstention: those are the served model's)."""
     return classification_metrics(split.records, network_log_probs(network, split.sequences, device), labels)
 
