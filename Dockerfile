@@ -3,9 +3,12 @@
 #   CPU (default):  docker build -t nameorigin:0.1.0 .
 #   CUDA:           docker build --build-arg TORCH_INDEX=cu128 -t nameorigin:0.1.0-cuda .
 #                   docker run --gpus all -e NAMEORIGIN_DEVICE=cuda -p 8000:8000 nameorigin:0.1.0-cuda
+#   No registry:    deploy/image-test builds a Debian base with debootstrap and passes it as
+#                   --build-arg PYTHON_IMAGE=nameorigin-base:bookworm (any image with python3.11 + venv).
 #
 # Both images come from this one file: torch's CUDA wheels carry their own CUDA runtime, so the
 # GPU image differs only in the wheel index and needs nothing from the host but the driver.
+# The image serves: it holds model/ and app/ and their dependencies, not training/ or batch/.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -15,24 +18,31 @@ FROM ${PYTHON_IMAGE} AS builder
 # TORCH_INDEX is "cpu" or a CUDA variant that pytorch.org lists for TORCH_VERSION (cu126, cu128, ...).
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=cpu
+# A CA bundle for pip where the network re-signs TLS (deploy/image-test passes the host's, from
+# deploy/wheels/); empty uses the base image's. Only this stage sees it: the runtime image has no /wheels.
+ARG PIP_CERT=
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 
-# torch first, pinned, from its own index: left to `pip install .`, PyPI's torch would pull the
-# multi-GB CUDA build into the CPU image. The package's `torch>=2.2` then accepts this pin.
-RUN python -m venv /opt/venv \
- && pip install --index-url "https://download.pytorch.org/whl/${TORCH_INDEX}" "torch==${TORCH_VERSION}"
+# torch first, pinned, chosen by deploy/install_torch.py: from PyTorch's own index for TORCH_INDEX,
+# or, where that index cannot be reached, from a wheel put in deploy/wheels/ (deploy/image-test does)
+# or the package index, but only if it is that build. Left to `pip install .`, PyPI's torch would
+# pull the multi-GB CUDA build into the CPU image. The package's `torch>=2.2` then accepts this pin.
+COPY deploy/install_torch.py /src/deploy/install_torch.py
+COPY deploy/wheels/ /wheels/
+RUN { [ -n "$PIP_CERT" ] || unset PIP_CERT; } \
+ && python -m venv /opt/venv \
+ && PIP_FIND_LINKS=/wheels python /src/deploy/install_torch.py --torch "${TORCH_INDEX}" --version "${TORCH_VERSION}"
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY model/ model/
-COPY training/ training/
 COPY app/ app/
 # A regular, non-editable install: the shipped checkpoint goes into site-packages as package data,
 # so the runtime stage needs the virtualenv and nothing from /src.
-RUN pip install .
+RUN { [ -n "$PIP_CERT" ] || unset PIP_CERT; } && pip install .
 
 # ---- runtime: slim Python, the virtualenv, a non-root user ----
 FROM ${PYTHON_IMAGE} AS runtime
