@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-training", action="store_true", help="skip measurement 4")
     parser.add_argument("--skip-batch", action="store_true", help="skip measurement 6 (nameorigin-enrich, Spark)")
     parser.add_argument(
-        "--training-timeout", type=float, default=600.0, help="seconds the recipe may run before the bench gives up on it",
+        "--training-timeout", type=float, default=1200.0, help="seconds the recipe may run before the bench gives up on it",
     )
     args = parser.parse_args(argv)
     if args.output is None:

@@ -180,7 +180,8 @@ def generated_section(report: Report) -> list[str]:
     if report.failures:
         lines += ["Targets missed: " + "; ".join(row.measurement for row in report.failures), ""]
     lines += [f"Warning: {warning}" for warning in report.warnings] + ([""] if report.warnings else [])
-    lines += ["## This run's commands and notes", "", *(f"- {line}" for line in report.commands + report.notes)]
+    if report.commands or report.notes:
+        lines += ["## This run's commands and notes", "", *(f"- {line}" for line in report.commands + report.notes)]
     if report.profile:
         lines += ["", "## Where the time goes", "", *report.profile]
     return lines
