@@ -4,6 +4,7 @@
 Exit status: 0 when every target is met, 1 when one is missed (the table says which), 2 when a
 measurement could not be taken at all.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -55,14 +56,24 @@ QUICK_PAGE = REPO_ROOT / "runs" / "bench-quick.md"  # runs/ is git-ignored: a sm
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the bench runs, numbers mean little")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the predictor, server and recipe run")
     parser.add_argument(
-        "--output", type=Path, help=f"markdown page to write (default {display_path(DOCS_PAGE)}; with --quick {display_path(QUICK_PAGE)})"
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where the predictor, server and recipe run"
     )
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT_PATH, help="checkpoint to serve and whose recipe to rerun")
-    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "names", help="folder of <Label>.txt files")
     parser.add_argument(
-        "--num-threads", type=int, default=1,
+        "--output",
+        type=Path,
+        help=f"markdown page to write (default {display_path(DOCS_PAGE)}; with --quick {display_path(QUICK_PAGE)})",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT_PATH, help="checkpoint to serve and whose recipe to rerun"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=REPO_ROOT / "data" / "names", help="folder of <Label>.txt files"
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
         help="torch threads in process and in the server (NAMEORIGIN_TORCH_THREADS); 0 = torch's default. "
         "1 keeps ratios stable on a shared machine: at 2 threads OpenMP spin-waits whenever another job holds a core",
     )
@@ -70,7 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-training", action="store_true", help="skip measurement 4")
     parser.add_argument("--skip-batch", action="store_true", help="skip measurement 6 (nameorigin-enrich, Spark)")
     parser.add_argument(
-        "--training-timeout", type=float, default=1200.0, help="seconds the recipe may run before the bench gives up on it",
+        "--training-timeout",
+        type=float,
+        default=1200.0,
+        help="seconds the recipe may run before the bench gives up on it",
     )
     args = parser.parse_args(argv)
     if args.output is None:
@@ -106,7 +120,7 @@ def run(args: argparse.Namespace) -> Report:
         torch.set_num_threads(args.num_threads)
     report = Report(
         settings={
-            "run at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run at": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": "quick (smoke sizes: numbers not meaningful)" if args.quick else "full",
             "device": args.device,
             "torch threads": str(torch.get_num_threads()),
@@ -127,7 +141,9 @@ def run(args: argparse.Namespace) -> Report:
     report.settings["test names"] = str(len(test_names))
     report.settings["distinct names (in-process batches)"] = str(len(distinct_names))
 
-    report.rows += inference.measure_inference(predictor, reference, distinct_names, sizes.repeats, sizes.inference_seconds)
+    report.rows += inference.measure_inference(
+        predictor, reference, distinct_names, sizes.repeats, sizes.inference_seconds
+    )
     gate_rows, report.warnings = measure_gru_gate(checkpoint, test_names, sizes.repeats, sizes.inference_seconds)
     report.rows += gate_rows
     if not args.skip_http:
@@ -135,7 +151,12 @@ def run(args: argparse.Namespace) -> Report:
     if not args.skip_training:
         with http.temporary_work_dir() as work_dir:
             rows, notes = training.measure_training(
-                checkpoint, dataset, args.data_dir, args.device, Path(work_dir), args.training_timeout,
+                checkpoint,
+                dataset,
+                args.data_dir,
+                args.device,
+                Path(work_dir),
+                args.training_timeout,
                 sizes.training_overrides,
             )
         report.rows += rows
@@ -144,20 +165,28 @@ def run(args: argparse.Namespace) -> Report:
     if not args.skip_batch:
         with http.temporary_work_dir() as work_dir:
             report.rows += measure_batch(
-                predictor, [record.name for record in dataset.records], args.checkpoint, args.device,
-                torch.get_num_threads(), Path(work_dir), quick=args.quick,
+                predictor,
+                [record.name for record in dataset.records],
+                args.checkpoint,
+                args.device,
+                torch.get_num_threads(),
+                Path(work_dir),
+                quick=args.quick,
             )
     report.rows.sort(key=lambda row: row.measurement.split(".", 1)[0])  # by measurement number, stable
     report.settings["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
     return report
 
 
-def _measure_server(args: argparse.Namespace, sizes: Sizes, predictor: Predictor, test_names: list[str], report: Report) -> None:
+def _measure_server(
+    args: argparse.Namespace, sizes: Sizes, predictor: Predictor, test_names: list[str], report: Report
+) -> None:
     """Measurements 2, 3 and 5 against one server process, then the request-path profile against another."""
     http.wrk_path()  # fail before starting anything when wrk is missing
-    with http.temporary_work_dir() as work_dir, http.Server(
-        args.checkpoint, args.device, args.num_threads, Path(work_dir)
-    ) as server:
+    with (
+        http.temporary_work_dir() as work_dir,
+        http.Server(args.checkpoint, args.device, args.num_threads, Path(work_dir)) as server,
+    ):
         report.commands.append(f"Server: `{server.display_command()}`")
         http.check_endpoints(server, test_names)
         warm = memory_snapshot(server.pid)
@@ -172,15 +201,28 @@ def _measure_server(args: argparse.Namespace, sizes: Sizes, predictor: Predictor
         report.commands.append(f"Load: `{http.display_wrk_command()}`")
     with http.temporary_work_dir() as work_dir:  # after the measured server has stopped: never two at once
         report.profile = profile_request_path(
-            args.checkpoint, args.device, args.num_threads, predictor, test_names, single_runs,
-            sizes.profile_repeats, sizes.http_seconds, Path(work_dir),
+            args.checkpoint,
+            args.device,
+            args.num_threads,
+            predictor,
+            test_names,
+            single_runs,
+            sizes.profile_repeats,
+            sizes.http_seconds,
+            Path(work_dir),
         )
     report.rows += single_rows + batch_rows
     report.rows += [
-        Row("5. server peak RSS after warm-up (MiB)", f"{warm.peak_rss_mib:.0f} MiB", f"now resident {warm.rss_mib:.0f} MiB"),
         Row(
-            "5. server peak RSS after the load runs (MiB)", f"{loaded.peak_rss_mib:.0f} MiB",
-            f"after warm-up {warm.peak_rss_mib:.0f} MiB", ratio=loaded.peak_rss_mib / warm.peak_rss_mib,
+            "5. server peak RSS after warm-up (MiB)",
+            f"{warm.peak_rss_mib:.0f} MiB",
+            f"now resident {warm.rss_mib:.0f} MiB",
+        ),
+        Row(
+            "5. server peak RSS after the load runs (MiB)",
+            f"{loaded.peak_rss_mib:.0f} MiB",
+            f"after warm-up {warm.peak_rss_mib:.0f} MiB",
+            ratio=loaded.peak_rss_mib / warm.peak_rss_mib,
         ),
     ]
 

@@ -1,5 +1,6 @@
 """Measurement 6: `nameorigin-enrich` on generated files against the in-process predictor on the same rows,
 its peak RSS on a large Parquet file, and Spark local[2] beside it (method: docs/benchmarks.md)."""
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,12 @@ def run_command(arguments: list[str], env: dict[str, str] | None = None) -> Comm
     """`python -m batch ARGUMENTS` as a child of a small launcher process: wall time and the command's peak RSS."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "batch", *arguments], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+        [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "batch", *arguments],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
     )
     seconds = time.perf_counter() - started
     stderr = result.stderr.decode(errors="replace").strip()
@@ -95,10 +100,19 @@ def check_answers(predictor: Predictor, input_path: Path, output_path: Path) -> 
     equal, probabilities within PROBABILITY_TOLERANCE, blank rows abstained as "empty"."""
     text = pcsv.ConvertOptions(strings_can_be_null=False, column_types={"id": pa.string(), "surname": pa.string()})
     source = pcsv.read_csv(input_path, convert_options=text)
-    output = pcsv.read_csv(output_path, convert_options=pcsv.ConvertOptions(
-        column_types={"id": pa.string(), "surname": pa.string(), "origin_label": pa.string(), "origin_reason": pa.string()},
-        strings_can_be_null=True, quoted_strings_can_be_null=False,  # the command writes nulls unquoted, "" quoted
-    ))
+    output = pcsv.read_csv(
+        output_path,
+        convert_options=pcsv.ConvertOptions(
+            column_types={
+                "id": pa.string(),
+                "surname": pa.string(),
+                "origin_label": pa.string(),
+                "origin_reason": pa.string(),
+            },
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # the command writes nulls unquoted, "" quoted
+        ),
+    )
     if output.num_rows != source.num_rows or output.column("id") != source.column("id"):
         return source.num_rows, 0, source.num_rows
     surnames = source.column("surname").to_pylist()
@@ -108,7 +122,7 @@ def check_answers(predictor: Predictor, input_path: Path, output_path: Path) -> 
     probabilities = output.column("origin_probability").to_pylist()
     reasons = output.column("origin_reason").to_pylist()
     wrong = 0
-    for name, label, probability, reason in zip(surnames, labels, probabilities, reasons):
+    for name, label, probability, reason in zip(surnames, labels, probabilities, reasons, strict=True):
         answer = expected.get(name)
         if answer is None:
             wrong += reason != "empty"
@@ -116,7 +130,9 @@ def check_answers(predictor: Predictor, input_path: Path, output_path: Path) -> 
             wrong += label is not None or reason != answer.reason
         else:
             top = answer.predictions[0]
-            wrong += label != top.label or probability is None or abs(probability - top.probability) > PROBABILITY_TOLERANCE
+            wrong += (
+                label != top.label or probability is None or abs(probability - top.probability) > PROBABILITY_TOLERANCE
+            )
     return len(surnames), len(distinct), wrong
 
 
@@ -130,14 +146,19 @@ def measure_spark(parquet_path: Path, output_path: Path, checkpoint_path: Path, 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # the workers need this venv (spark.pyspark.python alone is not read)
     started = time.perf_counter()
     spark = (
-        SparkSession.builder.master("local[2]").appName("bench-batch").config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2").getOrCreate()
+        SparkSession.builder.master("local[2]")
+        .appName("bench-batch")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     session_seconds = time.perf_counter() - started
     try:
         started = time.perf_counter()
-        enriched = classify_column(spark.read.parquet(str(parquet_path)), "surname", checkpoint_path=checkpoint_path, device=device)
+        enriched = classify_column(
+            spark.read.parquet(str(parquet_path)), "surname", checkpoint_path=checkpoint_path, device=device
+        )
         enriched.write.mode("overwrite").parquet(str(output_path))
         return session_seconds, time.perf_counter() - started
     finally:
@@ -149,11 +170,26 @@ def measure_spark(parquet_path: Path, output_path: Path, checkpoint_path: Path, 
 
 
 def measure_batch(
-    predictor: Predictor, names: list[str], checkpoint_path: Path, device: str, num_threads: int, work_dir: Path, quick: bool
+    predictor: Predictor,
+    names: list[str],
+    checkpoint_path: Path,
+    device: str,
+    num_threads: int,
+    work_dir: Path,
+    quick: bool,
 ) -> list[Row]:
     """The measurement 6 rows. `names`: what surnames are drawn from (the dataset's names)."""
     sizes = QUICK if quick else FULL
-    common = ["--checkpoint", str(checkpoint_path), "--device", device, "--num-threads", str(num_threads), "--quiet", "--overwrite"]
+    common = [
+        "--checkpoint",
+        str(checkpoint_path),
+        "--device",
+        device,
+        "--num-threads",
+        str(num_threads),
+        "--quiet",
+        "--overwrite",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
     csv_path, csv_output = work_dir / "rows.csv", work_dir / "enriched.csv"
@@ -164,15 +200,23 @@ def measure_batch(
     for _ in range(sizes.repeats):
         run = run_command([str(csv_path), "--column", "surname", "--output", str(csv_output), *common], env)
         command_runs.append(sizes.csv_rows / run.seconds)
-        predictor_runs.append(names_per_second(predictor.predict, name_batches(rows, PREDICTOR_BATCH), sizes.predictor_seconds))
+        predictor_runs.append(
+            names_per_second(predictor.predict, name_batches(rows, PREDICTOR_BATCH), sizes.predictor_seconds)
+        )
     command, reference = Stats.of(command_runs), Stats.of(predictor_runs)
     checked_rows, distinct, wrong = check_answers(predictor, csv_path, csv_output)
     logger.info(
-        "enrich CSV: %.0f rows/s vs predictor %.0f names/s; %d of %d rows differ", command.median, reference.median, wrong, checked_rows
+        "enrich CSV: %.0f rows/s vs predictor %.0f names/s; %d of %d rows differ",
+        command.median,
+        reference.median,
+        wrong,
+        checked_rows,
     )
 
     parquet_path, parquet_output = work_dir / "rows.parquet", work_dir / "enriched.parquet"
-    pq.write_table(generate_rows(names, sizes.parquet_rows, seed=1), parquet_path, row_group_size=max(sizes.parquet_rows // 10, 1))
+    pq.write_table(
+        generate_rows(names, sizes.parquet_rows, seed=1), parquet_path, row_group_size=max(sizes.parquet_rows // 10, 1)
+    )
     big = run_command([str(parquet_path), "--column", "surname", "--output", str(parquet_output), *common], env)
     command_parquet_rate = sizes.parquet_rows / big.seconds
     session_seconds, spark_seconds = measure_spark(parquet_path, work_dir / "spark-enriched", checkpoint_path, device)
@@ -180,23 +224,31 @@ def measure_batch(
     csv_label, parquet_label = _count(sizes.csv_rows), _count(sizes.parquet_rows)
     return [
         Row(
-            f"6. nameorigin-enrich, {csv_label}-row CSV (rows/s, start to exit)", command.format("/s"),
-            f"in-process predict, no dedup {reference.format('/s')}", ratio=paired_ratio(command, reference),
+            f"6. nameorigin-enrich, {csv_label}-row CSV (rows/s, start to exit)",
+            command.format("/s"),
+            f"in-process predict, no dedup {reference.format('/s')}",
+            ratio=paired_ratio(command, reference),
             target=DEDUP_TARGET,
         ),
         Row(
             f"6. nameorigin-enrich answers = Predictor.predict ({csv_label} rows)",
-            f"{checked_rows - wrong:,} of {checked_rows:,} rows agree", f"{distinct:,} distinct names",
-            ratio=(checked_rows - wrong) / checked_rows if checked_rows else 0.0, target=Target(at_least=1),
+            f"{checked_rows - wrong:,} of {checked_rows:,} rows agree",
+            f"{distinct:,} distinct names",
+            ratio=(checked_rows - wrong) / checked_rows if checked_rows else 0.0,
+            target=Target(at_least=1),
         ),
         Row(
-            f"6. nameorigin-enrich peak RSS, {parquet_label}-row Parquet (MiB)", f"{big.peak_rss_mib:.0f} MiB",
-            f"limit {MEMORY_LIMIT_MIB} MiB; the run: {command_parquet_rate:,.0f} rows/s", ratio=big.peak_rss_mib / MEMORY_LIMIT_MIB,
+            f"6. nameorigin-enrich peak RSS, {parquet_label}-row Parquet (MiB)",
+            f"{big.peak_rss_mib:.0f} MiB",
+            f"limit {MEMORY_LIMIT_MIB} MiB; the run: {command_parquet_rate:,.0f} rows/s",
+            ratio=big.peak_rss_mib / MEMORY_LIMIT_MIB,
             target=MEMORY_TARGET,
         ),
         Row(
-            f"6. Spark local[2], {parquet_label}-row Parquet (rows/s)", f"{spark_rate:,.0f} /s (+{session_seconds:.0f} s session start)",
-            f"nameorigin-enrich {command_parquet_rate:,.0f} /s", ratio=spark_rate / command_parquet_rate,
+            f"6. Spark local[2], {parquet_label}-row Parquet (rows/s)",
+            f"{spark_rate:,.0f} /s (+{session_seconds:.0f} s session start)",
+            f"nameorigin-enrich {command_parquet_rate:,.0f} /s",
+            ratio=spark_rate / command_parquet_rate,
         ),
     ]
 

@@ -1,6 +1,7 @@
 """Measurement 7: the GRU gate. Names/s of the network's sequence features through the hand-written CPU
 GRU against nn.GRU at each batch size, and the batch size from which the hand-written one wins,
 beside the gate the code uses (model.gru_inference.FAST_GRU_MIN_BATCH)."""
+
 from __future__ import annotations
 
 import itertools
@@ -44,7 +45,10 @@ def gate_warning(batch_sizes: tuple[int, ...], measured: int | None, code_gate: 
 
 
 def measure_gru_gate(
-    checkpoint: Checkpoint, names: list[str], repeats: int, min_seconds: float,
+    checkpoint: Checkpoint,
+    names: list[str],
+    repeats: int,
+    min_seconds: float,
     batch_sizes: tuple[int, ...] = GATE_BATCH_SIZES,
 ) -> tuple[list[Row], list[str]]:
     """Rows per batch size plus the gate row, and the warnings; interleaved runs, on the CPU."""
@@ -61,22 +65,34 @@ def measure_gru_gate(
             fast_runs, torch_runs = [], []
             for _ in range(repeats):
                 for fast_gru, runs in ((False, torch_runs), (True, fast_runs)):
-                    runs.append(names_per_second(
-                        lambda batch, fast_gru=fast_gru: network.sequence_features(*batch, fast_gru=fast_gru),
-                        itertools.cycle(padded), min_seconds, batch_len=lambda batch: len(batch[1]),
-                    ))
+                    runs.append(
+                        names_per_second(
+                            lambda batch, fast_gru=fast_gru: network.sequence_features(*batch, fast_gru=fast_gru),
+                            itertools.cycle(padded),
+                            min_seconds,
+                            batch_len=lambda batch: len(batch[1]),
+                        )
+                    )
             fast, reference = Stats.of(fast_runs), Stats.of(torch_runs)
             ratios[batch_size] = paired_ratio(fast, reference)
-            logger.info("GRU gate batch %d: hand-written %.0f names/s vs nn.GRU %.0f", batch_size, fast.median, reference.median)
-            rows.append(Row(
-                f"7. GRU gate, batch {batch_size} (names/s)", f"hand-written {fast.format('/s')}",
-                f"nn.GRU {reference.format('/s')}", ratio=ratios[batch_size],
-            ))
+            logger.info(
+                "GRU gate batch %d: hand-written %.0f names/s vs nn.GRU %.0f", batch_size, fast.median, reference.median
+            )
+            rows.append(
+                Row(
+                    f"7. GRU gate, batch {batch_size} (names/s)",
+                    f"hand-written {fast.format('/s')}",
+                    f"nn.GRU {reference.format('/s')}",
+                    ratio=ratios[batch_size],
+                )
+            )
     gate = measured_gate(ratios)
-    rows.append(Row(
-        "7. GRU gate: measured (batch size)", "never faster" if gate is None else f"faster from batch {gate}",
-        f"FAST_GRU_MIN_BATCH {FAST_GRU_MIN_BATCH}",
-    ))
+    rows.append(
+        Row(
+            "7. GRU gate: measured (batch size)",
+            "never faster" if gate is None else f"faster from batch {gate}",
+            f"FAST_GRU_MIN_BATCH {FAST_GRU_MIN_BATCH}",
+        )
+    )
     warning = gate_warning(batch_sizes, gate, FAST_GRU_MIN_BATCH)
     return rows, [warning] if warning else []
-

@@ -3,6 +3,7 @@
 Every /classify run is interleaved with its reference (POST /ping on the same server, or the
 in-process predictor at the same batch size), so both see the same machine load.
 """
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,7 @@ class Server:
             raise BenchError("the server is not running")
         return self.process.pid
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         log_file = self.log_path.open("wb")
         self.process = subprocess.Popen(
             self.command, cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
@@ -126,7 +127,9 @@ class Server:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BenchError(f"server exited with code {self.process.returncode} before /readyz:\n{self.log_tail()}")
+                raise BenchError(
+                    f"server exited with code {self.process.returncode} before /readyz:\n{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(self.url("/readyz"), timeout=2) as response:
                     if response.status == 200:
@@ -159,7 +162,6 @@ def display_wrk_command() -> str:
     )
 
 
-
 def wrk_path() -> str:
     path = shutil.which("wrk")
     if path is None:
@@ -170,13 +172,24 @@ def wrk_path() -> str:
 def run_wrk(url: str, bodies_path: Path, connections: int, seconds: float) -> WrkResult:
     """One wrk run (one thread: the load generator should leave the cores to the server)."""
     command = [
-        wrk_path(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-        "-s", str(LUA_SCRIPT), url, "--", str(bodies_path),
+        wrk_path(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        str(bodies_path),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     summary_lines = [line for line in completed.stdout.splitlines() if line.startswith('{"requests"')]
     if completed.returncode != 0 or not summary_lines:
-        raise BenchError(f"wrk failed (exit {completed.returncode}): {completed.stderr.strip() or completed.stdout[-500:]}")
+        raise BenchError(
+            f"wrk failed (exit {completed.returncode}): {completed.stderr.strip() or completed.stdout[-500:]}"
+        )
     summary = json.loads(summary_lines[-1])
     errors = {key: value for key, value in summary.items() if key.startswith("errors_") and value}
     if errors or summary["requests"] == 0:
@@ -230,7 +243,9 @@ def measure_single_name(
         ping_rps = Stats.of([run.requests_per_second for run in runs["/ping"]])
         p50 = {path: Stats.of([run.p50_ms for run in results]).median for path, results in runs.items()}
         p99 = {path: Stats.of([run.p99_ms for run in results]).median for path, results in runs.items()}
-        logger.info("http c=%d: classify %.0f req/s, ping %.0f req/s", connections, classify_rps.median, ping_rps.median)
+        logger.info(
+            "http c=%d: classify %.0f req/s, ping %.0f req/s", connections, classify_rps.median, ping_rps.median
+        )
         at_target = connections == TARGET_CONNECTIONS
         rows.append(
             Row(
@@ -254,8 +269,14 @@ def measure_single_name(
 
 
 def measure_batches(
-    server: Server, predictor: Predictor, names: list[str], repeats: int, seconds: float, work_dir: Path,
-    warm_up: bool = True, batch_sizes: tuple[int, ...] = BATCH_REQUEST_SIZES,
+    server: Server,
+    predictor: Predictor,
+    names: list[str],
+    repeats: int,
+    seconds: float,
+    work_dir: Path,
+    warm_up: bool = True,
+    batch_sizes: tuple[int, ...] = BATCH_REQUEST_SIZES,
 ) -> list[Row]:
     """Measurement 3: names/s of one client posting batches back to back, against the predictor in process.
 
@@ -276,7 +297,10 @@ def measure_batches(
         http_stats, predict_stats, rank_stats = Stats.of(http_runs), Stats.of(predict_runs), Stats.of(rank_runs)
         logger.info(
             "http batch %d: %.0f names/s vs in-process predict %.0f, rank %.0f",
-            batch_size, http_stats.median, predict_stats.median, rank_stats.median,
+            batch_size,
+            http_stats.median,
+            predict_stats.median,
+            rank_stats.median,
         )
         measurement = f"3. HTTP /classify {batch_size} names/request, 1 conn (names/s)"
         rows.append(

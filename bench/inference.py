@@ -1,4 +1,5 @@
 """Measurement 1: in-process names/second of the batched predictor against the tutorial-style reference."""
+
 from __future__ import annotations
 
 import itertools
@@ -58,8 +59,12 @@ def reference_call(reference: TutorialClassifier) -> Callable[[list[str]], None]
 
 
 def measure_predictor_and_reference(
-    predictor: Predictor, reference: TutorialClassifier, names: list[str], batch_size: int,
-    repeats: int, min_seconds: float,
+    predictor: Predictor,
+    reference: TutorialClassifier,
+    names: list[str],
+    batch_size: int,
+    repeats: int,
+    min_seconds: float,
 ) -> tuple[Stats, Stats]:
     """Interleaved runs (reference, predictor, reference, ...) so both see the same machine load."""
     reference_runs, predictor_runs = [], []
@@ -70,7 +75,11 @@ def measure_predictor_and_reference(
 
 
 def measure_inference(
-    predictor: Predictor, reference: TutorialClassifier, names: list[str], repeats: int, min_seconds: float,
+    predictor: Predictor,
+    reference: TutorialClassifier,
+    names: list[str],
+    repeats: int,
+    min_seconds: float,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
 ) -> list[Row]:
     """One row per batch size, the target on the largest."""
@@ -79,7 +88,12 @@ def measure_inference(
         predictor_stats, reference_stats = measure_predictor_and_reference(
             predictor, reference, names, batch_size, repeats, min_seconds
         )
-        logger.info("inference batch %d: %.0f names/s vs reference %.0f", batch_size, predictor_stats.median, reference_stats.median)
+        logger.info(
+            "inference batch %d: %.0f names/s vs reference %.0f",
+            batch_size,
+            predictor_stats.median,
+            reference_stats.median,
+        )
         rows.append(
             Row(
                 measurement=f"1. in-process predictor, batch {batch_size} (names/s)",

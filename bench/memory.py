@@ -1,4 +1,5 @@
 """Measurement 5: the server's resident memory, read from /proc (Linux), after warm-up and after the load."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ event-loop time is grouped by the library each function lives in (a C builtin co
 called it). The model side (encode, pad, forward pass, ranking) runs on the batcher's thread and is
 timed with model/'s own functions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -86,8 +87,14 @@ def loop_seconds_by_stage(profile_path: Path) -> dict[str, float]:
 
 
 def profile_server_loop(
-    checkpoint_path: Path, device: str, num_threads: int, names: list[str], names_per_request: int,
-    connections: int, seconds: float, work_dir: Path,
+    checkpoint_path: Path,
+    device: str,
+    num_threads: int,
+    names: list[str],
+    names_per_request: int,
+    connections: int,
+    seconds: float,
+    work_dir: Path,
 ) -> tuple[dict[str, float], int]:
     """Milliseconds per request on the event loop, by stage, under /classify load; and the request count.
 
@@ -162,9 +169,12 @@ def model_stages(predictor: Predictor, names: list[str], repeats: int, method: s
             started = time.perf_counter()
             call()
             times[stage].append((time.perf_counter() - started) * 1000)
-    rest = [whole - encode - pad - forward for whole, encode, pad, forward in zip(
-        times["whole call"], times["encode"], times["pad"], times["forward pass"]
-    )]
+    rest = [
+        whole - encode - pad - forward
+        for whole, encode, pad, forward in zip(
+            times["whole call"], times["encode"], times["pad"], times["forward pass"], strict=True
+        )
+    ]
     return {
         "encode": statistics.median(times["encode"]),
         "pad": statistics.median(times["pad"]),
@@ -180,8 +190,15 @@ def _shares(stages: dict[str, float], digits: int = 3) -> str:
 
 
 def profile_request_path(
-    args_checkpoint: Path, device: str, num_threads: int, predictor: Predictor, names: list[str],
-    single_runs: SingleNameRuns, repeats: int, seconds: float, work_dir: Path,
+    args_checkpoint: Path,
+    device: str,
+    num_threads: int,
+    predictor: Predictor,
+    names: list[str],
+    single_runs: SingleNameRuns,
+    repeats: int,
+    seconds: float,
+    work_dir: Path,
 ) -> list[str]:
     """Lines for the page: where the time goes for a lone request, the loaded event loop and a big batch."""
     at_one = single_runs[min(single_runs)]
@@ -189,7 +206,9 @@ def profile_request_path(
     ping_p50 = statistics.median(run.p50_ms for run in at_one["/ping"])
     lone_ms = batcher_round_trip_ms(predictor, names[0], repeats)
     single = model_stages(predictor, names[:1], repeats)
-    batch = model_stages(predictor, [names[index % len(names)] for index in range(PROFILE_BATCH_SIZE)], max(3, repeats // 20))
+    batch = model_stages(
+        predictor, [names[index % len(names)] for index in range(PROFILE_BATCH_SIZE)], max(3, repeats // 20)
+    )
     loop, num_requests = profile_server_loop(
         args_checkpoint, device, num_threads, names, 1, PROFILE_CONNECTIONS, seconds, work_dir
     )

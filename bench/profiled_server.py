@@ -3,6 +3,7 @@ recording uvicorn's event-loop thread from the first HTTP request until shutdown
 
 The model thread is not in this profile; `bench.profile` times the predictor's stages directly.
 """
+
 from __future__ import annotations
 
 import cProfile
@@ -47,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bench.profiled_server PORT PROFILE_PATH", file=sys.stderr)
         return 2
     # the same server options as `python -m app` (app/__main__.py), one worker
-    uvicorn.run(ProfileFromFirstRequest(service_app, args[1]), host="127.0.0.1", port=int(args[0]), log_config=None, access_log=False)
+    uvicorn.run(
+        ProfileFromFirstRequest(service_app, args[1]),
+        host="127.0.0.1",
+        port=int(args[0]),
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 

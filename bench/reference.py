@@ -5,6 +5,7 @@ characters), but otherwise follows the tutorial: a (T, 1, V) one-hot tensor per 
 in a Python loop, per-sample SGD with a hand-written update. Weights start random: speed does not
 depend on them, and the training comparison trains them.
 """
+
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
 """The results table: repeated samples, rows with a reference and a target, and the markdown page."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,7 @@ class Stats:
     samples: tuple[float, ...]
 
     @classmethod
-    def of(cls, samples: list[float]) -> "Stats":
+    def of(cls, samples: list[float]) -> Stats:
         if not samples:
             raise ValueError("a measurement needs at least one sample, got none")
         return cls(tuple(samples))
@@ -38,8 +39,12 @@ def paired_ratio(values: Stats, references: Stats) -> float:
     """Median over repetitions of value / reference, each pair measured back to back: a load burst
     that hits one repetition moves one ratio, not the medians of both sides."""
     if len(values.samples) != len(references.samples):
-        raise ValueError(f"paired runs need as many values as references, got {len(values.samples)} and {len(references.samples)}")
-    return statistics.median(value / reference for value, reference in zip(values.samples, references.samples))
+        raise ValueError(
+            f"paired runs need as many values as references, got {len(values.samples)} and {len(references.samples)}"
+        )
+    return statistics.median(
+        value / reference for value, reference in zip(values.samples, references.samples, strict=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,9 @@ class Report:
         """Fixed-width table for the terminal."""
         lines = [HEADER, *(row.cells for row in self.rows)]
         widths = [max(len(line[column]) for line in lines) for column in range(len(HEADER))]
-        rendered = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+        rendered = [
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+        ]
         rendered.insert(1, "  ".join("-" * width for width in widths))
         return "\n".join(rendered)
 

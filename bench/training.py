@@ -1,6 +1,7 @@
 """Measurement 4: seconds for the default checkpoint's saved recipe to reach its val top-1, read from the
 run's metrics.json, and what the tutorial's per-sample SGD loop reaches in as many seconds beside it
 (method: docs/benchmarks.md)."""
+
 from __future__ import annotations
 
 import json
@@ -74,12 +75,16 @@ def run_recipe(command: list[str], output_dir: Path, target_top1: float, timeout
     started = time.perf_counter()
     with log_path.open("wb") as log_file:
         try:
-            completed = subprocess.run(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, timeout=timeout_s)
+            completed = subprocess.run(
+                command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, timeout=timeout_s
+            )
         except subprocess.TimeoutExpired as error:
             raise RuntimeError(f"the recipe did not finish within --training-timeout {timeout_s:.0f} s") from error
     wall_seconds = time.perf_counter() - started
     if completed.returncode != 0:
-        raise RuntimeError(f"training failed (exit {completed.returncode}):\n{log_path.read_text(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"training failed (exit {completed.returncode}):\n{log_path.read_text(errors='replace')[-2000:]}"
+        )
     metrics = json.loads((output_dir / "metrics.json").read_text())
     history = metrics["history"]
     final_top1 = metrics["metrics"]["val"]["top1"]
@@ -87,7 +92,9 @@ def run_recipe(command: list[str], output_dir: Path, target_top1: float, timeout
     reached = [entry for entry in history if entry["val_top1"] >= target_top1]
     if reached:
         first = reached[0]
-        return RecipeRun(first["seconds"], first["epoch"], len(history), first["val_top1"], best, final_top1, wall_seconds)
+        return RecipeRun(
+            first["seconds"], first["epoch"], len(history), first["val_top1"], best, final_top1, wall_seconds
+        )
     return RecipeRun(metrics["training_seconds"], None, len(history), final_top1, best, final_top1, wall_seconds)
 
 
@@ -115,7 +122,7 @@ class TutorialAlongside:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._train, name="tutorial-loop", daemon=True)
 
-    def __enter__(self) -> "TutorialAlongside":
+    def __enter__(self) -> TutorialAlongside:
         self.thread.start()
         return self
 
@@ -143,12 +150,21 @@ class TutorialAlongside:
         self.reference.rnn.load_state_dict(snapshot.state)
         val_records = self.dataset.split("val")
         log_probs = torch.cat([self.reference.evaluate(record.name) for record in val_records])
-        return classification_metrics(val_records, log_probs, self.dataset.labels)["top1"], snapshot.steps, snapshot.seconds
+        return (
+            classification_metrics(val_records, log_probs, self.dataset.labels)["top1"],
+            snapshot.steps,
+            snapshot.seconds,
+        )
 
 
 def measure_training(
-    checkpoint: Checkpoint, dataset: NamesDataset, data_dir: Path, device: str, work_dir: Path,
-    timeout_s: float, overrides: dict | None = None,
+    checkpoint: Checkpoint,
+    dataset: NamesDataset,
+    data_dir: Path,
+    device: str,
+    work_dir: Path,
+    timeout_s: float,
+    overrides: dict | None = None,
 ) -> tuple[list[Row], list[str]]:
     """Rows for the table and lines for the page (the exact command, what was compared)."""
     config, missing = recipe_config(checkpoint)
@@ -175,7 +191,8 @@ def measure_training(
         kind = "calibrated final"
     rows = [
         Row(
-            measurement=f"4. training: recipe to val top-1 >= {target_top1:.3f}", value=reached,
+            measurement=f"4. training: recipe to val top-1 >= {target_top1:.3f}",
+            value=reached,
             reference=f"default model val top-1 {default_top1:.3f} (calibrated)",
         ),
         Row(
@@ -185,7 +202,9 @@ def measure_training(
             ratio=recipe.val_top1 / tutorial_top1 if tutorial_top1 else None,
         ),
     ]
-    shown = train_command(config, {"data_dir": display_path(data_dir), "output_dir": "<temp dir>", "device": device, **(overrides or {})})
+    shown = train_command(
+        config, {"data_dir": display_path(data_dir), "output_dir": "<temp dir>", "device": device, **(overrides or {})}
+    )
     notes = [
         f"Training (the checkpoint's saved recipe): `{' '.join(_relative(shown))}`",
         f"The recipe ran {recipe.wall_seconds:.1f} s as a process; its final calibrated val top-1 was "
