@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.batching import MicroBatcher
 from app.body_limit import BodySizeLimitMiddleware
 from app.dependencies import SERVICE_STATE_KEY, Service
 from app.errors import install_error_handlers
 from app.observability import Metrics, RequestObservabilityMiddleware, configure_logging
+from app.openapi import install_openapi
 from app.routes import router
 from app.settings import Settings
 from model.predictor import Predictor, RankQuery
@@ -90,6 +92,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         gc.collect()
         gc.freeze()
         service.ready = True
+        app.state.num_labels = predictor.num_labels  # the schema's top_k maximum (app.openapi)
+        app.openapi_schema = None
         metrics.ready.set(1)
         metrics.track_queue_depth(lambda: batcher.queue_depth)
         checkpoint = predictor.checkpoint
@@ -114,7 +118,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: routes, error mapping, body limit, request logging and metrics. Loads no model."""
     settings = settings or Settings()
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from files its package ships, not from a CDN: /docs
+    # works offline and loads nothing from another host.
+    app = FastAPIOffline(
         title="nameorigin",
         summary="Which language or nationality does a name come from?",
         description=DESCRIPTION.format(**settings.model_dump()),
@@ -124,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.include_router(router)
+    install_openapi(app, settings)
     install_error_handlers(app)
     # Added last = outermost: the log line and metrics also see requests the body limit refuses.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.dependencies import Service, get_metrics, get_service, get_settings, require_json_body
+from app.model_card import INTENDED_USE, KNOWN_LIMITATIONS, OUT_OF_SCOPE
 from app.observability import Metrics, record_names
 from app.schemas import (
     BATCH_RESPONSE_EXAMPLE,
@@ -66,6 +67,7 @@ micro-batches. 503 (with `Retry-After`) means the request queue is full or the m
 """
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body cannot be decoded (not UTF-8, nested too deep, ...)"},
     413: {"model": ErrorResponse, "description": "body larger than the limit"},
     415: {"model": ErrorResponse, "description": "Content-Type is not application/json"},
     422: {"model": ErrorResponse, "description": "invalid request; `errors` names every bad field"},
@@ -136,6 +138,7 @@ def _token_result(token: RankedToken, labels: tuple[str, ...]) -> dict[str, Any]
 
 @router.post(
     "/classify",
+    operation_id="classify",
     summary="Guess where one name, or many, come from",
     description=CLASSIFY_DESCRIPTION,
     response_model=ClassifyResponse | BatchClassifyResponse,
@@ -213,6 +216,9 @@ async def model_card(service: Annotated[Service, Depends(get_service)]) -> Model
         torch_version=info.get("torch_version"),
         created_at=info.get("created_at"),
         device=str(predictor.device),
+        intended_use=INTENDED_USE,
+        out_of_scope=list(OUT_OF_SCOPE),
+        known_limitations=list(KNOWN_LIMITATIONS),
     )
 
 

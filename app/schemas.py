@@ -32,7 +32,7 @@ SINGLE_RESPONSE_EXAMPLE: dict[str, Any] = {
     "read_as": "hinton",
     "script": "Latin",
     "tokens": [],
-    "model_id": "nameorigin-gru-0f5f335e0196",
+    "model_id": "nameorigin-gru-aa39a7dba985",
 }
 BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
     "results": [
@@ -81,7 +81,7 @@ BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
             "predictions": [],
         },
     ],
-    "model_id": "nameorigin-gru-0f5f335e0196",
+    "model_id": "nameorigin-gru-aa39a7dba985",
 }
 
 
@@ -204,7 +204,9 @@ class BatchClassifyResponse(BaseModel):
 class ModelCard(BaseModel):
     """What is being served: identity, architecture, labels, evaluation and data provenance."""
 
-    id: str = Field(description="model id: architecture plus the checkpoint digest")
+    id: str = Field(
+        description="model id: architecture plus a digest of the weights and everything that shapes the answers"
+    )
     architecture: str
     network: dict[str, Any] = Field(description="the network config saved in the checkpoint")
     labels: list[str] = Field(description="every label the model can answer, in the checkpoint's order")
@@ -222,6 +224,9 @@ class ModelCard(BaseModel):
     torch_version: str | None = None
     created_at: str | None = None
     device: str = Field(description="where the network runs: cpu or cuda")
+    intended_use: str = Field(description="what the model is for (MODEL_CARD.md)")
+    out_of_scope: list[str] = Field(description="uses it is not for; a name is not a person's nationality or ethnicity")
+    known_limitations: list[str] = Field(description="where it is known to fail")
 
 
 class StatusResponse(BaseModel):

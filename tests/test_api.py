@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -132,6 +133,9 @@ def test_model_card_reports_the_checkpoint_and_device(client, tiny_checkpoint):
     assert card["data_fingerprint"] == TINY_FINGERPRINT
     assert card["device"] == "cpu"
     assert card["max_name_length"] == 64
+    assert "surname" in card["intended_use"]
+    assert any("not a person's nationality" in line for line in card["out_of_scope"])
+    assert card["known_limitations"]
 
 
 def test_healthz_and_readyz_answer_200_once_started(client):
@@ -198,6 +202,38 @@ def test_openapi_documents_classify_examples_abstention_and_prior(client):
     }
     assert "/ping" not in schema["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_openapi_carries_every_limit_the_server_enforces(make_client):
+    settings_limits = {"max_names_per_request": 7, "max_name_length": 20}
+    client = make_client(**settings_limits)
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/classify"]["post"]
+    assert operation["operationId"] == "classify"
+    assert {"400", "413", "415", "422", "503"} <= set(operation["responses"])
+    request = schema["components"]["schemas"]["ClassifyRequest"]
+    properties = request["properties"]
+    names = next(branch for branch in properties["names"]["anyOf"] if branch.get("type") == "array")
+    name = next(branch for branch in properties["name"]["anyOf"] if branch.get("type") == "string")
+    assert (names["maxItems"], names["items"]["maxLength"], name["maxLength"]) == (7, 20, 20)
+    num_labels = client.get("/model").json()["num_labels"]
+    assert properties["top_k"]["maximum"] == num_labels
+    assert [branch["required"] for branch in request["oneOf"]] == [["name"], ["names"]]
+    # What the schema refuses, the server refuses.
+    too_many = client.post("/classify", json={"names": ["Li"] * 8})
+    too_long = client.post("/classify", json={"name": "x" * 21})
+    too_high = client.post("/classify", json={"name": "Li", "top_k": num_labels + 1})
+    both = client.post("/classify", json={"name": "Li", "names": ["Li"]})
+    assert [r.status_code for r in (too_many, too_long, too_high, both)] == [422] * 4
+
+
+def test_docs_pages_load_their_scripts_from_this_server_not_a_cdn(client):
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+        assert assets, page
+        assert all(asset.startswith("/") for asset in assets), assets  # same host: nothing from a CDN
+        assert all(client.get(asset).status_code == 200 for asset in assets)
 
 
 def test_index_page_is_self_contained_html(client):
@@ -300,6 +336,7 @@ def test_classify_full_name_lists_its_parts(client):
 def test_classify_examples_in_the_schema_are_answers_of_the_shipped_model(make_client):
     shipped = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH)
     single = shipped.post("/classify", json={"name": SINGLE_RESPONSE_EXAMPLE["name"]}).json()
+    assert single["model_id"] == SINGLE_RESPONSE_EXAMPLE["model_id"] == BATCH_RESPONSE_EXAMPLE["model_id"]
     assert [p["label"] for p in single["predictions"]] == [p["label"] for p in SINGLE_RESPONSE_EXAMPLE["predictions"]]
     assert [round(p["probability"], 4) for p in single["predictions"]] == [
         p["probability"] for p in SINGLE_RESPONSE_EXAMPLE["predictions"]

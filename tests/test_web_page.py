@@ -91,3 +91,32 @@ def test_web_page_shows_the_api_answer_as_labelled_bars(start_server):
             browser.close()
     assert requested and all(url.startswith(server.base_url) for url in requested)  # nothing from a CDN
     assert Path(SCREENSHOT).stat().st_size > 10_000
+
+
+@pytest.mark.timeout(120)
+def test_docs_render_the_classify_operation_with_the_network_blocked(start_server):
+    """Swagger UI comes from files the package ships: with every other host unreachable it still
+    renders POST /classify, and it never even tries another host."""
+    server = start_server(checkpoint=str(DEFAULT_CHECKPOINT_PATH))
+    blocked: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(server.base_url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.route("**/*", only_this_server)
+            page.goto(server.base_url + "/docs")
+            operation = page.locator("#operations-default-classify")
+            operation.wait_for(timeout=30_000)
+            assert "/classify" in operation.inner_text() and "POST" in operation.inner_text()
+            page.screenshot(path=str(SCREENSHOT.with_name("docs_offline.png")))
+        finally:
+            browser.close()
+    assert blocked == []
