@@ -1,18 +1,32 @@
-# One entry point per job. `make serve` and `make test` work on a fresh machine: they create
-# .venv, install the CPU torch pin first (an unpinned torch pulls a multi-GB CUDA build), then
-# the project. `make test` is exactly what CI (.ci/run) runs.
+# One entry point per job. `make serve` and `make test` work on a fresh machine: they create .venv,
+# install the torch build this machine should run (deploy/install_torch.py: CPU unless an NVIDIA GPU
+# is present, or as TORCH=cpu|cu126|cu128 says), then the project with only what the job needs:
+# serving gets the package alone, training adds [train], tests add [dev]. `make test` is exactly
+# what CI (.ci/run) runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH_PIN ?= torch==2.13.0
+TORCH ?= auto
+TORCH_VERSION ?= 2.13.0
 SHARED_NAMES := ../shared/data/names
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-deps data test serve train evaluate bench
+.PHONY: install system-deps data lint test serve train evaluate bench
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/python deploy/install_torch.py --torch $(TORCH) --version $(TORCH_VERSION)
+	touch $@
+
+$(VENV)/.serve-installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.train-installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -q -e ".[train]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
@@ -26,17 +40,23 @@ system-deps:
 	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium wrk default-jre-headless >/dev/null)
 
 # The names dataset, verified by fingerprint: from ../shared when it is there, else downloaded.
-data: install
+data: $(VENV)/.serve-installed
 	@test -f data/names/Russian.txt || \
 	  $(BIN)/python -m training.fetch_data $(if $(wildcard $(SHARED_NAMES)),--from $(SHARED_NAMES))
 
-test: install system-deps data
+# ruff (lint and format) and mypy (strict on model/), configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install system-deps data lint
 	$(BIN)/python -m pytest
 
-serve: install
+serve: $(VENV)/.serve-installed
 	$(BIN)/python -m app
 
-train: install data
+train: $(VENV)/.train-installed data
 	$(BIN)/python -m training.train --output-dir runs/default
 
 evaluate: install data
