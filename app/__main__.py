@@ -8,14 +8,20 @@ exit code 2; SIGTERM drains in-flight requests and exits 0.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
 
-from app.observability import configure_logging
+from app.observability import MULTIPROCESS_DIR_ENV, configure_logging
 from app.settings import Settings
 from model.checkpoint import CheckpointError
 from model.predictor import DeviceUnavailableError
@@ -43,15 +49,38 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
-    uvicorn.run(
-        "app.main:app",
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        workers=args.workers or settings.workers,
-        log_config=None,  # our JSON handler on the root logger formats uvicorn's lines too
-        access_log=False,  # the app writes its own structured line per request
-    )
+    workers = args.workers or settings.workers
+    with shared_metrics_folder(workers):
+        uvicorn.run(
+            "app.main:app",
+            host=args.host or settings.host,
+            port=args.port if args.port is not None else settings.port,
+            workers=workers,
+            log_config=None,  # our JSON handler on the root logger formats uvicorn's lines too
+            access_log=False,  # the app writes its own structured line per request
+        )
     return 0
+
+
+@contextmanager
+def shared_metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, one folder where each writes its metrics so that any scrape sums them
+    (prometheus_client's multiprocess mode). A folder the caller names is emptied first, as the
+    mode requires; one made here is removed at exit."""
+    if workers <= 1:
+        yield
+        return
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="nameorigin-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR_ENV] = str(folder)  # the workers inherit it
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _one_line(error: ValidationError) -> str:

@@ -19,7 +19,7 @@ from app.batching import MicroBatcher
 from app.body_limit import BodySizeLimitMiddleware
 from app.dependencies import SERVICE_STATE_KEY, Service
 from app.errors import install_error_handlers
-from app.observability import Metrics, RequestObservabilityMiddleware, configure_logging
+from app.observability import WORKER_GAUGE_PERIOD_S, Metrics, RequestObservabilityMiddleware, configure_logging
 from app.openapi import install_openapi
 from app.routes import router
 from app.settings import Settings
@@ -83,6 +83,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     )
     await batcher.start()
     service = Service(predictor, batcher)
+    refresher: asyncio.Task[None] | None = None
     try:
         for _ in range(WARMUP_ROUNDS):
             await batcher.run_directly(WARMUP_NAMES, RankQuery(top_k=1))
@@ -97,22 +98,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         metrics.ready.set(1)
         metrics.track_queue_depth(lambda: batcher.queue_depth)
         checkpoint = predictor.checkpoint
-        metrics.model.info(
-            {
-                "id": checkpoint.model_id,
-                "architecture": checkpoint.network_config.architecture,
-                "device": str(predictor.device),
-            }
-        )
+        metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
+        refresher = asyncio.create_task(_refresh_worker_gauges(metrics)) if metrics.multiprocess else None
         logger.info("serving %s from %s on %s", checkpoint.model_id, settings.checkpoint_path, predictor.device)
         yield {SERVICE_STATE_KEY: service}
     finally:
         # Readiness drops first so load balancers stop sending; then every queued request is answered.
         service.ready = False
         metrics.ready.set(0)
+        if refresher is not None:
+            refresher.cancel()
         await batcher.stop()
         gc.unfreeze()  # a process that starts the app again (tests, embedding) must not keep this heap forever
         logger.info("batcher drained; stopped")
+
+
+async def _refresh_worker_gauges(metrics: Metrics) -> None:
+    """Keep this worker's queue depth and process figures fresh in the shared metrics folder."""
+    while True:
+        metrics.update_worker_gauges()
+        await asyncio.sleep(WORKER_GAUGE_PERIOD_S)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

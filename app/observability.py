@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +32,13 @@ logger = logging.getLogger(__name__)
 NAMES_SCOPE_KEY = "nameorigin.names"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+PROCESS_GAUGES = {  # process_* figures from prometheus_client's ProcessCollector, per worker in multiprocess mode
+    "resident_memory_bytes": "Resident memory of the worker",
+    "cpu_seconds_total": "CPU seconds the worker has used",
+    "open_fds": "Open file descriptors of the worker",
+}
+PROCESS_COLLECTOR = ProcessCollector(registry=None)
+WORKER_GAUGE_PERIOD_S = 5.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,11 +73,29 @@ def record_names(request: Request, name_batch: list[str]) -> None:
     request.scope[NAMES_SCOPE_KEY] = name_batch
 
 
+MULTIPROCESS_DIR_ENV = (
+    "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch; `python -m app` sets it for workers > 1
+)
+
+
+def multiprocess_mode() -> bool:
+    """Several workers share one metrics folder: every scrape, whichever worker answers, sums them all."""
+    return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
+
+
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own so two apps never collide."""
+    """The service's Prometheus metrics, in a registry of its own so two apps never collide.
+
+    With one worker the registry is scraped directly, with the process's own memory, CPU and open
+    files. With several (`multiprocess_mode()`), each worker writes its values to the shared folder
+    and a scrape reads them all: counters and histograms are summed over workers, live gauges
+    summed (or the minimum, for readiness) over the workers alive, and process figures come per
+    worker (a `pid` label).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess = multiprocess_mode()
         self.requests = Counter(
             "nameorigin_http_requests", "HTTP requests answered", ["method", "path", "status"], registry=self.registry
         )
@@ -69,6 +103,7 @@ class Metrics:
             "nameorigin_http_requests_in_progress",
             "HTTP requests received and not yet answered",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.latency = Histogram(
             "nameorigin_http_request_duration_seconds",
@@ -98,9 +133,37 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.queue_depth = Gauge("nameorigin_queue_depth", "Requests waiting for the model", registry=self.registry)
-        self.ready = Gauge("nameorigin_ready", "1 once the model is loaded and warmed up", registry=self.registry)
-        self.model = Info("nameorigin_model", "The model being served", registry=self.registry)
+        self.queue_depth = Gauge(
+            "nameorigin_queue_depth",
+            "Requests waiting for the model",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.ready = Gauge(
+            "nameorigin_ready",
+            "1 once the model is loaded and warmed up",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        # A gauge of value 1 rather than an Info metric: Info cannot be shared across worker processes.
+        self.model = Gauge(
+            "nameorigin_model_info",
+            "The model being served",
+            ["id", "architecture", "device"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self._queue_depth_source: Callable[[], float] | None = None
+        if self.multiprocess:
+            self._process = {
+                name: Gauge(f"nameorigin_worker_{name}", help_text, registry=self.registry, multiprocess_mode="liveall")
+                for name, help_text in PROCESS_GAUGES.items()
+            }
+        else:
+            ProcessCollector(registry=self.registry)
+
+    def set_model(self, model_id: str, architecture: str, device: str) -> None:
+        self.model.labels(model_id, architecture, device).set(1)
 
     def observe_batch(self, num_requests: int, num_names: int, seconds: float) -> None:
         self.model_latency.observe(seconds)
@@ -109,10 +172,29 @@ class Metrics:
         self.names_classified.inc(num_names)
 
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
-        self.queue_depth.set_function(depth)
+        if self.multiprocess:
+            self._queue_depth_source = depth  # read at each of this worker's scrapes and batches
+        else:
+            self.queue_depth.set_function(depth)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.update_worker_gauges()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
+        return generate_latest(registry)
+
+    def update_worker_gauges(self) -> None:
+        """This worker's queue depth and process figures, written to the shared folder (each worker
+        calls it on a timer, so a scrape answered by another sees them fresh)."""
+        if self._queue_depth_source is not None:
+            self.queue_depth.set(self._queue_depth_source())
+        for metric in PROCESS_COLLECTOR.collect():
+            for sample in metric.samples:
+                gauge = self._process.get(sample.name.removeprefix("process_"))
+                if gauge is not None:
+                    gauge.set(sample.value)
 
 
 class RequestObservabilityMiddleware:

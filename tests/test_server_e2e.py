@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.__main__ import main
+from model.assets import DEFAULT_CHECKPOINT_PATH
 from tests.conftest import REPO_ROOT, free_port, server_env
 
 NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber"]  # the tiny 3-label model knows no label written with ễ or 王
@@ -114,3 +115,45 @@ def test_main_refuses_invalid_settings_with_one_line(monkeypatch, capsys):
     assert (
         error.count("\n") == 1 and error.startswith("error: invalid settings: NAMEORIGIN_DEVICE:") and "'tpu'" in error
     )
+
+
+def _scrape(base_url: str) -> dict[str, list]:
+    """Every sample of /metrics, by sample name: [(labels, value), ...]."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, list] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def _classified(samples: dict[str, list]) -> float:
+    return sum(
+        value
+        for labels, value in samples.get("nameorigin_http_requests_total", [])
+        if labels == {"method": "POST", "path": "/classify", "status": "200"}
+    )
+
+
+@pytest.mark.timeout(240)
+def test_two_workers_scrape_as_one_service_and_a_counter_never_goes_back(start_server):
+    server = start_server(checkpoint=str(DEFAULT_CHECKPOINT_PATH), workers="2", ready_timeout=180)
+    deadline = time.monotonic() + 120
+    while len(_scrape(server.base_url).get("nameorigin_worker_resident_memory_bytes", [])) < 2:
+        assert time.monotonic() < deadline, "both workers never reported their process figures"
+        time.sleep(0.5)
+    counts, sent = [], 0
+    for round_number in range(20):
+        for _ in range(5):  # a new connection each time, so the kernel spreads them over both workers
+            response = httpx.post(f"{server.base_url}/classify", json={"name": f"Hinton{round_number}"}, timeout=30)
+            assert response.status_code == 200
+            sent += 1
+        counts.append(_classified(_scrape(server.base_url)))
+    assert counts == sorted(counts), counts  # never backwards, whichever worker answered the scrape
+    assert counts[-1] == sent  # the sum over both workers, not one worker's share
+    samples = _scrape(server.base_url)
+    pids = {labels["pid"] for labels, _ in samples["nameorigin_worker_resident_memory_bytes"]}
+    assert len(pids) == 2 and all(value > 0 for _, value in samples["nameorigin_worker_open_fds"])
+    assert min(value for _, value in samples["nameorigin_ready"]) == 1
+    assert samples["nameorigin_model_info"][0][0]["id"].startswith("nameorigin-gru-")
