@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
     workers = args.workers or settings.workers
-    with shared_metrics_folder(workers):
+    with shared_metrics_folder(workers, settings.metrics_dir):
         uvicorn.run(
             "app.main:app",
             host=args.host or settings.host,
@@ -63,15 +63,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextmanager
-def shared_metrics_folder(workers: int) -> Iterator[None]:
+def shared_metrics_folder(workers: int, given: Path | None) -> Iterator[None]:
     """With several workers, one folder where each writes its metrics so that any scrape sums them
-    (prometheus_client's multiprocess mode). A folder the caller names is emptied first, as the
-    mode requires; one made here is removed at exit."""
+    (prometheus_client's multiprocess mode). A folder the settings name is emptied first, as the
+    mode requires; one made here is removed at exit. The workers find it in the environment: the
+    one place this process writes there, for its children (and prometheus_client) to read."""
     if workers <= 1:
         yield
         return
-    given = os.environ.get(MULTIPROCESS_DIR_ENV)
-    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="nameorigin-metrics-"))
+    folder = given or Path(tempfile.mkdtemp(prefix="nameorigin-metrics-"))
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()

@@ -165,7 +165,7 @@ class MicroBatcher:
             return
         if self.on_batch is not None:
             self.on_batch(len(live), sum(len(job.names) for job in live), time.perf_counter() - started)
-        for job, own in zip(live, answers, strict=False):
+        for job, own in zip(live, answers, strict=True):
             _settle(job, answers=own)
 
     async def _predict(self, jobs: list[_Job]) -> list[RankedNames]:

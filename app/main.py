@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(multiprocess=settings.metrics_dir is not None)
     app.include_router(router)
     install_openapi(app, settings)
     install_error_handlers(app)

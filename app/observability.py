@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -73,29 +72,22 @@ def record_names(request: Request, name_batch: list[str]) -> None:
     request.scope[NAMES_SCOPE_KEY] = name_batch
 
 
-MULTIPROCESS_DIR_ENV = (
-    "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch; `python -m app` sets it for workers > 1
-)
-
-
-def multiprocess_mode() -> bool:
-    """Several workers share one metrics folder: every scrape, whichever worker answers, sums them all."""
-    return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own switch (Settings.metrics_dir)
 
 
 class Metrics:
     """The service's Prometheus metrics, in a registry of its own so two apps never collide.
 
     With one worker the registry is scraped directly, with the process's own memory, CPU and open
-    files. With several (`multiprocess_mode()`), each worker writes its values to the shared folder
-    and a scrape reads them all: counters and histograms are summed over workers, live gauges
+    files. With several (`multiprocess`: Settings.metrics_dir is set), each worker writes its values
+    to the shared folder and a scrape reads them all: counters and histograms are summed over workers, live gauges
     summed (or the minimum, for readiness) over the workers alive, and process figures come per
     worker (a `pid` label).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool = False) -> None:
         self.registry = CollectorRegistry()
-        self.multiprocess = multiprocess_mode()
+        self.multiprocess = multiprocess
         self.requests = Counter(
             "nameorigin_http_requests", "HTTP requests answered", ["method", "path", "status"], registry=self.registry
         )

@@ -104,7 +104,7 @@ def _predictions(
     """`LabelResult`s, most probable first: the one place a ranked label list becomes JSON."""
     return [
         {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
-        for label_id, probability, log_probability in zip(ids, probs, log_probs, strict=False)
+        for label_id, probability, log_probability in zip(ids, probs, log_probs, strict=True)
     ]
 
 
@@ -120,7 +120,7 @@ def _name_results(names: list[str], ranked: RankedNames, labels: tuple[str, ...]
             "script": script,
             "tokens": [_token_result(token, labels) for token in tokens] if tokens else [],
         }
-        for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=False)
+        for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=True)
     ]
 
 

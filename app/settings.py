@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto = CUDA when present, else CPU; cuda without CUDA refuses to start"
     )
+    # prometheus_client's own variable: the folder several workers share their metrics in. `python -m
+    # app` sets it for workers > 1; the library reads it too, so it keeps its name.
+    metrics_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"),
+        description="folder several workers write their metrics to, so any scrape sums them (None: one process)",
+    )
     host: str = Field("127.0.0.1", description="interface `python -m app` binds")
     port: int = Field(8000, ge=0, le=65535, description="port `python -m app` binds")
     workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m app`")

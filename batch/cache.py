@@ -36,7 +36,7 @@ class AnswerCache:
     def rows_of(self, values: pa.Array, column: str) -> np.ndarray:
         """The cache row of each value (a KEY or a RAW text), -1 where it is not cached."""
         rows = np.full(len(values), -1, np.int64)
-        for start, segment in zip(self._starts, self._segments, strict=False):
+        for start, segment in zip(self._starts, self._segments, strict=True):
             found = pc.index_in(values, value_set=segment.column(column).combine_chunks())
             hit = found.is_valid().to_numpy(zero_copy_only=False)
             rows[hit] = found.fill_null(0).to_numpy()[hit] + start

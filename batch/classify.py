@@ -124,13 +124,13 @@ class ColumnClassifier:
         miss_raws = raw_values.take(pa.array(misses)).to_pylist()
         miss_keys = [dedup_key(raw) for raw in miss_raws]
         first_raw: dict[str, str] = {}
-        for raw, key in zip(miss_raws, miss_keys, strict=False):
+        for raw, key in zip(miss_raws, miss_keys, strict=True):
             if key and key not in first_raw:
                 first_raw[key] = raw
         by_key = self.cache.rows_of(pa.array(list(first_raw), pa.string()), KEY)
         code_of_key: dict[str, int] = {}
         new: dict[str, list[str]] = {KEY: [], RAW: []}
-        for (key, raw), row in zip(first_raw.items(), by_key.tolist(), strict=False):
+        for (key, raw), row in zip(first_raw.items(), by_key.tolist(), strict=True):
             if row >= 0:
                 cached_rows.append(row)
                 code_of_key[key] = len(cached_rows) - 1
@@ -138,7 +138,7 @@ class ColumnClassifier:
                 new[KEY].append(key)
                 new[RAW].append(raw)
                 code_of_key[key] = -len(new[KEY])
-        for position, key in zip(misses.tolist(), miss_keys, strict=False):
+        for position, key in zip(misses.tolist(), miss_keys, strict=True):
             if key:
                 codes[position] = code_of_key[key]
         return codes, cached_rows, new

@@ -47,7 +47,7 @@ def classify_table(
     check_no_collision(table.column_names, classifier.schema.names, "table")
     added = _answers(table.select(list(columns)), columns, classifier, chunk_rows)
     result = table
-    for field, values in zip(added.schema, added.columns, strict=False):
+    for field, values in zip(added.schema, added.columns, strict=True):
         result = result.append_column(field, values)
     return result.replace_schema_metadata(
         {**(table.schema.metadata or {}), MODEL_ID_METADATA_KEY: classifier.model_id.encode()}

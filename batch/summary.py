@@ -25,7 +25,7 @@ class Summary:
         rows_per_slot = answers.rows_per_slot()
         labels = answers.slots.column(LABEL).to_pylist()
         reasons = answers.slots.column(REASON).to_pylist()
-        for rows, label, reason in zip(rows_per_slot.tolist(), labels, reasons, strict=False):
+        for rows, label, reason in zip(rows_per_slot.tolist(), labels, reasons, strict=True):
             if not rows:
                 continue
             if label is not None:

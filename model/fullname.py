@@ -178,9 +178,7 @@ def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
     parts = [words for part in text.split(",") if (words := [w for w in _SEPARATORS.split(part) if w])]
     noise = [all(_is_noise(word) for word in words) for words in parts]
     kept = [
-        _part_tokens(words)
-        for words, only_noise in zip(parts, noise, strict=False)
-        if len(parts) == 1 or not only_noise
+        _part_tokens(words) for words, only_noise in zip(parts, noise, strict=True) if len(parts) == 1 or not only_noise
     ]
     tokens = tuple(token for part in kept for token in part)
     only_titles = bool(parts) and all(noise)

@@ -213,13 +213,13 @@ class Predictor:
                     script,
                     tuple(map(self._token_prediction, tokens)) if tokens else (),
                 )
-                for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=False)
+                for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=True)
             ]
 
     def _label_probabilities(
         self, ids: list[int], probs: list[float], log_probs: list[float]
     ) -> tuple[LabelProbability, ...]:
-        return tuple(LabelProbability(self.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs, strict=False))
+        return tuple(LabelProbability(self.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs, strict=True))
 
     def _token_prediction(self, token: RankedToken) -> TokenPrediction:
         return TokenPrediction(

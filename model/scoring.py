@@ -116,7 +116,7 @@ class NameScores(NamedTuple):
         )
         shown = self.reasons[index] != "not-a-name"
         ranked, readable = [], 0
-        for token, reason in zip(self.readings[index].tokens, self.token_reasons[index], strict=False):
+        for token, reason in zip(self.readings[index].tokens, self.token_reasons[index], strict=True):
             if token.reason is None:
                 readable += 1
             if reason is not None or not shown:

@@ -69,7 +69,7 @@ def test_classify_batch_answers_every_name_in_input_order_as_the_predictor_does(
     results = response.json()["results"]
     assert [result["name"] for result in results] == MIXED_NAMES
     expected = Predictor.from_path(tiny_checkpoint, device="cpu").predict(MIXED_NAMES, top_k=3)
-    for result, prediction in zip(results, expected, strict=False):
+    for result, prediction in zip(results, expected, strict=True):
         assert [p["label"] for p in result["predictions"]] == [p.label for p in prediction.predictions]
         assert [p["probability"] for p in result["predictions"]] == pytest.approx(
             [p.probability for p in prediction.predictions], abs=1e-5
@@ -343,7 +343,7 @@ def test_classify_examples_in_the_schema_are_answers_of_the_shipped_model(make_c
     ]
     names = [result["name"] for result in BATCH_RESPONSE_EXAMPLE["results"]]
     batch = shipped.post("/classify", json={"names": names, "top_k": 1}).json()["results"]
-    for answer, example in zip(batch, BATCH_RESPONSE_EXAMPLE["results"], strict=False):
+    for answer, example in zip(batch, BATCH_RESPONSE_EXAMPLE["results"], strict=True):
         assert (answer["reason"], answer["read_as"], answer["script"]) == (
             example["reason"],
             example["read_as"],

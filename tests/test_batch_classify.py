@@ -36,7 +36,7 @@ def test_column_classifier_answers_equal_the_predictors_row_for_row(trained_pred
         .rows()
         .to_pylist()
     )
-    for name, row in zip(names, rows, strict=False):
+    for name, row in zip(names, rows, strict=True):
         if not dedup_key(name):
             assert (row[LABEL], row[ABSTAINED], row[REASON], row[TOP_K]) == (None, True, "empty", [])
             continue

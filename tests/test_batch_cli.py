@@ -73,8 +73,8 @@ def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enr
     rows = read_text_csv(tmp_path / "out.csv").to_pylist()
     assert len(rows) == len(names)
     distinct = sorted({name for name in names if name and name.strip()})
-    expected = dict(zip(distinct, trained_predictor.predict(distinct), strict=False))
-    for name, row in zip(names, rows, strict=False):
+    expected = dict(zip(distinct, trained_predictor.predict(distinct), strict=True))
+    for name, row in zip(names, rows, strict=True):
         answer = expected.get(name)
         if answer is None:
             assert row["origin_reason"] == "empty"

@@ -24,7 +24,7 @@ def test_classify_frame_answers_each_spelling_as_the_predictor_does_whatever_com
     for order in (names, names[::-1]):
         result = classify_frame(pd.DataFrame({"name": order}), "name", top_k=1, predictor=shipped)
         expected = shipped.predict(order, top_k=1)
-        for row, answer in zip(result.itertuples(), expected, strict=False):
+        for row, answer in zip(result.itertuples(), expected, strict=True):
             assert row.origin_reason == answer.reason
             if answer.predictions:
                 assert row.origin_probability == pytest.approx(answer.predictions[0].probability, abs=1e-6)

@@ -56,7 +56,7 @@ def enriched_rows(spark, trained_checkpoint, names):
 def test_classify_column_answers_equal_the_predictors_row_for_row(enriched_rows, names, trained_predictor):
     assert [row.name for row in enriched_rows] == names
     distinct = sorted({name for name in names if name and name.strip()})
-    expected = dict(zip(distinct, trained_predictor.predict(distinct), strict=False))
+    expected = dict(zip(distinct, trained_predictor.predict(distinct), strict=True))
     for row in enriched_rows:
         answer = expected.get(row.name)
         if answer is None:
@@ -124,7 +124,7 @@ def test_spark_job_writes_the_enriched_parquet(spark, tmp_path, trained_checkpoi
         zip(
             (row["name"] for row in answered),
             trained_predictor.predict([row["name"] for row in answered], top_k=1),
-            strict=False,
+            strict=True,
         )
     )
     assert all(row["origin_label"] == expected[row["name"]].predictions[0].label for row in answered)

@@ -112,7 +112,7 @@ def test_batcher_routes_each_of_50_concurrent_answers_to_its_own_request(tiny_pr
     answers = asyncio.run(scenario())
     expected = [tiny_predictor.predict([name], 3)[0] for name in DISTINCT_NAMES]  # one at a time, unbatched
     assert len({round(prediction.predictions[0].probability, 5) for prediction in expected}) > 40  # names differ
-    for answer, direct in zip(answers, expected, strict=False):
+    for answer, direct in zip(answers, expected, strict=True):
         assert_same_predictions(answer, direct, tiny_predictor.labels)
     assert sum(batch_sizes) == len(DISTINCT_NAMES)
     assert max(batch_sizes) > 1  # requests were coalesced
@@ -219,7 +219,7 @@ def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_pr
         return [task.result() for task in pending]
 
     answers = asyncio.run(scenario())
-    for name, answer in zip(DISTINCT_NAMES[:10], answers, strict=False):
+    for name, answer in zip(DISTINCT_NAMES[:10], answers, strict=True):
         assert_same_predictions(answer, tiny_predictor.predict([name], 2)[0], tiny_predictor.labels)
 
 
@@ -272,7 +272,7 @@ def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(mak
     with ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(lambda name: client.post("/classify", json={"name": name}), DISTINCT_NAMES))
     predictor = Predictor.from_path(tiny_checkpoint, device="cpu")
-    for name, response in zip(DISTINCT_NAMES, responses, strict=False):
+    for name, response in zip(DISTINCT_NAMES, responses, strict=True):
         assert response.status_code == 200
         body = response.json()
         assert body["name"] == name

@@ -20,10 +20,10 @@ def evidence() -> Evidence:
 
 
 def test_evidence_is_a_likelihood_floor_for_the_labels_a_feature_does_not_fit(evidence):
-    hangul = dict(zip(LABELS, evidence.log_likelihood(("script:Hangul",)).tolist(), strict=False))
+    hangul = dict(zip(LABELS, evidence.log_likelihood(("script:Hangul",)).tolist(), strict=True))
     assert hangul["Korean"] == 0.0
     assert all(value == pytest.approx(math.log(1e-6)) for label, value in hangul.items() if label != "Korean")
-    polish = dict(zip(LABELS, evidence.log_likelihood(("letter:ł",)).tolist(), strict=False))
+    polish = dict(zip(LABELS, evidence.log_likelihood(("letter:ł",)).tolist(), strict=True))
     assert polish["Polish"] == 0.0 and polish["German"] == pytest.approx(math.log(0.05))
 
 

@@ -204,7 +204,7 @@ def test_ngram_hasher_matches_the_rule_in_plain_integers_for_every_name_length(h
     codes, offsets = hasher.codes(*pad_sequences(sequences))
     buckets = hasher.bucket_ids(codes, head)
     ends = [*offsets.tolist()[1:], len(buckets)]
-    for sequence, start, end in zip(sequences, offsets.tolist(), ends, strict=False):
+    for sequence, start, end in zip(sequences, offsets.tolist(), ends, strict=True):
         assert sorted(buckets[start:end].tolist()) == sorted(reference_buckets(hasher, list(sequence), head))
 
 

@@ -53,7 +53,7 @@ def test_language_model_tensor_scores_equal_the_backoff_recursion(names):
     rng = random.Random(0)
     probes = [tuple(rng.randint(1, ENCODER.vocab_size - 1) for _ in range(rng.randint(1, 9))) for _ in range(40)]
     scores = model.total_log_probs(*pad_sequences(probes))
-    for probe, score in zip(probes, scores.tolist(), strict=False):
+    for probe, score in zip(probes, scores.tolist(), strict=True):
         symbols = padded_symbols(probe, captured["c"])
         expected = sum(
             math.log(_backed_off(tuple(symbols[end - 3 : end + 1]), captured["p"], captured["b"], captured["c"]))

@@ -143,7 +143,7 @@ def test_predictor_answers_every_case_the_same(predictor):
 
 
 def test_predictor_prior_is_applied_by_bayes_rule(predictor):
-    stored = dict(zip(LABELS, (0.4, 0.3, 0.2, 0.1), strict=False))
+    stored = dict(zip(LABELS, (0.4, 0.3, 0.2, 0.1), strict=True))
     dataset = {p.label: p.probability for p in predictor.predict(["Bozov"], top_k=4)[0].predictions}
     uniform = {p.label: p.probability for p in predictor.predict(["Bozov"], top_k=4, prior="uniform")[0].predictions}
     expected = {label: dataset[label] / stored[label] for label in LABELS}
@@ -171,8 +171,8 @@ def test_predictor_refuses_a_prior_it_cannot_apply(predictor, prior):
 def test_predictor_rank_requests_answers_requests_that_ask_alike_as_each_alone(predictor):
     names = [["Bozov"], ["Kovski", "Mikez"], ["Li"]]
     queries = [RankQuery(2, {"Alpha": 1, "Beta": 2}), RankQuery(2, {"Beta": 2, "Alpha": 1}), RankQuery(3)]
-    together = predictor.rank_requests(list(zip(names, queries, strict=False)))
-    for request_names, query, answer in zip(names, queries, together, strict=False):
+    together = predictor.rank_requests(list(zip(names, queries, strict=True)))
+    for request_names, query, answer in zip(names, queries, together, strict=True):
         alone = predictor.rank(request_names, query.top_k, query.prior, query.min_probability)
         assert answer.label_ids == alone.label_ids and answer.reasons == alone.reasons
         assert [row for row in answer.probabilities] == [pytest.approx(row, abs=1e-6) for row in alone.probabilities]
@@ -281,7 +281,7 @@ def test_predictor_rank_gives_predicts_answers_as_lists(predictor):
     predicted = predictor.predict(names, top_k=3)
     assert len(ranked.label_ids) == len(names)
     for row_ids, row_probs, row_log_probs, reason, read_as, script, tokens, prediction in zip(
-        *ranked, predicted, strict=False
+        *ranked, predicted, strict=True
     ):
         assert [predictor.labels[i] for i in row_ids] == [p.label for p in prediction.predictions]
         assert row_probs == [p.probability for p in prediction.predictions]

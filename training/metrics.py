@@ -31,7 +31,7 @@ def credited_labels(predicted: list[str], records: list[NameRecord]) -> list[str
     first of its labels in sorted order. The one place this convention lives."""
     return [
         guess if guess in record.labels else sorted(record.labels)[0]
-        for guess, record in zip(predicted, records, strict=False)
+        for guess, record in zip(predicted, records, strict=True)
     ]
 
 
@@ -49,19 +49,19 @@ def classification_metrics(
     the calibration error of the answers and the share of names abstained on."""
     abstained = abstained or [False] * len(records)
     ranked = log_probs.argsort(dim=1, descending=True)[:, :3].tolist()
-    predicted = [ABSTAINED if gave_up else labels[row[0]] for row, gave_up in zip(ranked, abstained, strict=False)]
+    predicted = [ABSTAINED if gave_up else labels[row[0]] for row, gave_up in zip(ranked, abstained, strict=True)]
     true = credited_labels(predicted, records)
-    top1_correct = [guess in record.labels for guess, record in zip(predicted, records, strict=False)]
+    top1_correct = [guess in record.labels for guess, record in zip(predicted, records, strict=True)]
     top3 = np.mean(
         [
             not gave_up and any(labels[i] in record.labels for i in row)
-            for row, record, gave_up in zip(ranked, records, abstained, strict=False)
+            for row, record, gave_up in zip(ranked, records, abstained, strict=True)
         ]
     )
     present = sorted((set(true) | set(predicted)) - {ABSTAINED})
     answered = torch.tensor([not gave_up for gave_up in abstained])
     precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=present, zero_division=0)
-    confusions = Counter((t, p) for t, p in zip(true, predicted, strict=False) if t != p)
+    confusions = Counter((t, p) for t, p in zip(true, predicted, strict=True) if t != p)
     return {
         "num_names": len(records),
         "top1": float(np.mean(top1_correct)),
@@ -70,12 +70,12 @@ def classification_metrics(
         "balanced_accuracy": _balanced_accuracy(true, predicted),
         "expected_calibration_error": expected_calibration_error(
             log_probs.max(dim=1).values.exp()[answered],
-            [c for c, a in zip(top1_correct, answered.tolist(), strict=False) if a],
+            [c for c, a in zip(top1_correct, answered.tolist(), strict=True) if a],
         ),
         "abstained": float(np.mean(abstained)) if records else 0.0,
         "per_label": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for label, p, r, f, s in zip(present, precision, recall, f1, support, strict=False)
+            for label, p, r, f, s in zip(present, precision, recall, f1, support, strict=True)
         },
         "confusions": [
             {"true": t, "predicted": p, "count": count} for (t, p), count in confusions.most_common(top_confusions)

@@ -22,7 +22,7 @@ def save_confusion_matrix(matrix: np.ndarray, labels: tuple[str, ...], path: Pat
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
-    for row, col in zip(*np.nonzero(matrix), strict=False):
+    for row, col in zip(*np.nonzero(matrix), strict=True):
         color = "white" if normalized[row, col] > 0.5 else "black"
         axes.text(col, row, str(matrix[row, col]), ha="center", va="center", fontsize=7, color=color)
     figure.colorbar(image, ax=axes, fraction=0.046)

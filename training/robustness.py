@@ -86,7 +86,7 @@ def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple
         "Surname, Given": [name.surname_first for name in built],
     }
     for form, texts in forms.items():
-        records = [NameRecord(text, name.labels) for text, name in zip(texts, built, strict=False)]
+        records = [NameRecord(text, name.labels) for text, name in zip(texts, built, strict=True)]
         report[form] = _headline(served_metrics(predictor, records, labels))
     answers = {form: predictor.predict(texts, top_k=3) for form, texts in forms.items() if form != "surname alone"}
     report["answers that differ between the two orders"] = _changed(answers["Given Surname"], answers["Surname, Given"])
@@ -102,7 +102,7 @@ def full_name_report(predictor: Predictor, test: list[NameRecord], labels: tuple
 
 def _changed(answers: list[NamePrediction], others: list[NamePrediction]) -> int:
     """How many answers differ in their labels, probabilities or abstention."""
-    return sum((a.predictions, a.reason) != (b.predictions, b.reason) for a, b in zip(answers, others, strict=False))
+    return sum((a.predictions, a.reason) != (b.predictions, b.reason) for a, b in zip(answers, others, strict=True))
 
 
 def robustness_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
