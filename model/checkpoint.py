@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 # 3: lower-case alphabet; the not-a-name language model (`novelty.*` tensors, `novelty` record),
 #    the evidence table and the label prior. Older files read names differently: refused.
 FORMAT_VERSION = 3
+MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024  # the shipped file is 3.7 MB; anything this big is not ours
 NOVELTY_PREFIX = "novelty."
 METADATA_KEY = "nameorigin"
 DIGEST_KEY = "nameorigin_sha256"
@@ -153,6 +155,14 @@ def save_checkpoint(
     record_json = json.dumps(record, sort_keys=True)
     digest = _digest(record_json, tensors)
     payload = save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest})
+    write_atomically(target, payload)
+    logger.info("wrote checkpoint %s (%d bytes)", target, len(payload))
+    return _checkpoint_from_record(record, tensors, digest, target)
+
+
+def write_atomically(target: Path, payload: bytes) -> None:
+    """Write `payload` to a temp file beside `target`, fsync it and rename it over `target`: a reader
+    sees the old file or the new one, never part of one; on any failure the temp file is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -165,8 +175,6 @@ def save_checkpoint(
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    logger.info("wrote checkpoint %s (%d bytes)", target, len(payload))
-    return _checkpoint_from_record(record, tensors, digest, target)
 
 
 def _record_and_tensors(
@@ -206,7 +214,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint; any missing, truncated, edited or mismatched file raises CheckpointError."""
     source = Path(path)
     try:
-        payload = source.read_bytes()
+        payload = _read_regular_file(source)
     except OSError as error:
         raise CheckpointError(f"{source}: cannot read checkpoint ({error.strerror})") from error
     try:
@@ -239,6 +247,22 @@ def _read_header_metadata(payload: bytes) -> dict[str, str]:
         raise ValueError("header length runs past the end of the file")
     header = json.loads(payload[8 : 8 + header_length].decode("utf-8"))
     return header.get("__metadata__") or {}
+
+
+def _read_regular_file(source: Path) -> bytes:
+    """The file's bytes, refused before reading when it is not a regular file (a FIFO would block
+    start-up forever, /dev/zero would fill memory) or is larger than MAX_CHECKPOINT_BYTES."""
+    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+    descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise CheckpointError(f"{source}: not a regular file; a checkpoint is a .safetensors file")
+        if status.st_size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(
+                f"{source}: {status.st_size} bytes, over the {MAX_CHECKPOINT_BYTES}-byte limit for a checkpoint"
+            )
+        return handle.read(MAX_CHECKPOINT_BYTES + 1)
 
 
 def _checkpoint_from_record(

@@ -276,3 +276,41 @@ def test_model_id_names_the_weights_and_answer_shaping_record_not_when_or_how_it
         tiny_network.heads[0].linear.bias[0] += 1.0
     assert save(tmp_path / "c.safetensors", tiny_network).model_id != first.model_id
     assert save(tmp_path / "d.safetensors", tiny_network, prior=(0.6, 0.3, 0.1)).model_id != first.model_id
+
+
+@pytest.mark.timeout(10)
+def test_checkpoint_load_refuses_a_fifo_at_once_instead_of_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_checkpoint(fifo)
+
+
+def test_checkpoint_load_refuses_a_device_before_reading_it():
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_checkpoint("/dev/zero")
+
+
+def test_checkpoint_load_refuses_a_file_over_the_size_limit_before_reading_it(tmp_path, monkeypatch):
+    import model.checkpoint as checkpoint_module
+
+    big = tmp_path / "big.safetensors"
+    with big.open("wb") as handle:
+        handle.truncate(checkpoint_module.MAX_CHECKPOINT_BYTES + 1)  # sparse: no disk, no read
+    with pytest.raises(CheckpointError, match="over the 268435456-byte limit"):
+        load_checkpoint(big)
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    from model.checkpoint import write_atomically
+
+    target = tmp_path / "metrics.json"
+    write_atomically(target, b"old")
+
+    def failing_replace(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(target, b"new")
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]

@@ -64,6 +64,8 @@ def test_train_writes_checkpoint_metrics_and_plots(trained, tiny_names_dir):
     assert checkpoint.info["training"]["config"]["hidden_size"] == 24
     assert checkpoint.info["metrics"]["test"]["top1"] == pytest.approx(metrics["metrics"]["test"]["top1"])
     assert checkpoint.labels == ("Ezish", "Ovish", "Skiish")
+    assert metrics["model_id"] == checkpoint.model_id  # the metrics name the weights they describe
+    assert not list(output_dir.glob(".*.tmp"))  # every write was renamed into place
 
 
 @pytest.mark.timeout(120)

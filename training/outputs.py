@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.checkpoint import make_checkpoint, save_checkpoint
+from model.checkpoint import make_checkpoint, save_checkpoint, write_atomically
 from model.encoder import NameEncoder
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
@@ -105,17 +105,19 @@ def write_outputs(
     if config.refit:
         info["metrics_note"] = REFIT_METRICS_NOTE
     checkpoint_path = output_dir / CHECKPOINT_FILENAME
-    save_checkpoint(
+    saved = save_checkpoint(
         checkpoint_path, network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
     )
     save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
+    # The metrics name the model they describe: beside weights from another run, the ids differ.
     metrics = {
+        "model_id": saved.model_id,
         "metrics": split_metrics,
         "data_fingerprint": dataset.fingerprint,
         "label_prior": label_prior,
         **run_info,
     }
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2).encode("utf-8"))
     for split, values in info["metrics"].items():
         logger.info(
             "%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
