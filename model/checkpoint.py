@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -119,6 +119,31 @@ def _digest(record_json: str, tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+class _Serialized(NamedTuple):
+    """A checkpoint as the file holds it: the record, its JSON, the tensors and their digest."""
+
+    record: dict[str, Any]
+    record_json: str
+    tensors: dict[str, torch.Tensor]
+    digest: str
+
+
+def _serialize(
+    network: NameClassifier,
+    encoder_config: EncoderConfig,
+    labels: list[str] | tuple[str, ...],
+    language_model: CharLanguageModel,
+    label_prior: list[float] | tuple[float, ...],
+    evidence_table: EvidenceTable | None,
+    info: dict[str, Any] | None,
+) -> _Serialized:
+    record, tensors = _record_and_tensors(
+        network, encoder_config, labels, language_model, label_prior, evidence_table, info
+    )
+    record_json = json.dumps(record, sort_keys=True)
+    return _Serialized(record, record_json, tensors, _digest(record_json, tensors))
+
+
 def make_checkpoint(
     network: NameClassifier,
     encoder_config: EncoderConfig,
@@ -130,11 +155,8 @@ def make_checkpoint(
 ) -> Checkpoint:
     """The checkpoint as it would be written, in memory (weights at storage precision): what a
     trainer measures before it writes."""
-    record, tensors = _record_and_tensors(
-        network, encoder_config, labels, language_model, label_prior, evidence_table, info
-    )
-    record_json = json.dumps(record, sort_keys=True)
-    return _checkpoint_from_record(record, tensors, _digest(record_json, tensors), Path("<memory>"))
+    made = _serialize(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
+    return _checkpoint_from_record(made.record, made.tensors, made.digest, Path("<memory>"))
 
 
 def save_checkpoint(
@@ -149,15 +171,11 @@ def save_checkpoint(
 ) -> Checkpoint:
     """Write a checkpoint atomically: a crash mid-write leaves any earlier file at `path` intact."""
     target = Path(path)
-    record, tensors = _record_and_tensors(
-        network, encoder_config, labels, language_model, label_prior, evidence_table, info
-    )
-    record_json = json.dumps(record, sort_keys=True)
-    digest = _digest(record_json, tensors)
-    payload = save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest})
+    made = _serialize(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
+    payload = save_safetensors(made.tensors, metadata={METADATA_KEY: made.record_json, DIGEST_KEY: made.digest})
     write_atomically(target, payload)
     logger.info("wrote checkpoint %s (%d bytes)", target, len(payload))
-    return _checkpoint_from_record(record, tensors, digest, target)
+    return _checkpoint_from_record(made.record, made.tensors, made.digest, target)
 
 
 def write_atomically(target: Path, payload: bytes) -> None:

@@ -74,8 +74,8 @@ class NameEncoder:
         if len(set(self.config.alphabet)) != len(self.config.alphabet):
             raise ValueError(f"encoder alphabet has repeated symbols: {self.config.alphabet!r}")
         self._char_ids = {char: index + 2 for index, char in enumerate(self.config.alphabet)}
-        # The service checks every name (to list each unreadable one) and then classifies it: the
-        # cache makes the second encode a lookup. Bounded, in memory only, never logged.
+        # A service and a batch job see the same names again and again, in call after call: the
+        # cache makes a repeat a lookup. Bounded, in memory only, never logged.
         self._encode_cached = functools.lru_cache(maxsize=ENCODE_CACHE_SIZE)(self._encode_uncached)
 
     @property

@@ -326,18 +326,18 @@ def test_dockerfile_cmd_serves_until_ready(container_like_server: dict[str, str]
         assert response.status == 200
 
 
+def run_probe(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A `python ...` health probe as the container would run it, with this interpreter."""
+    return subprocess.run(
+        [sys.executable, *argv[1:]], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=20
+    )
+
+
 def test_dockerfile_healthcheck_command_passes_against_the_server(
     dockerfile: list[Instruction], container_like_server: dict[str, str]
 ) -> None:
     argv = healthcheck_argv(only(final_stage(dockerfile), "HEALTHCHECK"))
-    probe = subprocess.run(
-        [sys.executable, *argv[1:]],
-        env=container_like_server,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    probe = run_probe(argv, container_like_server)
     assert probe.returncode == 0, probe.stderr
 
 
@@ -365,14 +365,7 @@ def test_compose_healthcheck_command_passes_against_the_server(container_like_se
     for service in compose_services().values():
         kind, *argv = service["healthcheck"]["test"]
         assert kind == "CMD" and argv[0] == "python"
-        probe = subprocess.run(
-            [sys.executable, *argv[1:]],
-            env=container_like_server,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
+        probe = run_probe(argv, container_like_server)
         assert probe.returncode == 0, probe.stderr
 
 

@@ -20,7 +20,7 @@ from model.encoder import EncoderConfig, NameEncoder
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
 from model.predictor import resolve_device
-from training.augment import TrainingSplits, training_splits
+from training.augment import training_splits
 from training.calibration import apply_calibration, fit_calibration
 from training.config import TrainConfig
 from training.data import NamesDataset, label_pairs, load_names_dir
@@ -105,7 +105,8 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
             num_train_names=len(refit_split),
             num_train_pairs=len(label_pairs(refit_split.records)),
         )
-    language_model = fit_not_a_name_check(splits, encoder, config)
+    val_forms = [encoder.encode(record.name) for record in splits.trained("val")]  # val's names and derived forms
+    language_model = fit_not_a_name_check(train_split.sequences, val_forms, encoder.vocab_size, config)
     run_info["training_seconds"] = round(time.perf_counter() - started, 1)
     return write_outputs(config, dataset, splits, TrainedModel(final, encoder, language_model), split_metrics, run_info)
 
@@ -117,14 +118,12 @@ def scored_metrics(
     return classification_metrics(split.records, network_log_probs(network, split.sequences, device), labels)
 
 
-def fit_not_a_name_check(splits: TrainingSplits, encoder: NameEncoder, config: TrainConfig) -> CharLanguageModel:
+def fit_not_a_name_check(
+    train_sequences: list[tuple[int, ...]], val_sequences: list[tuple[int, ...]], vocab_size: int, config: TrainConfig
+) -> CharLanguageModel:
     """The character model of the train names (with their derived forms), its threshold fitted on val's."""
-    language_model = fit_language_model(
-        [encoder.encode(record.name) for record in splits.trained("train")], encoder.vocab_size, config.novelty_order
-    )
-    novelty_config = fit_threshold(
-        language_model, [encoder.encode(record.name) for record in splits.trained("val")], config.novelty_val_quantile
-    )
+    language_model = fit_language_model(train_sequences, vocab_size, config.novelty_order)
+    novelty_config = fit_threshold(language_model, val_sequences, config.novelty_val_quantile)
     return CharLanguageModel(novelty_config, language_model.tables())
 
 
