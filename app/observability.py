@@ -36,7 +36,7 @@ PROCESS_GAUGES = {  # process_* figures from prometheus_client's ProcessCollecto
     "cpu_seconds_total": "CPU seconds the worker has used",
     "open_fds": "Open file descriptors of the worker",
 }
-PROCESS_COLLECTOR = ProcessCollector(registry=None)
+PROCESS_COLLECTOR = ProcessCollector(registry=None)  # this process's memory, CPU and open files
 WORKER_GAUGE_PERIOD_S = 5.0
 
 
@@ -152,7 +152,7 @@ class Metrics:
                 for name, help_text in PROCESS_GAUGES.items()
             }
         else:
-            ProcessCollector(registry=self.registry)
+            self.registry.register(PROCESS_COLLECTOR)  # the one reader of /proc/self, in every app's registry
 
     def set_model(self, model_id: str, architecture: str, device: str) -> None:
         self.model.labels(model_id, architecture, device).set(1)

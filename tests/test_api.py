@@ -173,6 +173,13 @@ def test_metrics_count_requests_names_and_batches(client):
     assert "nameorigin_ready 1.0" in text
 
 
+def test_metrics_of_one_process_carry_its_memory_and_open_files_and_the_model_id(client):
+    text = client.get("/metrics").text
+    assert re.search(r"^process_resident_memory_bytes [1-9]", text, re.M)
+    assert re.search(r"^process_open_fds [1-9]", text, re.M)
+    assert 'nameorigin_model_info{architecture="gru",device="cpu",id="nameorigin-gru-' in text
+
+
 def test_metrics_label_unknown_paths_as_unmatched(client):
     client.get("/no/such/path/Hinton")
     text = client.get("/metrics").text
