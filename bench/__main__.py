@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from bench import http, inference, training
+from bench import http, inference, peers, training
 from bench.batch import measure_batch
 from bench.gru_gate import measure_gru_gate
 from bench.memory import memory_snapshot
@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "1 keeps ratios stable on a shared machine: at 2 threads OpenMP spin-waits whenever another job holds a core",
     )
     parser.add_argument("--skip-http", action="store_true", help="skip measurements 2, 3 and 5 (no server, no wrk)")
+    parser.add_argument(
+        "--peers", action="store_true", help="add measurement 8: the same model served through LitServe, side by side"
+    )
     parser.add_argument("--skip-training", action="store_true", help="skip measurement 4")
     parser.add_argument("--skip-batch", action="store_true", help="skip measurement 6 (nameorigin-enrich, Spark)")
     parser.add_argument(
@@ -148,6 +151,18 @@ def run(args: argparse.Namespace) -> Report:
     report.rows += gate_rows
     if not args.skip_http:
         _measure_server(args, sizes, predictor, test_names, report)
+    if args.peers:
+        if args.device != "cpu":
+            raise ValueError("--peers compares CPU servers only; run it without --device cuda")
+        with http.temporary_work_dir() as work_dir:
+            report.rows += peers.measure_peers(
+                args.checkpoint, args.num_threads, test_names, sizes.repeats, sizes.http_seconds, Path(work_dir)
+            )
+        report.commands.append(
+            "Peers: `python -m bench.litserve_peer PORT CHECKPOINT THREADS MAX_BATCH_SIZE BATCH_TIMEOUT_S` (LitServe "
+            f"{peers.litserve_version()}, max_batch_size {peers.PEER_MAX_BATCH_SIZE}, batch_timeout "
+            f"{peers.PEER_BATCH_TIMEOUT_S * 1000:g} ms), loaded by the same wrk runs, interleaved"
+        )
     if not args.skip_training:
         with http.temporary_work_dir() as work_dir:
             rows, notes = training.measure_training(

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -64,6 +65,8 @@ class Server:
     and where it listens; started in __enter__, stopped in __exit__.
     """
 
+    ready_path = "/readyz"  # answers 200 once the model is warm
+
     def __init__(
         self, checkpoint_path: Path, device: str, num_threads: int, log_dir: Path, profile_path: Path | None = None
     ) -> None:
@@ -102,8 +105,14 @@ class Server:
 
     def __enter__(self) -> Server:
         log_file = self.log_path.open("wb")
+        # Its own process group: a server that forks workers (LitServe does) is stopped whole in __exit__.
         self.process = subprocess.Popen(
-            self.command, cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            self.command,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log_file.close()
         try:
@@ -114,13 +123,16 @@ class Server:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.terminate()
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)  # the group: workers that outlived their parent too
+        except ProcessLookupError:
+            return
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=15)
 
     def _wait_until_ready(self) -> None:
@@ -128,16 +140,18 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(
-                    f"server exited with code {self.process.returncode} before /readyz:\n{self.log_tail()}"
+                    f"server exited with code {self.process.returncode} before {self.ready_path}:\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(self.url("/readyz"), timeout=2) as response:
+                with urllib.request.urlopen(self.url(self.ready_path), timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
-        raise BenchError(f"server not ready after {READY_TIMEOUT_S:.0f}s at {self.url('/readyz')}:\n{self.log_tail()}")
+        raise BenchError(
+            f"server not ready after {READY_TIMEOUT_S:.0f}s at {self.url(self.ready_path)}:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
