@@ -21,6 +21,7 @@ import torch
 
 from bench import http, inference, peers, training
 from bench.batch import measure_batch
+from bench.compute import measure_compute
 from bench.gru_gate import measure_gru_gate
 from bench.memory import memory_snapshot
 from bench.profile import profile_request_path
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> Report:
     )
     gate_rows, report.warnings = measure_gru_gate(checkpoint, test_names, sizes.repeats, sizes.inference_seconds)
     report.rows += gate_rows
+    report.rows += measure_compute(predictor, distinct_names, sizes.repeats, sizes.inference_seconds)
     if not args.skip_http:
         _measure_server(args, sizes, predictor, test_names, report)
     if args.peers:

@@ -23,6 +23,8 @@ SECTIONS = (
     "6. Spark local[2]",
     "7. GRU gate, batch 4096 (names/s)",
     "7. GRU gate: measured (batch size)",
+    "9. compute: multiply-adds per name (network)",
+    "9. compute: predictor, batch 4096, vs the shape bound",
 )
 
 
@@ -155,3 +157,19 @@ def test_gate_warning_only_when_the_code_is_more_than_one_size_step_off():
     assert gate_warning(sizes, 16, 128) is not None  # two steps off
     assert "never faster" in gate_warning(sizes, None, 64)
     assert gate_warning(sizes, None, 8192) is None  # the code never takes it in the measured range either
+
+
+def test_flop_count_per_name_is_the_gru_steps_and_heads_of_the_shipped_model():
+    """The counted work of a name matches the arithmetic of its shapes: 3 gates of (H x H) per
+    character still going, plus each head's linear layer, within what the n-gram bag adds."""
+    from bench.compute import network_flops_per_name
+    from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
+
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    names = [f"Name{'a' * (index % 9)}" for index in range(256)]
+    config = predictor.network.config
+    characters = sum(len(predictor.encoder.encode(name)) for name in names) / len(names)
+    hidden = config.hidden_size
+    features = 2 * hidden + config.ngram_dim  # last state and running max, then the bag
+    expected = 2 * (characters * hidden * 3 * hidden + config.num_heads * features * config.num_labels)
+    assert network_flops_per_name(predictor, names) == pytest.approx(expected, rel=0.02)
