@@ -66,3 +66,17 @@ def test_litserve_peer_stops_with_all_its_processes(tmp_path: Path) -> None:
             break
         time.sleep(0.2)
     assert alive == []
+
+
+def test_cpu_accounting_sees_this_process_groups_own_work() -> None:
+    import os
+
+    from bench.peers import group_cpu_seconds, machine_busy_seconds
+
+    group = os.getpgid(0)
+    before_group, before_machine = group_cpu_seconds(group), machine_busy_seconds()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert group_cpu_seconds(group) - before_group >= 0.25
+    assert machine_busy_seconds() - before_machine >= 0.25
