@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     api = NameOriginAPI(args[1], int(args[2]), int(args[3]), float(args[4]))
     server = litserve.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=30)
     server.app.add_api_route("/ping", ping, methods=["POST"])
-    server.run(host="127.0.0.1", port=int(args[0]), num_api_servers=1, generate_client_file=False, log_level="warning")
+    server.run(
+        host="127.0.0.1", port=int(args[0]), num_api_servers=1, generate_client_file=False
+    )  # its default log level: an access line per request, as ours logs one
     return 0
 
 
