@@ -88,6 +88,17 @@ def test_explain_refuses_labels_the_model_does_not_know(shipped):
         shipped.rank_requests([(["Hinton"], RankQuery(1, explain=True, explain_labels=("Klingon",)))])
 
 
+def test_predict_cli_explains_each_answered_name_in_points_per_character(capsys, shipped):
+    from model.predict import main
+
+    assert main(["Nguyễn", "123", "--device", "cpu", "--top-k", "1", "--explain"]) == 0
+    output = capsys.readouterr().out
+    scores = shipped.predict(["Nguyễn"], top_k=1, explain=True)[0].explanation.scores[0]
+    assert f"why Vietnamese (points per character): N {scores[0] * 100:+.1f}, g" in output
+    assert f"ễ {scores[4] * 100:+.1f}" in output
+    assert output.count("why ") == 1  # the abstained name has nothing to explain
+
+
 def test_explain_masking_the_top_scored_character_lowers_the_top_label_more_than_the_bottom_one(shipped):
     """The issue's sanity bar over every test-split name, checked against the predictor's public answers
     (not the explainer's own numbers). Ties (one-letter names, or every letter scoring alike) count
