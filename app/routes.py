@@ -66,8 +66,9 @@ character by character (a character with its accents; a kanji; a Hangul syllable
 occlusion: the name is answered again with that character removed, every variant of every name in
 one batched pass. Scores belong to the characters as written, before transliteration (`read_as`),
 so the `ễ` of `Nguyễn` carries its letter evidence too. A full name is explained as a whole; spaces
-score 0. `explain_labels: ["Chinese", "Japanese"]` adds `explanations` for those labels. Abstained
-names carry none. It costs about one extra row of work per character.
+score 0, and `explanation_words` scores each of its words removed whole (empty for one word).
+`explain_labels: ["Chinese", "Japanese"]` adds `explanations` for those labels. Abstained names
+carry none. It costs about one extra row of work per character.
 
 **Prior.** `prior: "dataset"` (default) answers under the training data's label frequencies,
 `"uniform"` as if every label were equally likely, and `{"English": 3, "Spanish": 1}` under your
@@ -150,7 +151,7 @@ def _explanation_result(
     explanation: Explanation | None, labels: tuple[str, ...], explain_labels: list[str] | None
 ) -> dict[str, Any]:
     """`explained_label` and `explanation` (the top label's), and `explanations` when labels were asked for."""
-    answer: dict[str, Any] = {"explained_label": None, "explanation": None}
+    answer: dict[str, Any] = {"explained_label": None, "explanation": None, "explanation_words": None}
     if explain_labels is not None:
         answer["explanations"] = None
     if explanation is None:  # the name abstained
@@ -162,7 +163,14 @@ def _explanation_result(
         for label_id, scores in zip(explanation.label_ids, explanation.scores, strict=True)
     }
     top = labels[explanation.label_ids[0]]
-    answer.update(explained_label=top, explanation=by_label[top])
+    words = explanation.word_scores[0] if explanation.words else ()
+    answer.update(
+        explained_label=top,
+        explanation=by_label[top],
+        explanation_words=[
+            {"text": text, "score": score} for text, score in zip(explanation.words, words, strict=True)
+        ],
+    )
     if explain_labels is not None:
         answer["explanations"] = {label: by_label[label] for label in explain_labels}
     return answer

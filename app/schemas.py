@@ -100,6 +100,7 @@ EXPLAINED_RESPONSE_EXAMPLE: dict[str, Any] = {
         {"text": "ễ", "score": 0.2134},
         {"text": "n", "score": 0.0288},
     ],
+    "explanation_words": [],
     "model_id": "nameorigin-gru-aa39a7dba985",
 }
 
@@ -237,6 +238,13 @@ class NameResult(BaseModel):
             "only with `explain`: the name as written (cleaned: NFKC, spaces collapsed), piece by piece in order, "
             "each with how much it raised the top label's probability; a full name is explained as a whole; "
             "spaces score 0; null when abstained"
+        ),
+    )
+    explanation_words: list[Fragment] | None = Field(
+        None,
+        description=(
+            "only with `explain`: for a name of several words, each word (split at spaces, as written) scored as a "
+            "whole, removed with its space; empty for one word; null when abstained"
         ),
     )
     explanations: dict[str, list[Fragment]] | None = Field(

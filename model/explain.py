@@ -12,7 +12,9 @@ scores onto the user's own characters with no alignment to get wrong: removing `
 removes both the `e` the network reads and the letter evidence of `ễ`; removing `田` from `田中`
 leaves `中`, read again by both readers. A full name is occluded as a whole, so each score is a
 change in the combined answer, and a given name's letters weigh as the combination weighs them;
-removing a comma or a title's letter may change how the name splits, and the score says so.
+removing a comma or a title's letter may change how the name splits, and the score says so. A name
+of several words is also scored word by word (each word removed whole), where a single letter says
+little: which part of "Nguyen Van Minh" made it Vietnamese.
 Whitespace is never removed (that would join two names into one word): it scores 0. A variant is
 weighed by its probabilities even where an answer would abstain ("Hnton" is not a name): the
 abstention is a gate over the probabilities, not part of them. A variant left with no letters reads
@@ -42,14 +44,18 @@ class Explanation(NamedTuple):
     fragments: tuple[str, ...]
     label_ids: tuple[int, ...]  # into the predictor's labels, in the order asked
     scores: tuple[tuple[float, ...], ...]  # scores[j][i]: fragment i's score for label_ids[j]
+    words: tuple[str, ...] = ()  # a name of several words: each word, scored as a whole; empty for one word
+    word_scores: tuple[tuple[float, ...], ...] = ()  # word_scores[j][i]: word i's score for label_ids[j]
 
 
 class ExplainItem(NamedTuple):
-    """A name to explain, for which labels, under which (L,) log-prior."""
+    """A name to explain, for which labels, under which (L,) log-prior, from its own (L,) log-likelihoods
+    (`NameScores.log_likelihoods`' row for it)."""
 
     name: str
     label_ids: tuple[int, ...]
     log_prior: torch.Tensor
+    log_likelihoods: torch.Tensor
 
 
 def fragments_of(text: str) -> list[str]:
@@ -72,40 +78,58 @@ def occluded_variants(fragments: list[str]) -> list[tuple[int, str]]:
     ]
 
 
-def explain(scorer: NameScorer, items: list[ExplainItem]) -> list[Explanation]:
-    """Each item's explanation, in order: the names and all their variants scored in one pass."""
-    fragment_lists = [fragments_of(clean_text(item.name)) for item in items]
-    texts: list[str] = []
-    first_rows: list[int] = []  # item i's own row; its variants follow it
-    variant_positions: list[list[int]] = []
-    for item, fragments in zip(items, fragment_lists, strict=True):
-        first_rows.append(len(texts))
-        variants = occluded_variants(fragments)
-        texts.append(item.name)
-        texts += [text for _, text in variants]
-        variant_positions.append([position for position, _ in variants])
-    if not texts:
+def word_variants(text: str) -> list[tuple[str, str]]:
+    """(word, text without that word) for each word of a cleaned text of two words or more; none for one."""
+    words = text.split(" ")  # clean_text leaves single spaces
+    if len(words) < 2:
         return []
-    probabilities = _probabilities(scorer, texts, items, first_rows).tolist()  # one conversion, not one per name
-    explanations = []
-    for item, fragments, first, positions in zip(items, fragment_lists, first_rows, variant_positions, strict=True):
-        rows = probabilities[first : first + 1 + len(positions)]
-        per_label = []
+    return [(word, " ".join(words[:position] + words[position + 1 :])) for position, word in enumerate(words)]
+
+
+def explain(scorer: NameScorer, items: list[ExplainItem]) -> list[Explanation]:
+    """Each item's explanation, in order: all variants of all names scored in one pass, each name's own
+    answer taken from the pass that answered it (its `log_likelihoods`), so scores start from the
+    probability the answer shows."""
+    texts: list[str] = []
+    layouts: list[tuple[list[str], list[int], list[str]]] = []  # per item: fragments, positions removed, words
+    for item in items:
+        cleaned = clean_text(item.name)
+        fragments, without_words = fragments_of(cleaned), word_variants(cleaned)
+        variants = occluded_variants(fragments)
+        layouts.append((fragments, [position for position, _ in variants], [word for word, _ in without_words]))
+        texts += [*(text for _, text in variants), *(text for _, text in without_words)]
+    if not items:
+        return []
+    own, without_rows = _probabilities(scorer, texts, items, [len(p) + len(w) for _, p, w in layouts])
+    explanations, first = [], 0
+    for item, own_row, (fragments, positions, words) in zip(items, own, layouts, strict=True):
+        rows = without_rows[first : first + len(positions) + len(words)]
+        first += len(rows)
+        per_label, per_word = [], []
         for label_id in item.label_ids:
-            with_all, *without = (row[label_id] for row in rows)
+            with_all, without = own_row[label_id], [row[label_id] for row in rows]
             label_scores = [0.0] * len(fragments)
-            for position, probability in zip(positions, without, strict=True):
+            for position, probability in zip(positions, without[: len(positions)], strict=True):
                 label_scores[position] = with_all - probability
             per_label.append(tuple(label_scores))
-        explanations.append(Explanation(tuple(fragments), item.label_ids, tuple(per_label)))
+            per_word.append(tuple(with_all - probability for probability in without[len(positions) :]))
+        explanations.append(
+            Explanation(
+                tuple(fragments), item.label_ids, tuple(per_label), tuple(words), tuple(per_word) if words else ()
+            )
+        )
     return explanations
 
 
 def _probabilities(
-    scorer: NameScorer, texts: list[str], items: list[ExplainItem], first_rows: list[int]
-) -> torch.Tensor:
-    """(R, L) label probabilities of every text, each under its own item's prior, in one softmax."""
-    log_likelihoods = scorer.score(texts).log_likelihoods  # (R, L)
+    scorer: NameScorer, texts: list[str], items: list[ExplainItem], variants_per_item: list[int]
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Label probabilities of each name (N, L) and of every variant (V, L), each under its own item's
+    prior; as lists, converted once rather than once per name."""
     item_priors = torch.stack([item.log_prior for item in items])  # (N, L)
-    rows_per_item = torch.tensor([*first_rows[1:], len(texts)]) - torch.tensor(first_rows)  # (N,)
-    return torch.softmax(log_likelihoods + item_priors.repeat_interleave(rows_per_item, dim=0), dim=1)
+    own = torch.softmax(torch.stack([item.log_likelihoods for item in items]) + item_priors, dim=1)
+    if not texts:
+        return own.tolist(), []
+    log_likelihoods = scorer.score(texts).log_likelihoods  # (V, L)
+    variant_priors = item_priors.repeat_interleave(torch.tensor(variants_per_item), dim=0)  # (V, L)
+    return own.tolist(), torch.softmax(log_likelihoods + variant_priors, dim=1).tolist()

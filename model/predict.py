@@ -52,6 +52,9 @@ def format_prediction(result: NamePrediction) -> str:
             if not fragment.isspace()
         ]
         lines.append(f"why {result.predictions[0].label} (points per character): " + ", ".join(scored))
+        if result.explanation.words:
+            words = zip(result.explanation.words, result.explanation.word_scores[0], strict=True)
+            lines.append("  per word: " + ", ".join(f"{word} {score * 100:+.1f}" for word, score in words))
     return "\n".join(lines)
 
 

@@ -203,7 +203,7 @@ class Predictor:
                 answers.append(ranked[_query_key(query)].rows(start, start + len(names)))
                 start += len(names)
             if any(query.explain for _, query in requests):
-                answers = self._explained(requests, answers, log_priors)
+                answers = self._explained(requests, answers, log_priors, scores.log_likelihoods)
             return answers
 
     def _explained(
@@ -211,17 +211,21 @@ class Predictor:
         requests: list[tuple[list[str], RankQuery]],
         answers: list[RankedNames],
         log_priors: dict[object, torch.Tensor],
+        log_likelihoods: torch.Tensor,
     ) -> list[RankedNames]:
         """The answers with each explained request's explanations: every answered name of every such
-        request, and all their occluded variants, in one scoring pass (model.explain)."""
+        request, with its (N, L) `log_likelihoods` row from the pass that answered it, and all their
+        occluded variants in one scoring pass (model.explain)."""
         items: list[ExplainItem] = []
+        start = 0
         for (names, query), answer in zip(requests, answers, strict=True):
-            if not query.explain:
-                continue
-            asked, log_prior = self.label_ids_of(query.explain_labels), log_priors[_query_key(query)]
-            for name, ids, reason in zip(names, answer.label_ids, answer.reasons, strict=True):
-                if reason is None:
-                    items.append(ExplainItem(name, tuple(dict.fromkeys((ids[0], *asked))), log_prior))
+            if query.explain:
+                asked, log_prior = self.label_ids_of(query.explain_labels), log_priors[_query_key(query)]
+                for row, (name, ids, reason) in enumerate(zip(names, answer.label_ids, answer.reasons, strict=True)):
+                    if reason is None:
+                        labels = tuple(dict.fromkeys((ids[0], *asked)))
+                        items.append(ExplainItem(name, labels, log_prior, log_likelihoods[start + row]))
+            start += len(names)
         explained = iter(explain(self.scorer, items))
         return [
             answer._replace(explanations=[None if reason else next(explained) for reason in answer.reasons])

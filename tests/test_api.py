@@ -399,6 +399,8 @@ def test_classify_explain_scores_each_character_of_each_answered_name_in_place(c
     assert (digits["explanation"], digits["explained_label"]) == (None, None)  # abstained: none
     assert [fragment["text"] for fragment in full_name["explanation"]][5] == " "
     assert full_name["explanation"][5]["score"] == 0.0
+    assert [word["text"] for word in full_name["explanation_words"]] == ["Mikez", "Bozov"]
+    assert kovski["explanation_words"] == []  # one word: its letters say it all
     assert "explanations" not in kovski  # only with explain_labels
     plain = client.post("/classify", json={"names": names, "top_k": 2}).json()
     assert "explanation" not in plain["results"][0]  # not asked for: the answer is as before

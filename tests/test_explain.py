@@ -40,9 +40,14 @@ def test_explain_score_is_the_probability_lost_when_the_character_is_removed(shi
     assert "".join(explanation.fragments) == name  # the name as written, not its transliteration
     fragments = explanation.fragments
     variants = ["".join(fragments[:position] + fragments[position + 1 :]) for position in range(len(fragments))]
-    with_all, *without = probabilities_of(shipped, [name, *variants], label)
-    for fragment, score, probability in zip(fragments, explanation.scores[0], without, strict=True):
+    words = name.split(" ")
+    without_words = [" ".join(words[:i] + words[i + 1 :]) for i in range(len(words))] if len(words) > 1 else []
+    with_all, *without = probabilities_of(shipped, [name, *variants, *without_words], label)
+    for fragment, score, probability in zip(fragments, explanation.scores[0], without[: len(variants)], strict=True):
         assert score == (0.0 if fragment.isspace() else pytest.approx(with_all - probability, abs=1e-4))
+    assert explanation.words == (tuple(words) if len(words) > 1 else ())
+    word_scores = explanation.word_scores[0] if explanation.words else ()
+    assert list(word_scores) == pytest.approx([with_all - p for p in without[len(variants) :]], abs=1e-4)
 
 
 def test_explain_shades_the_letters_as_written_not_the_reading(shipped):
@@ -51,6 +56,14 @@ def test_explain_shades_the_letters_as_written_not_the_reading(shipped):
     # ễ carries the network's e and the letter's own evidence for Vietnamese: the most telling letter.
     assert max(range(6), key=lambda i: vietnamese.explanation.scores[0][i]) == 4
     assert japanese.explanation.fragments == ("田", "中")
+
+
+def test_explain_scores_a_full_names_words_whole(shipped):
+    (answer,) = shipped.predict(["Nguyen Van Minh"], top_k=1, explain=True)
+    assert answer.explanation.words == ("Nguyen", "Van", "Minh")
+    # The surname carries the answer: without it, "Van Minh" alone is not Vietnamese.
+    nguyen, van, minh = answer.explanation.word_scores[0]
+    assert nguyen > 0.5 and nguyen > max(van, minh)
 
 
 def test_explain_gives_abstained_names_none_and_answers_in_place(shipped):
@@ -91,12 +104,13 @@ def test_explain_refuses_labels_the_model_does_not_know(shipped):
 def test_predict_cli_explains_each_answered_name_in_points_per_character(capsys, shipped):
     from model.predict import main
 
-    assert main(["Nguyễn", "123", "--device", "cpu", "--top-k", "1", "--explain"]) == 0
+    assert main(["Nguyễn", "123", "Nguyen Van Minh", "--device", "cpu", "--top-k", "1", "--explain"]) == 0
     output = capsys.readouterr().out
+    assert "  per word: Nguyen +" in output  # a full name also word by word
     scores = shipped.predict(["Nguyễn"], top_k=1, explain=True)[0].explanation.scores[0]
     assert f"why Vietnamese (points per character): N {scores[0] * 100:+.1f}, g" in output
     assert f"ễ {scores[4] * 100:+.1f}" in output
-    assert output.count("why ") == 1  # the abstained name has nothing to explain
+    assert output.count("why ") == 2  # the abstained name has nothing to explain
 
 
 def test_explain_masking_the_top_scored_character_lowers_the_top_label_more_than_the_bottom_one(shipped):

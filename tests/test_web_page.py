@@ -134,6 +134,10 @@ def test_web_page_explains_one_name_with_the_apis_scores_and_says_what_the_model
                 ]
                 spoken = result.get_by_test_id("explanation-text").inner_text()
                 assert answer["explained_label"] in spoken and f"{answer['explanation'][0]['text']} " in spoken
+                words = result.locator("[data-testid=word]")
+                assert [(w.get_attribute("data-text"), float(w.get_attribute("data-score"))) for w in words.all()] == [
+                    (w["text"], w["score"]) for w in answer["explanation_words"]
+                ]
                 reading = result.get_by_test_id("reading").inner_text()
                 assert answer["read_as"] in reading and answer["script"] in reading
                 assert page.locator("[data-testid=result]").count() == 1  # the previous answer is gone
