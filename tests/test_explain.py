@@ -10,6 +10,7 @@ from tests.conftest import REPO_ROOT
 from training.data import load_names_dir
 
 SANITY_FLOOR = 0.9  # the issue's bar: masking the top-scored character hurts more than the bottom one
+OTHER_MASK_FLOOR = 0.85  # the same ranking, masked another way: it mostly carries over (measured: README)
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +117,12 @@ def test_predict_cli_explains_each_answered_name_in_points_per_character(capsys,
 def test_explain_masking_the_top_scored_character_lowers_the_top_label_more_than_the_bottom_one(shipped):
     """The issue's sanity bar over every test-split name, checked against the predictor's public answers
     (not the explainer's own numbers). Ties (one-letter names, or every letter scoring alike) count
-    as failures; abstained names have nothing to mask and are left out."""
+    as failures; abstained names have nothing to mask and are left out. Masking by removal is the
+    explainer's own occlusion, so this checks that the scores are what the model does; masking by the
+    encoder's unknown symbol instead is a different perturbation, which the ranking need not predict."""
     names = [record.name for record in load_names_dir(REPO_ROOT / "data" / "names").split("test")]
     answers = shipped.predict(names, top_k=1, explain=True)
-    masked, labels = [], []
+    extremes, label_ids = [], []
     for answer in answers:
         if answer.explanation is None:
             continue
@@ -127,14 +130,22 @@ def test_explain_masking_the_top_scored_character_lowers_the_top_label_more_than
         positions = [position for position, fragment in enumerate(fragments) if not fragment.isspace()]
         highest = max(positions, key=lambda position: scores[position])
         lowest = min(positions, key=lambda position: scores[position])
-        masked += ["".join(fragments[:p] + fragments[p + 1 :]) for p in (highest, lowest)]
-        labels.append(answer.predictions[0].label)
-    log_probs, _ = shipped.log_probabilities(masked)
-    passed = 0
-    for index, label in enumerate(labels):
-        label_id = shipped.labels.index(label)
-        passed += bool(log_probs[2 * index, label_id] < log_probs[2 * index + 1, label_id])
-    fraction = passed / len(labels)
-    print(f"occlusion sanity: {passed}/{len(labels)} = {fraction:.4f} of {len(names)} test names answered")
-    assert len(labels) > 0.9 * len(names)
-    assert fraction >= SANITY_FLOOR
+        extremes.append((fragments, highest, lowest))
+        label_ids.append(shipped.labels.index(answer.predictions[0].label))
+    assert len(label_ids) > 0.9 * len(names)
+    fractions = {}
+    for mask in ("", "?"):  # removed; replaced by a symbol outside the alphabet
+        masked = [
+            "".join((*fragments[:p], mask, *fragments[p + 1 :]))
+            for fragments, highest, lowest in extremes
+            for p in (highest, lowest)
+        ]
+        log_probs, _ = shipped.log_probabilities(masked)
+        passed = sum(
+            bool(log_probs[2 * index, label_id] < log_probs[2 * index + 1, label_id])
+            for index, label_id in enumerate(label_ids)
+        )
+        fractions[mask] = passed / len(label_ids)
+        print(f"occlusion sanity, mask {mask!r}: {passed}/{len(label_ids)} = {fractions[mask]:.4f}")
+    assert fractions[""] >= SANITY_FLOOR
+    assert fractions["?"] >= OTHER_MASK_FLOOR
