@@ -32,12 +32,15 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch
 
 install: $(VENV)/.installed
 
-# Headless Chromium for the web-page test, wrk for the benchmark, a headless JRE (17+) for the Spark
-# tests of batch/ (Debian packages).
+# Headless Chromium for the web-page test, with Noto fonts so its screenshots draw CJK, Arabic and
+# Greek letters rather than boxes; wrk for the benchmark; a headless JRE (17+) for the Spark tests of
+# batch/ (Debian packages).
 system-deps:
-	@command -v chromium >/dev/null && command -v wrk >/dev/null && command -v java >/dev/null || \
+	@command -v chromium >/dev/null && command -v wrk >/dev/null && command -v java >/dev/null && \
+	  dpkg -s fonts-noto-core fonts-noto-cjk >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -qq && \
-	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium wrk default-jre-headless >/dev/null)
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium wrk \
+	     default-jre-headless fonts-noto-core fonts-noto-cjk >/dev/null)
 
 # The names dataset, verified by fingerprint: from ../shared when it is there, else downloaded.
 data: $(VENV)/.serve-installed

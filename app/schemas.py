@@ -83,6 +83,26 @@ BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
     ],
     "model_id": "nameorigin-gru-aa39a7dba985",
 }
+EXPLAINED_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "name": "Nguyễn",
+    "predictions": [{"label": "Vietnamese", "probability": 0.9936, "log_probability": -0.0064}],
+    "abstained": False,
+    "reason": None,
+    "read_as": "nguyen",
+    "script": "Latin",
+    "tokens": [],
+    "explained_label": "Vietnamese",
+    "explanation": [
+        {"text": "N", "score": 0.09},
+        {"text": "g", "score": 0.0653},
+        {"text": "u", "score": 0.0665},
+        {"text": "y", "score": 0.0959},
+        {"text": "ễ", "score": 0.2134},
+        {"text": "n", "score": 0.0288},
+    ],
+    "explanation_words": [],
+    "model_id": "nameorigin-gru-aa39a7dba985",
+}
 
 
 class ClassifyRequest(BaseModel):
@@ -115,6 +135,18 @@ class ClassifyRequest(BaseModel):
     min_probability: float = Field(
         0.0, ge=0.0, le=1.0, description="abstain (`low-confidence`) when the top label's probability is below this"
     )
+    explain: bool = Field(
+        False,
+        description=(
+            "also say why: each answered name gets `explanation`, how much each of its characters raised (+) or "
+            "lowered (-) the top label's probability, by exact occlusion (each character removed in turn)"
+        ),
+    )
+    explain_labels: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="with `explain`: also explain these labels, in `explanations` ({label: [fragments]})",
+    )
 
     @field_validator("prior", mode="before")
     @classmethod
@@ -137,6 +169,12 @@ class ClassifyRequest(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _explain_labels_need_explain(self) -> ClassifyRequest:
+        if self.explain_labels is not None and not self.explain:
+            raise PydanticCustomError("explain_labels_without_explain", "explain_labels needs explain: true")
+        return self
+
     @property
     def name_batch(self) -> list[str]:
         """The names to classify, in input order, whichever form the request used."""
@@ -147,6 +185,15 @@ class Prediction(BaseModel):
     label: str
     probability: float = Field(description="in [0, 1]; over all labels they sum to 1")
     log_probability: float = Field(description="natural log of `probability`, as the network computed it")
+
+
+class Fragment(BaseModel):
+    """A piece of the name as written (a character, with its combining marks) and its occlusion score."""
+
+    text: str
+    score: float = Field(
+        description="the label's probability with this piece minus without it: > 0 raised it, < 0 lowered it"
+    )
 
 
 class TokenResult(BaseModel):
@@ -182,12 +229,33 @@ class NameResult(BaseModel):
     tokens: list[TokenResult] = Field(
         description="for a full name, each part and its own top labels; the answer combines them. Empty for one name"
     )
+    explained_label: str | None = Field(
+        None, description="only with `explain`: the label `explanation` explains (the top one); null when abstained"
+    )
+    explanation: list[Fragment] | None = Field(
+        None,
+        description=(
+            "only with `explain`: the name as written (cleaned: NFKC, spaces collapsed), piece by piece in order, "
+            "each with how much it raised the top label's probability; a full name is explained as a whole; "
+            "spaces score 0; null when abstained"
+        ),
+    )
+    explanation_words: list[Fragment] | None = Field(
+        None,
+        description=(
+            "only with `explain`: for a name of several words, each word (split at spaces, as written) scored as a "
+            "whole, removed with its space; empty for one word; null when abstained"
+        ),
+    )
+    explanations: dict[str, list[Fragment]] | None = Field(
+        None, description="only with `explain_labels`: the same for each label asked for; null when abstained"
+    )
 
 
 class ClassifyResponse(NameResult):
     """Answer to a request with `name`."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [SINGLE_RESPONSE_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [SINGLE_RESPONSE_EXAMPLE, EXPLAINED_RESPONSE_EXAMPLE]})
 
     model_id: str = Field(description="the checkpoint that answered (see GET /model)")
 

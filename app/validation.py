@@ -36,6 +36,7 @@ def check_classify_request(
     predictor: Predictor,
     max_names_per_request: int,
     max_name_length: int,
+    explain_labels: list[str] | None = None,
 ) -> None:
     """Raise InvalidRequestError naming every field that breaks a limit or does not fit the model."""
     problems: list[FieldProblem] = []
@@ -51,6 +52,10 @@ def check_classify_request(
         predictor.log_prior_for(prior)
     except PriorError as error:
         problems.append(FieldProblem("prior", str(error), "invalid_prior"))
+    try:
+        predictor.label_ids_of(tuple(explain_labels or ()))
+    except ValueError as error:
+        problems.append(FieldProblem("explain_labels", str(error), "unknown_label"))
     if len(name_batch) > max_names_per_request:
         problems.append(
             FieldProblem(

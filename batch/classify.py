@@ -17,7 +17,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batch.cache import DEFAULT_CACHE_NAMES, KEY, RAW, AnswerCache
-from batch.columns import ABSTAINED, LABEL, PROBABILITY, REASON, TOP_K, TOP_K_ENTRY, answer_fields, probability_column
+from batch.columns import (
+    ABSTAINED,
+    EXPLANATION,
+    LABEL,
+    PROBABILITY,
+    REASON,
+    TOP_K,
+    TOP_K_ENTRY,
+    answer_fields,
+    probability_column,
+)
 from batch.names import EMPTY_REASON, dedup_key
 from model.predictor import DEFAULT_TOP_K, LabelProbability, NamePrediction, Predictor
 
@@ -34,6 +44,7 @@ class ClassifyOptions:
     prior: str | dict[str, float] = field(default="dataset")  # "dataset", "uniform" or {label: weight}
     min_probability: float = 0.0  # a top label below it abstains as "low-confidence"
     batch_size: int = DEFAULT_BATCH_SIZE
+    explain: bool = False  # an origin_explanation column: each character's occlusion score (model.explain)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +53,7 @@ class ClassifyOptions:
             "prior": self.prior,
             "min_probability": self.min_probability,
             "batch_size": self.batch_size,
+            "explain": self.explain,
         }
 
 
@@ -82,7 +94,7 @@ class ColumnClassifier:
         self.options = options
         self.labels = tuple(predictor.labels)
         self.top_k_json = top_k_json
-        self.schema = pa.schema(answer_fields(self.labels, options.all_labels, top_k_json))
+        self.schema = pa.schema(answer_fields(self.labels, options.all_labels, top_k_json, options.explain))
         self.cache = AnswerCache(self.schema, cache_names)
         self._predict_top_k = num_labels if options.all_labels else options.top_k
         self._empty = self._empty_answer()
@@ -155,6 +167,7 @@ class ColumnClassifier:
                     top_k=self._predict_top_k,
                     prior=self.options.prior,
                     min_probability=self.options.min_probability,
+                    explain=self.options.explain,
                 )
             )
             for start in range(0, len(names), size)
@@ -186,6 +199,8 @@ class ColumnClassifier:
         }
         if self.options.all_labels:
             columns.update(self._label_probabilities(answers))
+        if self.options.explain:
+            columns[EXPLANATION] = pa.array([_explanation_json(answer) for answer in answers], pa.string())
         return pa.Table.from_pydict(columns, schema=self.schema)
 
     def _empty_answer(self) -> pa.Table:
@@ -199,6 +214,8 @@ class ColumnClassifier:
         }
         if self.options.all_labels:
             columns.update({probability_column(label): [None] for label in self.labels})
+        if self.options.explain:
+            columns[EXPLANATION] = [None]
         return pa.Table.from_pydict(columns, schema=self.schema)
 
     def _top_k_column(self, shown_lists: list[tuple[LabelProbability, ...]]) -> pa.Array:
@@ -236,3 +253,12 @@ class ColumnClassifier:
             probability_column(label): pa.array(matrix[:, index], pa.float64(), from_pandas=True)  # NaN -> null
             for index, label in enumerate(self.labels)
         }
+
+
+def _explanation_json(answer: NamePrediction) -> str | None:
+    """The top label's explanation as compact JSON, as the API writes it; None when the name abstained."""
+    explanation = answer.explanation
+    if explanation is None or answer.abstained:
+        return None
+    fragments = zip(explanation.fragments, explanation.scores[0], strict=True)
+    return json.dumps([{"text": text, "score": score} for text, score in fragments], ensure_ascii=False)

@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--all-labels", action="store_true", help="add one p_<label> column per label")
     parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="add origin_explanation: JSON, how much each character raised (+) or lowered (-) origin_label's probability",
+    )
+    parser.add_argument(
         "--prior",
         default="dataset",
         help="label prior: dataset, uniform, or a JSON object of label weights, e.g. '{\"English\": 2}' (default dataset)",
@@ -152,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             prior=parse_prior(args.prior),
             min_probability=args.min_probability,
             batch_size=args.batch_size,
+            explain=args.explain,
         )
         predictor = Predictor.from_path(args.checkpoint, device=args.device, num_threads=args.num_threads)
         summary = enrich(job, predictor, options)

@@ -14,6 +14,7 @@ PROBABILITY = "origin_probability"  # its probability; null when the row abstain
 TOP_K = "origin_top_k"  # the top-k labels with their probabilities, most probable first
 ABSTAINED = "origin_abstained"
 REASON = "origin_reason"  # why the row abstained (one of ABSTAIN_REASONS, or "empty"); null otherwise
+EXPLANATION = "origin_explanation"  # with --explain: JSON [{"text", "score"}, ...] for the label; null when abstained
 MODEL_ID = "origin_model_id"  # a column in CSV, TSV and JSON Lines; Parquet keeps it in the file metadata
 MODEL_ID_METADATA_KEY = b"nameorigin.model_id"
 
@@ -26,9 +27,11 @@ def probability_column(label: str) -> str:
     return f"p_{label}"
 
 
-def answer_fields(labels: Sequence[str], all_labels: bool, top_k_json: bool = False) -> list[pa.Field]:
+def answer_fields(
+    labels: Sequence[str], all_labels: bool, top_k_json: bool = False, explain: bool = False
+) -> list[pa.Field]:
     """The added columns in output order; top-k as list<struct<label, probability>>, or as compact JSON
-    text for CSV and TSV."""
+    text for CSV and TSV; with `explain`, the explanation as JSON text in every format."""
     fields = [
         pa.field(LABEL, pa.string()),
         pa.field(PROBABILITY, pa.float64()),
@@ -38,6 +41,8 @@ def answer_fields(labels: Sequence[str], all_labels: bool, top_k_json: bool = Fa
     ]
     if all_labels:
         fields += [pa.field(probability_column(label), pa.float64()) for label in labels]
+    if explain:
+        fields.append(pa.field(EXPLANATION, pa.string()))
     return fields
 
 

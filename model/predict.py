@@ -2,6 +2,8 @@
 
 `-` reads names from standard input, one per line. A name the model cannot answer is printed with
 its abstention reason; the exit status is still 0 (2 only for a bad argument or checkpoint).
+`--explain` adds, per answered name, how much each character raised or lowered its top label's
+probability (in points: hundredths of probability), by exact occlusion (model.explain).
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ def format_prediction(result: NamePrediction) -> str:
             else token.reason
         )
         lines.append(f"  part {token.text!r}: {best}")
+    if result.explanation is not None and result.predictions:
+        scored = [
+            f"{fragment} {score * 100:+.1f}"
+            for fragment, score in zip(result.explanation.fragments, result.explanation.scores[0], strict=True)
+            if not fragment.isspace()
+        ]
+        lines.append(f"why {result.predictions[0].label} (points per character): " + ", ".join(scored))
+        if result.explanation.words:
+            words = zip(result.explanation.words, result.explanation.word_scores[0], strict=True)
+            lines.append("  per word: " + ", ".join(f"{word} {score * 100:+.1f}" for word, score in words))
     return "\n".join(lines)
 
 
@@ -56,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--min-probability", type=float, default=0.0, help="abstain below this top probability")
     parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument(
+        "--explain", action="store_true", help="also show how much each character raised or lowered the top label"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     names = [line.rstrip("\r\n") for line in sys.stdin] if args.names == ["-"] else args.names
     try:
         predictor = Predictor.from_path(args.checkpoint, device=args.device)
-        results = predictor.predict(names, top_k=args.top_k, prior=args.prior, min_probability=args.min_probability)
+        results = predictor.predict(
+            names, top_k=args.top_k, prior=args.prior, min_probability=args.min_probability, explain=args.explain
+        )
     except (CheckpointError, DeviceUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

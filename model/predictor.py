@@ -16,6 +16,7 @@ from model.assets import DEFAULT_CHECKPOINT_PATH as DEFAULT_CHECKPOINT_PATH  # r
 from model.checkpoint import Checkpoint, load_checkpoint
 from model.encoder import NameEncoder, NameEncodingError
 from model.evidence import Evidence
+from model.explain import ExplainItem, Explanation, explain
 from model.gc_pause import cyclic_gc_paused
 from model.priors import DATASET_PRIOR, Prior, target_log_prior
 from model.reading import NameReader
@@ -71,6 +72,7 @@ class NamePrediction(NamedTuple):
     read_as: str = ""  # the Latin text the network read
     script: str = ""  # the writing system the name was written in
     tokens: tuple[TokenPrediction, ...] = ()  # a full name's parts; empty for a single name
+    explanation: Explanation | None = None  # when asked for and answered: why (model.explain)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -85,11 +87,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 class RankQuery(NamedTuple):
-    """How one caller wants its answers: how many labels, under which prior, above which probability."""
+    """How one caller wants its answers: how many labels, under which prior, above which probability,
+    and whether to explain each answered name's top label (and `explain_labels`) by occlusion."""
 
     top_k: int = DEFAULT_TOP_K
     prior: Prior = DATASET_PRIOR
     min_probability: float = 0.0
+    explain: bool = False
+    explain_labels: tuple[str, ...] = ()
 
 
 class Predictor:
@@ -152,6 +157,15 @@ class Predictor:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_labels:
             raise ValueError(f"top_k must be an integer between 1 and {self.num_labels}, got {top_k!r}")
 
+    def label_ids_of(self, labels: tuple[str, ...]) -> tuple[int, ...]:
+        """Ids of `labels` into this model's labels; ValueError naming any it does not know."""
+        unknown = sorted(set(labels) - set(self.labels))
+        if unknown:
+            raise ValueError(
+                f"explain_labels names labels the model does not know: {unknown}; it knows {list(self.labels)}"
+            )
+        return tuple(self.labels.index(label) for label in labels)
+
     def score(self, names: list[str]) -> NameScores:
         """The batch scored once, to be ranked under any top-k, prior and floor (the service's batcher
         ranks each request's rows with its own)."""
@@ -178,6 +192,7 @@ class Predictor:
         for key, query in queries.items():
             self.check_top_k(query.top_k)
             log_priors[key] = self.log_prior_for(query.prior)
+            self.label_ids_of(query.explain_labels)
         with cyclic_gc_paused():
             scores = self.score([name for names, _ in requests for name in names])
             ranked = {
@@ -187,7 +202,37 @@ class Predictor:
             for names, query in requests:
                 answers.append(ranked[_query_key(query)].rows(start, start + len(names)))
                 start += len(names)
+            if any(query.explain for _, query in requests):
+                answers = self._explained(requests, answers, log_priors, scores.log_likelihoods)
             return answers
+
+    def _explained(
+        self,
+        requests: list[tuple[list[str], RankQuery]],
+        answers: list[RankedNames],
+        log_priors: dict[object, torch.Tensor],
+        log_likelihoods: torch.Tensor,
+    ) -> list[RankedNames]:
+        """The answers with each explained request's explanations: every answered name of every such
+        request, with its (N, L) `log_likelihoods` row from the pass that answered it, and all their
+        occluded variants in one scoring pass (model.explain)."""
+        items: list[ExplainItem] = []
+        start = 0
+        for (names, query), answer in zip(requests, answers, strict=True):
+            if query.explain:
+                asked, log_prior = self.label_ids_of(query.explain_labels), log_priors[_query_key(query)]
+                for row, (name, ids, reason) in enumerate(zip(names, answer.label_ids, answer.reasons, strict=True)):
+                    if reason is None:
+                        labels = tuple(dict.fromkeys((ids[0], *asked)))
+                        items.append(ExplainItem(name, labels, log_prior, log_likelihoods[start + row]))
+            start += len(names)
+        explained = iter(explain(self.scorer, items))
+        return [
+            answer._replace(explanations=[None if reason else next(explained) for reason in answer.reasons])
+            if query.explain
+            else answer
+            for (_, query), answer in zip(requests, answers, strict=True)
+        ]
 
     def log_probabilities(
         self, names: list[str], prior: Prior = DATASET_PRIOR
@@ -198,11 +243,22 @@ class Predictor:
         return torch.log_softmax(scores.log_likelihoods + self.log_prior_for(prior), dim=1), scores.reasons
 
     def predict(
-        self, names: list[str], top_k: int = DEFAULT_TOP_K, prior: Prior = DATASET_PRIOR, min_probability: float = 0.0
+        self,
+        names: list[str],
+        top_k: int = DEFAULT_TOP_K,
+        prior: Prior = DATASET_PRIOR,
+        min_probability: float = 0.0,
+        explain: bool = False,
     ) -> list[NamePrediction]:
-        """One answer per name, in input order: top-k labels, or an abstention with its reason."""
+        """One answer per name, in input order: top-k labels, or an abstention with its reason; with
+        `explain`, each answered name's top label explained (model.explain)."""
         with cyclic_gc_paused():  # one pause over both bursts: the ranked lists and these tuples
-            ranked = self.rank(names, top_k, prior, min_probability)
+            ranked = (
+                self.rank_requests([(names, RankQuery(top_k, prior, min_probability, explain=True))])[0]
+                if explain
+                else self.rank(names, top_k, prior, min_probability)
+            )
+            explanations = ranked.explanations or [None] * len(names)
             return [
                 NamePrediction(
                     name,
@@ -212,8 +268,11 @@ class Predictor:
                     read_as,
                     script,
                     tuple(map(self._token_prediction, tokens)) if tokens else (),
+                    explanation,
                 )
-                for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked, strict=True)
+                for name, ids, probs, log_probs, reason, read_as, script, tokens, explanation in zip(
+                    names, *ranked[:-1], explanations, strict=True
+                )
             ]
 
     def _label_probabilities(

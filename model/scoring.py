@@ -25,7 +25,8 @@ favours the shorter reading by about e^3.5 per letter, so every two-character na
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,9 @@ from model.evidence import Evidence
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
 from model.reading import REASON_PRECEDENCE, NameReader, NameReading
+
+if TYPE_CHECKING:
+    from model.explain import Explanation
 
 
 class RankedToken(NamedTuple):
@@ -53,7 +57,9 @@ class RankedNames(NamedTuple):
     """Answers for several names as plain lists, one entry per name in input order: top label ids
     (into the predictor's labels), probabilities and log-probabilities (empty when the name
     abstains, except for low-confidence), the abstention reason or None, what was read, the script,
-    and a full name's tokens (empty for a single token). For callers that write their own output."""
+    a full name's tokens (empty for a single token), and, when the query asked for them, each
+    name's explanation (None when it abstains; the column is empty otherwise). For callers that
+    write their own output."""
 
     label_ids: list[list[int]]
     probabilities: list[list[float]]
@@ -62,6 +68,7 @@ class RankedNames(NamedTuple):
     read_as: list[str]
     scripts: list[str]
     tokens: list[tuple[RankedToken, ...]]
+    explanations: Sequence[Explanation | None] = ()
 
     def rows(self, start: int, stop: int) -> RankedNames:
         """The answers of names start:stop."""

@@ -15,7 +15,13 @@ from app.body_limit import BodySizeLimitMiddleware
 from app.errors import BodyTooLargeError
 from app.main import create_app
 from app.observability import JsonFormatter
-from app.schemas import BATCH_RESPONSE_EXAMPLE, SINGLE_RESPONSE_EXAMPLE, BatchClassifyResponse, ClassifyResponse
+from app.schemas import (
+    BATCH_RESPONSE_EXAMPLE,
+    EXPLAINED_RESPONSE_EXAMPLE,
+    SINGLE_RESPONSE_EXAMPLE,
+    BatchClassifyResponse,
+    ClassifyResponse,
+)
 from app.settings import Settings
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH, Predictor
@@ -193,14 +199,19 @@ def test_openapi_documents_classify_examples_abstention_and_prior(client):
     assert "abstained: true" in operation["description"] and "not-a-name" in operation["description"]
     assert set(operation["requestBody"]["content"]["application/json"]["examples"]) == {
         "one name",
+        "an explanation",
         "several names",
         "a prior",
         "a bad request",
     }
+    assert "an explanation" in operation["responses"]["200"]["content"]["application/json"]["examples"]
     request_schema = schema["components"]["schemas"]["ClassifyRequest"]["properties"]
-    assert {"prior", "min_probability"} <= set(request_schema)
+    assert {"prior", "min_probability", "explain", "explain_labels"} <= set(request_schema)
     result_schema = schema["components"]["schemas"]["NameResult"]["properties"]
-    assert {"abstained", "reason", "read_as", "script", "tokens"} <= set(result_schema)
+    assert {"abstained", "reason", "read_as", "script", "tokens", "explanation", "explained_label"} <= set(
+        result_schema
+    )
+    assert set(schema["components"]["schemas"]["Fragment"]["properties"]) == {"text", "score"}
     assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
     answer_schemas = operation["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
     assert {schema["$ref"].rsplit("/", 1)[1] for schema in answer_schemas} == {
@@ -362,6 +373,60 @@ def test_classify_examples_in_the_schema_are_answers_of_the_shipped_model(make_c
         assert [(t["text"], t["predictions"][0]["label"]) for t in answer["tokens"]] == [
             (t["text"], t["predictions"][0]["label"]) for t in example["tokens"]
         ]
+
+
+def test_classify_explanation_example_in_the_schema_is_the_shipped_models_answer(make_client):
+    shipped = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH)
+    example = EXPLAINED_RESPONSE_EXAMPLE
+    answer = shipped.post("/classify", json={"name": example["name"], "top_k": 1, "explain": True}).json()
+    ClassifyResponse.model_validate(answer)
+    assert answer["model_id"] == example["model_id"] and answer["explained_label"] == example["explained_label"]
+    assert [round(p["probability"], 4) for p in answer["predictions"]] == [
+        p["probability"] for p in example["predictions"]
+    ]
+    assert [(f["text"], round(f["score"], 4)) for f in answer["explanation"]] == [
+        (f["text"], f["score"]) for f in example["explanation"]
+    ]
+
+
+def test_classify_explain_scores_each_character_of_each_answered_name_in_place(client):
+    names = ["Kovski", "123", "Mikez Bozov"]
+    body = client.post("/classify", json={"names": names, "top_k": 2, "explain": True}).json()
+    BatchClassifyResponse.model_validate(body)
+    kovski, digits, full_name = body["results"]
+    assert kovski["explained_label"] == kovski["predictions"][0]["label"]
+    assert "".join(fragment["text"] for fragment in kovski["explanation"]) == "Kovski"
+    assert (digits["explanation"], digits["explained_label"]) == (None, None)  # abstained: none
+    assert [fragment["text"] for fragment in full_name["explanation"]][5] == " "
+    assert full_name["explanation"][5]["score"] == 0.0
+    assert [word["text"] for word in full_name["explanation_words"]] == ["Mikez", "Bozov"]
+    assert kovski["explanation_words"] == []  # one word: its letters say it all
+    assert "explanations" not in kovski  # only with explain_labels
+    plain = client.post("/classify", json={"names": names, "top_k": 2}).json()
+    assert "explanation" not in plain["results"][0]  # not asked for: the answer is as before
+    assert [r["predictions"] for r in plain["results"]] == [r["predictions"] for r in body["results"]]
+
+
+def test_classify_explain_labels_adds_an_explanation_per_label_asked_for(client):
+    body = client.post("/classify", json={"name": "Kovski", "explain": True, "explain_labels": ["B", "C"]}).json()
+    assert set(body["explanations"]) == {"B", "C"}
+    assert [f["text"] for f in body["explanations"]["C"]] == list("Kovski")
+    top = body["explained_label"]
+    if top in body["explanations"]:
+        assert body["explanations"][top] == body["explanation"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "error_type"),
+    [
+        ({"name": "Kovski", "explain_labels": ["B"]}, "body", "explain_labels_without_explain"),
+        ({"name": "Kovski", "explain": True, "explain_labels": ["Klingon"]}, "explain_labels", "unknown_label"),
+        ({"name": "Kovski", "explain": "yes"}, "explain", "bool_type"),
+    ],
+)
+def test_classify_rejects_an_explanation_it_cannot_give(client, payload, field, error_type):
+    error = only_error(client.post("/classify", json=payload), 422)
+    assert (error["field"], error["type"]) == (field, error_type)
 
 
 def test_classify_rejects_more_names_than_the_limit(make_client):

@@ -85,6 +85,26 @@ def test_enrich_answers_equal_the_predictor_for_each_distinct_name(tmp_path, enr
             assert float(row["origin_probability"]) == pytest.approx(answer.predictions[0].probability, abs=1e-6)
 
 
+def test_enrich_explain_adds_each_answered_names_explanation_as_the_predictor_gives_it(
+    tmp_path, enrich, trained_predictor
+):
+    source = tmp_path / "people.csv"
+    source.write_text("surname\nBakov\n123\n\nZiski\nBakov\n", encoding="utf-8")
+    status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.parquet", "--explain")
+    assert status == 0, stderr
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    expected = {answer.name: answer for answer in trained_predictor.predict(["Bakov", "Ziski"], explain=True)}
+    for row in rows:
+        answer = expected.get(row["surname"])
+        if answer is None or row["origin_abstained"]:  # 123 and the blank row: nothing to explain
+            assert row["origin_explanation"] is None
+            continue
+        fragments = json.loads(row["origin_explanation"])
+        assert [f["text"] for f in fragments] == list(answer.explanation.fragments)
+        assert [f["score"] for f in fragments] == pytest.approx(list(answer.explanation.scores[0]), abs=1e-6)
+    assert [row["origin_explanation"] is None for row in rows] == [False, True, True, False, False]
+
+
 def test_enrich_parquet_keeps_types_and_writes_top_k_as_structs_and_model_id_as_metadata(
     tmp_path, enrich, trained_predictor
 ):

@@ -25,6 +25,7 @@ SECTIONS = (
     "7. GRU gate: measured (batch size)",
     "9. compute: multiply-adds per name (network)",
     "9. compute: predictor, batch 4096, vs the shape bound",
+    "10. explain: true, 1000 names per request",
 )
 
 
