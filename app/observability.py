@@ -155,6 +155,7 @@ class Metrics:
             self.registry.register(PROCESS_COLLECTOR)  # the one reader of /proc/self, in every app's registry
 
     def set_model(self, model_id: str, architecture: str, device: str) -> None:
+        self.model.clear()  # after a hot reload only the new model is being served
         self.model.labels(model_id, architecture, device).set(1)
 
     def observe_batch(self, num_requests: int, num_names: int, seconds: float) -> None:

@@ -163,9 +163,13 @@ async def classify(
         max_names_per_request=settings.max_names_per_request,
         max_name_length=settings.max_name_length,
     )
-    ranked = await service.batcher.classify(name_batch, RankQuery(body.top_k, body.prior, body.min_probability))
-    results = _name_results(name_batch, ranked, predictor.labels)
-    model_id = predictor.model_id
+    ranked, answered_by = await service.batcher.answer(
+        name_batch, RankQuery(body.top_k, body.prior, body.min_probability)
+    )
+    # The model that ran the batch, which a hot reload may have swapped in since the checks above
+    # (a reload keeps the labels, so those checks still hold).
+    results = _name_results(name_batch, ranked, answered_by.labels)
+    model_id = answered_by.model_id
     answer = (
         {**results[0], "model_id": model_id} if body.name is not None else {"results": results, "model_id": model_id}
     )
