@@ -1,0 +1,171 @@
+"""Connection limits uvicorn lacks: a deadline for the request head, head size and count caps, and a
+cap on open connections that closes the longest-idle one first.
+
+A subclass of uvicorn's httptools protocol, because these are decided while the head is still
+arriving, before any ASGI code runs: a middleware would only see a request once its whole head
+was buffered, and idle sockets never reach it at all. uvicorn's own knobs (keep-alive timeout,
+graceful-shutdown timeout) are passed by `app.server`; everything here reads `ConnectionLimits`,
+which `app.server` hangs on the uvicorn config (the one object each protocol instance receives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+logger = logging.getLogger(__name__)
+
+LIMITS_ATTRIBUTE = "nameorigin_connection_limits"  # where app.server puts ConnectionLimits on the Config
+IDLE_REGISTRY_ATTRIBUTE = "nameorigin_idle_connections"  # per server: idle connections, oldest first
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Values from Settings (their one home); see the README's settings table."""
+
+    max_connections: int
+    max_header_bytes: int
+    max_header_count: int
+    timeout_request_head_s: float
+
+
+def refusal(status: int, reason: str, error: str, message: str, extra_headers: bytes = b"") -> bytes:
+    """A complete HTTP/1.1 answer with an ErrorResponse body that closes the connection."""
+    body = orjson.dumps({"error": error, "message": message, "errors": []})
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n".encode()
+        + extra_headers
+        + b"connection: close\r\n\r\n"
+        + body
+    )
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits in `ConnectionLimits`."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: ConnectionLimits = getattr(config, LIMITS_ATTRIBUTE)
+        if not hasattr(server_state, IDLE_REGISTRY_ATTRIBUTE):
+            setattr(server_state, IDLE_REGISTRY_ATTRIBUTE, OrderedDict())
+        self.idle: OrderedDict[LimitedHttpToolsProtocol, None] = getattr(server_state, IDLE_REGISTRY_ATTRIBUTE)
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.reading_head = True
+        self.head_bytes = 0
+        self.head_count = 0
+        self.head_refusal: bytes | None = None
+
+    # A connection is idle from its start, and after each response, until a request head is complete:
+    # a slowloris client that never finishes its head stays idle, so it is the first to be closed.
+    def _become_idle(self) -> None:
+        self.idle[self] = None
+        self.idle.move_to_end(self)
+        self.reading_head, self.head_bytes, self.head_count = True, 0, 0
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+        self.head_timer = self.loop.call_later(self.limits.timeout_request_head_s, self._head_timed_out)
+
+    def _become_busy(self) -> None:
+        self.idle.pop(self, None)
+        self.reading_head = False
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._become_idle()
+        if len(self.connections) <= self.limits.max_connections:
+            return
+        oldest = next(iter(self.idle))
+        if oldest is not self:
+            logger.debug("connection cap reached: closing the longest-idle connection")
+            oldest._become_busy()  # out of the registry now: it is only counted until its close completes
+            oldest.transport.close()
+            return
+        logger.warning("connection cap of %d reached and none idle: refusing a connection", self.limits.max_connections)
+        self._become_busy()
+        self.transport.write(
+            refusal(503, "Service Unavailable", "overloaded", "too many open connections", b"retry-after: 1\r\n")
+        )
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._become_busy()
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.head_bytes:  # a client that started a request hears why; one that never did is just closed
+            message = f"the request head was not complete within {self.limits.timeout_request_head_s:g} s"
+            self.transport.write(refusal(408, "Request Timeout", "request_timeout", message))
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.reading_head:
+            self.head_bytes += len(data)
+        super().data_received(data)
+        # A head still arriving is refused as soon as it outgrows the cap, not once it is complete.
+        if self.reading_head and self.head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
+            self._refuse_head(f"the request head is over {self.limits.max_header_bytes} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self.reading_head:  # a pipelined request after a complete one
+            self.reading_head, self.head_bytes, self.head_count = True, 0, 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_count += 1
+        if self.head_count > self.limits.max_header_count:
+            self.head_refusal = self._head_too_large(f"more than {self.limits.max_header_count} header fields")
+            raise HeadTooLargeError  # stops the parser; uvicorn answers through send_400_response below
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.limits.max_header_bytes:
+            self.head_refusal = self._head_too_large(f"the request head is over {self.limits.max_header_bytes} bytes")
+            raise HeadTooLargeError
+        self._become_busy()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # uvicorn starts the next pipelined request, if any
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._become_idle()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.head_refusal is None:
+            super().send_400_response(msg)
+            return
+        self.transport.write(self.head_refusal)
+        self.transport.close()
+
+    def _refuse_head(self, message: str) -> None:
+        self.transport.write(self._head_too_large(message))
+        self.transport.close()
+
+    def _head_too_large(self, message: str) -> bytes:
+        logger.warning("431: %s", message)
+        return refusal(431, "Request Header Fields Too Large", "headers_too_large", message)
+
+
+class HeadTooLargeError(Exception):
+    """Raised inside a parser callback to stop reading a head that breaks a limit."""
