@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.batching import BatcherClosedError, QueueFullError
+from app.json_body import BodyDecodeError
 from app.schemas import ErrorResponse, FieldError
 from app.validation import FieldProblem, InvalidRequestError
 from model.encoder import NameEncodingError
@@ -115,6 +116,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyTooLargeError):
         return error_response(413, "body_too_large", exc.detail, [FieldProblem("body", exc.detail, "body_too_large")])
+    if isinstance(exc, BodyDecodeError):
+        error = "invalid_request" if exc.status_code == 422 else "undecodable_body"
+        return error_response(exc.status_code, error, exc.detail, [FieldProblem("body", exc.detail, exc.error_type)])
+    if exc.status_code == 400:  # FastAPI's own "error parsing the body": never a refusal without a reason
+        return error_response(
+            400, "undecodable_body", str(exc.detail), [FieldProblem("body", str(exc.detail), "body_unreadable")]
+        )
     error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, error, str(exc.detail), headers=exc.headers)
 

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.dependencies import Service, get_metrics, get_service, get_settings, require_json_body
+from app.json_body import StrictJSONRoute
 from app.model_card import INTENDED_USE, KNOWN_LIMITATIONS, OUT_OF_SCOPE
 from app.observability import Metrics, record_names
 from app.schemas import (
@@ -67,10 +68,19 @@ micro-batches. 503 (with `Retry-After`) means the request queue is full or the m
 """
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "the body cannot be decoded (not UTF-8, nested too deep, ...)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "the body cannot be decoded: not UTF-8 (UTF-16, UTF-32, latin-1, a byte order mark, invalid "
+        "bytes), nested too deeply, an integer of more than 20 digits, a number out of range, NaN or Infinity; "
+        "`errors` says which",
+    },
     413: {"model": ErrorResponse, "description": "body larger than the limit"},
     415: {"model": ErrorResponse, "description": "Content-Type is not application/json"},
-    422: {"model": ErrorResponse, "description": "invalid request; `errors` names every bad field"},
+    422: {
+        "model": ErrorResponse,
+        "description": "invalid request (malformed JSON, a key given twice in one object, a bad field); `errors` "
+        "names every problem",
+    },
     503: {"model": ErrorResponse, "description": "queue full or model not ready; retry after `Retry-After` seconds"},
 }
 
@@ -95,7 +105,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "several names": {"summary": "answer to {names}", "value": BATCH_RESPONSE_EXAMPLE},
 }
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)  # bodies read as RFC 8259 says (app.json_body)
 
 
 def _predictions(
