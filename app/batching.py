@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +52,12 @@ class _Job:
 # at once: waiting would only add latency (docs/benchmarks.md, "Why the code is as it is").
 FULL_ENOUGH_NAMES = 64
 
+# Retry-After is whole seconds (RFC 9110), so a queue that drains in milliseconds would tell every
+# shed client "1" and bring them all back in the same instant. Each refusal draws from 1..this (or
+# twice the drain time, if longer) so the retries arrive spread out.
+RETRY_AFTER_SPREAD_S = 3
+DRAIN_RATE_SMOOTHING = 0.2  # weight of the newest batch in the drain-rate average
+
 BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds in the model) per batch
 
 
@@ -80,10 +88,21 @@ class MicroBatcher:
         # Waiting every time halves a lone connection's rate, never waiting loses under load
         # (docs/benchmarks.md); this keeps both. A new server assumes load until a lone batch shows otherwise.
         self._last_batch_had_company = True
+        self._drain_rate: float | None = None  # requests answered per second of model time, smoothed
 
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def queue_full(self) -> bool:
+        return self._queue is not None and self._queue.full()
+
+    def retry_after_s(self) -> int:
+        """Seconds a shed client should wait: drawn from 1..max(RETRY_AFTER_SPREAD_S, twice the time the
+        queue takes to drain at the measured rate), so retries spread out instead of returning at once."""
+        drain_s = self.queue_size / self._drain_rate if self._drain_rate else 0.0
+        return random.randint(1, max(RETRY_AFTER_SPREAD_S, math.ceil(2 * drain_s)))
 
     async def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -184,8 +203,13 @@ class MicroBatcher:
                     logger.exception("model call failed")
                     _settle(job, error=job_error)
             return
+        seconds = time.perf_counter() - started
+        rate = len(live) / max(seconds, 1e-6)
+        self._drain_rate = (
+            rate if self._drain_rate is None else self._drain_rate + DRAIN_RATE_SMOOTHING * (rate - self._drain_rate)
+        )
         if self.on_batch is not None:
-            self.on_batch(len(live), sum(len(job.names) for job in live), time.perf_counter() - started)
+            self.on_batch(len(live), sum(len(job.names) for job in live), seconds)
         for job, own in zip(live, answers, strict=True):
             _settle(job, Answer(own, predictor))
 

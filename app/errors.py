@@ -97,13 +97,23 @@ async def _unsupported_media_type(request: Request, exc: Exception) -> JSONRespo
     return error_response(415, "unsupported_media_type", str(exc), problems)
 
 
-async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+def overloaded_response(queue_size: int, retry_after_s: int) -> JSONResponse:
+    """503 for a request the full queue cannot take (app.shedding, or the batcher's own refusal)."""
+    message = f"{queue_size} requests are already waiting for the model; retry after {retry_after_s} s"
     return error_response(
         503,
         "overloaded",
-        f"too many requests waiting for the model ({exc}); retry shortly",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        message,
+        [FieldProblem("request", message, "overloaded")],
+        headers={"Retry-After": str(retry_after_s)},
     )
+
+
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    service = getattr(request.state, "service", None)  # app.dependencies.SERVICE_STATE_KEY
+    if service is None:
+        return error_response(503, "overloaded", str(exc), headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return overloaded_response(service.batcher.queue_size, service.batcher.retry_after_s())
 
 
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:

@@ -24,6 +24,7 @@ from app.openapi import install_openapi
 from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_sighup
 from app.routes import router
 from app.settings import Settings
+from app.shedding import LoadSheddingMiddleware
 from model.predictor import Predictor, RankQuery
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added last = outermost: the log line and metrics also see requests the body limit refuses.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(LoadSheddingMiddleware)  # before the body limit reads anything
     app.add_middleware(RequestObservabilityMiddleware, metrics=app.state.metrics)
     return app
 
