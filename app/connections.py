@@ -1,5 +1,10 @@
 """Connection limits uvicorn lacks: a deadline for the request head, head size and count caps, and a
-cap on open connections that closes the longest-idle one first.
+cap on open connections that closes the longest-idle one first; and half-closed clients answered.
+
+A client that half-closes after sending (shutdown(SHUT_WR)) still reads: it gets its answers, and
+the connection closes after the last one. A client that is really gone marks every request it had
+in flight as such (CLIENT_GONE_SCOPE_KEY), so the request log counts it as 499, not as a 200 no one
+received, and a pipelined request never writes to the closed socket.
 
 A subclass of uvicorn's httptools protocol, because these are decided while the head is still
 arriving, before any ASGI code runs: a middleware would only see a request once its whole head
@@ -17,12 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from app.observability import CLIENT_GONE_SCOPE_KEY
 
 logger = logging.getLogger(__name__)
 
+# On shutdown uvicorn closes an idle keep-alive connection at once, and a request the client sent in
+# that instant meets a reset. Given this long, such a request is answered (with Connection: close),
+# and only a connection still silent after it is closed.
+SHUTDOWN_IDLE_GRACE_S = 0.5
 LIMITS_ATTRIBUTE = "nameorigin_connection_limits"  # where app.server puts ConnectionLimits on the Config
 IDLE_REGISTRY_ATTRIBUTE = "nameorigin_idle_connections"  # per server: idle connections, oldest first
 
@@ -68,6 +80,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         self.head_count = 0
         self.head_refusal: bytes | None = None
+        self.running: RequestResponseCycle | None = (
+            None  # the request whose app is running (uvicorn tracks the newest parsed)
+        )
+        self.read_closed = False
+        self.shutting_down = False
 
     # A connection is idle from its start, and after each response, until a request head is complete:
     # a slowloris client that never finishes its head stays idle, so it is the first to be closed.
@@ -106,7 +123,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._become_busy()
+        for cycle in (self.running, *(queued for queued, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True  # uvicorn marks only the newest parsed request
+                cycle.scope[CLIENT_GONE_SCOPE_KEY] = True  # type: ignore[literal-required]
+                cycle.message_event.set()
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed: keep writing while it has requests to answer, then close."""
+        self.read_closed = True
+        if self.pipeline or (self.running is not None and not self.running.response_complete):
+            return True  # keep the transport open for the answers
+        return None  # nothing to answer: asyncio closes the connection
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self.running = cycle
+        super()._start_asgi_task(cycle, app)
 
     def _head_timed_out(self) -> None:
         self.head_timer = None
@@ -144,12 +177,31 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadTooLargeError
         self._become_busy()
         super().on_headers_complete()
+        if self.shutting_down:
+            self.cycle.keep_alive = False  # answered, then closed: the server is draining
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # uvicorn starts the next pipelined request, if any
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
-            self._become_idle()
+        if pipelined or self.transport.is_closing():
+            return
+        if self.read_closed:  # a half-closed client has had its last answer
+            self.transport.close()
+            return
+        self._become_idle()
+
+    def shutdown(self) -> None:
+        """Drain: a request in flight is answered and its connection closed (uvicorn's way); an idle one
+        gets SHUTDOWN_IDLE_GRACE_S for a request already on its way before it is closed."""
+        self.shutting_down = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+            return
+        self.loop.call_later(SHUTDOWN_IDLE_GRACE_S, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         if self.head_refusal is None:
