@@ -31,9 +31,13 @@ from app.observability import CLIENT_GONE_SCOPE_KEY
 
 logger = logging.getLogger(__name__)
 
-# On shutdown uvicorn closes an idle keep-alive connection at once, and a request the client sent in
-# that instant meets a reset. Given this long, such a request is answered (with Connection: close),
-# and only a connection still silent after it is closed.
+# On SIGTERM uvicorn stops accepting, then at once closes idle keep-alive connections (a request the
+# client sent in that instant meets a reset) and answers the rest with Connection: close (their
+# clients reconnect, and with several workers land in the backlog of a worker about to close its
+# copy of the socket: reset). So existing connections are served as usual for SHUTDOWN_DRAIN_S,
+# long enough for every worker to stop accepting, so reconnects are refused, not reset; then each is
+# answered with Connection: close, and one still idle SHUTDOWN_IDLE_GRACE_S later is closed.
+SHUTDOWN_DRAIN_S = 1.0
 SHUTDOWN_IDLE_GRACE_S = 0.5
 LIMITS_ATTRIBUTE = "nameorigin_connection_limits"  # where app.server puts ConnectionLimits on the Config
 IDLE_REGISTRY_ATTRIBUTE = "nameorigin_idle_connections"  # per server: idle connections, oldest first
@@ -191,8 +195,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._become_idle()
 
     def shutdown(self) -> None:
-        """Drain: a request in flight is answered and its connection closed (uvicorn's way); an idle one
-        gets SHUTDOWN_IDLE_GRACE_S for a request already on its way before it is closed."""
+        """Drain (see SHUTDOWN_DRAIN_S): keep serving for a moment, then close once answered."""
+        self.loop.call_later(SHUTDOWN_DRAIN_S, self._close_when_answered)
+
+    def _close_when_answered(self) -> None:
+        if self.transport.is_closing():
+            return
         self.shutting_down = True
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
