@@ -53,7 +53,9 @@ def test_reload_swaps_in_a_changed_checkpoint_file_and_every_answer_names_it(mak
     assert client.get("/model").json()["id"] == new_id
     batch = client.post("/classify", json={"names": ["Hinton", "Rossi"]}).json()
     assert batch["model_id"] == new_id
-    info_lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith("nameorigin_model_info{")]
+    info_lines = [
+        line for line in client.get("/metrics").text.splitlines() if line.startswith("nameorigin_model_info{")
+    ]
     assert len(info_lines) == 1 and new_id in info_lines[0]
 
 
