@@ -134,7 +134,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 cycle.message_event.set()
         super().connection_lost(exc)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True; uvicorn narrows it
         """The client half-closed: keep writing while it has requests to answer, then close."""
         self.read_closed = True
         if self.pipeline or (self.running is not None and not self.running.response_complete):
