@@ -1,4 +1,4 @@
-"""Connection limits uvicorn lacks: a deadline for the request head, head size and count caps, and a
+"""Connection limits uvicorn lacks: a deadline for the request (head and body), head size and count caps, and a
 cap on open connections that closes the longest-idle one first; and half-closed clients answered.
 
 A client that half-closes after sending (shutdown(SHUT_WR)) still reads: it gets its answers, and
@@ -103,6 +103,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _become_busy(self) -> None:
         self.idle.pop(self, None)
         self.reading_head = False
+        self._cancel_read_timer()
+
+    def _cancel_read_timer(self) -> None:
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
@@ -149,8 +152,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.transport.is_closing():
             return
-        if self.head_bytes:  # a client that started a request hears why; one that never did is just closed
-            message = f"the request head was not complete within {self.limits.timeout_request_head_s:g} s"
+        # A client that started a request hears why; one that never did, or was already answered (a
+        # shed request whose body is still trickling in), is just closed.
+        partial_head = self.reading_head and self.head_bytes > 0
+        waiting_for_body = not self.reading_head and self.cycle is not None and not self.cycle.response_started
+        if partial_head or waiting_for_body:
+            message = f"the request was not complete within {self.limits.timeout_request_head_s:g} s"
             self.transport.write(refusal(408, "Request Timeout", "request_timeout", message))
         self.transport.close()
 
@@ -179,10 +186,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.limits.max_header_bytes:
             self.head_refusal = self._head_too_large(f"the request head is over {self.limits.max_header_bytes} bytes")
             raise HeadTooLargeError
-        self._become_busy()
+        # No longer idle (never evicted), but the deadline runs on until the body is in: a slow body
+        # holds a connection like a slow head.
+        self.idle.pop(self, None)
+        self.reading_head = False
         super().on_headers_complete()
         if self.shutting_down:
             self.cycle.keep_alive = False  # answered, then closed: the server is draining
+
+    def on_message_complete(self) -> None:
+        self._cancel_read_timer()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # uvicorn starts the next pipelined request, if any

@@ -13,9 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from app.batching import BatcherClosedError, QueueFullError
 from app.json_body import BodyDecodeError
+from app.observability import CLIENT_GONE_STATUS
 from app.schemas import ErrorResponse, FieldError
 from app.validation import FieldProblem, InvalidRequestError
 from model.encoder import NameEncodingError
@@ -137,6 +140,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, error, str(exc.detail), headers=exc.headers)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away (or was closed for missing the request deadline) before its body was in:
+    # no one can read an answer, and it is no server error. Logged and counted as 499.
+    return Response(status_code=CLIENT_GONE_STATUS)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping: exception type -> status code and ErrorResponse body."""
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -147,3 +156,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BatcherClosedError, _not_ready)
     app.add_exception_handler(ModelNotReadyError, _not_ready)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)

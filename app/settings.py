@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     timeout_request_head_s: float = Field(
         10.0,
         gt=0,
-        description="a connection must complete its request head this soon after opening or after its last answer (408, closed)",
+        description="a connection must send a whole request (head and body) this soon after opening or after its last answer (408, closed)",
     )
     max_connections: int = Field(
         2048,

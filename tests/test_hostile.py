@@ -107,6 +107,15 @@ def test_idle_and_slowloris_connections_are_closed_after_the_head_deadline(limit
         close_all(idle + slow)
 
 
+def test_a_slow_body_is_closed_with_408_after_the_request_deadline(limited_server):
+    with socket.create_connection(("127.0.0.1", limited_server.port), timeout=10) as sock:
+        sock.sendall(b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
+        started = time.monotonic()
+        answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert HEAD_TIMEOUT_S * 0.9 < time.monotonic() - started < HEAD_TIMEOUT_S + 2
+
+
 def test_a_normal_client_is_answered_while_idle_connections_fill_the_cap(limited_server):
     idle = open_idle(limited_server.port, MAX_CONNECTIONS + 20)
     try:
@@ -171,9 +180,7 @@ def test_sighup_reloads_under_load_with_no_failed_request_and_refuses_a_corrupt_
     assert "refused, still serving " + new_id in limited_server.stderr()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_under_load_resets_no_accepted_request(start_server, tiny_checkpoint, workers):
-    server = start_server(checkpoint=str(tiny_checkpoint), workers=str(workers), reload_poll_s="0")
+def assert_sigterm_under_load_resets_nothing(server) -> None:
     port = int(server.base_url.rsplit(":", 1)[1])
     with load(port, 16) as tally:
         time.sleep(1.5)
@@ -184,7 +191,13 @@ def test_sigterm_under_load_resets_no_accepted_request(start_server, tiny_checkp
     assert tally.failed == 0, tally.failures
 
 
-def test_sighup_reaches_every_worker(start_server, checkpoints, tmp_path):
+def test_sigterm_under_load_with_one_worker_resets_no_accepted_request(start_server, tiny_checkpoint):
+    assert_sigterm_under_load_resets_nothing(
+        start_server(checkpoint=str(tiny_checkpoint), workers="1", reload_poll_s="0")
+    )
+
+
+def test_two_workers_each_reload_on_sighup_and_drain_on_sigterm_resetting_nothing(start_server, checkpoints, tmp_path):
     served = tmp_path / "served.safetensors"
     shutil.copy(checkpoints["first"], served)
     server = start_server(checkpoint=str(served), workers="2", reload_poll_s="0")
@@ -196,9 +209,9 @@ def test_sighup_reaches_every_worker(start_server, checkpoints, tmp_path):
         assert time.monotonic() < deadline, "not every worker reloaded"
         time.sleep(0.2)
     # Fresh connections land on either worker: all of them answer with the new model.
-    ids = {normal_request(server).json()["model_id"] for _ in range(20)}
-    assert ids == {new_id}
-    assert server.process.poll() is None
+    assert {normal_request(server).json()["model_id"] for _ in range(20)} == {new_id}
+    assert server.process.poll() is None  # SIGHUP restarted or killed no worker and not the supervisor
+    assert_sigterm_under_load_resets_nothing(server)
 
 
 def test_overload_with_retrying_clients_keeps_most_of_the_sustainable_throughput(start_server, tiny_checkpoint):
