@@ -50,12 +50,15 @@ class ConnectionLimits:
     max_connections: int
     max_header_bytes: int
     max_header_count: int
-    timeout_request_head_s: float
+    timeout_request_read_s: float
 
 
-def refusal(status: int, reason: str, error: str, message: str, extra_headers: bytes = b"") -> bytes:
-    """A complete HTTP/1.1 answer with an ErrorResponse body that closes the connection."""
-    body = orjson.dumps({"error": error, "message": message, "errors": []})
+def refusal(status: int, reason: str, error: str, field: str, message: str, extra_headers: bytes = b"") -> bytes:
+    """A complete HTTP/1.1 answer with an ErrorResponse body (the reason in `errors`, as everywhere)
+    that closes the connection."""
+    body = orjson.dumps(
+        {"error": error, "message": message, "errors": [{"field": field, "message": message, "type": error}]}
+    )
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n".encode()
         + extra_headers
@@ -79,14 +82,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not hasattr(server_state, IDLE_REGISTRY_ATTRIBUTE):
             setattr(server_state, IDLE_REGISTRY_ATTRIBUTE, OrderedDict())
         self.idle: OrderedDict[LimitedHttpToolsProtocol, None] = getattr(server_state, IDLE_REGISTRY_ATTRIBUTE)
-        self.head_timer: asyncio.TimerHandle | None = None
+        self.read_timer: asyncio.TimerHandle | None = None
         self.reading_head = True
         self.head_bytes = 0
         self.head_count = 0
         self.head_refusal: bytes | None = None
-        self.running: RequestResponseCycle | None = (
-            None  # the request whose app is running (uvicorn tracks the newest parsed)
-        )
+        # The request whose app is running; uvicorn's `cycle` is the newest parsed, maybe a pipelined one.
+        self.running: RequestResponseCycle | None = None
         self.read_closed = False
         self.shutting_down = False
 
@@ -96,9 +98,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.idle[self] = None
         self.idle.move_to_end(self)
         self.reading_head, self.head_bytes, self.head_count = True, 0, 0
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-        self.head_timer = self.loop.call_later(self.limits.timeout_request_head_s, self._head_timed_out)
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+        self.read_timer = self.loop.call_later(self.limits.timeout_request_read_s, self._read_timed_out)
 
     def _become_busy(self) -> None:
         self.idle.pop(self, None)
@@ -106,9 +108,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_read_timer()
 
     def _cancel_read_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -124,7 +126,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         logger.warning("connection cap of %d reached and none idle: refusing a connection", self.limits.max_connections)
         self._become_busy()
         self.transport.write(
-            refusal(503, "Service Unavailable", "overloaded", "too many open connections", b"retry-after: 1\r\n")
+            refusal(
+                503,
+                "Service Unavailable",
+                "overloaded",
+                "connection",
+                "too many open connections",
+                b"retry-after: 1\r\n",
+            )
         )
         self.transport.close()
 
@@ -148,8 +157,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.running = cycle
         super()._start_asgi_task(cycle, app)
 
-    def _head_timed_out(self) -> None:
-        self.head_timer = None
+    def _read_timed_out(self) -> None:
+        self.read_timer = None
         if self.transport.is_closing():
             return
         # A client that started a request hears why; one that never did, or was already answered (a
@@ -157,8 +166,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         partial_head = self.reading_head and self.head_bytes > 0
         waiting_for_body = not self.reading_head and self.cycle is not None and not self.cycle.response_started
         if partial_head or waiting_for_body:
-            message = f"the request was not complete within {self.limits.timeout_request_head_s:g} s"
-            self.transport.write(refusal(408, "Request Timeout", "request_timeout", message))
+            message = f"the request was not complete within {self.limits.timeout_request_read_s:g} s"
+            self.transport.write(refusal(408, "Request Timeout", "request_timeout", "request", message))
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -238,7 +247,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_too_large(self, message: str) -> bytes:
         logger.warning("431: %s", message)
-        return refusal(431, "Request Header Fields Too Large", "headers_too_large", message)
+        return refusal(431, "Request Header Fields Too Large", "headers_too_large", "headers", message)
 
 
 class HeadTooLargeError(Exception):

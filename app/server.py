@@ -43,7 +43,7 @@ def build_config(settings: Settings, host: str, port: int, workers: int) -> uvic
         max_connections=settings.max_connections,
         max_header_bytes=settings.max_header_bytes,
         max_header_count=settings.max_header_count,
-        timeout_request_head_s=settings.timeout_request_head_s,
+        timeout_request_read_s=settings.timeout_request_read_s,
     )
     setattr(config, LIMITS_ATTRIBUTE, limits)  # travels with the config into each worker process
     return config

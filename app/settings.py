@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
     timeout_keep_alive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after this long")
-    timeout_request_head_s: float = Field(
+    timeout_request_read_s: float = Field(
         10.0,
         gt=0,
         description="a connection must send a whole request (head and body) this soon after opening or after its last answer (408, closed)",

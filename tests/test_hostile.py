@@ -32,7 +32,7 @@ from bench.hostile import (
 from model.predictor import Predictor
 from tests.conftest import free_port, launch_server, server_env, write_tiny_checkpoint
 
-HEAD_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 1.0
 MAX_CONNECTIONS = 40
 CLASSIFY = json.dumps({"name": "Hinton"}).encode()
 PIPELINE_REQUEST = (
@@ -60,7 +60,7 @@ def limited_server(checkpoints):
         port=str(free_port()),
         device="cpu",
         checkpoint=str(checkpoints["served"]),
-        timeout_request_head_s=str(HEAD_TIMEOUT_S),
+        timeout_request_read_s=str(READ_TIMEOUT_S),
         max_connections=str(MAX_CONNECTIONS),
         reload_poll_s="0",
         max_batch_wait_ms="1000",  # a lone request waits for company: long enough to vanish during it
@@ -98,7 +98,7 @@ def test_idle_and_slowloris_connections_are_closed_after_the_head_deadline(limit
     try:
         time.sleep(0.3)
         assert still_open(idle) == 10 and still_open(slow) == 10
-        time.sleep(HEAD_TIMEOUT_S + 1)
+        time.sleep(READ_TIMEOUT_S + 1)
         assert still_open(idle) == 0 and still_open(slow) == 0
         answers = [sock.recv(200) for sock in slow]
         assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers)
@@ -113,7 +113,7 @@ def test_a_slow_body_is_closed_with_408_after_the_request_deadline(limited_serve
         started = time.monotonic()
         answer = sock.recv(200)
         assert answer.startswith(b"HTTP/1.1 408")
-        assert HEAD_TIMEOUT_S * 0.9 < time.monotonic() - started < HEAD_TIMEOUT_S + 2
+        assert READ_TIMEOUT_S * 0.9 < time.monotonic() - started < READ_TIMEOUT_S + 2
 
 
 def test_a_normal_client_is_answered_while_idle_connections_fill_the_cap(limited_server):
