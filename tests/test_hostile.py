@@ -202,6 +202,10 @@ def test_two_workers_each_reload_on_sighup_and_drain_on_sigterm_resetting_nothin
     shutil.copy(checkpoints["first"], served)
     server = start_server(checkpoint=str(served), workers="2", reload_poll_s="0")
     new_id = Predictor.from_path(checkpoints["second"], device="cpu").model_id
+    deadline = time.monotonic() + 60  # /readyz answered from one worker; the other may still be starting
+    while server.stderr().count("Application startup complete") < 2:
+        assert time.monotonic() < deadline, "the second worker never started"
+        time.sleep(0.2)
     os.replace(shutil.copy(checkpoints["second"], tmp_path / "next"), served)
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 15
