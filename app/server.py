@@ -24,6 +24,7 @@ from app.settings import Settings
 logger = logging.getLogger(__name__)
 
 APP_IMPORT_STRING = "app.main:app"
+STARTED_CHECK_S = 1.0  # how long a worker may take to say whether it has started (uvicorn's health pipe)
 
 
 def build_config(settings: Settings, host: str, port: int, workers: int) -> uvicorn.Config:
@@ -55,8 +56,14 @@ class ReloadingMultiprocess(Multiprocess):
     def handle_hup(self) -> None:
         logger.info("SIGHUP: each of %d workers reloads its model", len(self.processes))
         for process in self.processes:
-            if process.pid is not None and process.exitcode is None:
+            if process.pid is None or process.exitcode is not None:
+                continue
+            # A worker still starting has no handler yet (SIGHUP would kill it), and it is loading the
+            # configured checkpoint anyway: it is left to finish.
+            if process.is_ready(timeout=STARTED_CHECK_S):
                 os.kill(process.pid, signal.SIGHUP)
+            else:
+                logger.info("worker %d is still starting; it loads the current checkpoint itself", process.pid)
 
     def handle_term(self) -> None:
         self._release_sockets()

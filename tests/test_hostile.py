@@ -201,6 +201,7 @@ def test_two_workers_each_reload_on_sighup_and_drain_on_sigterm_resetting_nothin
     served = tmp_path / "served.safetensors"
     shutil.copy(checkpoints["first"], served)
     server = start_server(checkpoint=str(served), workers="2", reload_poll_s="0")
+    server.process.send_signal(signal.SIGHUP)  # often while the second worker is still starting: it must not die
     new_id = Predictor.from_path(checkpoints["second"], device="cpu").model_id
     deadline = time.monotonic() + 60  # /readyz answered from one worker; the other may still be starting
     while server.stderr().count("Application startup complete") < 2:
@@ -215,6 +216,7 @@ def test_two_workers_each_reload_on_sighup_and_drain_on_sigterm_resetting_nothin
     # Fresh connections land on either worker: all of them answer with the new model.
     assert {normal_request(server).json()["model_id"] for _ in range(20)} == {new_id}
     assert server.process.poll() is None  # SIGHUP restarted or killed no worker and not the supervisor
+    assert "died" not in server.stderr()
     assert_sigterm_under_load_resets_nothing(server)
 
 
