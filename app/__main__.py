@@ -2,7 +2,8 @@
 
 Host, port and workers come from the settings (NAMEORIGIN_HOST/PORT/WORKERS) unless given here.
 Invalid settings, or a checkpoint that cannot be served, stop start-up with one line on stderr and
-exit code 2; SIGTERM drains in-flight requests and exits 0.
+exit code 2; SIGTERM drains in-flight requests and exits 0; SIGHUP hot-reloads the checkpoint in
+every worker (app.reloading).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-import uvicorn
 from pydantic import ValidationError
 
 from app.observability import MULTIPROCESS_DIR_ENV, configure_logging
+from app.server import build_config, serve
 from app.settings import Settings
 from model.checkpoint import CheckpointError
 from model.predictor import DeviceUnavailableError
@@ -50,15 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
     workers = args.workers or settings.workers
+    port = args.port if args.port is not None else settings.port
     with shared_metrics_folder(workers, settings.metrics_dir):
-        uvicorn.run(
-            "app.main:app",
-            host=args.host or settings.host,
-            port=args.port if args.port is not None else settings.port,
-            workers=workers,
-            log_config=None,  # our JSON handler on the root logger formats uvicorn's lines too
-            access_log=False,  # the app writes its own structured line per request
-        )
+        serve(build_config(settings, args.host or settings.host, port, workers))
     return 0
 
 

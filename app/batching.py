@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from model.predictor import Predictor, RankedNames, RankQuery
 
@@ -29,17 +32,31 @@ class BatcherClosedError(RuntimeError):
     """The batcher is not running (not started yet, or draining for shutdown)."""
 
 
+class Answer(NamedTuple):
+    """A request's rows and the predictor that computed them: after a hot reload the answer names the
+    model that really answered, not the one serving when the request arrived."""
+
+    ranked: RankedNames
+    predictor: Predictor
+
+
 @dataclass
 class _Job:
     names: list[str]
     query: RankQuery
-    future: asyncio.Future[RankedNames] = field(repr=False)
+    future: asyncio.Future[Answer] = field(repr=False)
 
 
 # Waiting for company pays when it spreads a model call's fixed cost over more names. At 64 names the
 # per-name work is already larger than that cost, so a big request, or a batch grown that big, runs
 # at once: waiting would only add latency (docs/benchmarks.md, "Why the code is as it is").
 FULL_ENOUGH_NAMES = 64
+
+# Retry-After is whole seconds (RFC 9110), so a queue that drains in milliseconds would tell every
+# shed client "1" and bring them all back in the same instant. Each refusal draws from 1..this (or
+# twice the drain time, if longer) so the retries arrive spread out.
+RETRY_AFTER_SPREAD_S = 3
+DRAIN_RATE_SMOOTHING = 0.2  # weight of the newest batch in the drain-rate average
 
 BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds in the model) per batch
 
@@ -71,10 +88,21 @@ class MicroBatcher:
         # Waiting every time halves a lone connection's rate, never waiting loses under load
         # (docs/benchmarks.md); this keeps both. A new server assumes load until a lone batch shows otherwise.
         self._last_batch_had_company = True
+        self._drain_rate: float | None = None  # requests answered per second of model time, smoothed
 
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def queue_full(self) -> bool:
+        return self._queue is not None and self._queue.full()
+
+    def retry_after_s(self) -> int:
+        """Seconds a shed client should wait: drawn from 1..max(RETRY_AFTER_SPREAD_S, twice the time the
+        queue takes to drain at the measured rate), so retries spread out instead of returning at once."""
+        drain_s = self.queue_size / self._drain_rate if self._drain_rate else 0.0
+        return random.randint(1, max(RETRY_AFTER_SPREAD_S, math.ceil(2 * drain_s)))
 
     async def start(self) -> None:
         """Start the batching loop on the running event loop."""
@@ -87,8 +115,19 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         return (await loop.run_in_executor(self._executor, self.predictor.rank_requests, [(names, query)]))[0]
 
+    def swap_predictor(self, predictor: Predictor) -> None:
+        """Serve `predictor` from the next batch on; a batch already in the model finishes on the old one.
+
+        The one place a hot reload changes the model: the loop reads `self.predictor` once per batch,
+        on the event loop, so no batch ever mixes two models."""
+        self.predictor = predictor
+
     async def classify(self, names: list[str], query: RankQuery) -> RankedNames:
         """Answers for `names` (already validated) under `query`, one row per name in input order."""
+        return (await self.answer(names, query)).ranked
+
+    async def answer(self, names: list[str], query: RankQuery) -> Answer:
+        """Like `classify`, with the predictor that answered (its model id and labels shape the reply)."""
         if not self._accepting or self._queue is None:
             raise BatcherClosedError("the model is not accepting requests (starting up or shutting down)")
         job = _Job(names, query, asyncio.get_running_loop().create_future())
@@ -149,7 +188,7 @@ class MicroBatcher:
             return
         started = time.perf_counter()
         try:
-            answers = await self._predict(live)
+            answers, predictor = await self._predict(live)
         except Exception as error:
             if len(live) == 1:
                 logger.exception("model call failed")
@@ -158,24 +197,32 @@ class MicroBatcher:
             logger.warning("model call failed for a batch of %d requests; retrying each alone", len(live))
             for job in live:
                 try:
-                    _settle(job, answers=(await self._predict([job]))[0])
+                    job_answers, job_predictor = await self._predict([job])
+                    _settle(job, Answer(job_answers[0], job_predictor))
                 except Exception as job_error:
                     logger.exception("model call failed")
                     _settle(job, error=job_error)
             return
+        seconds = time.perf_counter() - started
+        rate = len(live) / max(seconds, 1e-6)
+        self._drain_rate = (
+            rate if self._drain_rate is None else self._drain_rate + DRAIN_RATE_SMOOTHING * (rate - self._drain_rate)
+        )
         if self.on_batch is not None:
-            self.on_batch(len(live), sum(len(job.names) for job in live), time.perf_counter() - started)
+            self.on_batch(len(live), sum(len(job.names) for job in live), seconds)
         for job, own in zip(live, answers, strict=True):
-            _settle(job, answers=own)
+            _settle(job, Answer(own, predictor))
 
-    async def _predict(self, jobs: list[_Job]) -> list[RankedNames]:
-        """One model call for all names of `jobs`; each job gets its own rows under its own query."""
+    async def _predict(self, jobs: list[_Job]) -> tuple[list[RankedNames], Predictor]:
+        """One model call for all names of `jobs` (each job its own rows under its own query), and the
+        predictor that made it."""
         loop = asyncio.get_running_loop()
         requests = [(job.names, job.query) for job in jobs]
-        return await loop.run_in_executor(self._executor, self.predictor.rank_requests, requests)
+        predictor = self.predictor  # read once: a swap during the call applies to the next batch
+        return await loop.run_in_executor(self._executor, predictor.rank_requests, requests), predictor
 
 
-def _settle(job: _Job, answers: RankedNames | None = None, error: BaseException | None = None) -> None:
+def _settle(job: _Job, answers: Answer | None = None, error: BaseException | None = None) -> None:
     if job.future.done():  # the client went away while the model ran
         return
     if error is not None:

@@ -21,11 +21,16 @@ SERVICE_STATE_KEY = "service"
 
 @dataclass
 class Service:
-    """The loaded model and its batcher; `ready` turns True after warm-up, False when draining."""
+    """The batcher and the model it serves; `ready` turns True after warm-up, False when draining."""
 
-    predictor: Predictor
     batcher: MicroBatcher
     ready: bool = False
+
+    @property
+    def predictor(self) -> Predictor:
+        """The model serving now: the batcher's, so a hot reload (`MicroBatcher.swap_predictor`) has one
+        place to change it."""
+        return self.batcher.predictor
 
 
 async def get_settings(request: Request) -> Settings:

@@ -13,8 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from app.batching import BatcherClosedError, QueueFullError
+from app.json_body import BodyDecodeError
+from app.observability import CLIENT_GONE_STATUS
 from app.schemas import ErrorResponse, FieldError
 from app.validation import FieldProblem, InvalidRequestError
 from model.encoder import NameEncodingError
@@ -96,13 +100,23 @@ async def _unsupported_media_type(request: Request, exc: Exception) -> JSONRespo
     return error_response(415, "unsupported_media_type", str(exc), problems)
 
 
-async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+def overloaded_response(queue_size: int, retry_after_s: int) -> JSONResponse:
+    """503 for a request the full queue cannot take (app.shedding, or the batcher's own refusal)."""
+    message = f"{queue_size} requests are already waiting for the model; retry after {retry_after_s} s"
     return error_response(
         503,
         "overloaded",
-        f"too many requests waiting for the model ({exc}); retry shortly",
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        message,
+        [FieldProblem("request", message, "overloaded")],
+        headers={"Retry-After": str(retry_after_s)},
     )
+
+
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    service = getattr(request.state, "service", None)  # app.dependencies.SERVICE_STATE_KEY
+    if service is None:
+        return error_response(503, "overloaded", str(exc), headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return overloaded_response(service.batcher.queue_size, service.batcher.retry_after_s())
 
 
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
@@ -115,8 +129,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyTooLargeError):
         return error_response(413, "body_too_large", exc.detail, [FieldProblem("body", exc.detail, "body_too_large")])
+    if isinstance(exc, BodyDecodeError):
+        error = "invalid_request" if exc.status_code == 422 else "undecodable_body"
+        return error_response(exc.status_code, error, exc.detail, [FieldProblem("body", exc.detail, exc.error_type)])
+    if exc.status_code == 400:  # FastAPI's own "error parsing the body": never a refusal without a reason
+        return error_response(
+            400, "undecodable_body", str(exc.detail), [FieldProblem("body", str(exc.detail), "body_unreadable")]
+        )
     error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, error, str(exc.detail), headers=exc.headers)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away (or was closed for missing the request deadline) before its body was in:
+    # no one can read an answer, and it is no server error. Logged and counted as 499.
+    return Response(status_code=CLIENT_GONE_STATUS)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -129,3 +156,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BatcherClosedError, _not_ready)
     app.add_exception_handler(ModelNotReadyError, _not_ready)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)

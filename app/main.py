@@ -21,30 +21,13 @@ from app.dependencies import SERVICE_STATE_KEY, Service
 from app.errors import install_error_handlers
 from app.observability import WORKER_GAUGE_PERIOD_S, Metrics, RequestObservabilityMiddleware, configure_logging
 from app.openapi import install_openapi
+from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_sighup
 from app.routes import router
 from app.settings import Settings
+from app.shedding import LoadSheddingMiddleware
 from model.predictor import Predictor, RankQuery
 
 logger = logging.getLogger(__name__)
-
-# Names in several scripts and forms, so every reader (the Japanese one loads its dictionary), full
-# names and every sequence length bucket are exercised before the first request.
-WARMUP_NAMES = [
-    "Hinton",
-    "Nguyễn",
-    "王",
-    "田中",
-    "김민준",
-    "Иванова",
-    "Schmidhuber",
-    "O'Neil",
-    "Dvořák",
-    "Müller-Lüdenscheidt",
-    "Ng",
-    "Mrs. Anna van der Berg",
-    "123",
-]
-WARMUP_ROUNDS = 3
 
 DESCRIPTION = """\
 Guesses which language or nationality a person's name comes from, with a character-level RNN.
@@ -82,8 +65,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         on_batch=metrics.observe_batch,
     )
     await batcher.start()
-    service = Service(predictor, batcher)
+    service = Service(batcher)
     refresher: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    reloader = ModelReloader(
+        lambda: load_predictor(settings),
+        batcher,
+        settings.checkpoint_path,
+        lambda new: _now_serving(new, metrics),
+    )
+    uninstall_sighup = install_sighup(reloader)
     try:
         for _ in range(WARMUP_ROUNDS):
             await batcher.run_directly(WARMUP_NAMES, RankQuery(top_k=1))
@@ -100,17 +91,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         checkpoint = predictor.checkpoint
         metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
         refresher = asyncio.create_task(_refresh_worker_gauges(metrics)) if metrics.multiprocess else None
+        if settings.reload_poll_s > 0:
+            watcher = asyncio.create_task(reloader.watch(settings.reload_poll_s), name="nameorigin-checkpoint-watch")
         logger.info("serving %s from %s on %s", checkpoint.model_id, settings.checkpoint_path, predictor.device)
         yield {SERVICE_STATE_KEY: service}
     finally:
         # Readiness drops first so load balancers stop sending; then every queued request is answered.
         service.ready = False
         metrics.ready.set(0)
-        if refresher is not None:
-            refresher.cancel()
+        uninstall_sighup()
+        for task in (refresher, watcher):
+            if task is not None:
+                task.cancel()
+        await reloader.stop()
         await batcher.stop()
         gc.unfreeze()  # a process that starts the app again (tests, embedding) must not keep this heap forever
         logger.info("batcher drained; stopped")
+
+
+def _now_serving(predictor: Predictor, metrics: Metrics) -> None:
+    """After a hot reload: the metrics name the new model, and the new model's long-lived objects are
+    frozen out of the collector's walks like the first one's (unfreezing first lets it free the old
+    model's cycles)."""
+    checkpoint = predictor.checkpoint
+    metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 async def _refresh_worker_gauges(metrics: Metrics) -> None:
@@ -139,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added last = outermost: the log line and metrics also see requests the body limit refuses.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(LoadSheddingMiddleware)  # before the body limit reads anything
     app.add_middleware(RequestObservabilityMiddleware, metrics=app.state.metrics)
     return app
 

@@ -29,6 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger(__name__)
 
 NAMES_SCOPE_KEY = "nameorigin.names"
+# Set by app.connections when the client went away before its answer was written; such a request is
+# logged and counted with nginx's 499 "client closed request", never as the status nobody received.
+CLIENT_GONE_SCOPE_KEY = "nameorigin.client_gone"
+CLIENT_GONE_STATUS = 499
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 PROCESS_GAUGES = {  # process_* figures from prometheus_client's ProcessCollector, per worker in multiprocess mode
@@ -155,6 +159,7 @@ class Metrics:
             self.registry.register(PROCESS_COLLECTOR)  # the one reader of /proc/self, in every app's registry
 
     def set_model(self, model_id: str, architecture: str, device: str) -> None:
+        self.model.clear()  # after a hot reload only the new model is being served
         self.model.labels(model_id, architecture, device).set(1)
 
     def observe_batch(self, num_requests: int, num_names: int, seconds: float) -> None:
@@ -217,6 +222,8 @@ class RequestObservabilityMiddleware:
             self._observe(scope, status_code, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status_code: int, seconds: float) -> None:
+        if scope.get(CLIENT_GONE_SCOPE_KEY):
+            status_code = CLIENT_GONE_STATUS  # nobody received the answer the app wrote
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")  # the route template keeps label values few
         method = scope["method"]

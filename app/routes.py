@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.dependencies import Service, get_metrics, get_service, get_settings, require_json_body
+from app.json_body import StrictJSONRoute
 from app.model_card import INTENDED_USE, KNOWN_LIMITATIONS, OUT_OF_SCOPE
 from app.observability import Metrics, record_names
 from app.schemas import (
@@ -56,8 +57,9 @@ evidence is combined into one answer; `tokens` lists each part with its own top 
 `abstained: true`, a `reason` and no predictions (HTTP 200), so one bad row never sinks the rest:
 `no-letters` (`"123"`), `unsupported-script` (Devanagari, Thai, Hebrew, ...), `unsupported-letters`
 (Turkish ı, Danish ø, ...), `too-long`, `not-a-name` (keyboard mash, random letters, placeholders
-such as `N/A`), or `low-confidence` (the top probability is below your `min_probability`; the
-predictions are still shown). Structural problems (wrong types, an empty string, too many names,
+such as `N/A`), `control-characters` (NUL or any control character but tab, LF, CR), or
+`low-confidence` (the top probability is below your `min_probability`; the predictions are still
+shown). Structural problems (wrong types, an empty string, too many names,
 a name over the length limit, an unknown label in `prior`) reject the request with 422.
 
 **Why.** With `explain: true`, each answered name also carries `explanation`: the name as written,
@@ -79,10 +81,19 @@ micro-batches. 503 (with `Retry-After`) means the request queue is full or the m
 """
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "the body cannot be decoded (not UTF-8, nested too deep, ...)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "the body cannot be decoded: not UTF-8 (UTF-16, UTF-32, latin-1, a byte order mark, invalid "
+        "bytes), nested too deeply, an integer of more than 20 digits, a number out of range, NaN or Infinity; "
+        "`errors` says which",
+    },
     413: {"model": ErrorResponse, "description": "body larger than the limit"},
     415: {"model": ErrorResponse, "description": "Content-Type is not application/json"},
-    422: {"model": ErrorResponse, "description": "invalid request; `errors` names every bad field"},
+    422: {
+        "model": ErrorResponse,
+        "description": "invalid request (malformed JSON, a key given twice in one object, a bad field); `errors` "
+        "names every problem",
+    },
     503: {"model": ErrorResponse, "description": "queue full or model not ready; retry after `Retry-After` seconds"},
 }
 
@@ -112,7 +123,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "an explanation": {"summary": "answer to {name, explain: true}", "value": EXPLAINED_RESPONSE_EXAMPLE},
 }
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)  # bodies read as RFC 8259 says (app.json_body)
 
 
 def _predictions(
@@ -218,9 +229,11 @@ async def classify(
     )
     explain_labels = tuple(body.explain_labels or ())
     query = RankQuery(body.top_k, body.prior, body.min_probability, body.explain, explain_labels)
-    ranked = await service.batcher.classify(name_batch, query)
-    results = _name_results(name_batch, ranked, predictor.labels, body.explain_labels)
-    model_id = predictor.model_id
+    ranked, answered_by = await service.batcher.answer(name_batch, query)
+    # The model that ran the batch, which a hot reload may have swapped in since the checks above
+    # (a reload keeps the labels, so those checks still hold).
+    results = _name_results(name_batch, ranked, answered_by.labels, body.explain_labels)
+    model_id = answered_by.model_id
     answer = (
         {**results[0], "model_id": model_id} if body.name is not None else {"results": results, "model_id": model_id}
     )

@@ -57,6 +57,25 @@ class Settings(BaseSettings):
         description="how long the batcher waits for more requests to join a batch (only after a batch that had company)",
     )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
+    timeout_keep_alive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after this long")
+    timeout_request_read_s: float = Field(
+        10.0,
+        gt=0,
+        description="a connection must send a whole request (head and body) this soon after opening or after its last answer (408, closed)",
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="open connections per worker; past it the longest-idle one is closed, or the newcomer refused with 503",
+    )
+    max_header_bytes: int = Field(16_384, ge=256, description="largest request line plus headers (431 above)")
+    max_header_count: int = Field(100, ge=1, description="most header fields in one request (431 above)")
+    timeout_graceful_shutdown_s: int = Field(
+        30, ge=1, description="on SIGTERM, how long requests in flight may take before they are cancelled"
+    )
+    reload_poll_s: float = Field(
+        2.0, ge=0, description="how often each worker checks the checkpoint file for a change to hot-reload; 0 = never"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

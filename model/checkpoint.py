@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 # 3: lower-case alphabet; the not-a-name language model (`novelty.*` tensors, `novelty` record),
 #    the evidence table and the label prior. Older files read names differently: refused.
 FORMAT_VERSION = 3
+TEMP_SUFFIX = ".tmp"  # `.<target name>.<random><TEMP_SUFFIX>` beside the target while it is written
 MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024  # the shipped file is 3.7 MB; anything this big is not ours
 NOVELTY_PREFIX = "novelty."
 METADATA_KEY = "nameorigin"
@@ -159,6 +160,22 @@ def make_checkpoint(
     return _checkpoint_from_record(made.record, made.tensors, made.digest, Path("<memory>"))
 
 
+def checkpoint_payload(
+    network: NameClassifier,
+    encoder_config: EncoderConfig,
+    labels: list[str] | tuple[str, ...],
+    language_model: CharLanguageModel,
+    label_prior: list[float] | tuple[float, ...],
+    evidence_table: EvidenceTable | None = None,
+    info: dict[str, Any] | None = None,
+) -> tuple[bytes, Checkpoint]:
+    """The file's bytes and the checkpoint they hold, for a caller that writes it together with other
+    files (`write_together`)."""
+    made = _serialize(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
+    payload = save_safetensors(made.tensors, metadata={METADATA_KEY: made.record_json, DIGEST_KEY: made.digest})
+    return payload, _checkpoint_from_record(made.record, made.tensors, made.digest, Path("<memory>"))
+
+
 def save_checkpoint(
     path: str | Path,
     network: NameClassifier,
@@ -181,18 +198,50 @@ def save_checkpoint(
 def write_atomically(target: Path, payload: bytes) -> None:
     """Write `payload` to a temp file beside `target`, fsync it and rename it over `target`: a reader
     sees the old file or the new one, never part of one; on any failure the temp file is removed."""
+    write_together({target: payload})
+
+
+def write_together(files: dict[Path, bytes]) -> None:
+    """Write several files as one unit: every payload goes to its temp file (fsynced) first, then the
+    old copies of all but the first file are removed and the new ones renamed in, in order. A failure
+    while staging leaves the old files and no temp file; a kill during the renames leaves the files
+    renamed so far and none of the old ones after them, so a later file never describes another
+    first file (the trainer's metrics.json beside weights it does not name)."""
+    staged: dict[Path, Path] = {}
+    try:
+        for target, payload in files.items():
+            staged[target] = _staged(target, payload)
+        for target in list(files)[1:]:  # what describes the first file goes before the first is replaced
+            target.unlink(missing_ok=True)
+        for target, temp_path in staged.items():
+            os.replace(temp_path, target)
+    except BaseException:
+        for temp_path in staged.values():
+            temp_path.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temp_files(folder: Path, targets: tuple[str, ...]) -> list[Path]:
+    """Temp files this module left for `targets` in `folder` when a process was killed mid-write."""
+    stale = [path for name in targets for path in folder.glob(f".{name}.*{TEMP_SUFFIX}") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _staged(target: Path, payload: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(payload)
             temp_file.flush()
             os.fsync(temp_file.fileno())
         os.chmod(temp_name, 0o644)  # mkstemp makes it owner-only; servers often run as another user
-        os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    return Path(temp_name)
 
 
 def _record_and_tensors(

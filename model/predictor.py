@@ -40,7 +40,7 @@ class LabelProbability(NamedTuple):
 
 # Why a name got no answer (README.md, "Abstention"): nothing readable; a script or letters no label is
 # written in; a reading longer than the network reads; unlike any name (or a placeholder); below the
-# caller's min_probability.
+# caller's min_probability; a control character such as NUL in it (model.reading).
 ABSTAIN_REASONS = (
     "no-letters",
     "unsupported-script",
@@ -48,6 +48,7 @@ ABSTAIN_REASONS = (
     "too-long",
     "not-a-name",
     "low-confidence",
+    "control-characters",
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import unicodedata
 from typing import NamedTuple
 
 from model.encoder import clean_text, normalize
@@ -33,9 +34,13 @@ logger = logging.getLogger(__name__)
 
 READING_CACHE_SIZE = 65_536
 JAPANESE = "Japanese"
+# Tab, line feed and carriage return are ordinary whitespace (clean_text makes them one space); any
+# other control character (NUL, the rest of C0, DEL, C1) in a name is an accident or an attack, and
+# the name abstains with "control-characters" rather than being read with it or without it.
+WHITESPACE_CONTROLS = frozenset("\t\n\r")
 MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
 # When a name's tokens are all unreadable, the reason it abstains with: the most telling first.
-REASON_PRECEDENCE = ("unsupported-script", "unsupported-letters", "too-long", "no-letters")
+REASON_PRECEDENCE = ("control-characters", "unsupported-script", "unsupported-letters", "too-long", "no-letters")
 
 
 class TokenReading(NamedTuple):
@@ -89,6 +94,9 @@ class NameReader:
         self.read = functools.lru_cache(maxsize=READING_CACHE_SIZE)(self._read_uncached)
 
     def _read_uncached(self, raw_name: str) -> NameReading:
+        if has_control_characters(raw_name):
+            token = TokenReading(raw_name, "", "", (), (), "control-characters", False)
+            return NameReading.of(raw_name, (token,), False, 0)
         text = clean_text(raw_name)
         token_texts, surnames_before_comma, only_titles = split_full_name(text) if text else ((), 0, False)
         tokens = tuple(self.read_token(token) for token in token_texts)
@@ -137,6 +145,11 @@ class NameReader:
             if _has_letters(japanese) and japanese != read_as:
                 return read_as, ((JAPANESE, japanese),)
         return read_as, ()
+
+
+def has_control_characters(raw_name: str) -> bool:
+    """Whether the name holds a control character other than tab, line feed or carriage return."""
+    return any(unicodedata.category(char) == "Cc" and char not in WHITESPACE_CONTROLS for char in raw_name)
 
 
 def _has_letters(text: str) -> bool:

@@ -314,3 +314,45 @@ def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temp_file(tmp_pat
     with pytest.raises(OSError, match="No space"):
         write_atomically(target, b"new")
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_write_together_renames_every_file_in_and_leaves_no_temp_file(tmp_path):
+    from model.checkpoint import write_together
+
+    weights, metrics = tmp_path / "model.safetensors", tmp_path / "metrics.json"
+    write_together({weights: b"new weights", metrics: b'{"model_id": "new"}'})
+    assert weights.read_bytes() == b"new weights" and metrics.read_bytes() == b'{"model_id": "new"}'
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_write_together_never_leaves_old_metrics_beside_new_weights_and_removes_its_temp_files(tmp_path, monkeypatch):
+    from model import checkpoint as checkpoint_module
+
+    weights, metrics = tmp_path / "model.safetensors", tmp_path / "metrics.json"
+    weights.write_bytes(b"old weights")
+    metrics.write_bytes(b'{"model_id": "old"}')
+    real_replace, calls = os.replace, []
+
+    def crash_on_second(source, target):  # the process dies between the two renames
+        calls.append(target)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(checkpoint_module.os, "replace", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint_module.write_together({weights: b"new weights", metrics: b'{"model_id": "new"}'})
+    assert weights.read_bytes() == b"new weights"
+    assert not metrics.exists()  # absent, never the previous run's metrics naming other weights
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_remove_stale_temp_files_removes_only_temp_files_of_the_named_targets(tmp_path):
+    from model.checkpoint import remove_stale_temp_files
+
+    ours = [tmp_path / ".model.safetensors.k3j2.tmp", tmp_path / ".metrics.json.x9.tmp"]
+    others = [tmp_path / ".notes.txt.a1.tmp", tmp_path / "model.safetensors"]
+    for path in ours + others:
+        path.write_bytes(b"x")
+    assert sorted(remove_stale_temp_files(tmp_path, ("model.safetensors", "metrics.json"))) == sorted(ours)
+    assert all(path.exists() for path in others) and not any(path.exists() for path in ours)

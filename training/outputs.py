@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.checkpoint import make_checkpoint, save_checkpoint, write_atomically
+from model.checkpoint import checkpoint_payload, make_checkpoint, remove_stale_temp_files, write_together
 from model.encoder import NameEncoder
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
@@ -28,6 +28,7 @@ from training.splits import network_log_probs
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILENAME = "model.safetensors"
+METRICS_FILENAME = "metrics.json"
 SUMMARY_METRICS = (
     "num_names",
     "top1",
@@ -72,6 +73,8 @@ def write_outputs(
     """Measure the checkpoint as it will be served on test, then write it, metrics.json and both plots."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temp_files(output_dir, (CHECKPOINT_FILENAME, METRICS_FILENAME)):
+        logger.warning("removed %s, left by a run killed while writing", stale)
     network, encoder = model.network.cpu(), model.encoder
     val_sequences = [encoder.encode(record.name) for record in splits.names["val"]]
     label_prior = effective_label_prior(network_log_probs(network, val_sequences, next(network.parameters()).device))
@@ -105,8 +108,8 @@ def write_outputs(
     if config.refit:
         info["metrics_note"] = REFIT_METRICS_NOTE
     checkpoint_path = output_dir / CHECKPOINT_FILENAME
-    saved = save_checkpoint(
-        checkpoint_path, network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
+    payload, saved = checkpoint_payload(
+        network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
     )
     save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
     # The metrics name the model they describe: beside weights from another run, the ids differ.
@@ -117,7 +120,9 @@ def write_outputs(
         "label_prior": label_prior,
         **run_info,
     }
-    write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2).encode("utf-8"))
+    # One unit: the weights and the metrics that name them are renamed in together, the old metrics
+    # removed first, so a crash never leaves one run's metrics.json beside another run's weights.
+    write_together({checkpoint_path: payload, output_dir / METRICS_FILENAME: json.dumps(metrics, indent=2).encode()})
     for split, values in info["metrics"].items():
         logger.info(
             "%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())

@@ -1,0 +1,104 @@
+"""Request bodies read as RFC 8259 JSON: UTF-8 only, no duplicate keys, bounded numbers and nesting.
+
+The standard library's decoder is lenient where a server should not be: it guesses UTF-16 and
+UTF-32 from the bytes, lets a later duplicate key silently win, reads NaN and Infinity, and fails
+on deep nesting or a 5,000-digit integer with an exception FastAPI answers as a bare 400. Here each
+of those is refused with a `BodyDecodeError` that says what was wrong; `app.errors` answers it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MAX_INTEGER_DIGITS = 20  # any integer field of the API fits in far fewer; int() itself stops at 4,300
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class BodyDecodeError(StarletteHTTPException):
+    """A body that is not RFC 8259 JSON the service accepts. An HTTPException, so FastAPI re-raises it
+    from its body reading instead of turning it into a bare 400."""
+
+    def __init__(self, status_code: int, message: str, error_type: str) -> None:
+        super().__init__(status_code, message)
+        self.error_type = error_type
+
+
+def decode_json_body(body: bytes) -> Any:
+    """The JSON value of `body`; raises BodyDecodeError (400 undecodable, 422 duplicate keys) or, for
+    malformed JSON, json.JSONDecodeError (which FastAPI reports as `json_invalid`)."""
+    if body.startswith(UTF8_BOM):
+        raise BodyDecodeError(400, "the body starts with a byte order mark; JSON must be UTF-8 without one", "not_utf8")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        hint = " (it looks like UTF-16 or UTF-32)" if b"\x00" in body[:4] else ""
+        message = f"the body is not UTF-8{hint}: byte {error.start} cannot be decoded; JSON must be UTF-8 (RFC 8259)"
+        raise BodyDecodeError(400, message, "not_utf8") from None
+    if "\x00" in text[:4]:  # UTF-16/32 without a byte order mark: NULs between the ASCII characters
+        raise BodyDecodeError(400, "the body looks like UTF-16 or UTF-32; JSON must be UTF-8 (RFC 8259)", "not_utf8")
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise BodyDecodeError(400, "the body is nested too deeply to decode", "json_too_deep") from None
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise BodyDecodeError(422, f"the key {key!r} appears more than once in one object", "duplicate_key")
+        seen.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means a duplicate")
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+        message = f"an integer of {len(digits.lstrip('-'))} digits; at most {MAX_INTEGER_DIGITS} are accepted"
+        raise BodyDecodeError(400, message, "number_too_large")
+    return int(digits)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BodyDecodeError(400, f"the number {text[:40]} is out of range", "number_too_large")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise BodyDecodeError(400, f"{name} is not JSON (RFC 8259 has no NaN or Infinity)", "json_invalid")
+
+
+class StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = decode_json_body(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """A route whose JSON body is read by `decode_json_body` (FastAPI's documented custom-Request hook)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler

@@ -1,0 +1,183 @@
+"""Hot reload: the configured checkpoint loaded again in the background, checked, then swapped in.
+
+Two triggers: SIGHUP, the conventional "reload" signal, and a change of the checkpoint file (its
+inode, size or mtime, polled every `Settings.reload_poll_s`). A file watch rather than an admin
+route: every worker watches the file itself, so each one reloads, where a route would reach
+whichever single worker the connection landed on; and there is no token to keep secret.
+A candidate serves only once it loaded (format, size, regular file), kept the served labels
+(requests already checked against them stay valid) and answered the warm-up names sanely (the
+canary). Otherwise it is refused with a log line and the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from app.batching import MicroBatcher
+from model.predictor import Predictor, RankQuery
+
+logger = logging.getLogger(__name__)
+
+# Names in several scripts and forms, so every reader (the Japanese one loads its dictionary), full
+# names and every sequence length bucket are exercised before a model answers its first request.
+WARMUP_NAMES = [
+    "Hinton",
+    "Nguyễn",
+    "王",
+    "田中",
+    "김민준",
+    "Иванова",
+    "Schmidhuber",
+    "O'Neil",
+    "Dvořák",
+    "Müller-Lüdenscheidt",
+    "Ng",
+    "Mrs. Anna van der Berg",
+    "123",
+]
+WARMUP_ROUNDS = 3
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
+
+
+class ReloadRefusedError(RuntimeError):
+    """A candidate checkpoint that loaded but must not serve: other labels, or a broken canary answer."""
+
+
+def file_identity(path: Path) -> FileIdentity:
+    """What changes when the file is replaced or rewritten (os.replace gives a new inode)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def warm_and_check(candidate: Predictor) -> None:
+    """Warm `candidate` up and check its answers to the warm-up names: every answered name has finite
+    probabilities in [0, 1] over real labels summing to 1, and some name is answered at all."""
+    query = RankQuery(top_k=candidate.num_labels)
+    for _ in range(WARMUP_ROUNDS):
+        ranked = candidate.rank_requests([(WARMUP_NAMES, query)])[0]
+    answered = 0
+    for label_ids, probabilities, reason in zip(ranked.label_ids, ranked.probabilities, ranked.reasons, strict=True):
+        if reason is not None and reason != "low-confidence":
+            continue
+        answered += 1
+        if not all(math.isfinite(p) and 0 <= p <= 1 for p in probabilities):
+            raise ReloadRefusedError(f"the canary got probabilities outside [0, 1]: {probabilities[:3]}")
+        if abs(sum(probabilities) - 1) > PROBABILITY_SUM_TOLERANCE:
+            raise ReloadRefusedError(f"the canary's probabilities sum to {sum(probabilities)}, not 1")
+        if any(not 0 <= label_id < candidate.num_labels for label_id in label_ids):
+            raise ReloadRefusedError(f"the canary got label ids outside 0..{candidate.num_labels - 1}")
+    if answered == 0:
+        raise ReloadRefusedError(f"the canary abstained on all {len(WARMUP_NAMES)} warm-up names")
+
+
+def check_replacement(serving: Predictor, candidate: Predictor) -> None:
+    """Refuse a candidate whose labels differ: a request checked against the old labels (top_k, a
+    prior naming labels) may run on the new model. A label change needs a restart."""
+    if candidate.labels != serving.labels:
+        raise ReloadRefusedError(
+            f"the new checkpoint's labels {list(candidate.labels)} differ from the served {list(serving.labels)}"
+        )
+
+
+class ModelReloader:
+    """Runs one reload at a time; a trigger during a reload runs one more after it."""
+
+    def __init__(
+        self,
+        load: Callable[[], Predictor],
+        batcher: MicroBatcher,
+        checkpoint_path: Path,
+        on_swap: Callable[[Predictor], None],
+    ) -> None:
+        self._load = load
+        self._batcher = batcher
+        self._checkpoint_path = checkpoint_path
+        self._on_swap = on_swap
+        self._identity = file_identity(checkpoint_path)
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self, trigger: str) -> None:
+        """Start a reload (from a signal handler or the watch); returns at once."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._reload_while_asked(trigger), name="nameorigin-reload")
+
+    async def _reload_while_asked(self, trigger: str) -> None:
+        while True:
+            await self.reload(trigger)
+            if not self._again:
+                return
+            self._again = False
+
+    async def reload(self, trigger: str) -> bool:
+        """Load, warm and check the configured checkpoint off the event loop, then swap it in; True if
+        a new model serves now."""
+        serving = self._batcher.predictor
+        self._identity = file_identity(self._checkpoint_path)  # taken first: a change while loading triggers again
+        logger.info("reload (%s): loading %s", trigger, self._checkpoint_path)
+        try:
+            candidate = await asyncio.to_thread(self._load_and_check)
+            check_replacement(serving, candidate)
+        except Exception as error:  # anything wrong with the candidate leaves the old model serving
+            logger.error(
+                "reload (%s) refused, still serving %s: %s: %s",
+                trigger,
+                serving.model_id,
+                type(error).__name__,
+                error,
+            )
+            return False
+        if candidate.model_id == serving.model_id:
+            logger.info("reload (%s): %s is already serving", trigger, serving.model_id)
+            return False
+        self._batcher.swap_predictor(candidate)
+        self._on_swap(candidate)
+        logger.info("reload (%s): now serving %s (was %s)", trigger, candidate.model_id, serving.model_id)
+        return True
+
+    def _load_and_check(self) -> Predictor:
+        candidate = self._load()
+        warm_and_check(candidate)
+        return candidate
+
+    async def watch(self, period_s: float) -> None:
+        """Reload whenever the checkpoint file's identity changes; runs until cancelled."""
+        while True:
+            await asyncio.sleep(period_s)
+            if file_identity(self._checkpoint_path) != self._identity:
+                self.request("checkpoint file changed")
+
+    async def stop(self) -> None:
+        """Cancel a reload in progress (its loading thread finishes on its own and is dropped)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def install_sighup(reloader: ModelReloader) -> Callable[[], None]:
+    """SIGHUP asks for a reload; returns the undo. Only the main thread may own signals: an app run
+    in a thread (a test client) is left without it."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
+    logger.debug("SIGHUP reloads the model (pid %d)", os.getpid())
+
+    def uninstall() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return uninstall
