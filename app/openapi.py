@@ -12,9 +12,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.schemas import ClassifyRequest
 from app.settings import Settings
 
 REQUEST_SCHEMA = "ClassifyRequest"
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:
@@ -27,6 +29,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
         )
+        add_request_schema(schema)
         num_labels = getattr(app.state, "num_labels", None)
         add_limits(schema, settings, num_labels)
         if num_labels is not None:
@@ -34,6 +37,15 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customize the schema
+
+
+def add_request_schema(schema: dict[str, Any]) -> None:
+    """`ClassifyRequest` among the components: /classify reads its body itself (app.json_body), so
+    FastAPI does not see the model in the route's signature; the route's requestBody refers to it."""
+    request_schema = ClassifyRequest.model_json_schema(ref_template=REF_TEMPLATE)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(request_schema.pop("$defs", {}))
+    components[REQUEST_SCHEMA] = request_schema
 
 
 def add_limits(schema: dict[str, Any], settings: Settings, num_labels: int | None) -> None:

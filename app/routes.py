@@ -12,14 +12,15 @@ from importlib import resources
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.dependencies import Service, get_metrics, get_service, get_settings, require_json_body
-from app.json_body import StrictJSONRoute
+from app.json_body import StrictJSONRoute, validated_body
 from app.model_card import INTENDED_USE, KNOWN_LIMITATIONS, OUT_OF_SCOPE
 from app.observability import Metrics, record_names
+from app.openapi import REQUEST_SCHEMA
 from app.schemas import (
     BATCH_RESPONSE_EXAMPLE,
     EXPLAINED_RESPONSE_EXAMPLE,
@@ -31,7 +32,6 @@ from app.schemas import (
     ModelCard,
     StatusResponse,
 )
-from app.settings import Settings
 from app.validation import check_classify_request
 from model.explain import Explanation
 from model.predictor import RankedNames, RankedToken, RankQuery
@@ -114,6 +114,18 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "a bad request": {
         "summary": "422: a name over the length limit and an unknown label in the prior",
         "value": {"names": ["Hinton", "x" * 70], "prior": {"Klingon": 1}},
+    },
+}
+
+# The request body as FastAPI would document a `ClassifyRequest` parameter (app.openapi adds the model's
+# schema to the components and the server's limits to it).
+CLASSIFY_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"$ref": f"#/components/schemas/{REQUEST_SCHEMA}"},
+            "examples": REQUEST_EXAMPLES,
+        }
     },
 }
 
@@ -206,14 +218,16 @@ def _token_result(token: RankedToken, labels: tuple[str, ...]) -> dict[str, Any]
     description=CLASSIFY_DESCRIPTION,
     response_model=ClassifyResponse | BatchClassifyResponse,
     responses={200: {"content": {"application/json": {"examples": RESPONSE_EXAMPLES}}}, **ERROR_RESPONSES},
-    dependencies=[Depends(require_json_body)],
+    openapi_extra={"requestBody": CLASSIFY_REQUEST_BODY},
 )
-async def classify(
-    body: Annotated[ClassifyRequest, Body(openapi_examples=REQUEST_EXAMPLES)],
-    request: Request,
-    service: Annotated[Service, Depends(get_service)],
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> Response:
+async def classify(request: Request) -> Response:
+    # The body and the service are read here rather than declared as parameters: FastAPI's dependency
+    # and body machinery costs more than the rest of the route for one name (docs/benchmarks.md, "Route body reading"). The
+    # order of refusals is FastAPI's: 415, then 503 when no model is ready, then 400/422 for the body.
+    await require_json_body(request)
+    service = await get_service(request)
+    settings = await get_settings(request)
+    body = await validated_body(request, ClassifyRequest)
     name_batch = body.name_batch
     record_names(request, name_batch)
     predictor = service.predictor

@@ -449,6 +449,7 @@ def test_classify_rejects_name_over_configured_length(make_client):
         (b'{"name": ', "body", "json_invalid"),
         (b"", "body", "missing"),
         (b'["Hinton"]', "body", "model_attributes_type"),
+        (b"null", "body", "missing"),
     ],
 )
 def test_classify_rejects_malformed_or_missing_json_body(client, content, field, error_type):
