@@ -222,8 +222,9 @@ def _token_result(token: RankedToken, labels: tuple[str, ...]) -> dict[str, Any]
 )
 async def classify(request: Request) -> Response:
     # The body and the service are read here rather than declared as parameters: FastAPI's dependency
-    # and body machinery costs more than the rest of the route for one name (docs/benchmarks.md, "Route body reading"). The
-    # order of refusals is FastAPI's: 415, then 503 when no model is ready, then 400/422 for the body.
+    # and body machinery costs more than the rest of the route for one name (docs/benchmarks.md,
+    # "Route body reading"). The order of refusals is FastAPI's: 415, then 503 when no model is
+    # ready, then 400/422 for the body.
     await require_json_body(request)
     service = await get_service(request)
     settings = await get_settings(request)
