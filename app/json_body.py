@@ -4,18 +4,17 @@ The standard library's decoder is lenient where a server should not be: it guess
 UTF-32 from the bytes, lets a later duplicate key silently win, reads NaN and Infinity, and fails
 on deep nesting or a 5,000-digit integer with an exception FastAPI answers as a bare 400. Here each
 of those is refused with a `BodyDecodeError` that says what was wrong; `app.errors` answers it.
+A route reads its body through `validated_body`, never FastAPI's own body parameter.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from fastapi import Request, Response
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -85,25 +84,6 @@ def _finite_float(text: str) -> float:
 
 def _no_constant(name: str) -> float:
     raise BodyDecodeError(400, f"{name} is not JSON (RFC 8259 has no NaN or Infinity)", "json_invalid")
-
-
-class StrictJSONRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = decode_json_body(await self.body())
-        return self._json
-
-
-class StrictJSONRoute(APIRoute):
-    """A route whose JSON body is read by `decode_json_body` (FastAPI's documented custom-Request hook)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def strict_handler(request: Request) -> Response:
-            return await handler(StrictJSONRequest(request.scope, request.receive))
-
-        return strict_handler
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.dependencies import Service, get_metrics, get_service, get_settings, require_json_body
-from app.json_body import StrictJSONRoute, validated_body
+from app.json_body import validated_body
 from app.model_card import INTENDED_USE, KNOWN_LIMITATIONS, OUT_OF_SCOPE
 from app.observability import Metrics, record_names
 from app.openapi import REQUEST_SCHEMA
@@ -135,7 +135,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "an explanation": {"summary": "answer to {name, explain: true}", "value": EXPLAINED_RESPONSE_EXAMPLE},
 }
 
-router = APIRouter(route_class=StrictJSONRoute)  # bodies read as RFC 8259 says (app.json_body)
+router = APIRouter()
 
 
 def _predictions(
