@@ -37,6 +37,7 @@ REASONS = {  # the page's words for the API's reasons
     "unsupported-script": "it is written in a script none of the model's labels use",
     "unsupported-letters": "it has letters none of the model's labels are spelled with",
     "too-long": "it is longer than the model reads",
+    "control-characters": "it holds a control character (such as NUL)",
     "not-a-name": "it does not look like a name",
     "low-confidence": "no label reaches the probability asked for",
 }
