@@ -33,7 +33,7 @@ SHAPE_TARGETS: dict[tuple[int, int], Target | None] = {
 }
 PEER_MAX_BATCH_SIZE = 64  # LitServe's batching, as bench.litserve_peer configures it
 PEER_BATCH_TIMEOUT_S = 0.001
-PING_CONNECTIONS = 64
+LOAD_CONNECTIONS = 64  # the constant endpoints and the worker comparison run at issue 16's 64 connections
 PING_TARGET = Target(at_least=1.0)
 
 
@@ -89,10 +89,10 @@ def measure_pair(
         for (size, connections), target in SHAPE_TARGETS.items()
     ]
     bodies = write_bodies(work_dir / "peer-ping.jsonl", names, 1)
-    ours_runs, peer_runs = _paired_runs(ours, peer, "/ping", bodies, PING_CONNECTIONS, repeats, seconds)
+    ours_runs, peer_runs = _paired_runs(ours, peer, "/ping", bodies, LOAD_CONNECTIONS, repeats, seconds)
     rows.append(
         Row(
-            measurement=f"8. peers: constant POST /ping, {PING_CONNECTIONS} conn (req/s)",
+            measurement=f"8. peers: constant POST /ping, {LOAD_CONNECTIONS} conn (req/s)",
             value=f"nameorigin {ours_runs.format('/s')}",
             reference=f"LitServe {peer_runs.format('/s')}",
             ratio=paired_ratio(ours_runs, peer_runs),
@@ -206,11 +206,11 @@ def measure_workers(
         WorkersServer(checkpoint_path, num_threads, work_dir, 2) as two,
     ):
         for server in (one, two):
-            run_wrk(server.url("/classify"), bodies, PING_CONNECTIONS, 1)
+            run_wrk(server.url("/classify"), bodies, LOAD_CONNECTIONS, 1)
         runs: dict[int, list[LoadedRun]] = {1: [], 2: []}
         for _ in range(repeats):
             for workers, server in ((1, one), (2, two)):
-                runs[workers].append(loaded_run(server, bodies, PING_CONNECTIONS, seconds))
+                runs[workers].append(loaded_run(server, bodies, LOAD_CONNECTIONS, seconds))
     rps = {workers: Stats.of([run.requests_per_second for run in results]) for workers, results in runs.items()}
 
     def median_cores(field: str) -> str:
@@ -220,14 +220,14 @@ def measure_workers(
 
     logger.info("workers: 1 -> %.0f req/s, 2 -> %.0f req/s", rps[1].median, rps[2].median)
     row = Row(
-        measurement=f"8. workers: /classify 1 name, {PING_CONNECTIONS} conn, 2 workers vs 1 (req/s)",
+        measurement=f"8. workers: /classify 1 name, {LOAD_CONNECTIONS} conn, 2 workers vs 1 (req/s)",
         value=f"2 workers {rps[2].format('/s')}",
         reference=f"1 worker {rps[1].format('/s')}",
         ratio=paired_ratio(rps[2], rps[1]),
         target=WORKERS_TARGET,
     )
     note = (
-        f"Workers (measurement 8): cores busy during the {PING_CONNECTIONS}-connection runs with 1 and 2 workers, "
+        f"Workers (measurement 8): cores busy during the {LOAD_CONNECTIONS}-connection runs with 1 and 2 workers, "
         f"median of {repeats}, of {os.cpu_count()} cores: the server's processes {median_cores('server_cores')}, "
         f"wrk {median_cores('wrk_cores')}, everything else on the machine {median_cores('other_cores')}"
     )
