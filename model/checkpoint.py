@@ -138,9 +138,27 @@ def _serialize(
     evidence_table: EvidenceTable | None,
     info: dict[str, Any] | None,
 ) -> _Serialized:
-    record, tensors = _record_and_tensors(
-        network, encoder_config, labels, language_model, label_prior, evidence_table, info
+    network_config = network.config
+    if network_config.num_labels != len(labels):
+        raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
+    tensors = storage_tensors(network)
+    tensors.update(
+        {NOVELTY_PREFIX + name: value.detach().cpu().contiguous() for name, value in language_model.tables().items()}
     )
+    record = {
+        "format_version": FORMAT_VERSION,
+        "network": network_config.to_dict(),
+        "encoder": encoder_config.to_dict(),
+        "labels": list(labels),
+        "label_prior": [float(value) for value in label_prior],
+        "novelty": language_model.config.to_dict(),
+        "evidence": (evidence_table or EvidenceTable()).to_dict(),
+        "info": {
+            "torch_version": torch.__version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **(info or {}),
+        },
+    }
     record_json = json.dumps(record, sort_keys=True)
     return _Serialized(record, record_json, tensors, _digest(record_json, tensors))
 
@@ -242,39 +260,6 @@ def _staged(target: Path, payload: bytes) -> Path:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return Path(temp_name)
-
-
-def _record_and_tensors(
-    network: NameClassifier,
-    encoder_config: EncoderConfig,
-    labels: list[str] | tuple[str, ...],
-    language_model: CharLanguageModel,
-    label_prior: list[float] | tuple[float, ...],
-    evidence_table: EvidenceTable | None,
-    info: dict[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    network_config = network.config
-    if network_config.num_labels != len(labels):
-        raise CheckpointError(f"network has {network_config.num_labels} outputs but {len(labels)} labels")
-    tensors = storage_tensors(network)
-    tensors.update(
-        {NOVELTY_PREFIX + name: value.detach().cpu().contiguous() for name, value in language_model.tables().items()}
-    )
-    record = {
-        "format_version": FORMAT_VERSION,
-        "network": network_config.to_dict(),
-        "encoder": encoder_config.to_dict(),
-        "labels": list(labels),
-        "label_prior": [float(value) for value in label_prior],
-        "novelty": language_model.config.to_dict(),
-        "evidence": (evidence_table or EvidenceTable()).to_dict(),
-        "info": {
-            "torch_version": torch.__version__,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **(info or {}),
-        },
-    }
-    return record, tensors
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
