@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,12 +72,18 @@ class MicroBatcher:
         max_wait_ms: float,
         queue_size: int,
         on_batch: BatchObserver | None = None,
+        queue_wait_ms: float = 0.0,
     ) -> None:
-        """The limits come from Settings (max_batch_size, max_batch_wait_ms, queue_size), their one home."""
+        """The limits come from Settings (max_batch_size, max_batch_wait_ms, queue_size, queue_wait_ms),
+        their one home."""
         self.predictor = predictor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
         self.queue_size = queue_size
+        self.queue_wait_s = queue_wait_ms / 1000
+        # Requests that found the queue full, oldest first, each woken when a batch frees a place
+        # (a timed-out one stays here, done, until a wake-up passes over it).
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Job | None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -97,6 +104,36 @@ class MicroBatcher:
     @property
     def queue_full(self) -> bool:
         return self._queue is not None and self._queue.full()
+
+    async def wait_for_room(self, timeout_s: float | None = None) -> bool:
+        """Whether the queue has a place, waiting up to `timeout_s` (default `queue_wait_s`) for one.
+
+        A request that finds the queue full parks here, which costs the event loop nothing, instead
+        of being refused at once: clients that retry the instant they are refused would otherwise
+        spin the loop with refusals and starve the model of the CPU it needs to drain the queue."""
+        if not self.queue_full:
+            return True
+        timeout_s = self.queue_wait_s if timeout_s is None else timeout_s
+        if timeout_s <= 0 or not self._accepting:
+            return False
+        waiter = asyncio.get_running_loop().create_future()
+        self._room_waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await waiter
+        except TimeoutError:
+            pass
+        return not self.queue_full
+
+    def _wake_room_waiters(self) -> None:
+        """Wake as many parked requests, oldest first, as the queue has free places (all when stopping:
+        they learn at once that the batcher is closed)."""
+        free = self.queue_size - self.queue_depth if self._accepting else len(self._room_waiters)
+        while free > 0 and self._room_waiters:
+            waiter = self._room_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     def retry_after_s(self) -> int:
         """Seconds a shed client should wait: drawn from 1..max(RETRY_AFTER_SPREAD_S, twice the time the
@@ -130,16 +167,26 @@ class MicroBatcher:
         """Like `classify`, with the predictor that answered (its model id and labels shape the reply)."""
         if not self._accepting or self._queue is None:
             raise BatcherClosedError("the model is not accepting requests (starting up or shutting down)")
-        job = _Job(names, query, asyncio.get_running_loop().create_future())
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise QueueFullError(f"{self.queue_size} requests are already waiting for the model") from None
+        loop = asyncio.get_running_loop()
+        job = _Job(names, query, loop.create_future())
+        deadline = loop.time() + self.queue_wait_s
+        while True:
+            try:
+                self._queue.put_nowait(job)
+                break
+            except asyncio.QueueFull:
+                # Another request may take the place this one was woken for: wait again, to one deadline.
+                has_room = await self.wait_for_room(deadline - loop.time())
+                if not self._accepting:
+                    raise BatcherClosedError("the model is not accepting requests (shutting down)") from None
+                if not has_room:
+                    raise QueueFullError(f"{self.queue_size} requests are already waiting for the model") from None
         return await job.future
 
     async def stop(self) -> None:
         """Refuse new requests, answer every queued one, then stop the loop and the worker thread."""
         self._accepting = False
+        self._wake_room_waiters()
         if self._queue is not None and self._loop_task is not None:
             await self._queue.put(None)  # after every job already queued: FIFO drains them first
             await self._loop_task
@@ -152,6 +199,7 @@ class MicroBatcher:
             if first is None:
                 return
             batch, stop_seen = await self._gather(first)
+            self._wake_room_waiters()
             self._last_batch_had_company = len(batch) > 1
             await self._run_batch(batch)
             if stop_seen:

@@ -63,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         max_wait_ms=settings.max_batch_wait_ms,
         queue_size=settings.queue_size,
         on_batch=metrics.observe_batch,
+        queue_wait_ms=settings.queue_wait_ms,
     )
     await batcher.start()
     service = Service(batcher)

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         description="how long the batcher waits for more requests to join a batch (only after a batch that had company)",
     )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
+    queue_wait_ms: float = Field(
+        250.0,
+        ge=0,
+        description="how long a request that finds the queue full waits for a place before its 503 (0: refused at once)",
+    )
     timeout_keep_alive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after this long")
     timeout_request_read_s: float = Field(
         10.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +102,7 @@ def rss_kb(pid: int) -> int:
 
 
 @contextmanager
-def running_server(log_dir: Path, ready_timeout: float = 120, **settings: str) -> Iterator[Server]:
+def running_server(log_dir: Path, *, ready_timeout: float = 120, **settings: str) -> Iterator[Server]:
     """`python -m app` with NAMEORIGIN_<KEY>=value for each setting, until /readyz answers 200."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("NAMEORIGIN_")}
     port = free_port()
@@ -195,8 +197,8 @@ def load(port: int, connections: int, retry_after_503: bool = False) -> Iterator
             thread.join(15)
 
 
-def latency_probe(port: int, requests: int) -> tuple[float, float]:
-    """(p50, p99) in ms of a lone keep-alive client's sequential /classify requests."""
+def probe_latencies(port: int, requests: int) -> list[float]:
+    """Latencies in ms of a lone keep-alive client's sequential /classify requests."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies = []
     for _ in range(requests):
@@ -206,8 +208,18 @@ def latency_probe(port: int, requests: int) -> tuple[float, float]:
         if status != 200:
             raise RuntimeError(f"normal client got {status}")
     connection.close()
-    cuts = statistics.quantiles(latencies, n=100)
+    return latencies
+
+
+def percentiles(latencies_ms: list[float]) -> tuple[float, float]:
+    """(p50, p99)."""
+    cuts = statistics.quantiles(latencies_ms, n=100)
     return cuts[49], cuts[98]
+
+
+def latency_probe(port: int, requests: int) -> tuple[float, float]:
+    """(p50, p99) in ms of a lone keep-alive client's sequential /classify requests."""
+    return percentiles(probe_latencies(port, requests))
 
 
 def open_idle(port: int, count: int) -> list[socket.socket]:
@@ -224,11 +236,47 @@ def open_slowloris(port: int, count: int) -> list[socket.socket]:
 
 
 def trickle(sockets: list[socket.socket], stop: threading.Event, period_s: float = 1.0) -> None:
-    """Send one more header line per socket every `period_s`, as slowloris does, until `stop`."""
+    """Send one more header line per socket every `period_s`, all in one burst as the slowloris tool
+    does (the harder case for the server's one event loop), until `stop`."""
     while not stop.wait(period_s):
         for sock in sockets:
             with suppress(OSError):
                 sock.send(b"X-a: b\r\n")
+
+
+def attacker_main(port: int, idle: int, slowloris: int, period_s: float, pipe: Connection) -> None:
+    """The attack in its own process, so its Python never competes for the probe's GIL: open the
+    sockets, say how many the server holds, trickle until told to stop, then say it again."""
+    idle_sockets = open_idle(port, idle)
+    slow_sockets = open_slowloris(port, slowloris)
+    time.sleep(0.3)
+    pipe.send(still_open(idle_sockets) + still_open(slow_sockets))
+    stop = threading.Event()
+    trickler = threading.Thread(target=trickle, args=(slow_sockets, stop, period_s), daemon=True)
+    trickler.start()
+    pipe.recv()  # "stop"
+    stop.set()
+    trickler.join()
+    pipe.send(still_open(idle_sockets) + still_open(slow_sockets))
+    close_all(idle_sockets + slow_sockets)
+
+
+@contextmanager
+def attack(port: int, idle: int, slowloris: int, period_s: float = 1.0) -> Iterator[dict[str, int]]:
+    """`idle` silent and `slowloris` trickling connections held by a child process while the block
+    runs; the dict gets "held_at_start" at once and "held_at_end" when the block exits."""
+    parent_end, child_end = multiprocessing.get_context("spawn").Pipe()
+    child = multiprocessing.get_context("spawn").Process(
+        target=attacker_main, args=(port, idle, slowloris, period_s, child_end), daemon=True
+    )
+    child.start()
+    held = {"held_at_start": parent_end.recv()}
+    try:
+        yield held
+    finally:
+        parent_end.send("stop")
+        held["held_at_end"] = parent_end.recv()
+        child.join(30)
 
 
 def still_open(sockets: list[socket.socket]) -> int:
@@ -278,29 +326,37 @@ def model_id_switch_s(tally: Tally, new_id: str, since: float) -> float | None:
 
 
 def measure_attack(work: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """A lone client's latency on an idle server and under the attack, in `args.rounds` alternating
+    rounds (so drift in the machine's speed falls on both alike), the samples of each side pooled.
+    Each round's probe ends before the server's request deadline closes the attack's sockets."""
     rows: list[tuple[str, str]] = []
+    idle_ms: list[float] = []
+    attack_ms: list[float] = []
+    held_start: list[int] = []
+    rss_growth: list[float] = []
     with running_server(work, timeout_request_read_s=str(args.read_timeout), reload_poll_s="0") as server:
-        p50, p99 = latency_probe(server.port, args.probe_requests)
-        rows.append(("normal client, idle server: p50 / p99", f"{p50:.2f} / {p99:.2f} ms"))
-        rss_before = server.rss_mb()
-        idle = open_idle(server.port, args.idle)
-        slow = open_slowloris(server.port, args.slowloris)
-        stop = threading.Event()
-        trickler = threading.Thread(target=trickle, args=(slow, stop), daemon=True)
-        trickler.start()
-        time.sleep(0.5)
-        held = still_open(idle) + still_open(slow)
-        a50, a99 = latency_probe(server.port, args.probe_requests)
-        rows.append((f"hostile connections held at start ({args.idle} idle + {args.slowloris} slowloris)", str(held)))
-        rows.append(("normal client during the attack: p50 / p99", f"{a50:.2f} / {a99:.2f} ms"))
-        rows.append(("p99 during attack / idle p99", f"{a99 / p99:.2f}"))
-        rows.append(("server RSS growth under the attack", f"{server.rss_mb() - rss_before:+.1f} MB"))
-        time.sleep(args.read_timeout + 1.5)
+        latency_probe(server.port, 50)  # warm the client path
+        for _ in range(args.rounds):
+            idle_ms += probe_latencies(server.port, args.probe_requests)
+            rss_before = server.rss_mb()
+            with attack(server.port, args.idle, args.slowloris) as held:
+                attack_ms += probe_latencies(server.port, args.probe_requests)
+                rss_growth.append(server.rss_mb() - rss_before)
+            held_start.append(held["held_at_start"])
+            time.sleep(0.5)  # the closes of the attack's sockets are done
+        p50, p99 = percentiles(idle_ms)
+        a50, a99 = percentiles(attack_ms)
+        hostile = f"{args.idle} idle + {args.slowloris} slowloris"
+        rows.append((f"hostile connections held at start ({hostile}), per round", ", ".join(map(str, held_start))))
+        rows.append((f"normal client, idle server: p50 / p99 ({len(idle_ms)} requests)", f"{p50:.2f} / {p99:.2f} ms"))
         rows.append(
-            (f"hostile connections held {args.read_timeout + 1.5:g} s later", str(still_open(idle) + still_open(slow)))
+            (f"normal client during the attack: p50 / p99 ({len(attack_ms)} requests)", f"{a50:.2f} / {a99:.2f} ms")
         )
-        stop.set()
-        close_all(idle + slow)
+        rows.append(("p50 / p99 during attack / idle", f"{a50 / p50:.2f} / {a99 / p99:.2f}"))
+        rows.append(("server RSS growth under the attack, worst round", f"{max(rss_growth):+.1f} MB"))
+        with attack(server.port, args.idle, args.slowloris) as held:
+            time.sleep(args.read_timeout + 1.5)
+        rows.append((f"hostile connections held {args.read_timeout + 1.5:g} s later", str(held["held_at_end"])))
         status = oversize_head_status(server.port, 64 * 1024)
         rows.append(("a 64 KiB header", str(status)))
     return rows
@@ -357,24 +413,34 @@ def measure_drain(work: Path, args: argparse.Namespace, workers: int) -> list[tu
 
 def measure_shedding(work: Path, args: argparse.Namespace) -> list[tuple[str, str]]:
     """Completed req/s at the load a small queue sustains, and at 4x that load: clients that wait the
-    Retry-After they are given, and clients that retry at once."""
+    Retry-After they are given, and clients that retry at once; with the default wait for a place in
+    a full queue, and with none (refused at once), side by side."""
     queue = 4
-    with running_server(work, queue_size=str(queue), reload_poll_s="0") as server:
-        rates = {}
-        for label, connections, polite in (
-            ("sustainable", queue, False),
-            ("4x, honouring Retry-After", 4 * queue, True),
-            ("4x, retrying at once", 4 * queue, False),
-        ):
-            with load(server.port, connections, retry_after_503=polite) as tally:
-                time.sleep(args.shed_seconds)
-            rates[label] = tally.statuses[200] / args.shed_seconds
-    sustainable = rates.pop("sustainable")
-    rows = [(f"completed req/s, queue {queue}, {queue} clients (sustainable)", f"{sustainable:.0f}")]
-    for label, rate in rates.items():
-        rows.append(
-            (f"completed req/s, {4 * queue} clients {label}", f"{rate:.0f} ({rate / sustainable:.2f} of sustainable)")
-        )
+    rows = []
+    from app.settings import Settings
+
+    default_wait_ms = Settings.model_fields["queue_wait_ms"].default
+    for wait_ms in (default_wait_ms, 0):
+        with running_server(work, queue_size=str(queue), reload_poll_s="0", queue_wait_ms=str(wait_ms)) as server:
+            rates = {}
+            for label, connections, polite in (
+                ("sustainable", queue, False),
+                ("honouring Retry-After", 4 * queue, True),
+                ("retrying at once", 4 * queue, False),
+            ):
+                with load(server.port, connections, retry_after_503=polite) as tally:
+                    time.sleep(args.shed_seconds)
+                rates[label] = tally.statuses[200] / args.shed_seconds
+        wait = f"{wait_ms:g} ms wait for a place" if wait_ms else "no wait for a place"
+        sustainable = rates.pop("sustainable")
+        rows.append((f"completed req/s, queue {queue}, {wait}: {queue} clients (sustainable)", f"{sustainable:.0f}"))
+        for label, rate in rates.items():
+            rows.append(
+                (
+                    f"completed req/s, queue {queue}, {wait}: {4 * queue} clients {label}",
+                    f"{rate:.0f} ({rate / sustainable:.2f} of sustainable)",
+                )
+            )
     return rows
 
 
@@ -384,9 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slowloris", type=int, default=250, help="slowloris connections (issue: 1000)")
     parser.add_argument("--connections", type=int, default=16, help="load clients during reload and drain (issue: 64)")
     parser.add_argument(
-        "--read-timeout", type=float, default=3.0, help="NAMEORIGIN_TIMEOUT_REQUEST_READ_S for the attack"
+        "--read-timeout", type=float, default=10.0, help="NAMEORIGIN_TIMEOUT_REQUEST_READ_S for the attack"
     )
-    parser.add_argument("--probe-requests", type=int, default=300)
+    parser.add_argument("--probe-requests", type=int, default=500, help="a lone client's requests per round")
+    parser.add_argument("--rounds", type=int, default=3, help="idle and attack rounds, alternating")
     parser.add_argument("--reload-wait", type=float, default=6.0)
     parser.add_argument("--shed-seconds", type=float, default=5.0)
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ def settings_batcher(predictor, **changes) -> MicroBatcher:
         "max_batch_size": defaults.max_batch_size,
         "max_wait_ms": defaults.max_batch_wait_ms,
         "queue_size": defaults.queue_size,
+        "queue_wait_ms": defaults.queue_wait_ms,
     }
     return MicroBatcher(predictor, **{**limits, **changes})
 
@@ -189,7 +190,7 @@ def test_batcher_queue_full_raises_queue_full_error():
     model = BlockingPredictor()
 
     async def scenario():
-        batcher = settings_batcher(model, max_wait_ms=0, queue_size=2)
+        batcher = settings_batcher(model, max_wait_ms=0, queue_size=2, queue_wait_ms=0)
         await batcher.start()
         first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
         assert await asyncio.to_thread(model.entered.wait, 5)  # the model is busy with `first`
@@ -204,6 +205,72 @@ def test_batcher_queue_full_raises_queue_full_error():
 
     answers = asyncio.run(scenario())
     assert [tags(answer) for answer in answers] == [["a"], ["b"], ["c"]]
+
+
+def test_a_request_that_finds_the_queue_full_waits_for_a_place_and_is_answered():
+    model = BlockingPredictor()
+
+    async def scenario():
+        batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=10_000)
+        await batcher.start()
+        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
+        await asyncio.sleep(0)
+        assert batcher.queue_full
+        parked = asyncio.create_task(batcher.classify(["c"], RankQuery(1)))
+        await asyncio.sleep(0.2)
+        assert not parked.done()  # neither refused nor answered: waiting for a place
+        model.release.set()
+        answers = await asyncio.gather(first, queued, parked)
+        await batcher.stop()
+        return answers
+
+    assert [tags(answer) for answer in asyncio.run(scenario())] == [["a"], ["b"], ["c"]]
+
+
+def test_a_request_still_without_a_place_after_queue_wait_ms_gets_queue_full_error():
+    model = BlockingPredictor()
+
+    async def scenario():
+        batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=100)
+        await batcher.start()
+        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        with pytest.raises(QueueFullError):
+            await batcher.classify(["c"], RankQuery(1))
+        waited = time.monotonic() - started
+        model.release.set()
+        await asyncio.gather(first, queued)
+        await batcher.stop()
+        return waited
+
+    assert 0.09 <= asyncio.run(scenario()) < 5
+
+
+def test_stopping_wakes_a_parked_request_with_batcher_closed_error():
+    model = BlockingPredictor()
+
+    async def scenario():
+        batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=10_000)
+        await batcher.start()
+        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
+        await asyncio.sleep(0)
+        parked = asyncio.create_task(batcher.classify(["c"], RankQuery(1)))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(batcher.stop())
+        await asyncio.sleep(0)
+        with pytest.raises(BatcherClosedError):
+            await asyncio.wait_for(parked, 5)  # at once, not after its 10 s wait
+        model.release.set()
+        await asyncio.gather(first, queued, stopping)
+
+    asyncio.run(scenario())
 
 
 def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_predictor):
@@ -287,7 +354,7 @@ def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(mak
 
 @pytest.mark.timeout(60)
 def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeypatch):
-    client = make_client(queue_size=1, max_batch_wait_ms=0)
+    client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=0)
     model = BlockingPredictor(answer=lambda names: tagged(names, label_of=lambda name: 0))
     monkeypatch.setattr(Predictor, "rank_requests", lambda self, requests: model.rank_requests(requests))
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -308,3 +375,24 @@ def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeyp
     assert response.json()["error"] == "overloaded" and response.json()["errors"]
     assert 1 <= int(response.headers["Retry-After"]) <= 3
     assert len(retry_afters) > 1  # spread, so shed clients do not all come back in the same second
+
+
+@pytest.mark.timeout(60)
+def test_classify_waits_for_a_place_in_a_full_queue_instead_of_refusing_at_once(make_client, monkeypatch):
+    client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=10_000)
+    model = BlockingPredictor(answer=lambda names: tagged(names, label_of=lambda name: 0))
+    monkeypatch.setattr(Predictor, "rank_requests", lambda self, requests: model.rank_requests(requests))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        in_model = pool.submit(client.post, "/classify", json={"name": "First"})
+        assert model.entered.wait(10)
+        queued = pool.submit(client.post, "/classify", json={"name": "Second"})
+        deadline = time.monotonic() + 10
+        while metric_value(client.get("/metrics").text, "nameorigin_queue_depth") < 1:
+            assert time.monotonic() < deadline, "second request never queued"
+            time.sleep(0.01)
+        parked = pool.submit(client.post, "/classify", json={"name": "Third"})
+        time.sleep(0.3)
+        assert not parked.done()  # not refused: waiting for the place the next batch frees
+        model.release.set()
+        statuses = [future.result().status_code for future in (in_model, queued, parked)]
+    assert statuses == [200, 200, 200]

@@ -225,12 +225,19 @@ def test_overload_with_retrying_clients_keeps_most_of_the_sustainable_throughput
     server = start_server(checkpoint=str(tiny_checkpoint), queue_size=str(queue), reload_poll_s="0")
     port = int(server.base_url.rsplit(":", 1)[1])
     rates = {}
-    for label, clients, polite in (("sustainable", queue, False), ("4x polite", 4 * queue, True)):
+    for label, clients, polite in (
+        ("sustainable", queue, False),
+        ("4x polite", 4 * queue, True),
+        ("4x retrying at once", 4 * queue, False),
+    ):
         with load(port, clients, retry_after_503=polite) as tally:
             time.sleep(3)
         rates[label] = tally.statuses[200] / 3
         assert tally.failed == 0
+    # Refused at once, clients that retry at once kept 0.36-0.50 of it (bench.hostile): a full queue
+    # now parks a request for queue_wait_ms before its 503.
     assert rates["4x polite"] >= 0.8 * rates["sustainable"], rates
+    assert rates["4x retrying at once"] >= 0.8 * rates["sustainable"], rates
 
 
 def rss_mb(pid: int) -> float:
