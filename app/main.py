@@ -139,10 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION.format(**settings.model_dump()),
         version="0.1.0",
         lifespan=lifespan,
+        routes=list(router.routes),
     )
     app.state.settings = settings
     app.state.metrics = Metrics(multiprocess=settings.metrics_dir is not None)
-    app.include_router(router)
     install_openapi(app, settings)
     install_error_handlers(app)
     # Added last = outermost: the log line and metrics also see requests the body limit refuses.

@@ -200,6 +200,9 @@ class RequestObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children, looked up once per (method, path, status): prometheus_client's
+        # `labels()` validates and hashes its arguments on every call, twice per request otherwise.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -227,8 +230,17 @@ class RequestObservabilityMiddleware:
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")  # the route template keeps label values few
         method = scope["method"]
-        self.metrics.requests.labels(method, path, str(status_code)).inc()
-        self.metrics.latency.labels(method, path).observe(seconds)
+        key = (method, path, status_code)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, path, str(status_code)),
+                self.metrics.latency.labels(method, path),
+            )
+            self._children[key] = children
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
         name_batch = scope.get(NAMES_SCOPE_KEY)
         fields: dict[str, Any] = {
             "method": method,

@@ -3,8 +3,9 @@ closest peer (FastAPI/uvicorn with server-side batching), for `bench.peers` to m
 
 Same request and answer JSON as `POST /classify`: the body is validated by the same `ClassifyRequest`,
 the same `Predictor.rank_requests` answers a batch, and the answer is laid out by the same function as
-the service's, so the two stacks differ only in what serves the model. `POST /ping` is a constant
-endpoint on LitServe's own app, the counterpart of ours. LitServe is a dev-only dependency.
+the service's, so the two stacks differ only in what serves the model. `POST /ping` is the service's own
+constant endpoint (the same function: it reads the body and answers a constant) added to LitServe's
+app, so the two differ only in the stack around it. LitServe is a dev-only dependency.
 """
 
 # No `from __future__ import annotations`: LitServe reads decode_request's annotation as a live class
@@ -14,10 +15,9 @@ from typing import Any
 
 import litserve
 import torch
-from fastapi import Response
 
-from app.routes import PING_BODY
 from app.routes import _name_results as name_results  # the service's own answer layout, so answers are equal
+from app.routes import ping  # the service's own constant endpoint
 from app.schemas import ClassifyRequest
 from model.predictor import Predictor, RankedNames, RankQuery
 
@@ -56,10 +56,6 @@ class NameOriginAPI(litserve.LitAPI):
         results = name_results(names, ranked, self.predictor.labels)
         model_id = self.predictor.model_id
         return {**results[0], "model_id": model_id} if single else {"results": results, "model_id": model_id}
-
-
-async def ping() -> Response:
-    return Response(PING_BODY, media_type="application/json")
 
 
 def main(argv: list[str] | None = None) -> int:
