@@ -32,6 +32,12 @@ class DeviceUnavailableError(RuntimeError):
     """CUDA was asked for on a machine without it: never a silent fall back to CPU."""
 
 
+# Building a NamedTuple through tuple.__new__ skips its generated Python __new__ (the same tuple, for
+# about half the cost): predict() builds one NamePrediction and top_k LabelProbability per name, the
+# largest share of a big call's Python time (docs/benchmarks.md, "Where the time goes").
+_new_tuple = tuple.__new__
+
+
 class LabelProbability(NamedTuple):
     label: str
     probability: float
@@ -260,16 +266,20 @@ class Predictor:
                 else self.rank(names, top_k, prior, min_probability)
             )
             explanations = ranked.explanations or [None] * len(names)
+            label_probabilities, token_prediction = self._label_probabilities, self._token_prediction
             return [
-                NamePrediction(
-                    name,
-                    self._label_probabilities(ids, probs, log_probs),
-                    reason is not None,
-                    reason,
-                    read_as,
-                    script,
-                    tuple(map(self._token_prediction, tokens)) if tokens else (),
-                    explanation,
+                _new_tuple(
+                    NamePrediction,
+                    (
+                        name,
+                        label_probabilities(ids, probs, log_probs),
+                        reason is not None,
+                        reason,
+                        read_as,
+                        script,
+                        tuple(map(token_prediction, tokens)) if tokens else (),
+                        explanation,
+                    ),
                 )
                 for name, ids, probs, log_probs, reason, read_as, script, tokens, explanation in zip(
                     names, *ranked[:-1], explanations, strict=True
@@ -279,7 +289,8 @@ class Predictor:
     def _label_probabilities(
         self, ids: list[int], probs: list[float], log_probs: list[float]
     ) -> tuple[LabelProbability, ...]:
-        return tuple(LabelProbability(self.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs, strict=True))
+        labels = self.labels
+        return tuple([_new_tuple(LabelProbability, (labels[i], p, lp)) for i, p, lp in zip(ids, probs, log_probs)])
 
     def _token_prediction(self, token: RankedToken) -> TokenPrediction:
         return TokenPrediction(
