@@ -290,7 +290,9 @@ class Predictor:
         self, ids: list[int], probs: list[float], log_probs: list[float]
     ) -> tuple[LabelProbability, ...]:
         labels = self.labels
-        return tuple([_new_tuple(LabelProbability, (labels[i], p, lp)) for i, p, lp in zip(ids, probs, log_probs)])
+        return tuple(
+            [_new_tuple(LabelProbability, (labels[i], p, lp)) for i, p, lp in zip(ids, probs, log_probs, strict=True)]
+        )
 
     def _token_prediction(self, token: RankedToken) -> TokenPrediction:
         return TokenPrediction(
