@@ -25,17 +25,20 @@ favours the shorter reading by about e^3.5 per letter, so every two-character na
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from model.encoder import NameEncoder, pad_sequences
 from model.evidence import Evidence
-from model.networks import NameClassifier
+from model.networks import NameClassifier, RecurrentClassifier
 from model.novelty import CharLanguageModel
 from model.reading import REASON_PRECEDENCE, NameReader, NameReading
+from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
 
 if TYPE_CHECKING:
     from model.explain import Explanation
@@ -92,7 +95,7 @@ class NameScores(NamedTuple):
     def rank(self, top_k: int, log_prior: torch.Tensor, min_probability: float = 0.0) -> RankedNames:
         """Top-k answers of every name under `log_prior` ((L,), -inf = impossible label)."""
         reasons = list(self.reasons)
-        top_k = min(top_k, int(torch.isfinite(log_prior).sum()))  # a prior may rule labels out: never answered
+        top_k = min(top_k, sum(map(math.isfinite, log_prior.tolist())))  # a prior may rule labels out: never answered
         label_ids, probabilities, log_probabilities = _top(self.log_likelihoods + log_prior, top_k)
         for row in [row for row, reason in enumerate(reasons) if reason is not None]:
             label_ids[row], probabilities[row], log_probabilities[row] = [], [], []
@@ -164,6 +167,11 @@ class NameScorer:
         self.log_prior, self.novelty_threshold = log_prior, novelty_threshold
         self.device, self.max_batch_size = device, max_batch_size
         self.label_index = {label: index for index, label in enumerate(evidence.labels)}
+        self.small_batch = (
+            SmallBatchScorer(network, language_model)
+            if small_batch_applies(network, device) and isinstance(network, RecurrentClassifier)
+            else None
+        )
 
     def score(self, names: list[str]) -> NameScores:
         read = self.reader.read
@@ -262,6 +270,9 @@ class NameScorer:
         """Network log-probabilities (R, L), character-model log-probabilities (R,) and symbol counts
         (R,) of each reading, in input order."""
         sequences = [self.encoder.encode(text) for text in texts]
+        if self.small_batch is not None and len(sequences) <= SMALL_BATCH_MAX and not self.network.training:
+            net_log_probs, lm_log_probs = self.small_batch.score(sequences)
+            return net_log_probs, lm_log_probs, torch.from_numpy(np.array([len(ids) + 1.0 for ids in sequences]))
         net_log_probs = torch.empty(len(sequences), len(self.label_index))
         lm_log_probs = torch.empty(len(sequences))
         symbols = torch.empty(len(sequences))  # characters and the end of each name: what the mean is over
@@ -289,8 +300,9 @@ class NameScorer:
         threshold per symbol."""
         flags = [False] * num_tokens
         if judged_tokens:
-            below = set((lm_log_probs < self.novelty_threshold * symbols).nonzero().flatten().tolist())  # rows
+            # As Python floats: two conversions, where tensor comparisons cost four ops on every call.
+            totals, counts, threshold = lm_log_probs.tolist(), symbols.tolist(), self.novelty_threshold
             for token in judged_tokens:
-                if token_rows[token] in below:
-                    flags[token] = True
+                row = token_rows[token]
+                flags[token] = totals[row] < threshold * counts[row]
         return flags

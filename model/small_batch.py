@@ -1,0 +1,172 @@
+"""Small batches without torch's per-op cost: the shipped network and the not-a-name model in numpy.
+
+A lone name (a single-name request, the CLI, `predict([name])`) runs the same few hundred torch
+ops as a batch of thousands, and at one name each op's dispatch costs far more than its
+arithmetic: one name a call ran at about a quarter of the tutorial's own per-name loop
+(docs/benchmarks.md, measurement 1). Here the same equations run name by name on numpy views of
+the model's own weights: the GRU over the name's characters (the input side of a one-hot character
+is one column of W_ih, so it is looked up), the max over steps, each head's n-gram bag (hashed
+exactly as `NgramHasher` does, in Python integers) and linear layer, the heads' mean, the
+calibration; and the character model's sum of one table lookup per character. In float32, as torch
+computes; tests hold it to the torch path within 1e-5 on log-probabilities.
+
+It covers the architecture the trainer ships (a one-layer, one-way GRU, `last` or `last_max`
+pooling, with or without n-gram heads) on the CPU; any other network keeps the torch path.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from model.networks import HEAD_HASH_MULTIPLIERS, ClassifierHead, NameClassifier, RecurrentClassifier
+from model.novelty import CharLanguageModel
+
+# Names per call up to which the numpy path is taken. Above it torch's ops are spread over enough
+# names to be cheaper (the crossover, measured in process: docs/benchmarks.md, "Figures behind the code").
+SMALL_BATCH_MAX = 4
+
+Array = npt.NDArray[np.float32]
+
+
+def small_batch_applies(network: NameClassifier, device: torch.device) -> bool:
+    """Whether `SmallBatchScorer` can stand in for `network`: the shipped kind, on the CPU."""
+    if device.type != "cpu" or not isinstance(network, RecurrentClassifier):
+        return False
+    rnn = network.rnn
+    config = network.config
+    return (
+        isinstance(rnn, nn.GRU)
+        and rnn.num_layers == 1
+        and not rnn.bidirectional
+        and config.pooling in ("last", "last_max")
+        and not network.training
+    )
+
+
+class SmallBatchScorer:
+    """The network's calibrated log-probabilities and the character model's totals, name by name.
+
+    Every array is a float32 view of the module's own parameter or buffer (no copy), so weights
+    changed in place after construction, as a test or a fine-tuning step may do, are what it reads;
+    the character model's table is the one the torch path caches too."""
+
+    def __init__(self, network: RecurrentClassifier, language_model: CharLanguageModel) -> None:
+        def view(tensor: object) -> Array:  # nn.GRU sets its weights by name: the stubs type them loosely
+            return cast(torch.Tensor, tensor).detach().numpy()
+
+        gru = network.rnn
+        assert isinstance(gru, nn.GRU)  # small_batch_applies held
+        self.network = network
+        self.hidden_size = gru.hidden_size
+        self.weight_ih_t = view(gru.weight_ih_l0).T  # (V, 3H): row c is W_ih one_hot(c)
+        self.bias_ih = view(gru.bias_ih_l0)
+        self.weight_hh_t = view(gru.weight_hh_l0).T  # (H, 3H)
+        self.bias_hh = view(gru.bias_hh_l0)
+        self.with_max = network.config.pooling == "last_max"
+        hasher = network.ngram_hasher
+        self.ngram = (hasher.order, hasher.buckets, hasher.begin_id, hasher.end_id, hasher.base) if hasher else None
+        self.heads = [
+            (
+                view(head.ngram_table.weight) if head.ngram_table is not None else None,
+                view(head.linear.weight),
+                view(head.linear.bias),
+            )
+            for head in cast(list[ClassifierHead], list(network.heads))
+        ]
+        self.label_bias = view(network.label_bias)
+        lm_config = language_model.config
+        self.language_model = language_model
+        self.lm_order, self.lm_base = lm_config.order, lm_config.base
+        self.lm_begin, self.lm_end = lm_config.begin_id, lm_config.end_id
+
+    def score(self, sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) calibrated log-probabilities and (B,) character-model log-probabilities, in order."""
+        if not sequences:  # every name of the call abstained before the network
+            return torch.empty(0, self.network.config.num_labels), torch.empty(0)
+        temperature = float(self.network.temperature)
+        net = np.stack([self._network_log_probs(ids, temperature) for ids in sequences])
+        table = self.language_model._conditional_table(torch.device("cpu")).numpy()
+        lm = np.array([self._total_log_prob(ids, table) for ids in sequences], dtype=np.float32)
+        return torch.from_numpy(net), torch.from_numpy(lm)
+
+    def _features(self, ids: tuple[int, ...]) -> Array:
+        size, two = self.hidden_size, 2 * self.hidden_size
+        weight_hh_t, bias_hh = self.weight_hh_t, self.bias_hh
+        input_gates = self.weight_ih_t[list(ids)] + self.bias_ih  # (T, 3H): W_ih one_hot(c) + b_ih per step
+        input_gates[:, :two] += bias_hh[:two]  # the reset and update gates take b_hh unscaled: added up front
+        bias_hn = bias_hh[two:]
+        state = np.zeros(size, dtype=np.float32)
+        running_max = np.full(size, -np.inf, dtype=np.float32) if self.with_max else None
+        for step in input_gates:
+            hidden = state @ weight_hh_t  # (3H,): W_hh h
+            reset_update = step[:two] + hidden[:two]
+            np.negative(reset_update, out=reset_update)  # sigmoid, in place: 1 / (1 + exp(-x))
+            np.exp(reset_update, out=reset_update)
+            reset_update += 1
+            np.reciprocal(reset_update, out=reset_update)
+            candidate = hidden[two:]
+            candidate += bias_hn
+            candidate *= reset_update[:size]
+            candidate += step[two:]
+            np.tanh(candidate, out=candidate)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+            state -= candidate
+            state *= reset_update[size:]
+            state += candidate  # h' = (1 - z) * n + z * h
+            if running_max is not None:
+                np.maximum(running_max, state, out=running_max)
+        return state if running_max is None else np.concatenate((state, running_max))
+
+    def _bucket_arrays(self, ids: tuple[int, ...]) -> list[npt.NDArray[np.int64]]:
+        """Each head's bucket of every n-gram of "^name$", as NgramHasher files them (the same int64
+        arithmetic: a code is below base ** order, so code * multiplier stays under 2 ** 63)."""
+        assert self.ngram is not None
+        order, buckets, begin_id, end_id, base = self.ngram
+        marked = [begin_id, *ids, end_id]
+        codes = list(marked)
+        gram = marked
+        for n in range(2, min(order, len(marked)) + 1):
+            gram = [gram[start] * base + marked[start + n - 1] for start in range(len(marked) - n + 1)]
+            codes.extend(gram)
+        code_array = np.array(codes, dtype=np.int64)
+        return [
+            (((code_array * multiplier) & 0xFFFFFFFF) * buckets) >> 32
+            for multiplier in HEAD_HASH_MULTIPLIERS[: len(self.heads)]
+        ]
+
+    def _network_log_probs(self, ids: tuple[int, ...], temperature: float) -> Array:
+        features = self._features(ids)
+        logits = []
+        bucket_arrays = self._bucket_arrays(ids) if self.ngram is not None else [None] * len(self.heads)
+        for (table, weight, bias), buckets in zip(self.heads, bucket_arrays, strict=True):
+            if table is not None and buckets is not None:
+                bag = np.add.reduce(table[buckets], axis=0) / np.float32(len(buckets))  # EmbeddingBag's mean
+                logits.append(weight @ np.concatenate((features, bag)) + bias)
+            else:
+                logits.append(weight @ features + bias)
+        head_log_probs = _log_softmax(np.stack(logits))  # (K, L)
+        mean_log_probs = np.logaddexp.reduce(head_log_probs, axis=0) - np.float32(math.log(len(self.heads)))
+        return _log_softmax((mean_log_probs + self.label_bias) / np.float32(temperature))
+
+    def _total_log_prob(self, ids: tuple[int, ...], table: Array) -> float:
+        order, base = self.lm_order, self.lm_base
+        symbols = [self.lm_begin] * (order - 1) + list(ids) + [self.lm_end]
+        codes = []
+        for target in range(len(ids) + 1):
+            code = 0
+            for symbol in symbols[target : target + order]:
+                code = code * base + symbol
+            codes.append(code)
+        return float(table[codes].sum())
+
+
+def _log_softmax(values: Array) -> Array:
+    """log_softmax over the last axis."""
+    shifted = values - values.max(axis=-1, keepdims=True)
+    result: Array = shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+    return result

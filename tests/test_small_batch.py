@@ -1,0 +1,112 @@
+"""The numpy path for small batches (model.small_batch) against the torch path it stands in for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.assets import DEFAULT_CHECKPOINT_PATH
+from model.encoder import EncoderConfig, NameEncoder, pad_sequences
+from model.networks import build_network
+from model.predictor import Predictor
+from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
+from tests.conftest import tiny_language_model
+from tests.network_fixtures import network_config
+
+NAMES = [
+    "Hinton", "Nguyen", "Kowalska", "O'Brien", "Abandonato", "Xi", "Schwarzenegger", "Ng", "Dvořák",
+    "Tanaka", "Zhang", "Papadopoulos", "Mc", "Ó", "Sánchez-Villalobos", "Ivanova", "Björk", "Li",
+]  # fmt: skip
+ENCODER = NameEncoder(EncoderConfig())
+SEQUENCES = [ENCODER.encode(name) for name in NAMES]
+
+
+def torch_path(network, language_model, sequences):
+    ids, lengths = pad_sequences(sequences)
+    with torch.inference_mode():
+        return network(ids, lengths), language_model.total_log_probs(ids, lengths)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"pooling": "last_max"},
+        {"pooling": "last_max", "num_heads": 2, "ngram_order": 5, "ngram_buckets": 4096, "ngram_dim": 8},
+        {"pooling": "last", "num_heads": 3, "ngram_order": 3, "ngram_buckets": 64, "ngram_dim": 4},
+    ],
+    ids=["last", "last_max", "two_ngram_heads", "three_small_bags"],
+)
+def test_numpy_path_matches_the_network_and_the_character_model(changes):
+    torch.manual_seed(1)
+    config = EncoderConfig()
+    network = build_network(network_config("gru", len(config.alphabet) + 2, 5, hidden_size=16, **changes)).eval()
+    with torch.no_grad():  # a calibration that is not the identity, so it is checked too
+        network.label_bias.copy_(torch.randn(5))
+        network.temperature.fill_(1.7)
+    language_model = tiny_language_model(config)
+    assert small_batch_applies(network, torch.device("cpu"))
+    net, lm = SmallBatchScorer(network, language_model).score(SEQUENCES)
+    expected_net, expected_lm = torch_path(network, language_model, SEQUENCES)
+    assert net.dtype == expected_net.dtype == torch.float32 and net.shape == expected_net.shape
+    torch.testing.assert_close(net, expected_net, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(lm, expected_lm, atol=1e-5, rtol=1e-6)
+
+
+def test_numpy_path_matches_the_shipped_model_on_every_label_order():
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    assert predictor.scorer.small_batch is not None  # the shipped model is the kind it covers
+    sequences = [predictor.encoder.encode(name) for name in NAMES]
+    net, lm = predictor.scorer.small_batch.score(sequences)
+    expected_net, expected_lm = torch_path(predictor.network, predictor.language_model, sequences)
+    torch.testing.assert_close(net, expected_net, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(lm, expected_lm, atol=1e-5, rtol=1e-6)
+    assert torch.equal(net.argsort(dim=1, descending=True)[:, :3], expected_net.argsort(dim=1, descending=True)[:, :3])
+
+
+def test_no_names_give_empty_scores_and_abstained_calls_are_answered():
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    assert predictor.scorer.small_batch is not None
+    net, lm = predictor.scorer.small_batch.score([])
+    assert net.shape == (0, len(predictor.labels)) and lm.shape == (0,)
+    ranked = predictor.rank(["123", "!!"], top_k=3)  # nothing reaches the network
+    assert ranked.reasons == ["no-letters", "no-letters"]
+
+
+def test_a_lone_name_gets_the_answer_it_gets_in_a_big_batch():
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    batch = NAMES * 2  # more than SMALL_BATCH_MAX: the torch path
+    assert len(batch) > SMALL_BATCH_MAX
+    together = predictor.rank(batch, top_k=3)
+    for index, name in enumerate(NAMES):
+        alone = predictor.rank([name], top_k=3)
+        assert alone.label_ids[0] == together.label_ids[index]
+        assert alone.reasons[0] == together.reasons[index]
+        assert alone.probabilities[0] == pytest.approx(together.probabilities[index], abs=1e-5)
+
+
+def test_weights_changed_in_place_are_what_the_numpy_path_reads():
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    before = predictor.rank(["Hinton"], top_k=1).probabilities[0][0]
+    with torch.no_grad():
+        predictor.network.heads[0].linear.bias.add_(5 * torch.arange(18.0))  # favour the last labels
+        predictor.network.heads[1].linear.bias.add_(5 * torch.arange(18.0))
+    after = predictor.rank(["Hinton"], top_k=1)
+    expected = predictor.rank([*NAMES, "Hinton"], top_k=1)  # the torch path, same weights
+    assert after.label_ids[0] == expected.label_ids[-1] != predictor.labels.index("English")
+    assert after.probabilities[0][0] != before
+
+
+@pytest.mark.parametrize(
+    "architecture, changes",
+    [("lstm", {}), ("rnn", {}), ("gru", {"num_layers": 2}), ("gru", {"bidirectional": True}), ("concat", {})],
+)
+def test_other_networks_keep_the_torch_path(architecture, changes):
+    network = build_network(network_config(architecture, 34, 3, hidden_size=8, **changes)).eval()
+    assert not small_batch_applies(network, torch.device("cpu"))
+
+
+def test_a_network_in_training_mode_keeps_the_torch_path():
+    network = build_network(network_config("gru", 34, 3, hidden_size=8))
+    assert not small_batch_applies(network.train(), torch.device("cpu"))
+    assert small_batch_applies(network.eval(), torch.device("cpu"))
