@@ -352,19 +352,26 @@ def test_classify_concurrent_http_requests_get_own_answers_and_are_coalesced(mak
     assert metric_value(metrics, "nameorigin_batch_requests_count") < len(DISTINCT_NAMES)  # batches held > 1
 
 
+def fill_a_queue_of_one(client, monkeypatch, pool):
+    """Hold the model on "First" and queue "Second" behind it, so a queue of 1 is full; returns the
+    held model (release it) and both requests' futures."""
+    model = BlockingPredictor(answer=lambda names: tagged(names, label_of=lambda name: 0))
+    monkeypatch.setattr(Predictor, "rank_requests", lambda self, requests: model.rank_requests(requests))
+    in_model = pool.submit(client.post, "/classify", json={"name": "First"})
+    assert model.entered.wait(10)
+    queued = pool.submit(client.post, "/classify", json={"name": "Second"})
+    deadline = time.monotonic() + 10
+    while metric_value(client.get("/metrics").text, "nameorigin_queue_depth") < 1:
+        assert time.monotonic() < deadline, "second request never queued"
+        time.sleep(0.01)
+    return model, in_model, queued
+
+
 @pytest.mark.timeout(60)
 def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeypatch):
     client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=0)
-    model = BlockingPredictor(answer=lambda names: tagged(names, label_of=lambda name: 0))
-    monkeypatch.setattr(Predictor, "rank_requests", lambda self, requests: model.rank_requests(requests))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        in_model = pool.submit(client.post, "/classify", json={"name": "First"})
-        assert model.entered.wait(10)
-        queued = pool.submit(client.post, "/classify", json={"name": "Second"})
-        deadline = time.monotonic() + 10
-        while metric_value(client.get("/metrics").text, "nameorigin_queue_depth") < 1:
-            assert time.monotonic() < deadline, "second request never queued"
-            time.sleep(0.01)
+        model, in_model, queued = fill_a_queue_of_one(client, monkeypatch, pool)
         response = client.post("/classify", json={"name": "Third"})
         # Shed before the body is read: a body that would be a 422 gets the same cheap 503.
         unread = client.post("/classify", content=b'{"name": ', headers={"Content-Type": "application/json"})
@@ -380,16 +387,8 @@ def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeyp
 @pytest.mark.timeout(60)
 def test_classify_waits_for_a_place_in_a_full_queue_instead_of_refusing_at_once(make_client, monkeypatch):
     client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=10_000)
-    model = BlockingPredictor(answer=lambda names: tagged(names, label_of=lambda name: 0))
-    monkeypatch.setattr(Predictor, "rank_requests", lambda self, requests: model.rank_requests(requests))
     with ThreadPoolExecutor(max_workers=3) as pool:
-        in_model = pool.submit(client.post, "/classify", json={"name": "First"})
-        assert model.entered.wait(10)
-        queued = pool.submit(client.post, "/classify", json={"name": "Second"})
-        deadline = time.monotonic() + 10
-        while metric_value(client.get("/metrics").text, "nameorigin_queue_depth") < 1:
-            assert time.monotonic() < deadline, "second request never queued"
-            time.sleep(0.01)
+        model, in_model, queued = fill_a_queue_of_one(client, monkeypatch, pool)
         parked = pool.submit(client.post, "/classify", json={"name": "Third"})
         time.sleep(0.3)
         assert not parked.done()  # not refused: waiting for the place the next batch frees
