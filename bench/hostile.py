@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from app.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLASSIFY_BODY = json.dumps({"name": "Hinton", "top_k": 1}).encode()
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -217,11 +219,6 @@ def percentiles(latencies_ms: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-def latency_probe(port: int, requests: int) -> tuple[float, float]:
-    """(p50, p99) in ms of a lone keep-alive client's sequential /classify requests."""
-    return percentiles(probe_latencies(port, requests))
-
-
 def open_idle(port: int, count: int) -> list[socket.socket]:
     """Connections that send nothing."""
     return [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
@@ -335,7 +332,7 @@ def measure_attack(work: Path, args: argparse.Namespace) -> list[tuple[str, str]
     held_start: list[int] = []
     rss_growth: list[float] = []
     with running_server(work, timeout_request_read_s=str(args.read_timeout), reload_poll_s="0") as server:
-        latency_probe(server.port, 50)  # warm the client path
+        probe_latencies(server.port, 50)  # warm the client path
         for _ in range(args.rounds):
             idle_ms += probe_latencies(server.port, args.probe_requests)
             rss_before = server.rss_mb()
@@ -417,8 +414,6 @@ def measure_shedding(work: Path, args: argparse.Namespace) -> list[tuple[str, st
     a full queue, and with none (refused at once), side by side."""
     queue = 4
     rows = []
-    from app.settings import Settings
-
     default_wait_ms = Settings.model_fields["queue_wait_ms"].default
     for wait_ms in (default_wait_ms, 0):
         with running_server(work, queue_size=str(queue), reload_poll_s="0", queue_wait_ms=str(wait_ms)) as server:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from model.encoder import NameEncoder, pad_sequences
 from model.evidence import Evidence
-from model.networks import NameClassifier, RecurrentClassifier
+from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
 from model.reading import REASON_PRECEDENCE, NameReader, NameReading
 from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
@@ -167,11 +167,7 @@ class NameScorer:
         self.log_prior, self.novelty_threshold = log_prior, novelty_threshold
         self.device, self.max_batch_size = device, max_batch_size
         self.label_index = {label: index for index, label in enumerate(evidence.labels)}
-        self.small_batch = (
-            SmallBatchScorer(network, language_model)
-            if small_batch_applies(network, device) and isinstance(network, RecurrentClassifier)
-            else None
-        )
+        self.small_batch = SmallBatchScorer(network, language_model) if small_batch_applies(network, device) else None
 
     def score(self, names: list[str]) -> NameScores:
         read = self.reader.read

@@ -17,7 +17,7 @@ pooling, with or without n-gram heads) on the CPU; any other network keeps the t
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import TypeGuard, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,7 @@ SMALL_BATCH_MAX = 4
 Array = npt.NDArray[np.float32]
 
 
-def small_batch_applies(network: NameClassifier, device: torch.device) -> bool:
+def small_batch_applies(network: NameClassifier, device: torch.device) -> TypeGuard[RecurrentClassifier]:
     """Whether `SmallBatchScorer` can stand in for `network`: the shipped kind, on the CPU."""
     if device.type != "cpu" or not isinstance(network, RecurrentClassifier):
         return False

@@ -207,16 +207,23 @@ def test_batcher_queue_full_raises_queue_full_error():
     assert [tags(answer) for answer in answers] == [["a"], ["b"], ["c"]]
 
 
+async def full_queue_of_one(model: BlockingPredictor, queue_wait_ms: float):
+    """A started batcher with a queue of 1, the model held on "a" and "b" queued behind it: full.
+    Returns the batcher and both requests' tasks; release the model to let them finish."""
+    batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=queue_wait_ms)
+    await batcher.start()
+    first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
+    assert await asyncio.to_thread(model.entered.wait, 5)
+    queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
+    await asyncio.sleep(0)
+    return batcher, first, queued
+
+
 def test_a_request_that_finds_the_queue_full_waits_for_a_place_and_is_answered():
     model = BlockingPredictor()
 
     async def scenario():
-        batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=10_000)
-        await batcher.start()
-        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
-        assert await asyncio.to_thread(model.entered.wait, 5)
-        queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
-        await asyncio.sleep(0)
+        batcher, first, queued = await full_queue_of_one(model, queue_wait_ms=10_000)
         assert batcher.queue_full
         parked = asyncio.create_task(batcher.classify(["c"], RankQuery(1)))
         await asyncio.sleep(0.2)
@@ -233,12 +240,7 @@ def test_a_request_still_without_a_place_after_queue_wait_ms_gets_queue_full_err
     model = BlockingPredictor()
 
     async def scenario():
-        batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=100)
-        await batcher.start()
-        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
-        assert await asyncio.to_thread(model.entered.wait, 5)
-        queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
-        await asyncio.sleep(0)
+        batcher, first, queued = await full_queue_of_one(model, queue_wait_ms=100)
         started = time.monotonic()
         with pytest.raises(QueueFullError):
             await batcher.classify(["c"], RankQuery(1))
@@ -255,12 +257,7 @@ def test_stopping_wakes_a_parked_request_with_batcher_closed_error():
     model = BlockingPredictor()
 
     async def scenario():
-        batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=10_000)
-        await batcher.start()
-        first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
-        assert await asyncio.to_thread(model.entered.wait, 5)
-        queued = asyncio.create_task(batcher.classify(["b"], RankQuery(1)))
-        await asyncio.sleep(0)
+        batcher, first, queued = await full_queue_of_one(model, queue_wait_ms=10_000)
         parked = asyncio.create_task(batcher.classify(["c"], RankQuery(1)))
         await asyncio.sleep(0.05)
         stopping = asyncio.create_task(batcher.stop())
