@@ -2,7 +2,7 @@
 
 One place turns a raw name into its parts: the full name split into tokens (`model.fullname`), each
 token's scripts and distinctive letters (`model.scripts`), the Latin text the network reads (Japanese
-and Korean by their own readers, everything else by `normalize`), the per-label readings where a
+Korean, Greek and Arabic by their own readers, everything else by `normalize`), the per-label readings where a
 script is read differently by different labels (Han: Mandarin for Chinese, Japanese for Japanese),
 and why a token cannot be read at all. Readings are cached: a name is read once per process.
 """
@@ -14,11 +14,15 @@ import logging
 import unicodedata
 from typing import NamedTuple
 
+from model.arabic_reader import read_arabic
 from model.encoder import clean_text, normalize
 from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, Evidence
 from model.fullname import split_full_name
+from model.greek_reader import read_greek
 from model.readers import read_japanese, read_korean
 from model.scripts import (
+    ARABIC,
+    GREEK,
     HAN,
     HANGUL,
     JAPANESE_SCRIPTS,
@@ -139,6 +143,10 @@ class NameReader:
             return (japanese if _has_letters(japanese) else normalize(token)), ()
         if HANGUL in scripts:
             return normalize(read_korean(token)), ()
+        if GREEK in scripts:
+            return normalize(read_greek(token)), ()
+        if ARABIC in scripts:
+            return normalize(read_arabic(token)), ()
         read_as = normalize(token)
         if HAN in scripts:
             japanese = _read_japanese_or_blank(token)

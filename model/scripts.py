@@ -18,6 +18,8 @@ HAN = "Han"
 HIRAGANA = "Hiragana"
 KATAKANA = "Katakana"
 HANGUL = "Hangul"
+GREEK = "Greek"
+ARABIC = "Arabic"
 # Scripts whose names do not start with the script's own name.
 _SCRIPT_OF_NAME_PREFIX = {
     "CJK": HAN,

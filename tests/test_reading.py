@@ -1,11 +1,13 @@
-"""Reading names as written: scripts, distinctive letters, the Japanese and Korean readers, full names."""
+"""Reading names as written: scripts, distinctive letters, the Japanese, Korean, Greek and Arabic readers, full names."""
 
 from __future__ import annotations
 
 import pytest
 
+from model.arabic_reader import read_arabic
 from model.evidence import Evidence, EvidenceTable
 from model.fullname import PARTICLES, SUFFIXES, TITLES, split_full_name
+from model.greek_reader import read_greek
 from model.readers import read_japanese, read_korean
 from model.reading import NameReader
 from model.scripts import distinctive_letters, han_countries, letter_script, scripts_of
@@ -112,6 +114,51 @@ def test_read_korean_uses_customary_surnames_and_revised_romanization(text, read
 
 
 @pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("Παπαδόπουλος", "papadopoulos"),
+        ("ΠΑΠΑΔΟΠΟΥΛΟΣ", "papadopoulos"),  # upper case, no accents
+        ("Αβραμίδης", "avramidis"),  # β is v, η is i
+        ("Χατζηδάκης", "chatzidakis"),
+        ("Αγγελίδη", "angelidi"),  # γγ is ng
+        ("Μπαλτάς", "baltas"),  # μπ at the start is b
+        ("Ντόκος", "dokos"),  # ντ at the start is d
+        ("Κοντός", "kontos"),  # ... and nt inside a word
+        ("Ευαγγελόπουλος", "evangelopoulos"),  # ευ before a voiced letter is ev
+        ("Λευτέρης", "lefteris"),  # ... before a voiceless one ef
+        ("Ταΰγετος", "taygetos"),  # a diaeresis splits the diphthong
+        ("Οικονόμου", "oikonomou"),
+        ("Ψαράς Smith", "psaras Smith"),  # other characters stay
+    ],
+)
+def test_read_greek_follows_elot_743(text, reading):
+    assert read_greek(text) == reading
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("محمد", "muhammad"),  # a common word: its customary spelling
+        ("عبد الله", "abd allah"),
+        ("إسماعيل", "ismail"),
+        ("منصور", "mansour"),  # و between consonants is ou
+        ("خوري", "khouri"),  # final ي is i
+        ("حداد", "hadad"),  # the unwritten vowel after an opening consonant is a
+        ("سعيد", "said"),  # ع is unwritten but holds its place
+        ("الحليم", "al halim"),  # the article
+        ("الأسمر", "al asmar"),  # a consonant after a vowel closes its syllable
+        ("البرغوثي", "al barghouthi"),
+        ("ولد عائش", "ould aish"),
+        ("مُحَمَّد", "muhammad"),  # diacritics do not hide a common word
+        ("كَتَب", "katab"),  # written short vowels are read
+        ("وليد", "walid"),  # و at the start is w
+    ],
+)
+def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
+    assert read_arabic(text) == reading
+
+
+@pytest.mark.parametrize(
     ("text", "tokens", "before_comma"),
     [
         ("Smith", ("Smith",), 0),
@@ -176,6 +223,9 @@ def test_reader_reads_each_script_with_its_reader(reader):
         "김": "kim",
         "さとう": "sato",
         "Иванова": "ivanova",
+        "Αβραμίδης": "avramidis",
+        "محمد": "muhammad",
+        "المنصوري": "al mansouri",
     }
     for text, reading in cases.items():
         token = reader.read(text).tokens[0]
