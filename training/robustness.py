@@ -17,6 +17,7 @@ from training.data import NameRecord, NamesDataset
 from training.metrics import served_metrics
 from training.ood import full_names, ood_surnames, random_strings
 
+OOD_VARIANTS = ("native", "romanized", "unidecoded")  # OodName's fields: the same names written three ways
 HEADLINE = ("num_names", "top1", "macro_f1", "balanced_accuracy", "expected_calibration_error", "abstained")
 
 
@@ -34,13 +35,13 @@ def case_report(predictor: Predictor, test: list[NameRecord], labels: tuple[str,
 
 
 def ood_records(dataset: NamesDataset, exclude_derived: bool = False) -> dict[str, list[NameRecord]]:
-    """The OOD surnames as records, {"native": ..., "romanized": ...}; with `exclude_derived`, also
+    """The OOD surnames as records, {"native": ..., "romanized": ..., "unidecoded": ...}; with `exclude_derived`, also
     without any form the trainer derives from the data's names."""
     excluded = [form.record.name for form in derive_gender_forms(list(dataset.records))] if exclude_derived else []
     names = [name for name in ood_surnames(list(dataset.records), excluded) if name.label in dataset.labels]
     return {
         script: [NameRecord(getattr(name, script), frozenset({name.label})) for name in names]
-        for script in ("native", "romanized")
+        for script in OOD_VARIANTS
     }
 
 
