@@ -250,6 +250,16 @@ def test_training_splits_put_each_derived_form_in_its_source_names_split(slavic_
     assert not training_splits(dataset, gender_forms=False).derived["train"]
 
 
+def test_training_splits_give_a_derived_form_its_share_of_the_family_weight(slavic_names_dir):
+    dataset = load_names_dir(slavic_names_dir)
+    splits = training_splits(dataset, gender_forms=True, form_share=0.25)
+    sources = {form.source for form in derive_gender_forms(list(dataset.records))}
+    assert {record.share for forms in splits.derived.values() for record in forms} == {0.25}
+    assert {record.share for record in splits.names["train"] if record.name in sources} == {0.75}
+    with pytest.raises(ValueError, match="form_share"):
+        training_splits(dataset, gender_forms=True, form_share=1.0)
+
+
 @pytest.mark.timeout(180)
 def test_train_learns_the_derived_forms_and_reports_them_apart(slavic_names_dir, tmp_path):
     result = train(tiny_config(slavic_names_dir, tmp_path))

@@ -159,16 +159,19 @@ class TrainingSplits:
         return self.names[split] + self.derived[split]
 
 
-def training_splits(dataset: NamesDataset, gender_forms: bool) -> TrainingSplits:
-    """The dataset's splits, with the other-gender forms of their names when `gender_forms`."""
+def training_splits(dataset: NamesDataset, gender_forms: bool, form_share: float = 0.5) -> TrainingSplits:
+    """The dataset's splits, with the other-gender forms of their names when `gender_forms`; a derived
+    form carries `form_share` of its family's training weight and the file's spelling the rest."""
+    if not 0.0 < form_share < 1.0:
+        raise ValueError(f"form_share must be between 0 and 1 (exclusive), got {form_share}")
     derived = derive_gender_forms(list(dataset.records)) if gender_forms else []
     sources = {name_key(form.source) for form in derived}
     names: dict[str, list[NameRecord]] = {}
     forms: dict[str, list[NameRecord]] = {}
     for split in SPLITS:
         names[split] = [
-            replace(record, share=0.5) if name_key(record.name) in sources else record
+            replace(record, share=1.0 - form_share) if name_key(record.name) in sources else record
             for record in dataset.split(split)
         ]
-        forms[split] = [replace(form.record, share=0.5) for form in derived if form.split == split]
+        forms[split] = [replace(form.record, share=form_share) for form in derived if form.split == split]
     return TrainingSplits(names, forms)

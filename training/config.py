@@ -39,6 +39,7 @@ class TrainConfig:
     patience: int = 6  # epochs without a better val score before stopping
     refit: bool = True  # then train again on train + val up to the epoch val picked, keeping val's calibration
     gender_forms: bool = True  # train on the regular other-gender forms of Russian, Polish, Czech, Greek surnames
+    gender_form_share: float = 0.5  # of a family's training weight, the part its derived form carries
     novelty_order: int = 4  # the not-a-name character model reads 4-grams
     novelty_val_quantile: float = 0.01  # names scoring below this share of validation names are not names
     seed: int = 0

@@ -51,7 +51,7 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     dataset = dataset or load_names_dir(config.data_dir)
     labels = dataset.labels
     encoder = NameEncoder(EncoderConfig())
-    splits = training_splits(dataset, config.gender_forms)
+    splits = training_splits(dataset, config.gender_forms, config.gender_form_share)
     if not splits.names["train"] or not splits.names["val"]:
         raise ValueError(
             f"need names in both train and val splits, got {len(splits.names['train'])} and {len(splits.names['val'])}"
