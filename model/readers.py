@@ -4,8 +4,9 @@ unidecode reads every Han character as Mandarin (田中 -> "Tian Zhong", where a
 Tanaka) and turns Hangul into Revised Romanization fragments (김 -> "gim", where the world writes
 Kim). Japanese is read with pykakasi's dictionary, in the customary spelling without long-vowel
 marks (佐藤 -> sato, as the training data writes it); Korean by the Unicode syllable arithmetic,
-Revised Romanization letter tables, and the customary spelling of common surnames. Everything else
-is read by `model.encoder.normalize` (unidecode).
+Revised Romanization letter tables, and the customary spelling of common surnames. Greek and Arabic
+have readers of their own (`model.greek_reader`, `model.arabic_reader`); everything else is read by
+`model.encoder.normalize` (unidecode).
 """
 
 from __future__ import annotations
