@@ -3,8 +3,9 @@
 The network reads the Latin fold of a name, so it never sees that 김 was Hangul or that Łukasz had
 an ł. This module puts that evidence back by Bayes' rule: each feature f of a name as written (a
 script, a distinctive Latin letter, a Han character found only in Chinese or only in Japanese
-character sets) has a likelihood P(f | label) of 1 for the labels whose names are written with it
-and a small floor for the others (`script_floor`, `letter_floor`). The name's label scores are the
+character sets, a word that marks a naming tradition such as Arabic's "bin" and "Abu") has a
+likelihood P(f | label) of 1 for the labels whose names are written with it and a small floor for
+the others (`script_floor`, `letter_floor`). The name's label scores are the
 network's log-probabilities plus the log-likelihoods of its features, renormalized: strong
 evidence (Hangul) moves the answer a long way, and nothing is overridden outright. A letter that
 no label's spelling uses (Turkish ı, Danish ø) and a script that no label is written in
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 EVERY_LABEL = "*"  # the script of every label's romanized names
-SCRIPT_FEATURE, LETTER_FEATURE, HAN_FEATURE = "script:", "letter:", "han:"
+SCRIPT_FEATURE, LETTER_FEATURE, HAN_FEATURE, WORD_FEATURE = "script:", "letter:", "han:", "word:"
 
 DEFAULT_SCRIPTS: dict[str, list[str]] = {
     "Latin": [EVERY_LABEL],
@@ -71,6 +72,13 @@ _LETTER_GROUPS: tuple[tuple[str, list[str]], ...] = (
     ("ığşəţțșőűėųįķļņģøåðþħŋɛɔɓɗƙ", []),
 )
 DEFAULT_LETTERS: dict[str, list[str]] = {letter: labels for group, labels in _LETTER_GROUPS for letter in group}
+# Words of a romanized name that mark its naming tradition, where the training names have none to learn
+# them from: Arabic's patronymic, kunya and "servant of" words (bin Laden, Abu Bakr, Abdul Karim). Not
+# the article "al"/"el" (Al is also an English given name, Al Gore; El a Spanish word), nor Mauritanian
+# "Ould" (an English surname in the data).
+DEFAULT_WORDS: dict[str, list[str]] = {
+    word: ["Arabic"] for word in ("bin", "ibn", "bint", "binti", "abu", "abou", "abd", "abdel", "abdul")
+}
 DEFAULT_HAN_COUNTRIES: dict[str, list[str]] = {"Chinese": ["Chinese"], "Japanese": ["Japanese"]}
 
 
@@ -90,13 +98,16 @@ class EvidenceTable:
     han_countries: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_HAN_COUNTRIES))
     script_floor: float = 1e-6
     letter_floor: float = 0.05
+    words: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_WORDS))
+    word_floor: float = 1e-3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EvidenceTable:
-        return cls(**values)
+        """A checkpoint written before marker words existed has none: it answers as it always did."""
+        return cls(**{"words": {}, **values})
 
 
 class Evidence:
@@ -115,7 +126,12 @@ class Evidence:
     def compatible_labels(self, feature: str) -> tuple[str, ...] | None:
         """The checkpoint's labels a feature fits, or None when the feature says nothing (Latin)."""
         kind, _, value = feature.partition(":")
-        source = {"script": self.table.scripts, "letter": self.table.letters, "han": self.table.han_countries}[kind]
+        source = {
+            "script": self.table.scripts,
+            "letter": self.table.letters,
+            "han": self.table.han_countries,
+            "word": self.table.words,
+        }[kind]
         listed = source.get(value)
         if listed is None or EVERY_LABEL in listed:
             return None
@@ -135,6 +151,8 @@ class Evidence:
             compatible = self.compatible_labels(feature)
             if not compatible:  # None: no evidence; (): unsupported, the name abstains before this counts
                 continue
-            floor = self.table.script_floor if feature.startswith(SCRIPT_FEATURE) else self.table.letter_floor
+            floor = {SCRIPT_FEATURE: self.table.script_floor, WORD_FEATURE: self.table.word_floor}.get(
+                feature[: feature.index(":") + 1], self.table.letter_floor
+            )
             total += torch.tensor([0.0 if label in compatible else math.log(floor) for label in self.labels])
         return total

@@ -106,7 +106,11 @@ PARTICLES = frozenset(
         "ibn",
         "bint",
         "abu",
+        "abou",
         "abd",
+        "abdul",  # Abdul Karim: "servant of" and the name after it are one name
+        "abdel",
+        "binti",  # Malay "daughter of"
         "mac",
         "mc",
         "ó",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import unicodedata
 from typing import NamedTuple
 
 from model.arabic_reader import read_arabic
 from model.encoder import clean_text, normalize
-from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, Evidence
+from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, WORD_FEATURE, Evidence
 from model.fullname import split_full_name
 from model.greek_reader import read_greek
 from model.readers import read_japanese, read_korean
@@ -42,6 +43,7 @@ JAPANESE = "Japanese"
 # other control character (NUL, the rest of C0, DEL, C1) in a name is an accident or an attack, and
 # the name abstains with "control-characters" rather than being read with it or without it.
 WHITESPACE_CONTROLS = frozenset("\t\n\r")
+_WORD_SEPARATORS = re.compile(r"[\s\-']+")  # within a reading: "abd al-rahman", "o'brien"
 MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
 # When a name's tokens are all unreadable, the reason it abstains with: the most telling first.
 REASON_PRECEDENCE = ("control-characters", "unsupported-script", "unsupported-letters", "too-long", "no-letters")
@@ -115,12 +117,13 @@ class NameReader:
         script = script_label(scripts)
         if any(not self.evidence.supported_script(name) for name in scripts):
             return TokenReading(token, "", script, (), (), "unsupported-script", False)
+        read_as, alternatives = self._readings(token, scripts)
         features = (
             tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)
             + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(token))
             + tuple(HAN_FEATURE + country for country in (han_countries(token) if HAN in scripts else ()))
+            + self._marker_words(read_as if scripts == (LATIN,) else "")
         )
-        read_as, alternatives = self._readings(token, scripts)
         reason = None
         if self.evidence.unsupported_letters(features):
             reason = "unsupported-letters"
@@ -133,6 +136,11 @@ class NameReader:
             scripts == (LATIN,) and " " not in token and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
         )
         return TokenReading(token, read_as, script, features, alternatives, reason, judged)
+
+    def _marker_words(self, read_as: str) -> tuple[str, ...]:
+        """The words of a Latin reading that the evidence table says mark a naming tradition (each once)."""
+        words = self.evidence.table.words
+        return tuple(sorted({WORD_FEATURE + word for word in _WORD_SEPARATORS.split(read_as) if word in words}))
 
     def _readings(self, token: str, scripts: tuple[str, ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
         """The reading every label uses, and the labels that read this token their own way. A

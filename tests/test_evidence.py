@@ -1,17 +1,18 @@
-"""Script and letter evidence: a likelihood per label, read from the checkpoint's table."""
+"""Script, letter and marker-word evidence: a likelihood per label, read from the checkpoint's table."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
-from model.evidence import DEFAULT_LETTERS, DEFAULT_SCRIPTS, Evidence, EvidenceTable
+from model.evidence import DEFAULT_LETTERS, DEFAULT_SCRIPTS, DEFAULT_WORDS, Evidence, EvidenceTable
 from model.scripts import distinctive_letters
 from training.data import load_names_dir
 
-LABELS = ("Chinese", "Czech", "English", "German", "Japanese", "Korean", "Polish", "Spanish", "Vietnamese")
+LABELS = ("Arabic", "Chinese", "Czech", "English", "German", "Japanese", "Korean", "Polish", "Spanish", "Vietnamese")
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,20 @@ def test_evidence_is_a_likelihood_floor_for_the_labels_a_feature_does_not_fit(ev
     assert all(value == pytest.approx(math.log(1e-6)) for label, value in hangul.items() if label != "Korean")
     polish = dict(zip(LABELS, evidence.log_likelihood(("letter:ł",)).tolist(), strict=True))
     assert polish["Polish"] == 0.0 and polish["German"] == pytest.approx(math.log(0.05))
+
+
+def test_marker_word_evidence_uses_its_own_floor(evidence):
+    bin_ = dict(zip(LABELS, evidence.log_likelihood(("word:bin",)).tolist(), strict=True))
+    assert bin_["Arabic"] == 0.0
+    assert all(value == pytest.approx(math.log(1e-3)) for label, value in bin_.items() if label != "Arabic")
+    assert torch.all(evidence.log_likelihood(("word:smith",)) == 0)  # not a marker word: says nothing
+
+
+def test_evidence_table_of_a_checkpoint_without_marker_words_has_none():
+    """A checkpoint written before marker words existed answers as it did under its own model_id."""
+    old = {key: value for key, value in EvidenceTable().to_dict().items() if key not in ("words", "word_floor")}
+    assert EvidenceTable.from_dict(old).words == {}
+    assert EvidenceTable().words == DEFAULT_WORDS
 
 
 def test_evidence_of_several_features_adds_up_and_latin_says_nothing(evidence):
@@ -48,7 +63,8 @@ def test_evidence_table_round_trips_through_its_dict():
 
 def test_every_label_named_in_the_default_table_is_a_training_label():
     labels = set(load_names_dir("data/names").labels)
-    named = {label for labels_ in [*DEFAULT_SCRIPTS.values(), *DEFAULT_LETTERS.values()] for label in labels_} - {"*"}
+    tables = [*DEFAULT_SCRIPTS.values(), *DEFAULT_LETTERS.values(), *DEFAULT_WORDS.values()]
+    named = {label for labels_ in tables for label in labels_} - {"*"}
     assert named <= labels
 
 
@@ -64,3 +80,14 @@ def test_default_table_agrees_with_the_training_names_diacritics():
             if compatible is not None and not set(compatible) & record.labels:
                 misfits.add((record.name, letter))
     assert misfits <= {("Smolák", "á")}
+
+
+def test_no_training_name_holds_a_marker_word():
+    """Marker words are evidence the network could not learn: no name of the data is built with one
+    (so they leave every test-split answer as it was)."""
+    names = {
+        word
+        for record in load_names_dir("data/names").records
+        for word in re.split(r"[\s\-']+", record.name.casefold())
+    }
+    assert not names & set(DEFAULT_WORDS)

@@ -234,6 +234,15 @@ def test_reader_reads_each_script_with_its_reader(reader):
     assert reader.read("さとう").tokens[0].alternatives == ()  # kana is Japanese only
 
 
+def test_reader_collects_marker_words_of_latin_names_only(reader):
+    assert reader.read("Osama bin Laden").tokens[1].features == ("word:bin",)
+    assert reader.read("Abu-Bakr").tokens[0].features == ("word:abu",)
+    assert reader.read("Abdul Karim").tokens[0].features == ("word:abdul",)  # a particle: one part
+    assert reader.read("Al Gore").tokens[0].features == ()  # "al" is no marker: Al is a given name too
+    assert reader.read("Robin").tokens[0].features == ()  # whole words only
+    assert reader.read("عبد الله").tokens[0].features == ("script:Arabic",)  # the script says it already
+
+
 def test_reader_collects_script_letter_and_han_evidence(reader):
     assert reader.read("김").tokens[0].features == ("script:Hangul",)
     assert reader.read("Łukasz").tokens[0].features == ("letter:ł",)
