@@ -1,12 +1,12 @@
-"""What a name's script and letters say about its label, as a likelihood beside the network's.
+"""What a name's script, letters and marker words say about its label, as a likelihood beside the network's.
 
 The network reads the Latin fold of a name, so it never sees that 김 was Hangul or that Łukasz had
 an ł. This module puts that evidence back by Bayes' rule: each feature f of a name as written (a
 script, a distinctive Latin letter, a Han character found only in Chinese or only in Japanese
 character sets, a word that marks a naming tradition such as Arabic's "bin" and "Abu") has a
 likelihood P(f | label) of 1 for the labels whose names are written with it and a small floor for
-the others (`script_floor`, `letter_floor`). The name's label scores are the
-network's log-probabilities plus the log-likelihoods of its features, renormalized: strong
+the others (`script_floor`, `letter_floor`, `word_floor`). The name's label scores are the network's
+log-probabilities plus the log-likelihoods of its features, renormalized: strong
 evidence (Hangul) moves the answer a long way, and nothing is overridden outright. A letter that
 no label's spelling uses (Turkish ı, Danish ø) and a script that no label is written in
 (Devanagari, Thai, Hebrew) mean the name is outside what the model knows, and it abstains.
@@ -84,13 +84,15 @@ DEFAULT_HAN_COUNTRIES: dict[str, list[str]] = {"Chinese": ["Chinese"], "Japanese
 
 @dataclass(frozen=True)
 class EvidenceTable:
-    """Which labels each script, letter and Han country is compatible with, and the floors for the rest.
+    """Which labels each script, letter, Han country and marker word is compatible with, and the floors
+    for the rest.
 
-    script_floor: P(script | a label not written in it); letter_floor: the same for a letter. The
-    floors are prior knowledge, not fitted (the training names hold a handful of diacritics and no
-    native script): a name written in Hangul is taken to be a million times likelier Korean than
-    anything else before the network's reading is counted (a Korean writes "Lee" as 이; the network,
-    reading "lee", says English), a name with ł 20 times likelier Polish than not.
+    script_floor: P(script | a label not written in it); letter_floor and word_floor: the same for a
+    letter and a marker word. The floors are prior knowledge, not fitted (the training names hold a
+    handful of diacritics, no native script and no marker word): a name written in Hangul is taken
+    to be a million times likelier Korean than anything else before the network's reading is counted
+    (a Korean writes "Lee" as 이; the network, reading "lee", says English), a name with ł 20 times
+    likelier Polish than not, one with "bin" a thousand times likelier Arabic.
     """
 
     scripts: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_SCRIPTS))

@@ -1,10 +1,11 @@
 """Reading a name as written into what the network and the evidence need: tokens, scripts, readings.
 
 One place turns a raw name into its parts: the full name split into tokens (`model.fullname`), each
-token's scripts and distinctive letters (`model.scripts`), the Latin text the network reads (Japanese
-Korean, Greek and Arabic by their own readers, everything else by `normalize`), the per-label readings where a
-script is read differently by different labels (Han: Mandarin for Chinese, Japanese for Japanese),
-and why a token cannot be read at all. Readings are cached: a name is read once per process.
+token's scripts, distinctive letters and marker words (`model.scripts`, `model.evidence`), the Latin
+text the network reads (Japanese, Korean, Greek and Arabic by their own readers, everything else by
+`normalize`), the per-label readings where a script is read differently by different labels (Han:
+Mandarin for Chinese, Japanese for Japanese), and why a token cannot be read at all. Readings are
+cached: a name is read once per process.
 """
 
 from __future__ import annotations
