@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -58,20 +57,11 @@ class JsonFormatter(logging.Formatter):
         payload.update(getattr(record, "fields", {}))
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        try:  # orjson: a third of json.dumps's time, on the line every request writes
-            return orjson.dumps(payload, default=str).decode()
-        except TypeError:  # a lone surrogate in a name logged at DEBUG: json escapes what orjson refuses
-            return json.dumps(payload, ensure_ascii=False, default=str)
+        return json.dumps(payload, ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str) -> None:
     """Send every log record to stderr as JSON at `level`; calling it again only changes the level."""
-    # The logging HOWTO's "Optimization" switches for what the JSON line never shows: the caller's
-    # file and line (a walk up the whole ASGI stack for every request line), thread and process.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.setLevel(level)
     if not any(getattr(handler, "nameorigin_json", False) for handler in root.handlers):
