@@ -139,7 +139,7 @@ def _spell(word: str) -> str:
             if out:
                 out.append(out[-1][-1:])
         elif char in _LONG_VOWELS:
-            out.append(_LONG_VOWELS[char] if not (char == "ا" and index == 0) else "a")
+            out.append(_LONG_VOWELS[char])
             onset_waiting, after_vowel = False, True
         elif char in (_WAW, _YA):
             glide = "w" if char == _WAW else "y"
