@@ -153,8 +153,9 @@ class Evidence:
             compatible = self.compatible_labels(feature)
             if not compatible:  # None: no evidence; (): unsupported, the name abstains before this counts
                 continue
-            floor = {SCRIPT_FEATURE: self.table.script_floor, WORD_FEATURE: self.table.word_floor}.get(
-                feature[: feature.index(":") + 1], self.table.letter_floor
+            kind = feature.partition(":")[0]
+            floor = {"script": self.table.script_floor, "word": self.table.word_floor}.get(
+                kind, self.table.letter_floor
             )
             total += torch.tensor([0.0 if label in compatible else math.log(floor) for label in self.labels])
         return total

@@ -3,8 +3,8 @@
 unidecode reads Greek letter by letter with classical values (Αβραμίδης -> "Abramides", Γεωργίου ->
 "Georgiou", Χατζηδάκης -> "Khatzedakes"), where a Greek passport, and the training data, write
 Avramidis and Chatzidakis: β is v, η and ι are i, γγ is ng, αυ/ευ are av/ev or af/ef. ELOT 743 is a
-short table of letters and digraphs with two context rules (μπ and ντ at the start of a word, υ
-after α, ε, η), written out here: no maintained package implements it.
+short table of letters and digraphs with two context rules (μπ, ντ and γκ at the start of a word;
+υ after α, ε, η), written out here: no maintained package implements it.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ _LETTERS = {
     "ψ": "ps",
     "ω": "o",
 }
-# Digraphs read as one sound, longest first; υ of αυ/ευ/ηυ is v before a vowel or voiced consonant,
-# f before a voiceless one or at the end of the word.
+# Digraphs read as one sound. υ of αυ/ευ/ηυ is v before a vowel or voiced consonant, f before a
+# voiceless one or at the end of the word (_U_DIPHTHONG_VOWELS, _VOICELESS).
 _DIGRAPHS = {"ου": "ou", "γγ": "ng", "γξ": "nx", "γχ": "nch", "γκ": "gk", "μπ": "mp", "ντ": "nt"}
 _WORD_INITIAL = {"μπ": "b", "ντ": "d", "γκ": "g"}
 _U_DIPHTHONG_VOWELS = {"α": "a", "ε": "e", "η": "i"}
@@ -66,8 +66,8 @@ def _read_word(word: str) -> str:
             index += 1
             continue
         pair = word[index : index + 2]
-        if char in _U_DIPHTHONG_VOWELS and pair[1:] == "υ" and word[index + 2 : index + 3] != _DIAERESIS:
-            following = word[index + 2 : index + 3]
+        following = word[index + 2 : index + 3]
+        if char in _U_DIPHTHONG_VOWELS and pair[1:] == "υ" and following != _DIAERESIS:
             voiceless = not following or following in _VOICELESS
             letters.append(_U_DIPHTHONG_VOWELS[char] + ("f" if voiceless else "v"))
             index += 2

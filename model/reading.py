@@ -123,7 +123,7 @@ class NameReader:
             tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)
             + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(token))
             + tuple(HAN_FEATURE + country for country in (han_countries(token) if HAN in scripts else ()))
-            + self._marker_words(read_as if scripts == (LATIN,) else "")
+            + (self._marker_words(read_as) if scripts == (LATIN,) else ())
         )
         reason = None
         if self.evidence.unsupported_letters(features):

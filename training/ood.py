@@ -7,9 +7,9 @@
   Han; those are romanized here the way their speakers romanize names (Japanese, Korean, Greek and
   Arabic with this project's readers: Hepburn, customary Korean, ELOT 743, customary Arabic; the
   rest with unidecode), in title case. unidecode's own romanization ("`Bd Llh" for عبد الله,
-  "Abramide" for Αβραμίδη) is kept as a third variant, since earlier releases were measured on it. Every name whose native form
-  or romanization is a name of data/names is removed. Irish, Scottish and Vietnamese have no
-  mimesis locale, so the set covers 15 of the 18 labels.
+  "Abramide" for Αβραμίδη) is kept as a third variant, since earlier releases were measured on it.
+  Every name whose native form or romanization is a name of data/names is removed. Irish,
+  Scottish and Vietnamese have no mimesis locale, so the set covers 15 of the 18 labels.
 - **Full names**: a test-split surname with a given name of the same origin from mimesis, in
   "Given Surname" and "Surname, Given" order.
 - **Random strings**: letters drawn uniformly, 3-10 of them, each in a random case.
@@ -109,7 +109,12 @@ ROMANIZERS: dict[str, Callable[[str], str]] = {
 
 def romanize(native: str, label: str) -> str:
     """A native-script name in the romanization its speakers use, title case."""
-    return clean_text(ROMANIZERS.get(label, unidecode)(native)).title()
+    return _latin_title(ROMANIZERS.get(label, unidecode)(native))
+
+
+def _latin_title(text: str) -> str:
+    """A romanization as the set writes it: cleaned, title case."""
+    return clean_text(text).title()
 
 
 def _person_lists(locale: str, key: str) -> list[tuple[str, str]]:
@@ -131,7 +136,7 @@ def _by_label(key: str) -> dict[str, list[OodName]]:
             if native:
                 found.setdefault(label, {}).setdefault(
                     name_key(native),
-                    OodName(native, romanize(native, label), clean_text(unidecode(native)).title(), label, gender),
+                    OodName(native, romanize(native, label), _latin_title(unidecode(native)), label, gender),
                 )
     return {label: list(names.values()) for label, names in sorted(found.items())}
 
