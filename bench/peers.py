@@ -196,10 +196,23 @@ def loaded_run(server: Server, bodies: Path, connections: int, seconds: float) -
     return LoadedRun(requests_per_second, server_cores, wrk_cores, max(0.0, busy_cores - server_cores - wrk_cores))
 
 
+class WorkerShape(NamedTuple):
+    workers: int
+    connections: int
+
+
+ONE_WORKER = WorkerShape(1, LOAD_CONNECTIONS)
+TWO_WORKERS = WorkerShape(2, LOAD_CONNECTIONS)
+# What each of two workers sees when they share LOAD_CONNECTIONS: half of them.
+ONE_WORKER_HALF_LOAD = WorkerShape(1, LOAD_CONNECTIONS // 2)
+WORKER_SHAPES = (ONE_WORKER, TWO_WORKERS, ONE_WORKER_HALF_LOAD)
+
+
 def measure_workers(
     checkpoint_path: Path, num_threads: int, names: list[str], repeats: int, seconds: float, work_dir: Path
 ) -> tuple[list[Row], str]:
-    """Two workers against one at 64 connections of single names, and a note of where the cores went."""
+    """Two workers against one at 64 connections of single names, one worker at 32 connections (each of
+    the two workers' share), and a note of where the cores went."""
     bodies = write_bodies(work_dir / "workers.jsonl", names, 1)
     with (
         WorkersServer(checkpoint_path, num_threads, work_dir, 1) as one,
@@ -207,28 +220,68 @@ def measure_workers(
     ):
         for server in (one, two):
             run_wrk(server.url("/classify"), bodies, LOAD_CONNECTIONS, 1)
-        runs: dict[int, list[LoadedRun]] = {1: [], 2: []}
-        for _ in range(repeats):
-            for workers, server in ((1, one), (2, two)):
-                runs[workers].append(loaded_run(server, bodies, LOAD_CONNECTIONS, seconds))
-    rps = {workers: Stats.of([run.requests_per_second for run in results]) for workers, results in runs.items()}
+        runs: dict[WorkerShape, list[LoadedRun]] = {shape: [] for shape in WORKER_SHAPES}
+        for _ in range(repeats):  # the three shapes back to back, so each repeat's ratios share its load
+            for shape in WORKER_SHAPES:
+                server = one if shape.workers == 1 else two
+                runs[shape].append(loaded_run(server, bodies, shape.connections, seconds))
+    return worker_rows(runs)
 
-    def median_cores(field: str) -> str:
-        return " and ".join(
-            f"{statistics.median(getattr(run, field) for run in runs[workers]):.2f}" for workers in (1, 2)
-        )
 
-    logger.info("workers: 1 -> %.0f req/s, 2 -> %.0f req/s", rps[1].median, rps[2].median)
-    row = Row(
-        measurement=f"8. workers: /classify 1 name, {LOAD_CONNECTIONS} conn, 2 workers vs 1 (req/s)",
-        value=f"2 workers {rps[2].format('/s')}",
-        reference=f"1 worker {rps[1].format('/s')}",
-        ratio=paired_ratio(rps[2], rps[1]),
-        target=WORKERS_TARGET,
+def worker_rows(runs: dict[WorkerShape, list[LoadedRun]]) -> tuple[list[Row], str]:
+    """The 2-vs-1 row and the two factors it is the product of, times 2:
+
+        R(2 workers, 64) / R(1, 64) = 2 x [R(1, 32) / R(1, 64)] x [R(2, 64) / (2 R(1, 32))]
+
+    The first factor is what a worker loses with half the connections (smaller micro-batches); the
+    second is how close two workers come to two independent workers at 32 connections each (what
+    the machine's other users and the sharing of cores cost). Each factor is a paired ratio of the
+    same repeats, so the three rows' medians need not multiply exactly."""
+    rps = {shape: Stats.of([run.requests_per_second for run in results]) for shape, results in runs.items()}
+    half = ONE_WORKER_HALF_LOAD.connections
+    twice_half = Stats.of([2 * value for value in rps[ONE_WORKER_HALF_LOAD].samples])
+    logger.info(
+        "workers: 1 -> %.0f req/s, 2 -> %.0f req/s, 1 at %d connections -> %.0f req/s",
+        rps[ONE_WORKER].median,
+        rps[TWO_WORKERS].median,
+        half,
+        rps[ONE_WORKER_HALF_LOAD].median,
     )
-    note = (
-        f"Workers (measurement 8): cores busy during the {LOAD_CONNECTIONS}-connection runs with 1 and 2 workers, "
-        f"median of {repeats}, of {os.cpu_count()} cores: the server's processes {median_cores('server_cores')}, "
-        f"wrk {median_cores('wrk_cores')}, everything else on the machine {median_cores('other_cores')}"
+    rows = [
+        Row(
+            measurement=f"8. workers: /classify 1 name, {LOAD_CONNECTIONS} conn, 2 workers vs 1 (req/s)",
+            value=f"2 workers {rps[TWO_WORKERS].format('/s')}",
+            reference=f"1 worker {rps[ONE_WORKER].format('/s')}",
+            ratio=paired_ratio(rps[TWO_WORKERS], rps[ONE_WORKER]),
+            target=WORKERS_TARGET,
+        ),
+        Row(
+            measurement=f"8. workers: why: 1 worker at {half} conn vs {LOAD_CONNECTIONS} (req/s)",
+            value=f"{half} conn {rps[ONE_WORKER_HALF_LOAD].format('/s')}",
+            reference=f"{LOAD_CONNECTIONS} conn {rps[ONE_WORKER].format('/s')}",
+            ratio=paired_ratio(rps[ONE_WORKER_HALF_LOAD], rps[ONE_WORKER]),
+        ),
+        Row(
+            measurement=f"8. workers: why: 2 workers at {LOAD_CONNECTIONS} conn vs twice 1 worker at {half} (req/s)",
+            value=f"2 workers {rps[TWO_WORKERS].format('/s')}",
+            reference=f"2 x 1 worker at {half} conn {twice_half.format('/s')}",
+            ratio=paired_ratio(rps[TWO_WORKERS], twice_half),
+        ),
+    ]
+
+    def median_of(shape: WorkerShape, field: str) -> float:
+        return statistics.median(float(getattr(run, field)) for run in runs[shape])
+
+    def cpu_per_request_us(shape: WorkerShape) -> float:
+        return statistics.median(run.server_cores / run.requests_per_second * 1e6 for run in runs[shape])
+
+    shapes = ", ".join(
+        f"{shape.workers} worker{'s' if shape.workers > 1 else ''} at {shape.connections} connections: "
+        f"server {median_of(shape, 'server_cores'):.2f}, wrk {median_of(shape, 'wrk_cores'):.2f}, "
+        f"everything else {median_of(shape, 'other_cores'):.2f}; the server's CPU per request "
+        f"{cpu_per_request_us(shape):.0f} us"
+        for shape in WORKER_SHAPES
     )
-    return [row], note
+    repeats = len(runs[ONE_WORKER])
+    note = f"Workers (measurement 8): cores busy, median of {repeats}, of {os.cpu_count()} cores: {shapes}"
+    return rows, note

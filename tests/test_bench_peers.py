@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from bench.http import BenchError, Server
-from bench.peers import LitServePeer, check_same_answers, measure_pair
+from bench.peers import (
+    ONE_WORKER,
+    ONE_WORKER_HALF_LOAD,
+    TWO_WORKERS,
+    LitServePeer,
+    LoadedRun,
+    check_same_answers,
+    measure_pair,
+    worker_rows,
+)
 from model.predictor import DEFAULT_CHECKPOINT_PATH
 
 NAMES = ["Hinton", "Nguyễn", "田中", "qwerty", "Kowalska", "Mrs. Anna van der Berg", "123", "O'Neil"]
@@ -80,3 +89,30 @@ def test_cpu_accounting_sees_this_process_groups_own_work() -> None:
         pass
     assert group_cpu_seconds(group) - before_group >= 0.25
     assert machine_busy_seconds() - before_machine >= 0.25
+
+
+def _loaded(requests_per_second: float, server_cores: float) -> LoadedRun:
+    return LoadedRun(requests_per_second, server_cores, wrk_cores=0.1, other_cores=0.0)
+
+
+def test_worker_rows_split_the_two_worker_ratio_into_batching_and_sharing() -> None:
+    runs = {
+        ONE_WORKER: [_loaded(2700, 1.0), _loaded(2600, 1.0)],
+        TWO_WORKERS: [_loaded(3600, 1.8), _loaded(3640, 1.8)],
+        ONE_WORKER_HALF_LOAD: [_loaded(2000, 1.0), _loaded(2000, 1.0)],
+    }
+    rows, note = worker_rows(runs)
+    by_name = {row.measurement: row for row in rows}
+    overall = by_name["8. workers: /classify 1 name, 64 conn, 2 workers vs 1 (req/s)"]
+    batching = by_name["8. workers: why: 1 worker at 32 conn vs 64 (req/s)"]
+    sharing = by_name["8. workers: why: 2 workers at 64 conn vs twice 1 worker at 32 (req/s)"]
+    assert overall.target is not None and overall.target.at_least == 1.8
+    assert overall.verdict == "FAIL"
+    assert batching.target is None and sharing.target is None
+    assert batching.ratio == pytest.approx((2000 / 2700 + 2000 / 2600) / 2)
+    assert sharing.ratio == pytest.approx((3600 / 4000 + 3640 / 4000) / 2)
+    # the identity the rows stand for, repeat by repeat: overall = 2 x batching x sharing
+    assert overall.ratio == pytest.approx(2 * batching.ratio * sharing.ratio, rel=0.02)
+    # the server's CPU per request: 1.8 cores / 3620 req/s, and one worker's 1.0 / 2000
+    assert "2 workers at 64 connections" in note and "CPU per request 497 us" in note
+    assert "1 worker at 32 connections" in note and "CPU per request 500 us" in note
