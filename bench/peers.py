@@ -275,13 +275,19 @@ def worker_rows(runs: dict[WorkerShape, list[LoadedRun]]) -> tuple[list[Row], st
     def cpu_per_request_us(shape: WorkerShape) -> float:
         return statistics.median(run.server_cores / run.requests_per_second * 1e6 for run in runs[shape])
 
-    shapes = ", ".join(
+    def idle_cores(shape: WorkerShape) -> float:
+        cores = os.cpu_count() or 1
+        return statistics.median(
+            max(0.0, cores - run.server_cores - run.wrk_cores - run.other_cores) for run in runs[shape]
+        )
+
+    shapes = "; ".join(
         f"{shape.workers} worker{'s' if shape.workers > 1 else ''} at {shape.connections} connections: "
         f"server {median_of(shape, 'server_cores'):.2f}, wrk {median_of(shape, 'wrk_cores'):.2f}, "
-        f"everything else {median_of(shape, 'other_cores'):.2f}; the server's CPU per request "
-        f"{cpu_per_request_us(shape):.0f} us"
+        f"everything else {median_of(shape, 'other_cores'):.2f}, idle {idle_cores(shape):.2f} cores, "
+        f"the server's CPU per request {cpu_per_request_us(shape):.0f} us"
         for shape in WORKER_SHAPES
     )
     repeats = len(runs[ONE_WORKER])
-    note = f"Workers (measurement 8): cores busy, median of {repeats}, of {os.cpu_count()} cores: {shapes}"
+    note = f"Workers (measurement 8): where the {os.cpu_count()} cores went, median of {repeats} runs each: {shapes}"
     return rows, note

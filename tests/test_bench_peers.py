@@ -116,3 +116,4 @@ def test_worker_rows_split_the_two_worker_ratio_into_batching_and_sharing() -> N
     # the server's CPU per request: 1.8 cores / 3620 req/s, and one worker's 1.0 / 2000
     assert "2 workers at 64 connections" in note and "CPU per request 497 us" in note
     assert "1 worker at 32 connections" in note and "CPU per request 500 us" in note
+    assert note.count("idle") == 3
