@@ -10,10 +10,15 @@ network's calibrated answer times its evidence.
 A full name's tokens are combined as weighted independent evidence: their log-likelihoods add, the
 surname's with weight 1 and every other token's with `GIVEN_NAME_WEIGHT`. The network was trained
 on surnames only, so it reads a given name poorly (mimesis's given names alone: top-1 below 0.2 for
-Czech and German); counted in full, they made full names worse than their surname alone. The
-surname is the part before a comma ("Tanaka, Hiroshi"); without a comma the last token ("Hiroshi
-Tanaka"), or the first when that token on its own reads as a surname-first origin (`SURNAME_FIRST`:
-"Nguyen Van Minh", "Kim Min-jun"). A Latin token that is not a name (the character model says so)
+Czech and German); counted in full, they made full names worse than their surname alone. Chinese,
+Korean and Vietnamese given names are syllables like their surnames, so those labels count them in
+full (`SURNAME_FIRST_GIVEN_NAME_WEIGHT`). The
+surname is the part before a comma ("Tanaka, Hiroshi"). Without a comma, where the surname stands
+depends on the label, so it is weighed per label: a label that writes the surname first
+(`SURNAME_FIRST`: "Nguyen Van Minh", "Kim Min-jun") takes the first token as the surname with
+probability 1 - `OTHER_ORDER`, every other label the last; each label's log-likelihood is the
+mixture of its two readings. (Deciding once for all labels by the first token's own top label sent
+"Ian Smith" and "Juan Smith" to Chinese: Ian and Juan read as Chinese syllables.) A Latin token that is not a name (the character model says so)
 is left out of the combination and listed as such; a token of fewer than three letters is never
 judged (`model.reading.MIN_JUDGED_LETTERS`).
 
@@ -80,6 +85,12 @@ class RankedNames(NamedTuple):
 
 GIVEN_NAME_WEIGHT = 0.25  # chosen on validation surnames with mimesis given names: 0 / 0.1 / 0.25 / 0.5 / 1
 SURNAME_FIRST = ("Chinese", "Korean", "Vietnamese")  # written surname first, also in Latin letters
+# Where no comma says which part is the surname, how likely a label's full name is written in the
+# order it does not usually take ("Petrov Ivan" on a form, "Min-jun Kim" in the West); and the weight
+# of a surname-first label's given names, made of the same syllables as its surnames, so read as
+# well. Both chosen on validation full names (README.md, "Full names": 0.05-0.5 and 0.25-1 tried).
+OTHER_ORDER = 0.1
+SURNAME_FIRST_GIVEN_NAME_WEIGHT = 1.0
 
 
 class NameScores(NamedTuple):
@@ -168,6 +179,11 @@ class NameScorer:
         self.device, self.max_batch_size = device, max_batch_size
         self.label_index = {label: index for index, label in enumerate(evidence.labels)}
         self.small_batch = SmallBatchScorer(network, language_model) if small_batch_applies(network, device) else None
+        surname_first = torch.tensor([label in SURNAME_FIRST for label in evidence.labels])
+        first = torch.where(surname_first, 1 - OTHER_ORDER, OTHER_ORDER)
+        # (L,) each: log P(the surname is written first | label), and last
+        self.order_log_probs = (first.log().float(), (1 - first).log().float())
+        self.given_name_weights = torch.where(surname_first, SURNAME_FIRST_GIVEN_NAME_WEIGHT, GIVEN_NAME_WEIGHT).float()
 
     def score(self, names: list[str]) -> NameScores:
         read = self.reader.read
@@ -244,23 +260,26 @@ class NameScorer:
     def _weighted_sum(
         self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int
     ) -> torch.Tensor:
-        """A full name's log-likelihoods: the surname's in full, other tokens' at GIVEN_NAME_WEIGHT.
-        Summed in a fixed order (by reading), so the same tokens in another order give the same sum."""
+        """A full name's log-likelihoods: the surname's in full, other tokens' at each label's given-name
+        weight. Before a comma, the surnames are known; otherwise each label mixes its two readings,
+        first or last token the surname, by how that label orders names. Summed in a fixed order (by
+        reading), so the same surname and given names give the same sum."""
         readable = [position for position, token in enumerate(reading.tokens) if token.reason is None]
         row_of = {position: first + rank for rank, position in enumerate(readable) if own[position] is None}  # kept
         positions = sorted(row_of)
+
+        def weighted(surnames: set[int]) -> torch.Tensor:
+            total = torch.zeros(token_ll.shape[1])
+            for position in sorted(positions, key=lambda position: reading.tokens[position].read_as):
+                weight = 1.0 if position in surnames else self.given_name_weights
+                total += weight * token_ll[row_of[position]]
+            return total
+
         if reading.surnames_before_comma:
-            surnames = {position for position in positions if position < reading.surnames_before_comma} or {
-                positions[0]
-            }
-        else:
-            head = int((token_ll[row_of[positions[0]]] + self.log_prior).argmax())
-            surnames = {positions[0] if self.evidence.labels[head] in SURNAME_FIRST else positions[-1]}
-        total = torch.zeros(token_ll.shape[1])
-        for position in sorted(positions, key=lambda position: reading.tokens[position].read_as):
-            weight = 1.0 if position in surnames else GIVEN_NAME_WEIGHT
-            total += weight * token_ll[row_of[position]]
-        return total
+            before = {position for position in positions if position < reading.surnames_before_comma}
+            return weighted(before or {positions[0]})
+        log_first, log_last = self.order_log_probs
+        return torch.logaddexp(log_first + weighted({positions[0]}), log_last + weighted({positions[-1]}))
 
     def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network log-probabilities (R, L), character-model log-probabilities (R,) and symbol counts

@@ -346,3 +346,32 @@ def test_predictor_keeps_the_collector_off_until_the_last_overlapping_call_ends(
         for event in release.values():
             event.set()
         gc.enable()
+
+
+def test_a_full_name_weighs_each_label_by_where_that_label_writes_its_surname(shipped):
+    """Without a comma, each label mixes "first token is the surname" and "last token is": surname-first
+    labels (Chinese, Korean, Vietnamese) lean to the first, the others to the last; given names count
+    at each label's weight. With a comma the surname is the part before it."""
+    from model.scoring import GIVEN_NAME_WEIGHT, OTHER_ORDER, SURNAME_FIRST, SURNAME_FIRST_GIVEN_NAME_WEIGHT
+
+    surname_first = torch.tensor([label in SURNAME_FIRST for label in shipped.labels])
+    given = torch.where(surname_first, SURNAME_FIRST_GIVEN_NAME_WEIGHT, GIVEN_NAME_WEIGHT)
+    log_first = torch.where(surname_first, 1 - OTHER_ORDER, OTHER_ORDER).log()
+    log_last = torch.where(surname_first, OTHER_ORDER, 1 - OTHER_ORDER).log()
+    scores = shipped.score(["Ian Smith", "Smith, Ian"])
+    ian, smith = scores.token_log_likelihoods[0], scores.token_log_likelihoods[1]
+    expected = torch.logaddexp(log_first + ian + given * smith, log_last + smith + given * ian)
+    torch.testing.assert_close(scores.log_likelihoods[0], expected.float())
+    smith_first, ian_given = scores.token_log_likelihoods[2], scores.token_log_likelihoods[3]
+    torch.testing.assert_close(scores.log_likelihoods[1], (smith_first + given * ian_given).float())
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [("Ian Smith", "English"), ("Juan Smith", "English"), ("Ian Müller", "German"), ("Sean O'Brien", "Irish")],
+)
+def test_a_given_name_that_reads_as_a_chinese_syllable_does_not_make_the_name_chinese(shipped, name, label):
+    """Ian and Juan alone read as Chinese surnames; an earlier rule took the first token as the surname
+    whenever it read surname-first, for every label, and answered these Chinese."""
+    (answer,) = shipped.predict([name], top_k=1)
+    assert answer.predictions[0].label == label, answer

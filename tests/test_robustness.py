@@ -138,6 +138,7 @@ def test_shipped_model_native_script_beats_romanized_and_is_calibrated_on_the_oo
         ("SMITH", "English"),
         ("nguyen", "Vietnamese"),
         ("Nguyen Van Minh", "Vietnamese"),
+        ("Ivan Petrov", "Russian"),
         ("Mrs. Tanaka", "Japanese"),
         ("Tanaka, Hiroshi", "Japanese"),
         ("Müller", "German"),
