@@ -29,6 +29,19 @@ _WHITESPACE = re.compile(r"\s+")
 # Variation selectors choose a glyph (辻 with U+E0101 is how the surname Tsuji is often written); they
 # are not letters, and pykakasi cannot read past them.
 _VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+# Format characters (Unicode category Cf, as of Unicode 14, Python 3.11's): zero-width spaces and
+# joiners, direction marks, the soft hyphen, the byte order mark. Invisible and not letters, they
+# come with names pasted from web pages and documents; "김민준" with a zero-width space after it read
+# "gimminjun" instead of "kim minjun". A test checks this class against the interpreter's own table.
+_FORMAT_CHARACTERS = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+)
+# Stand-ins people type for an apostrophe or a hyphen: the acute accent (´, which NFKC would turn into
+# a space and a combining accent: "O´Brien" read as the initial O and "Brien"), the grave accent,
+# the Hawaiian okina, the em dash and the horizontal bar.
+_LOOKALIKES = str.maketrans({"\u00b4": "'", "`": "'", "\u02bb": "'", "\u2014": "-", "\u2015": "-"})
 
 
 class NameEncodingError(ValueError):
@@ -36,9 +49,10 @@ class NameEncodingError(ValueError):
 
 
 def clean_text(raw_name: str) -> str:
-    """NFKC + collapse whitespace + trim, variation selectors dropped: the form names are stored,
-    deduplicated and shown in."""
-    return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFKC", raw_name))).strip()
+    """NFKC + collapse whitespace + trim, variation selectors and format characters dropped, apostrophe
+    and dash look-alikes made the plain ones: the form names are stored, deduplicated and shown in."""
+    text = unicodedata.normalize("NFKC", _FORMAT_CHARACTERS.sub("", raw_name.translate(_LOOKALIKES)))
+    return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", text)).strip()
 
 
 def name_key(raw_name: str) -> str:

@@ -1,3 +1,6 @@
+import sys
+import unicodedata
+
 import pytest
 import torch
 
@@ -8,6 +11,7 @@ from model.encoder import (
     EncoderConfig,
     NameEncoder,
     NameEncodingError,
+    clean_text,
     name_key,
     normalize,
 )
@@ -89,3 +93,34 @@ def test_encoder_cache_returns_the_same_ids_and_still_raises():
     for _ in range(2):  # errors are not cached away
         with pytest.raises(NameEncodingError):
             encoder.encode("123")
+
+
+def test_clean_text_drops_every_format_character_of_the_interpreters_unicode_table():
+    """Zero-width spaces and joiners, direction marks, the soft hyphen, the BOM: invisible, never letters."""
+    format_characters = [chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"]
+    assert len(format_characters) > 100
+    assert all(clean_text(f"Sm{char}ith") == "Smith" for char in format_characters), [
+        hex(ord(char)) for char in format_characters if clean_text(f"Sm{char}ith") != "Smith"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("\ufeff김민준\u200b", "김민준"),
+        ("مح\u200cمد", "محمد"),
+        ("O\u00b4Brien", "O'Brien"),  # NFKC alone makes the acute accent a space and a combining mark
+        ("O`Brien", "O'Brien"),
+        ("Hawai\u02bbi", "Hawai'i"),
+        ("Jean\u2014Pierre", "Jean-Pierre"),
+        ("Jean\u2015Pierre", "Jean-Pierre"),
+        ("O\u2019Brien", "O\u2019Brien"),  # the right single quote is unidecode's to fold, as before
+    ],
+)
+def test_clean_text_makes_apostrophe_and_dash_look_alikes_plain_and_drops_invisible_marks(raw, cleaned):
+    assert clean_text(raw) == cleaned
+
+
+def test_a_name_reads_the_same_with_invisible_marks_or_typed_apostrophes():
+    assert normalize("\u200e김민준\u00ad") == normalize("김민준")
+    assert normalize("O\u00b4Brien") == normalize("O`Brien") == normalize("O'Brien") == "o'brien"
