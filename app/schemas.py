@@ -42,7 +42,7 @@ BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
             "reason": None,
             "read_as": "nguyen van minh",
             "script": "Latin",
-            "predictions": [{"label": "Vietnamese", "probability": 0.94, "log_probability": -0.06}],
+            "predictions": [{"label": "Vietnamese", "probability": 0.96, "log_probability": -0.04}],
             "tokens": [
                 {
                     "text": "Nguyen",

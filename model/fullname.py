@@ -128,7 +128,16 @@ PARTICLES = frozenset(
         "uit",
     }
 )
+# "Mr. & Mrs. John Smith", "Mr and Mrs Smith": a word that joins two titles goes with them.
+TITLE_CONNECTORS = frozenset({"&", "+", "and", "und", "et", "y", "e", "og", "en"})
+_ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス
+# Quotes and brackets around a word, and the sentence punctuation after it ("Smith.", "(Smith)",
+# «Dupont», "Smith;"): not part of the name. An apostrophe stays ('t Hooft, O'). A trailing full
+# stop is dropped once titles and initials are told apart (they keep theirs).
+_LEADING_MARKS = '"“”„‚‘‹›«»([{<'
+_TRAILING_MARKS = '"“”„‚‹›«»)]}>;:!?'
+_DOTTED_WORD = re.compile(r"(?<=\.)(?=\w)")  # "J.R.R.Tolkien", "Dr.Smith": a full stop, then a letter
 _INITIAL_PIECES = re.compile(r"[.-]")
 _ARTICLE_PREFIX = re.compile(r"^(al|el)-(?=\w)", re.IGNORECASE)  # al-Sayed: the article, then the name
 
@@ -149,13 +158,44 @@ def _is_initial(word: str) -> bool:
     return all(len(piece) == 1 for piece in pieces) and (len(letters) == 1 or "." in word)
 
 
-def _part_tokens(words: list[str]) -> list[str]:
+def _is_suffix(word: str) -> bool:
+    return _bare(word) in SUFFIXES or _ORDINAL_SUFFIX.fullmatch(_bare(word)) is not None
+
+
+def _split_dotted(word: str) -> list[str]:
+    """ "J.R.R.Tolkien" -> J., R., R., Tolkien; "Dr.Smith" -> Dr., Smith: only when every piece before
+    the last is an initial, a title or a particle, so a word with a full stop inside stays whole."""
+    pieces = _DOTTED_WORD.split(word)
+    if (
+        len(pieces) > 1
+        and not _is_noise(pieces[-1])
+        and all(_is_noise(piece) or _bare(piece) in PARTICLES for piece in pieces[:-1])
+    ):
+        return pieces
+    return [word]
+
+
+def _words(part: str) -> list[str]:
+    """The words of one comma-separated part, quotes, brackets and trailing punctuation off; a word that
+    is nothing but such marks ("—", "&" stays: it may join two titles) is dropped."""
+    words = []
+    for raw in _SEPARATORS.split(part):
+        for piece in _split_dotted(raw.lstrip(_LEADING_MARKS).rstrip(_TRAILING_MARKS)):
+            if piece:
+                words.append(piece)
+    return words
+
+
+def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     """The name tokens of one comma-separated part: titles, suffixes and initials out, particles joined
-    (without a trailing full stop: "St. John" is read as "St John")."""
+    (without a trailing full stop: "St. John" is read as "St John"); and the particles left at its end
+    with no word after them ("Anna van der" of "Berg, Anna van der")."""
     words = [part for word in words for part in (_ARTICLE_PREFIX.sub(r"\1 ", word).split(" "))]
-    while len(words) > 1 and _bare(words[0]) in TITLES:
+    while len(words) > 1 and (
+        _bare(words[0]) in TITLES or (_bare(words[0]) in TITLE_CONNECTORS and _bare(words[1]) in TITLES)
+    ):
         words = words[1:]
-    while len(words) > 1 and _bare(words[-1]) in SUFFIXES:
+    while len(words) > 1 and _is_suffix(words[-1]):
         words = words[:-1]
     kept = [word for word in words if not _is_initial(word)] or words
     tokens: list[str] = []
@@ -164,11 +204,9 @@ def _part_tokens(words: list[str]) -> list[str]:
         if _bare(word) in PARTICLES:
             pending.append(word.rstrip("."))
             continue
-        tokens.append(" ".join([*pending, word]))
+        tokens.append(" ".join([*pending, word if _is_noise(word) else word.rstrip(".") or word]))
         pending = []
-    if pending:  # "Berg, Anna van der": particles with no word after them are a token of their own
-        tokens.append(" ".join(pending))
-    return tokens
+    return tokens, pending
 
 
 def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
@@ -177,13 +215,23 @@ def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
     whether the name is nothing but titles, suffixes and initials ("Mr.", "J.").
 
     A part that is only a title, suffix or initial ("Smith, Jr.") is dropped when another part
-    remains; a name that is nothing else is kept whole, so it is still read.
+    remains; a name that is nothing else is kept whole, so it is still read. Particles left at the end
+    of the given names belong to the surname before the comma ("Berg, Anna van der" is Anna van der
+    Berg); with no comma they are a token of their own.
     """
-    parts = [words for part in text.split(",") if (words := [w for w in _SEPARATORS.split(part) if w])]
+    parts = [words for part in text.split(",") if (words := _words(part))]
     noise = [all(_is_noise(word) for word in words) for words in parts]
-    kept = [
+    split = [
         _part_tokens(words) for words, only_noise in zip(parts, noise, strict=True) if len(parts) == 1 or not only_noise
     ]
+    kept = [part_tokens for part_tokens, _ in split]
+    for index, (_, particles) in enumerate(split):
+        if not particles:
+            continue
+        if index > 0 and kept[0]:
+            kept[0][-1] = " ".join([*particles, kept[0][-1]])
+        else:
+            kept[index].append(" ".join(particles))
     tokens = tuple(token for part in kept for token in part)
     only_titles = bool(parts) and all(noise)
     if not tokens:
@@ -192,4 +240,4 @@ def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
 
 
 def _is_noise(word: str) -> bool:
-    return _bare(word) in TITLES or _bare(word) in SUFFIXES or _is_initial(word)
+    return _bare(word) in TITLES or _is_suffix(word) or _is_initial(word)
