@@ -155,8 +155,8 @@ class ClassifyRequest(BaseModel):
         if isinstance(value, str) and value not in PRIOR_NAMES:
             raise PydanticCustomError(
                 "invalid_prior",
-                "prior must be 'dataset', 'uniform' or a {{label: weight}} object; got {value!r}",
-                {"value": value},
+                "prior must be 'dataset', 'uniform' or a {label: weight} object; got {value}",
+                {"value": repr(value)},  # pydantic fills {value} from here; it knows no !r
             )
         return value
 

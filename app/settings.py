@@ -46,7 +46,9 @@ class Settings(BaseSettings):
         1, ge=0, description="torch intra-op threads for the model; 0 = torch's default (one per core)"
     )
     max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
-    max_name_length: int = Field(64, ge=1, description="most characters in one name, before transliteration")
+    max_name_length: int = Field(
+        64, ge=1, description="most characters in one name (composed, spaces trimmed), before transliteration"
+    )
     max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body accepted (413 above)")
     max_batch_size: int = Field(
         512, ge=1, description="names the batcher gathers into one model call before it stops waiting"

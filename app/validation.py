@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.encoder import visible_length
 from model.predictor import Predictor
 from model.priors import Prior, PriorError
 
@@ -66,9 +67,11 @@ def check_classify_request(
         )
         raise InvalidRequestError(problems)  # do not spend time reading names we will refuse anyway
     for index, name in enumerate(name_batch):
-        if len(name) > max_name_length:
+        # Counted as read, not in code points: the same name decomposed (NFD), padded with spaces or
+        # holding zero-width marks is the same length.
+        if len(name) > max_name_length and (length := visible_length(name)) > max_name_length:
             field = f"names[{index}]" if batch_form else "name"
-            message = f"name is {len(name)} characters; at most {max_name_length} are accepted"
+            message = f"name is {length} characters; at most {max_name_length} are accepted"
             problems.append(FieldProblem(field, message, "name_too_long"))
     if problems:
         raise InvalidRequestError(problems)

@@ -55,6 +55,14 @@ def clean_text(raw_name: str) -> str:
     return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", text)).strip()
 
 
+def visible_length(raw_name: str) -> int:
+    """How many characters a name has as a reader sees it: composed (NFC), format characters dropped,
+    whitespace collapsed and trimmed. "Nguyễn" decomposed (NFD, as macOS file names and some forms
+    send it) is 9 code points but 6 characters; limits on a name's length count these."""
+    composed = unicodedata.normalize("NFC", _FORMAT_CHARACTERS.sub("", raw_name))
+    return len(_WHITESPACE.sub(" ", composed).strip())
+
+
 def name_key(raw_name: str) -> str:
     """The identity of a name for deduplication and the split: NFKC + casefold + trim."""
     return unicodedata.normalize("NFKC", raw_name).casefold().strip()

@@ -551,3 +551,27 @@ def test_json_log_line_keeps_any_name_at_debug_even_a_lone_surrogate():
 def test_classify_with_shipped_checkpoint_answers_one_letter_names(make_client, body):
     response = make_client(checkpoint_path=DEFAULT_CHECKPOINT_PATH).post("/classify", json=body)
     assert response.status_code == 200, response.text
+
+
+def test_a_misspelt_prior_names_the_value_in_the_error(client):
+    error = only_error(client.post("/classify", json={"name": "Smith", "prior": "Uniform"}), 422)
+    assert error["message"] == "prior must be 'dataset', 'uniform' or a {label: weight} object; got 'Uniform'"
+
+
+def test_the_name_length_limit_counts_characters_as_read_not_code_points(client):
+    """A name decomposed (NFD), padded with spaces or holding zero-width marks is as long as it reads,
+    so one such row does not get a whole batch refused."""
+    import unicodedata
+
+    name = "Nguyễn Thị Phương Thảo Trần Hưng Đạo Lê Văn Thịnh Hồ"  # 52 characters, 67 code points in NFD
+    decomposed = unicodedata.normalize("NFD", name)
+    assert len(decomposed) > 64
+    padded = " " * 40 + "John Smith" + " " * 40
+    marked = "\u200b" * 30 + "Kowalski" + "\u200e" * 30
+    response = client.post("/classify", json={"names": [decomposed, padded, marked, "Hinton"]})
+    assert response.status_code == 200, response.json()
+    results = response.json()["results"]
+    assert results[0]["predictions"] == client.post("/classify", json={"name": name}).json()["predictions"]
+    too_long = "ễ" * 65
+    error = only_error(client.post("/classify", json={"name": unicodedata.normalize("NFD", too_long)}), 422)
+    assert (error["type"], error["message"]) == ("name_too_long", "name is 65 characters; at most 64 are accepted")
