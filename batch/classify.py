@@ -134,7 +134,8 @@ class ColumnClassifier:
         codes[hits] = np.arange(len(hits))
         misses = np.flatnonzero(by_text < 0)
         miss_raws = raw_values.take(pa.array(misses)).to_pylist()
-        miss_keys = [dedup_key(raw) for raw in miss_raws]
+        exact = self.options.explain  # explanations quote each row's own characters
+        miss_keys = [dedup_key(raw, exact) for raw in miss_raws]
         first_raw: dict[str, str] = {}
         for raw, key in zip(miss_raws, miss_keys, strict=True):
             if key and key not in first_raw:

@@ -24,11 +24,15 @@ MAX_CELL_CHARACTERS = 256
 TOO_LONG_STAND_IN = "x" * (MAX_CELL_CHARACTERS + 1)
 
 
-def dedup_key(raw_name: str | None) -> str:
-    """The predictor's reading key; '' for a missing or blank name."""
+def dedup_key(raw_name: str | None, exact: bool = False) -> str:
+    """The predictor's reading key; '' for a missing or blank name. `exact` keys a readable name by its
+    text as written instead: an explanation names the characters as written ("SMITH" is explained as
+    S, M, I, T, H, not as the "Smith" of an earlier row), so with explanations only identical texts
+    share an answer."""
     if raw_name is None:
         return ""
-    return reading_key(raw_name)
+    key = reading_key(raw_name)
+    return raw_name if exact and key else key
 
 
 def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:

@@ -146,3 +146,24 @@ def test_answer_cache_finds_rows_by_key_or_raw_text_across_its_segments():
     by_raw = cache.rows_of(pa.array([f"Raw {value}" for value in wanted]), RAW)
     assert by_key.tolist() == by_raw.tolist()
     assert cache.take(by_key).column("value").to_pylist() == wanted
+
+
+def test_with_explanations_each_spelling_is_explained_in_its_own_characters(trained_predictor, calls):
+    """Without explanations BAKOV and Bakov share an answer (one reading); an explanation quotes the
+    characters as written, so with explanations each spelling is classified and explained itself."""
+    names = ["Bakov", "BAKOV", "bakov", "Bakov", None]
+    rows = (
+        ColumnClassifier(trained_predictor, ClassifyOptions(explain=True))
+        .classify(pa.array(names, pa.string()))
+        .rows()
+        .to_pylist()
+    )
+    assert sorted(name for call in calls for name in call) == ["BAKOV", "Bakov", "bakov"]
+    explained = [(name, row["origin_explanation"]) for name, row in zip(names, rows, strict=True)]
+    assert all(explanation is not None for _, explanation in explained[:4]), rows
+    for name, explanation in explained[:4]:
+        assert "".join(fragment["text"] for fragment in json.loads(explanation)) == name
+    assert rows[0]["origin_explanation"] == rows[3]["origin_explanation"]
+    calls.clear()
+    ColumnClassifier(trained_predictor, ClassifyOptions()).classify(pa.array(names, pa.string()))
+    assert [name for call in calls for name in call] == ["Bakov"]
