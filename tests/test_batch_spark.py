@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from batch.predictors import cache_info
 from batch.spark import classify_column
 from batch.spark.__main__ import main as spark_main
+from batch.spark.output import SparkOutput
 from tests.batch_fixtures import name_column
 
 pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
@@ -147,4 +148,60 @@ def test_spark_job_names_a_missing_column_and_exits_2(spark, tmp_path, trained_c
     )
     assert status == 2
     assert "has no column 'name'; its columns are: surname" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def _job(source, output, checkpoint, *extra: str) -> int:
+    return spark_main(
+        ["--input", str(source), "--output", str(output), "--column", "name", "--checkpoint", str(checkpoint), *extra]
+    )
+
+
+def _folder_bytes(folder) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_spark_job_refuses_to_write_over_or_into_its_input_even_with_overwrite(
+    spark, tmp_path, trained_checkpoint, capsys
+):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pq.write_table(pa.table({"name": ["Bakov", "Ziski"]}), folder / "part.parquet")
+    before = _folder_bytes(folder)
+    for output in (folder, tmp_path / "data" / "enriched", tmp_path):
+        assert _job(folder, output, trained_checkpoint, "--overwrite") == 2
+        assert "would overwrite the input" in capsys.readouterr().err
+        assert _folder_bytes(folder) == before  # the input is untouched
+
+
+def test_a_failed_spark_job_leaves_the_previous_output_as_it_was(spark, tmp_path, trained_checkpoint, capsys):
+    pq.write_table(pa.table({"name": ["Bakov", "Ziski"]}), tmp_path / "in.parquet")
+    output = tmp_path / "out"
+    assert _job(tmp_path / "in.parquet", output, trained_checkpoint) == 0
+    before = _folder_bytes(output)
+    # an existing output without --overwrite: refused before anything runs
+    assert _job(tmp_path / "in.parquet", output, trained_checkpoint) == 2
+    assert "already exists; give --overwrite" in capsys.readouterr().err
+    # a job that fails after writing part of its output: what it wrote goes, the old output stays
+    staged = SparkOutput(spark, str(tmp_path / "in.parquet"), str(output))
+    with pytest.raises(RuntimeError, match="executor lost"), staged.staged() as staging:
+        spark.createDataFrame([("half",)], "name string").write.parquet(staging)
+        raise RuntimeError("executor lost")
+    assert _folder_bytes(output) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.parquet", "out"]
+
+
+def test_a_spark_job_replaces_an_output_only_once_it_has_succeeded(spark, tmp_path, trained_checkpoint):
+    pq.write_table(pa.table({"name": ["Bakov", "Ziski"]}), tmp_path / "in.parquet")
+    output = tmp_path / "out"
+    assert _job(tmp_path / "in.parquet", output, trained_checkpoint, "--top-k", "2") == 0
+    assert _job(tmp_path / "in.parquet", output, trained_checkpoint, "--top-k", "1", "--overwrite") == 0
+    assert all(len(entries) <= 1 for entries in pq.read_table(output).column("origin_top_k").to_pylist())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.parquet", "out"]  # nothing staged left behind
+
+
+def test_spark_job_refuses_a_nested_name_column_on_the_driver(spark, tmp_path, trained_checkpoint, capsys):
+    pq.write_table(pa.table({"name": [["Bakov"], ["Ziski"]]}), tmp_path / "in.parquet")
+    assert _job(tmp_path / "in.parquet", tmp_path / "out", trained_checkpoint) == 2
+    assert "holds array<string>, not text" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema
-from pyspark.sql.types import StructType
+from pyspark.sql.types import ArrayType, BinaryType, MapType, StructType
 
 from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions
 from batch.columns import MODEL_ID, answer_fields, check_no_collision
@@ -49,6 +49,11 @@ def classify_column(
     for name in columns:
         if name not in df.columns:
             raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
+        data_type = df.schema[name].dataType
+        if isinstance(data_type, (ArrayType, MapType, StructType, BinaryType)):  # found here, not in a worker
+            raise BatchInputError(
+                f"column {name!r} holds {data_type.simpleString()}, not text: it cannot be a name column"
+            )
     checkpoint = load_checkpoint(resolve_checkpoint(str(checkpoint_path)))
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
     if not 1 <= top_k <= len(checkpoint.labels):

@@ -12,7 +12,8 @@ import logging
 import sys
 import time
 
-from pyspark.errors import AnalysisException
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import SparkSession
 
 from batch.classify import DEFAULT_BATCH_SIZE
@@ -20,8 +21,9 @@ from batch.cli import parse_prior
 from batch.enrich import DEFAULT_CHUNK_ROWS
 from batch.errors import BatchInputError
 from batch.spark import classify_column
+from batch.spark.output import SparkOutput
 from model.checkpoint import CheckpointError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, resolve_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         builder = builder.master(args.master)
     spark = builder.getOrCreate()
     try:
+        output = SparkOutput(spark, args.input, args.output)
+        output.check(args.overwrite)
+        if (spark.sparkContext.master or "").startswith("local"):  # the executors are this machine: check now
+            resolve_device(args.device)
         enriched = classify_column(
             spark.read.parquet(args.input),
             args.column,
@@ -76,15 +82,33 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             chunk_rows=args.chunk_rows,
         )
-        enriched.write.mode("overwrite" if args.overwrite else "errorifexists").parquet(args.output)
-    except (BatchInputError, CheckpointError, AnalysisException, FileNotFoundError, ValueError) as error:
+        with output.staged() as staging:
+            enriched.write.mode("errorifexists").parquet(staging)
+    except (
+        BatchInputError,
+        CheckpointError,
+        AnalysisException,
+        FileNotFoundError,
+        ValueError,
+        DeviceUnavailableError,
+    ) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
+    except (PySparkException, Py4JJavaError, OSError) as error:  # the job failed on an executor
+        print(f"error: the Spark job failed, the output is as it was: {_last_error_line(error)}", file=sys.stderr)
+        return 1
     finally:
         if not had_session:
             spark.stop()
     print(f"wrote {args.output} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
+
+
+def _last_error_line(error: BaseException) -> str:
+    """The line of a Spark failure that names the Python or Java exception (the rest is stack traces)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "Error:" in line or "Exception:" in line]
+    return (named or lines or [type(error).__name__])[-1][:300]
 
 
 if __name__ == "__main__":
