@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import torch
 from tqdm import tqdm
 
 from batch.cache import DEFAULT_CACHE_NAMES
@@ -180,6 +182,9 @@ def _resume_options(job: EnrichJob, classifier: ColumnClassifier) -> dict[str, A
         "chunk_rows": job.chunk_rows,
         "cache_names": job.cache_names,
         "model_id": classifier.model_id,
+        # the device and torch's threads move probabilities in the last digits: part of the bytes written
+        "device": str(classifier.predictor.device),
+        "torch_threads": torch.get_num_threads(),
         **classifier.options.to_dict(),
     }
 
@@ -194,11 +199,34 @@ def _replacing(path: Path) -> Iterator[BinaryIO]:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes it owner-only
+        os.chmod(temp_name, _output_mode(path))  # mkstemp makes it owner-only
         os.replace(temp_name, path)
     finally:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
+
+
+def _output_mode(path: Path) -> int:
+    """The mode the output gets: a replaced file keeps its own (a private file stays private), a new
+    one gets what open() would give it, 0o666 less the process's umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read from /proc where Linux shows it; elsewhere set and set back at once
+    (the only portable way to read it, and briefly process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
 
 
 def _check_paths(job: EnrichJob) -> None:

@@ -26,6 +26,7 @@ from model.scoring import RankedToken as RankedToken
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_TOP_K = 3  # labels per answer unless the caller asks otherwise, in every entry point
+MAX_THREADS = 256  # torch intra-op threads a caller may ask for (0: torch's default)
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -112,6 +113,9 @@ class Predictor:
         self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 2048, num_threads: int = 0
     ) -> None:
         """max_batch_size: names per network call (docs/benchmarks.md: why 2048)."""
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 0 <= num_threads <= MAX_THREADS:
+            # torch.set_num_threads raises for a negative count and crashes the process for a huge one
+            raise ValueError(f"num_threads must be an integer from 0 to {MAX_THREADS}, got {num_threads!r}")
         if num_threads:
             # Process-wide: on a small machine one intra-op thread beside the server's event loop
             # beats two that spin-wait for a core (docs/benchmarks.md).

@@ -303,3 +303,31 @@ def test_enrich_error_halfway_through_leaves_no_output(tmp_path, enrich):
     status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.csv", "--chunk-rows", "1000")
     assert status == 2 and "line 5002 has 1 fields" in stderr
     assert sorted(os.listdir(tmp_path)) == ["in.csv"]
+
+
+def test_enrich_output_keeps_a_replaced_files_mode_and_a_new_one_follows_the_umask(tmp_path, enrich):
+    """Names are personal data: --overwrite must not make a private file readable by everyone."""
+    source = tmp_path / "in.csv"
+    source.write_text("surname\nBakov\n", encoding="utf-8")
+    private = tmp_path / "private.csv"
+    private.write_text("secret\n", encoding="utf-8")
+    private.chmod(0o600)
+    status, _ = enrich(source, "--column", "surname", "--output", private, "--overwrite")
+    assert status == 0 and (private.stat().st_mode & 0o777) == 0o600
+    assert "Bakov" in private.read_text(encoding="utf-8")
+    previous = os.umask(0o027)
+    try:
+        status, _ = enrich(source, "--column", "surname", "--output", tmp_path / "new.csv")
+    finally:
+        os.umask(previous)
+    assert status == 0 and ((tmp_path / "new.csv").stat().st_mode & 0o777) == 0o640
+
+
+@pytest.mark.parametrize("threads", ["-1", "100000"])
+def test_enrich_refuses_an_impossible_thread_count_with_an_error(tmp_path, enrich, threads):
+    """torch raises for a negative count and kills the process for a huge one."""
+    source = tmp_path / "in.csv"
+    source.write_text("surname\nBakov\n", encoding="utf-8")
+    status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv", "--num-threads", threads)
+    assert status == 2 and f"num_threads must be an integer from 0 to 256, got {threads}" in stderr
+    assert not (tmp_path / "out.csv").exists()
