@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the column holding full names; give it twice (given name, then surname) to join two columns",
     )
     parser.add_argument(
-        "--output", required=True, metavar="OUTPUT", help="file to write, or - for standard output (CSV)"
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="file to write, or - for standard output (in the input's format unless --output-format; not Parquet)",
     )
     parser.add_argument("--format", choices=FORMATS, help="INPUT's format (default: from its extension)")
     parser.add_argument(

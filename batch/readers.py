@@ -145,7 +145,9 @@ class CsvSource(_TextStreamSource):
     def _parse_error(self, error: Exception) -> BatchInputError:
         row = self._bad_row
         if row is None:
-            return BatchInputError(f"{self.name}: not a readable CSV file after row {self._rows_read + 1} ({error})")
+            return BatchInputError(
+                f"{self.name}: not a readable CSV file after row {self._rows_read + 1} ({_block_limit(error, CSV_BLOCK_BYTES)})"
+            )
         expected, actual = row.expected_columns, row.actual_columns  # type: ignore[attr-defined]
         line = _ragged_line(self._path, self._encoding, self._delimiter, expected) if self._path else None
         where = f"line {line}" if line else f"a row after row {self._rows_read + 1}"
@@ -203,7 +205,9 @@ class JsonLinesSource(_TextStreamSource):
         self.schema = self._reader.schema
 
     def _parse_error(self, error: Exception) -> BatchInputError:
-        return BatchInputError(f"{self.name}: not valid JSON Lines after line {self._rows_read} ({error})")
+        return BatchInputError(
+            f"{self.name}: not valid JSON Lines after line {self._rows_read} ({_block_limit(error, JSON_BLOCK_BYTES)})"
+        )
 
     def close(self) -> None:
         self._stream.close()
@@ -246,3 +250,11 @@ class ParquetSource:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _block_limit(error: Exception, block_bytes: int) -> str:
+    """Arrow's parse error, or, for a row longer than a read block, the limit in words: Arrow's own
+    message suggests a block size the command does not let a user set."""
+    if "straddl" in str(error):
+        return f"a row longer than {block_bytes >> 20} MiB, the most one row may hold: it cannot be a row of names"
+    return str(error)

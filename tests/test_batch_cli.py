@@ -331,3 +331,11 @@ def test_enrich_refuses_an_impossible_thread_count_with_an_error(tmp_path, enric
     status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv", "--num-threads", threads)
     assert status == 2 and f"num_threads must be an integer from 0 to 256, got {threads}" in stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_enrich_names_the_row_size_limit_for_a_row_longer_than_a_read_block(tmp_path, enrich):
+    source = tmp_path / "in.csv"
+    source.write_text("surname,note\nBakov,short\nZiski," + "x" * (5 << 20) + "\n", encoding="utf-8")
+    status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv")
+    assert status == 2 and "a row longer than 4 MiB, the most one row may hold" in stderr
+    assert not (tmp_path / "out.csv").exists()
