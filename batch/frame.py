@@ -6,9 +6,12 @@ Polars goes through Arrow: `pl.from_arrow(classify_table(polars_df.to_arrow(), "
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -71,11 +74,11 @@ def classify_frame(
     """A copy of `df` (same index) with the added columns after its own; the options are classify_table's.
     origin_top_k holds lists of {"label", "probability"} dicts; a missing label or probability is None /
     NaN. None, NaN and pd.NA names abstain as "empty". The model id is in `result.attrs["nameorigin.model_id"]`."""
-    columns = _columns(column, [str(name) for name in df.columns], "DataFrame")
+    columns = _columns(column, list(df.columns), "DataFrame")
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
     classifier = ColumnClassifier(predictor or cached_predictor(checkpoint_path, device), options)
     check_no_collision(map(str, df.columns), classifier.schema.names, "DataFrame")
-    names = pa.table({f"name_{index}": _text_array(df[name]) for index, name in enumerate(columns)})
+    names = pa.table({f"name_{index}": _text_array(df[name], name) for index, name in enumerate(columns)})
     added = _answers(names, tuple(names.column_names), classifier, chunk_rows)
     frame = pd.DataFrame(
         {
@@ -89,11 +92,19 @@ def classify_frame(
     return result
 
 
-def _columns(column: str | Sequence[str], available: Sequence[str], what: str) -> tuple[str, ...]:
-    columns = (column,) if isinstance(column, str) else tuple(column)
+def _columns(column: Hashable | Sequence[Hashable], available: Sequence[Hashable], what: str) -> tuple[Any, ...]:
+    """The name columns asked for: one label (any a DataFrame may have: a string, a number, a tuple of a
+    MultiIndex), or a list or tuple of two; each must name exactly one column, and not the same twice."""
+    single = isinstance(column, str) or column in available or not isinstance(column, (list, tuple))
+    columns = (column,) if single else tuple(cast(Sequence[Hashable], column))
+    listed = ", ".join(map(repr, available))
     for name in columns:
         if name not in available:
-            raise BatchInputError(f"{what} has no column {name!r}; its columns are: {', '.join(available)}")
+            raise BatchInputError(f"{what} has no column {name!r}; its columns are: {listed}")
+        if sum(1 for other in available if other == name) > 1:
+            raise BatchInputError(f"{what} has {name!r} more than once; rename one so the name column is one column")
+    if len(set(columns)) < len(columns):
+        raise BatchInputError(f"the same column is given twice: {list(columns)}")
     return columns
 
 
@@ -105,15 +116,29 @@ def _answers(names: pa.Table, columns: tuple[str, ...], classifier: ColumnClassi
     return pa.concat_tables(parts) if parts else classifier.schema.empty_table()
 
 
-def _text_array(series: pd.Series) -> pa.Array:
-    """A pandas column as Arrow strings: None, NaN and pd.NA become null, other non-text values their text."""
-    try:
-        return pa.array(series, from_pandas=True, type=pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([_text(value) for value in series], type=pa.string())
+def _text_array(series: pd.Series, column: Hashable) -> pa.Array:
+    """A pandas column as Arrow strings: None, NaN and pd.NA become null, bytes their UTF-8 text, numbers
+    their text (which abstains: no letters); a list, dict or other container is refused, as the command
+    refuses a nested column, and a lone surrogate (not UTF-8) is read as U+FFFD, as the predictor reads it."""
+    if series.dtype == object:
+        return pa.array([_text(value, column) for value in series], type=pa.string())
+    return pa.array(series, from_pandas=True, type=pa.string())
 
 
-def _text(value: object) -> str | None:
+def _text(value: object, column: Hashable) -> str | None:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BatchInputError(f"column {column!r} holds bytes that are not UTF-8 text: {error}") from None
+    if isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray)):
+        raise BatchInputError(
+            f"column {column!r} holds {type(value).__name__} values, not text: it cannot be a name column"
+        )
+    text = value if isinstance(value, str) else str(value)
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")

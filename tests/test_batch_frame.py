@@ -73,7 +73,7 @@ def test_classify_frame_refuses_a_column_it_would_overwrite(trained_predictor):
 
 
 def test_classify_frame_names_a_missing_column(trained_predictor):
-    with pytest.raises(BatchInputError, match="no column 'surname'; its columns are: name"):
+    with pytest.raises(BatchInputError, match="no column 'surname'; its columns are: 'name'"):
         classify_frame(pd.DataFrame({"name": ["Bakov"]}), "surname", predictor=trained_predictor)
 
 
@@ -118,3 +118,37 @@ def test_classify_frame_answers_as_the_command_does_on_the_same_rows(
         frame["origin_probability"].fillna(-1).tolist()
         == command.column("origin_probability").fill_null(-1).to_pylist()
     )
+
+
+def test_classify_frame_takes_any_column_label_a_dataframe_may_have(trained_predictor):
+    """pd.read_csv(header=None) gives integer labels; a MultiIndex gives tuples."""
+    expected = classify_frame(pd.DataFrame({"name": ["Bakov"]}), "name", predictor=trained_predictor)
+    numbered = classify_frame(pd.DataFrame([["Bakov"]]), 0, predictor=trained_predictor)
+    assert numbered["origin_reason"].tolist() == expected["origin_reason"].tolist()
+    assert numbered["origin_label"].tolist() == expected["origin_label"].tolist()
+    multi = pd.DataFrame([["Bakov", "x"]], columns=pd.MultiIndex.from_tuples([("a", "n"), ("a", "m")]))
+    assert classify_frame(multi, ("a", "n"), predictor=trained_predictor)["origin_label"].tolist() == (
+        expected["origin_label"].tolist()
+    )
+    with pytest.raises(BatchInputError, match="no column '0'"):
+        classify_frame(pd.DataFrame([["Bakov"]]), "0", predictor=trained_predictor)
+
+
+def test_classify_frame_refuses_a_duplicated_or_repeated_name_column(trained_predictor):
+    with pytest.raises(BatchInputError, match="has 'n' more than once"):
+        classify_frame(pd.DataFrame([["Bakov", "x"]], columns=["n", "n"]), "n", predictor=trained_predictor)
+    with pytest.raises(BatchInputError, match="has 'n' more than once"):
+        classify_table(pa.table([["Bakov"], ["x"]], names=["n", "n"]), "n", predictor=trained_predictor)
+    with pytest.raises(BatchInputError, match="the same column is given twice"):
+        classify_frame(pd.DataFrame({"n": ["Bakov"]}), ["n", "n"], predictor=trained_predictor)
+
+
+def test_classify_frame_refuses_containers_reads_bytes_as_text_and_survives_a_lone_surrogate(trained_predictor):
+    with pytest.raises(BatchInputError, match="holds list values, not text"):
+        classify_frame(pd.DataFrame({"n": [["Bakov"]]}), "n", predictor=trained_predictor)
+    as_bytes = classify_frame(pd.DataFrame({"n": [b"Bakov"]}), "n", predictor=trained_predictor)
+    as_text = classify_frame(pd.DataFrame({"n": ["Bakov"]}), "n", predictor=trained_predictor)
+    assert as_bytes["origin_label"].tolist() == as_text["origin_label"].tolist()
+    broken = classify_frame(pd.DataFrame({"n": ["Bak\ud800ov", "Bakov"]}), "n", predictor=trained_predictor)
+    assert broken["origin_reason"].tolist()[1] == as_text["origin_reason"].tolist()[0]
+    assert broken["origin_reason"].tolist()[0] == trained_predictor.predict(["Bak\ufffdov"])[0].reason
