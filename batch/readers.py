@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from batch.textstream import CheckedTextStream
 
 CSV_BLOCK_BYTES = 4 << 20
 JSON_BLOCK_BYTES = 8 << 20  # one JSON line must fit in a block
+_ARROW_ROW = re.compile(r"\bin row (\d+)")  # where Arrow's JSON errors say the bad row is
 PARQUET_BATCH_ROWS = 65_536
 HEADER_PROBE_BYTES = 64 << 10
 MAX_HEADER_BYTES = 64 << 20
@@ -205,9 +207,11 @@ class JsonLinesSource(_TextStreamSource):
         self.schema = self._reader.schema
 
     def _parse_error(self, error: Exception) -> BatchInputError:
-        return BatchInputError(
-            f"{self.name}: not valid JSON Lines after line {self._rows_read} ({_block_limit(error, JSON_BLOCK_BYTES)})"
-        )
+        """Arrow numbers the bad row from 0 within its block; the message counts rows of the file from 1."""
+        where = f"after row {self._rows_read}"
+        if match := _ARROW_ROW.search(str(error)):
+            where = f"at row {self._rows_read + int(match.group(1)) + 1}"
+        return BatchInputError(f"{self.name}: not valid JSON Lines {where} ({_block_limit(error, JSON_BLOCK_BYTES)})")
 
     def close(self) -> None:
         self._stream.close()

@@ -236,7 +236,7 @@ BAD_INPUTS = {
         "in.jsonl",
         b'{"name": "Bakov"}\n{"name": \n',
         ["--column", "name"],
-        "not valid JSON Lines",
+        "not valid JSON Lines at row 2",
     ),
     "column taken": (
         "in.csv",
