@@ -120,9 +120,10 @@ def _text_array(series: pd.Series, column: Hashable) -> pa.Array:
     """A pandas column as Arrow strings: None, NaN and pd.NA become null, bytes their UTF-8 text, numbers
     their text (which abstains: no letters); a list, dict or other container is refused, as the command
     refuses a nested column, and a lone surrogate (not UTF-8) is read as U+FFFD, as the predictor reads it."""
-    if series.dtype == object:
+    try:  # Arrow's own conversion first: a column of plain strings never loops in Python
+        return pa.array(series, from_pandas=True, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
         return pa.array([_text(value, column) for value in series], type=pa.string())
-    return pa.array(series, from_pandas=True, type=pa.string())
 
 
 def _text(value: object, column: Hashable) -> str | None:

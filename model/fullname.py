@@ -176,8 +176,8 @@ def _split_dotted(word: str) -> list[str]:
 
 
 def _words(part: str) -> list[str]:
-    """The words of one comma-separated part, quotes, brackets and trailing punctuation off; a word that
-    is nothing but such marks ("—", "&" stays: it may join two titles) is dropped."""
+    """The words of one comma-separated part, with quotes, brackets and trailing punctuation off; a word
+    that is nothing but those marks is dropped ("&" is none of them: it may join two titles)."""
     words = []
     for raw in _SEPARATORS.split(part):
         for piece in _split_dotted(raw.lstrip(_LEADING_MARKS).rstrip(_TRAILING_MARKS)):

@@ -12,15 +12,17 @@ surname's with weight 1 and every other token's with `GIVEN_NAME_WEIGHT`. The ne
 on surnames only, so it reads a given name poorly (mimesis's given names alone: top-1 below 0.2 for
 Czech and German); counted in full, they made full names worse than their surname alone. Chinese,
 Korean and Vietnamese given names are syllables like their surnames, so those labels count them in
-full (`SURNAME_FIRST_GIVEN_NAME_WEIGHT`). The
-surname is the part before a comma ("Tanaka, Hiroshi"). Without a comma, where the surname stands
-depends on the label, so it is weighed per label: a label that writes the surname first
+full (`SURNAME_FIRST_GIVEN_NAME_WEIGHT`).
+
+The surname is the part before a comma ("Tanaka, Hiroshi"). Without a comma, where the surname
+stands depends on the label, so it is weighed per label: a label that writes the surname first
 (`SURNAME_FIRST`: "Nguyen Van Minh", "Kim Min-jun") takes the first token as the surname with
 probability 1 - `OTHER_ORDER`, every other label the last; each label's log-likelihood is the
 mixture of its two readings. (Deciding once for all labels by the first token's own top label sent
-"Ian Smith" and "Juan Smith" to Chinese: Ian and Juan read as Chinese syllables.) A Latin token that is not a name (the character model says so)
-is left out of the combination and listed as such; a token of fewer than three letters is never
-judged (`model.reading.MIN_JUDGED_LETTERS`).
+"Ian Smith" and "Juan Smith" to Chinese: Ian and Juan read as Chinese syllables.)
+
+A Latin token that is not a name (the character model says so) is left out of the combination and
+listed as such; a token of fewer than three letters is never judged (`model.reading.MIN_JUDGED_LETTERS`).
 
 A Han token read one way by Chinese and another by Japanese ("Tian Zhong" / "Tanaka") uses each
 label's own reading: log P(token | l) = log P(l | reading_l) - log P(l), the readings taken as
