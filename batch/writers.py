@@ -8,6 +8,7 @@ array and the model id as a field.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -115,10 +116,18 @@ class JsonLinesSink:
     def write(self, table: pa.Table) -> None:
         for start in range(0, table.num_rows, JSONL_ROWS_PER_WRITE):
             rows = table.slice(start, JSONL_ROWS_PER_WRITE).to_pylist()
-            self._file.write(b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows))
+            self._file.write(b"".join(orjson.dumps(row, default=_json_value) + b"\n" for row in rows))
 
     def close(self) -> None:
         self._file.flush()
+
+
+def _json_value(value: object) -> str:
+    """What JSON has no type for: bytes as base64 text (the way JSON carries binary; their Python repr,
+    "b'\\x00'", was what came out before), anything else (a Decimal) as its text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:

@@ -339,3 +339,14 @@ def test_enrich_names_the_row_size_limit_for_a_row_longer_than_a_read_block(tmp_
     status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv")
     assert status == 2 and "a row longer than 4 MiB, the most one row may hold" in stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_enrich_writes_a_binary_column_to_json_lines_as_base64(tmp_path, enrich):
+    import base64
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"surname": ["Bakov"], "blob": pa.array([b"\x00\xffid"], pa.binary())}), source)
+    status, _ = enrich(source, "--column", "surname", "--output", tmp_path / "out.jsonl")
+    assert status == 0
+    (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert base64.b64decode(row["blob"]) == b"\x00\xffid" and row["surname"] == "Bakov"
