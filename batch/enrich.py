@@ -261,6 +261,8 @@ def _same_file(first: Path, second: Path) -> bool:
 
 
 def _check_columns(source: Source, columns: tuple[str, ...]) -> None:
+    if not 1 <= len(columns) <= 2:  # checked here too, not only per chunk: a file of no rows has none
+        raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
     names = source.schema.names
     for column in columns:
         count = names.count(column)

@@ -133,7 +133,13 @@ class CsvSource(_TextStreamSource):
                 ),
             )
         except pa.ArrowInvalid as error:
-            raise self._parse_error(error) from None
+            if "Empty CSV file" not in str(error):
+                raise self._parse_error(error) from None
+            # A header and nothing after it, not even a line break ("name" with no newline): Arrow
+            # cannot tell the columns, but the header row did. A file of no rows, as "name\n" is.
+            self._reader = pa.RecordBatchReader.from_batches(
+                pa.schema([(column, pa.string()) for column in header]), iter(())
+            )
         self.schema = self._reader.schema
         if any(not pa.types.is_string(field.type) for field in self.schema):
             raise BatchInputError(

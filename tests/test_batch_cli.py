@@ -350,3 +350,21 @@ def test_enrich_writes_a_binary_column_to_json_lines_as_base64(tmp_path, enrich)
     assert status == 0
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert base64.b64decode(row["blob"]) == b"\x00\xffid" and row["surname"] == "Bakov"
+
+
+def test_enrich_reads_a_header_without_a_line_break_as_a_file_of_no_rows(tmp_path, enrich):
+    for text in ("surname", "surname\n"):
+        source = tmp_path / "in.csv"
+        source.write_text(text, encoding="utf-8")
+        output = tmp_path / "out.csv"
+        status, stderr = enrich(source, "--column", "surname", "--output", output, "--overwrite")
+        assert status == 0, stderr
+        assert read_text_csv(output).num_rows == 0 and read_text_csv(output).column_names[0] == "surname"
+
+
+def test_enrich_refuses_three_name_columns_even_in_a_file_of_no_rows(tmp_path, enrich):
+    source = tmp_path / "in.csv"
+    source.write_text("a,b,c\n", encoding="utf-8")
+    status, stderr = enrich(source, "--column", "a", "--column", "b", "--column", "c", "--output", tmp_path / "o.csv")
+    assert status == 2 and "give one name column or two (given name, surname), got 3" in stderr
+    assert not (tmp_path / "o.csv").exists()
