@@ -118,6 +118,13 @@ class Evidence:
     def __init__(self, table: EvidenceTable, labels: tuple[str, ...]) -> None:
         self.table = table
         self.labels = labels
+        # Per feature kind (the text before ":"), the labels each value fits and P(feature | any other label).
+        self._kinds: dict[str, tuple[dict[str, list[str]], float]] = {
+            "script": (table.scripts, table.script_floor),
+            "letter": (table.letters, table.letter_floor),
+            "han": (table.han_countries, table.letter_floor),
+            "word": (table.words, table.word_floor),
+        }
         # (L,) sum of log P(feature | label) over a feature tuple; zeros for none. Cached: few tuples recur.
         self.log_likelihood = functools.lru_cache(maxsize=4096)(self._log_likelihood_uncached)
 
@@ -128,13 +135,7 @@ class Evidence:
     def compatible_labels(self, feature: str) -> tuple[str, ...] | None:
         """The checkpoint's labels a feature fits, or None when the feature says nothing (Latin)."""
         kind, _, value = feature.partition(":")
-        source = {
-            "script": self.table.scripts,
-            "letter": self.table.letters,
-            "han": self.table.han_countries,
-            "word": self.table.words,
-        }[kind]
-        listed = source.get(value)
+        listed = self._kinds[kind][0].get(value)
         if listed is None or EVERY_LABEL in listed:
             return None
         return tuple(label for label in self.labels if label in listed)
@@ -153,9 +154,6 @@ class Evidence:
             compatible = self.compatible_labels(feature)
             if not compatible:  # None: no evidence; (): unsupported, the name abstains before this counts
                 continue
-            kind = feature.partition(":")[0]
-            floor = {"script": self.table.script_floor, "word": self.table.word_floor}.get(
-                kind, self.table.letter_floor
-            )
+            floor = self._kinds[feature.partition(":")[0]][1]
             total += torch.tensor([0.0 if label in compatible else math.log(floor) for label in self.labels])
         return total
