@@ -18,7 +18,7 @@ import pyarrow as pa
 from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, ColumnClassifier
 from batch.columns import MODEL_ID_METADATA_KEY, TOP_K, check_no_collision
 from batch.enrich import DEFAULT_CHUNK_ROWS, chunk_tables
-from batch.errors import BatchInputError
+from batch.errors import BatchInputError, not_a_name_column
 from batch.names import name_text
 from batch.predictors import cached_predictor
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, Predictor
@@ -135,9 +135,7 @@ def _text(value: object, column: Hashable) -> str | None:
         except UnicodeDecodeError as error:
             raise BatchInputError(f"column {column!r} holds bytes that are not UTF-8 text: {error}") from None
     if isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray)):
-        raise BatchInputError(
-            f"column {column!r} holds {type(value).__name__} values, not text: it cannot be a name column"
-        )
+        raise not_a_name_column(column, f"{type(value).__name__} values")
     text = value if isinstance(value, str) else str(value)
     return _LONE_SURROGATE.sub("\ufffd", text)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batch.errors import BatchInputError
+from batch.errors import BatchInputError, not_a_name_column
 from model.reading import reading_key
 
 EMPTY_REASON = "empty"  # why a row with a missing or blank name abstains: it never reaches the predictor
@@ -57,7 +57,7 @@ def _as_text(column: pa.ChunkedArray, name: str, source: str) -> pa.Array:
     if pa.types.is_string(array.type):
         return array
     if pa.types.is_nested(array.type):
-        raise BatchInputError(f"{source}: column {name!r} holds {array.type}, not text: it cannot be a name column")
+        raise not_a_name_column(name, str(array.type), source)
     try:
         return pc.cast(array, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:

@@ -20,7 +20,7 @@ from pyspark.sql.types import ArrayType, BinaryType, MapType, StructType
 from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions
 from batch.columns import MODEL_ID, answer_fields, check_no_collision
 from batch.enrich import DEFAULT_CHUNK_ROWS
-from batch.errors import BatchInputError
+from batch.errors import BatchInputError, not_a_name_column
 from batch.spark.worker import WorkerOptions, classify_batches, resolve_checkpoint
 from model.checkpoint import load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K
@@ -51,9 +51,7 @@ def classify_column(
             raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
         data_type = df.schema[name].dataType
         if isinstance(data_type, (ArrayType, MapType, StructType, BinaryType)):  # found here, not in a worker
-            raise BatchInputError(
-                f"column {name!r} holds {data_type.simpleString()}, not text: it cannot be a name column"
-            )
+            raise not_a_name_column(name, data_type.simpleString())
     checkpoint = load_checkpoint(resolve_checkpoint(str(checkpoint_path)))
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
     if not 1 <= top_k <= len(checkpoint.labels):
