@@ -128,6 +128,16 @@ PARTICLES = frozenset(
         "uit",
     }
 )
+# Particles that open a compound name rather than a surname (Abdul Karim, Mac Giolla, St John): joined
+# to the word after them wherever they stand.
+NAME_PREFIXES = frozenset(
+    {"al", "el", "bin", "ibn", "bint", "binti", "abu", "abou", "abd", "abdul", "abdel", "mac", "mc"}
+    | {"ó", "ní", "nic", "ui", "uí", "mag", "ap", "st", "ste", "saint", "san", "santa"}
+)
+# The second and later words of a particle chain: "van der", "van de", "de la", "von dem", "de los".
+PARTICLE_ARTICLES = frozenset(
+    {"der", "den", "dem", "de", "des", "het", "'t", "la", "las", "los", "le", "les", "lo", "l'", "di", "du", "da"}
+)
 # "Mr. & Mrs. John Smith", "Mr and Mrs Smith": a word that joins two titles goes with them.
 TITLE_CONNECTORS = frozenset({"&", "+", "and", "und", "et", "y", "e", "og", "en"})
 _ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
@@ -198,15 +208,34 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     while len(words) > 1 and _is_suffix(words[-1]):
         words = words[:-1]
     kept = [word for word in words if not _is_initial(word)] or words
+    leading_name = _leading_particle_is_a_name(kept)
     tokens: list[str] = []
     pending: list[str] = []  # particles waiting for the word they belong to
-    for word in kept:
-        if _bare(word) in PARTICLES:
+    for index, word in enumerate(kept):
+        if _bare(word) in PARTICLES and not (index == 0 and leading_name):
             pending.append(word.rstrip("."))
             continue
         tokens.append(" ".join([*pending, word if _is_noise(word) else word.rstrip(".") or word]))
         pending = []
     return tokens, pending
+
+
+def _leading_particle_is_a_name(words: list[str]) -> bool:
+    """Whether the part's first word, a particle, is a name of its own rather than the start of a
+    surname. A part that opens with particles is a surname written alone when one word follows them
+    ("Le Pen", "van der Berg") or they form a chain ("De La Cruz Maria"). A lone particle before two
+    or more words, or particles that form no chain ("Le Van"), open an East Asian full name: Lê, Đỗ,
+    La and Văn are Vietnamese surnames and middle names, so "Le Van Thanh" is Le, Van Thanh and "Do
+    Thi Hoa" is Do, Thi, Hoa. A surname-first Western name without its comma ("Van Gogh Vincent")
+    then splits at its particle: the price of reading the far commoner Vietnamese order."""
+    if not words or _bare(words[0]) not in PARTICLES or _bare(words[0]) in NAME_PREFIXES:
+        return False
+    run = 1
+    while run < len(words) and _bare(words[run]) in PARTICLES:
+        run += 1
+    if run > 1:
+        return not all(_bare(word) in PARTICLE_ARTICLES for word in words[1:run])
+    return len(words) - run >= 2
 
 
 def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:

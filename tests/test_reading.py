@@ -211,6 +211,18 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("St. John", ("St John",), 0),
         ("Ahmed al-Sayed", ("Ahmed", "al Sayed"), 0),
         ("Abu Bakr", ("Abu Bakr",), 0),
+        # A leading particle before two words, or particles that form no chain, open a Vietnamese name
+        ("Le Van Thanh", ("Le", "Van Thanh"), 0),
+        ("Le Thi Hoa", ("Le", "Thi", "Hoa"), 0),
+        ("Do Van Hung", ("Do", "Van Hung"), 0),
+        ("Le, Van Thanh", ("Le", "Van Thanh"), 1),
+        ("Le Van", ("Le", "Van"), 0),
+        ("Le Pen", ("Le Pen",), 0),  # one word after the particle: a surname alone
+        ("Van Morrison", ("Van Morrison",), 0),
+        ("De La Cruz Maria", ("De La Cruz", "Maria"), 0),  # a chain stays a surname
+        ("Van der Berg Anna", ("Van der Berg", "Anna"), 0),
+        ("Abdul Karim Jabbar", ("Abdul Karim", "Jabbar"), 0),  # a name prefix joins wherever it stands
+        ("Thanh Le", ("Thanh", "Le"), 0),
     ],
 )
 def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(text, tokens, before_comma):

@@ -138,6 +138,9 @@ def test_shipped_model_native_script_beats_romanized_and_is_calibrated_on_the_oo
         ("SMITH", "English"),
         ("nguyen", "Vietnamese"),
         ("Nguyen Van Minh", "Vietnamese"),
+        ("Le Van Thanh", "Vietnamese"),  # Lê and Văn, not the particles of Le Pen and van Gogh
+        ("Le Thi Hoa", "Vietnamese"),
+        ("Do Van Hung", "Vietnamese"),
         ("Ivan Petrov", "Russian"),
         ("Mrs. Tanaka", "Japanese"),
         ("Tanaka, Hiroshi", "Japanese"),
