@@ -239,3 +239,39 @@ def read_korean(text: str) -> str:
             given = _romanize_syllables(text[length:])
             return KOREAN_SURNAMES[surname] + (" " + given if given else "")
     return _romanize_syllables(text)
+
+
+# Spellings Koreans use beside Revised Romanization for a syllable of a given name (Joon for 준 jun,
+# Hee for 희 hui, Young for 영 yeong, Sung for 성 seong, Hyun for 현 hyeon, Shin for 신 sin, Kyung for
+# 경 gyeong): each rule rewrites one part of an RR syllable (sh only before i, as in Shin).
+_CUSTOMARY_VOWELS = (("yeo", "you"), ("yeo", "yu"), ("eo", "u"), ("eo", "o"), ("u", "oo"), ("ui", "ee"), ("i", "ee"))
+_CUSTOMARY_INITIALS = (("g", "k"), ("b", "p"), ("d", "t"), ("j", "ch"), ("r", "l"))
+
+
+@functools.cache
+def korean_syllable_spellings() -> frozenset[str]:
+    """Every way a Hangul syllable is written in Latin letters here: its Revised Romanization, the
+    customary spelling of a common surname, and the customary variants of RR's vowels and initial
+    consonants (one rewrite of each at most)."""
+    spellings: set[str] = set(KOREAN_SURNAMES.values())
+    finals = sorted(set(_FINALS))
+    for initial in _INITIALS:
+        for vowel in _VOWELS:
+            for final in finals:
+                initial_spellings = {initial, *(new for old, new in _CUSTOMARY_INITIALS if initial == old)}
+                if initial == "s" and vowel in ("i", "wi"):  # 신 shin, 시 shi
+                    initial_spellings.add("sh")
+                for initial_spelling in initial_spellings:
+                    for vowel_spelling in {vowel, *(new for old, new in _CUSTOMARY_VOWELS if vowel == old)}:
+                        spellings.add(initial_spelling + vowel_spelling + final)
+                if initial == "" and vowel == "u":  # 우 woo, 욱 wook, 웅 woong
+                    spellings.add("woo" + final)
+    return frozenset(spellings)
+
+
+def is_hyphenated_korean_given_name(reading: str) -> bool:
+    """Whether a lower-case Latin reading is two or more Korean syllables joined by hyphens, the way
+    Korean given names are written in Latin letters (Min-jun, Ji-eun, Jae-in, Seo-joon)."""
+    pieces = reading.split("-")
+    spellings = korean_syllable_spellings()
+    return len(pieces) >= 2 and all(piece in spellings for piece in pieces)

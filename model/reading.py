@@ -18,10 +18,19 @@ from typing import NamedTuple
 
 from model.arabic_reader import read_arabic
 from model.encoder import clean_text, normalize
-from model.evidence import HAN_FEATURE, LETTER_FEATURE, SCRIPT_FEATURE, WORD_FEATURE, Evidence
+from model.evidence import (
+    EAST_ASIAN_GIVEN_NAME,
+    HAN_FEATURE,
+    KOREAN_GIVEN_NAME,
+    LETTER_FEATURE,
+    SCRIPT_FEATURE,
+    SYLLABLES_FEATURE,
+    WORD_FEATURE,
+    Evidence,
+)
 from model.fullname import split_full_name
 from model.greek_reader import read_greek
-from model.readers import read_japanese, read_korean
+from model.readers import is_hyphenated_korean_given_name, read_japanese, read_korean
 from model.scripts import (
     ARABIC,
     GREEK,
@@ -123,7 +132,7 @@ class NameReader:
             tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)
             + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(token))
             + tuple(HAN_FEATURE + country for country in (han_countries(token) if HAN in scripts else ()))
-            + (self._marker_words(read_as) if scripts == (LATIN,) else ())
+            + (self._marker_words(read_as) + self._word_shapes(read_as) if scripts == (LATIN,) else ())
         )
         reason = None
         if self.evidence.unsupported_letters(features):
@@ -132,9 +141,13 @@ class NameReader:
             reason = "no-letters"
         elif len(read_as) > self.max_length or any(len(reading) > self.max_length for _, reading in alternatives):
             reason = "too-long"
-        # A particle-joined token ("st. john", "al sayed") is a known particle and a word: not judged.
+        # A particle-joined token ("st. john", "al sayed") is a known particle and a word, and a word of a
+        # known shape (Ji-eun) a known kind of name: neither is judged.
         judged = (
-            scripts == (LATIN,) and " " not in token and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+            scripts == (LATIN,)
+            and " " not in token
+            and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+            and not any(feature.startswith(SYLLABLES_FEATURE) for feature in features)
         )
         return TokenReading(token, read_as, script, features, alternatives, reason, judged)
 
@@ -142,6 +155,13 @@ class NameReader:
         """The words of a Latin reading that the evidence table says mark a naming tradition (each once)."""
         words = self.evidence.table.words
         return tuple(sorted({WORD_FEATURE + word for word in _WORD_SEPARATORS.split(read_as) if word in words}))
+
+    def _word_shapes(self, read_as: str) -> tuple[str, ...]:
+        """The shapes of a Latin reading that the evidence table says mark a naming tradition."""
+        if not is_hyphenated_korean_given_name(read_as):
+            return ()
+        shapes = (EAST_ASIAN_GIVEN_NAME, KOREAN_GIVEN_NAME)
+        return tuple(SYLLABLES_FEATURE + shape for shape in shapes if shape in self.evidence.table.syllables)
 
     def _readings(self, token: str, scripts: tuple[str, ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
         """The reading every label uses, and the labels that read this token their own way. A

@@ -1,4 +1,4 @@
-"""Script, letter and marker-word evidence: a likelihood per label, read from the checkpoint's table."""
+"""Script, letter, marker-word and word-shape evidence: a likelihood per label, read from the checkpoint's table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model.evidence import DEFAULT_LETTERS, DEFAULT_SCRIPTS, DEFAULT_WORDS, Evidence, EvidenceTable
+from model.readers import is_hyphenated_korean_given_name
 from model.scripts import distinctive_letters
 from training.data import load_names_dir
 
@@ -33,6 +34,26 @@ def test_marker_word_evidence_uses_its_own_floor(evidence):
     assert bin_["Arabic"] == 0.0
     assert all(value == pytest.approx(math.log(1e-3)) for label, value in bin_.items() if label != "Arabic")
     assert torch.all(evidence.log_likelihood(("word:smith",)) == 0)  # not a marker word: says nothing
+
+
+def test_a_hyphenated_korean_given_name_is_korean_then_chinese_then_anything_else(evidence):
+    """Both shapes at floor 0.1: Korean 1, Chinese 0.1 (Taiwanese and Hong Kong names are hyphenated
+    too), every other label 0.01."""
+    shapes = ("syllables:east-asian-given-name", "syllables:korean-given-name")
+    given = dict(zip(LABELS, evidence.log_likelihood(shapes).tolist(), strict=True))
+    assert given["Korean"] == 0.0 and given["Chinese"] == pytest.approx(math.log(0.1))
+    assert all(
+        value == pytest.approx(2 * math.log(0.1))
+        for label, value in given.items()
+        if label not in ("Korean", "Chinese")
+    )
+
+
+def test_evidence_table_of_a_checkpoint_without_word_shapes_has_none():
+    """A checkpoint written before word shapes existed answers as it did under its own model_id."""
+    old = {key: value for key, value in EvidenceTable().to_dict().items() if key not in ("syllables", "syllable_floor")}
+    assert EvidenceTable.from_dict(old).syllables == {}
+    assert EvidenceTable().syllables
 
 
 def test_evidence_table_of_a_checkpoint_without_marker_words_has_none():
@@ -91,3 +112,15 @@ def test_no_training_name_holds_a_marker_word():
         for word in re.split(r"[\s\-']+", record.name.casefold())
     }
     assert not names & set(DEFAULT_WORDS)
+
+
+def test_no_training_name_has_the_shape_of_a_korean_given_name():
+    """The network could not learn the shape either: no name of the data is Korean syllables joined
+    by hyphens (so it leaves every test-split answer as it was)."""
+    from model.encoder import normalize
+
+    assert not [
+        record.name
+        for record in load_names_dir("data/names").records
+        if is_hyphenated_korean_given_name(normalize(record.name))
+    ]

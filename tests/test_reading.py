@@ -8,7 +8,7 @@ from model.arabic_reader import read_arabic
 from model.evidence import Evidence, EvidenceTable
 from model.fullname import PARTICLES, SUFFIXES, TITLES, split_full_name
 from model.greek_reader import read_greek
-from model.readers import read_japanese, read_korean
+from model.readers import is_hyphenated_korean_given_name, korean_syllable_spellings, read_japanese, read_korean
 from model.reading import NameReader
 from model.scripts import distinctive_letters, han_countries, letter_script, scripts_of
 from training.data import load_names_dir
@@ -271,6 +271,44 @@ def test_reader_collects_marker_words_of_latin_names_only(reader):
     assert reader.read("Al Gore").tokens[0].features == ()  # "al" is no marker: Al is a given name too
     assert reader.read("Robin").tokens[0].features == ()  # whole words only
     assert reader.read("عبد الله").tokens[0].features == ("script:Arabic",)  # the script says it already
+
+
+@pytest.mark.parametrize(
+    ("reading", "korean"),
+    [
+        ("min-jun", True),
+        ("ji-eun", True),
+        ("seo-joon", True),  # customary oo for RR u
+        ("kyung-hee", True),  # k for g, yu for yeo, ee for ui
+        ("chan-wook", True),  # 욱 written wook
+        ("jae-in-ho", True),  # three syllables
+        ("minjun", False),  # one word: too many European names split into Korean syllables
+        ("min", False),
+        ("jean-pierre", False),
+        ("anne-marie", False),
+        ("kai-shek", False),
+        ("mei-ling", False),
+        ("al-sayed", False),
+        ("min-", False),
+    ],
+)
+def test_hyphenated_korean_given_names_are_korean_syllables_joined_by_hyphens(reading, korean):
+    assert is_hyphenated_korean_given_name(reading) is korean
+
+
+def test_korean_syllable_spellings_hold_revised_romanization_and_customary_spellings():
+    spellings = korean_syllable_spellings()
+    assert {"gim", "bak", "i", "jun", "hui", "yeong", "seong"} <= spellings  # RR
+    assert {"kim", "park", "lee", "joon", "hee", "young", "sung", "hyun", "shin", "wook"} <= spellings
+    assert not {"jean", "pierre", "shek", "mei", "ann", "x", "zhang", "qing"} & spellings
+
+
+def test_reader_marks_a_hyphenated_korean_given_name_and_never_judges_it(reader):
+    token = reader.read("Ji-eun").tokens[0]
+    assert token.features == ("syllables:east-asian-given-name", "syllables:korean-given-name")
+    assert not token.judged  # the not-a-name model, fitted on surnames, took Ji-eun for junk
+    assert reader.read("Jean-Pierre").tokens[0].features == ()
+    assert reader.read("Jean-Pierre").tokens[0].judged
 
 
 def test_reader_collects_script_letter_and_han_evidence(reader):

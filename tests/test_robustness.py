@@ -142,6 +142,11 @@ def test_shipped_model_native_script_beats_romanized_and_is_calibrated_on_the_oo
         ("Le Thi Hoa", "Vietnamese"),
         ("Do Van Hung", "Vietnamese"),
         ("Ivan Petrov", "Russian"),
+        ("Kim Min-jun", "Korean"),  # a hyphenated given name of Korean syllables (it was Chinese 0.61)
+        ("Min-jun Kim", "Korean"),
+        ("Son Heung-min", "Korean"),
+        ("Bong Joon-ho", "Korean"),
+        ("Chan Ka-ming", "Chinese"),  # Hong Kong names are hyphenated too: a Chinese surname keeps them
         ("Mrs. Tanaka", "Japanese"),
         ("Tanaka, Hiroshi", "Japanese"),
         ("Müller", "German"),
