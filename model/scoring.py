@@ -157,7 +157,11 @@ def _top(scores: torch.Tensor, top_k: int) -> tuple[list[list[int]], list[list[f
     if scores.shape[0] == 0:
         return [], [], []
     top_log_probs, top_ids = F.log_softmax(scores, dim=1).topk(top_k, dim=1)
-    return top_ids.tolist(), top_log_probs.double().exp().tolist(), top_log_probs.tolist()
+    log_probabilities = top_log_probs.tolist()
+    if scores.shape[0] <= SMALL_BATCH_MAX:  # a few rows: math.exp beats two more torch calls
+        exp = math.exp
+        return top_ids.tolist(), [[exp(value) for value in row] for row in log_probabilities], log_probabilities
+    return top_ids.tolist(), top_log_probs.double().exp().tolist(), log_probabilities
 
 
 class NameScorer:
@@ -218,7 +222,10 @@ class NameScorer:
                     add_row(text, len(row_of))
             token_starts.append(len(token_rows))
         net_log_probs, lm_log_probs, symbols = self._run(list(row_of))
-        token_ll = net_log_probs[token_rows] - self.log_prior  # (T, L)
+        # Every token its own row, in order (distinct plain names): no gather, which cost a lone name
+        # more than its ranking.
+        in_order = len(row_of) == len(token_rows) and not with_alternatives
+        token_ll = (net_log_probs if in_order else net_log_probs[token_rows]) - self.log_prior  # (T, L)
         for token_row, label_id, text in with_alternatives:
             token_ll[token_row, label_id] = net_log_probs[row_of[text], label_id] - self.log_prior[label_id]
         for token_row, features in with_features:

@@ -32,6 +32,7 @@ from model.novelty import CharLanguageModel
 SMALL_BATCH_MAX = 4
 
 Array = npt.NDArray[np.float32]
+_CPU = torch.device("cpu")
 
 
 def small_batch_applies(network: NameClassifier, device: torch.device) -> TypeGuard[RecurrentClassifier]:
@@ -80,47 +81,81 @@ class SmallBatchScorer:
             for head in cast(list[ClassifierHead], list(network.heads))
         ]
         self.label_bias = view(network.label_bias)
+        self.temperature = view(network.temperature)  # 0-d
+        self._gru_parameters = (gru.weight_ih_l0, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0)
+        self._gru_versions: tuple[int, ...] = ()
+        self._gru_arrays: tuple[Array, Array, Array] = (self.weight_ih_t, self.weight_ih_t, self.weight_hh_t)
         lm_config = language_model.config
         self.language_model = language_model
         self.lm_order, self.lm_base = lm_config.order, lm_config.base
         self.lm_begin, self.lm_end = lm_config.begin_id, lm_config.end_id
+        self._lm_table_source: torch.Tensor | None = None
+        self._lm_table: Array = np.empty(0, dtype=np.float32)
 
     def score(self, sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) calibrated log-probabilities and (B,) character-model log-probabilities, in order."""
         if not sequences:  # every name of the call abstained before the network
             return torch.empty(0, self.network.config.num_labels), torch.empty(0)
-        temperature = float(self.network.temperature)
+        temperature = np.float32(self.temperature)
         net = np.stack([self._network_log_probs(ids, temperature) for ids in sequences])
-        table = self.language_model._conditional_table(torch.device("cpu")).numpy()
+        table = self._language_model_table()
         lm = np.array([self._total_log_prob(ids, table) for ids in sequences], dtype=np.float32)
         return torch.from_numpy(net), torch.from_numpy(lm)
 
+    def _prepared_gru(self) -> tuple[Array, Array, Array]:
+        """The GRU's weights laid out for one step with the fewest numpy calls, rebuilt whenever a
+        weight has changed in place since they were last laid out:
+
+        - per character, the reset and update gates' input side, W_ih one_hot(c) + b_ih + b_hh, halved
+          (a sigmoid is taken as (tanh(x / 2) + 1) / 2: one call where 1 / (1 + exp(-x)) takes four);
+        - per character, the candidate's input side, W_in one_hot(c) + b_in;
+        - W_hh with b_hh as one more row (the state carries a constant 1 to pick it up), the reset
+          and update gates' columns halved.
+        """
+        versions = tuple(parameter._version for parameter in self._gru_parameters)
+        if versions != self._gru_versions:
+            two = 2 * self.hidden_size
+            input_gates = self.weight_ih_t + self.bias_ih
+            input_gates[:, :two] += self.bias_hh[:two]
+            recurrent = np.vstack((self.weight_hh_t, self.bias_hh[np.newaxis, :]))  # (H + 1, 3H)
+            recurrent[:, :two] *= 0.5
+            recurrent[-1, :two] = 0  # b_hr and b_hz are in the input side already
+            self._gru_arrays = (
+                np.ascontiguousarray(input_gates[:, :two] * 0.5),
+                np.ascontiguousarray(input_gates[:, two:]),
+                recurrent,
+            )
+            self._gru_versions = versions
+        return self._gru_arrays
+
     def _features(self, ids: tuple[int, ...]) -> Array:
-        size, two = self.hidden_size, 2 * self.hidden_size
-        weight_hh_t, bias_hh = self.weight_hh_t, self.bias_hh
-        input_gates = self.weight_ih_t[list(ids)] + self.bias_ih  # (T, 3H): W_ih one_hot(c) + b_ih per step
-        input_gates[:, :two] += bias_hh[:two]  # the reset and update gates take b_hh unscaled: added up front
-        bias_hn = bias_hh[two:]
-        state = np.zeros(size, dtype=np.float32)
+        size = self.hidden_size
+        gates_of_char, candidate_of_char, recurrent = self._prepared_gru()
+        rows = list(ids)
+        augmented = np.zeros(size + 1, dtype=np.float32)  # (h, 1)
+        augmented[size] = 1
+        state = augmented[:size]
+        hidden = np.empty(3 * size, dtype=np.float32)  # W_hh h + b_hh, gates halved
+        hidden_gates, hidden_candidate = hidden[: 2 * size], hidden[2 * size :]
+        gates = np.empty(2 * size, dtype=np.float32)
+        reset, update = gates[:size], gates[size:]
+        candidate = np.empty(size, dtype=np.float32)
         running_max = np.full(size, -np.inf, dtype=np.float32) if self.with_max else None
-        for step in input_gates:
-            hidden = state @ weight_hh_t  # (3H,): W_hh h
-            reset_update = step[:two] + hidden[:two]
-            np.negative(reset_update, out=reset_update)  # sigmoid, in place: 1 / (1 + exp(-x))
-            np.exp(reset_update, out=reset_update)
-            reset_update += 1
-            np.reciprocal(reset_update, out=reset_update)
-            candidate = hidden[two:]
-            candidate += bias_hn
-            candidate *= reset_update[:size]
-            candidate += step[two:]
+        for step_gates, step_candidate in zip(gates_of_char[rows], candidate_of_char[rows], strict=True):
+            np.matmul(augmented, recurrent, out=hidden)
+            np.add(step_gates, hidden_gates, out=gates)
+            np.tanh(gates, out=gates)  # r, z = sigmoid(x) = (tanh(x / 2) + 1) / 2
+            gates *= 0.5
+            gates += 0.5
+            np.multiply(reset, hidden_candidate, out=candidate)
+            candidate += step_candidate
             np.tanh(candidate, out=candidate)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
             state -= candidate
-            state *= reset_update[size:]
+            state *= update
             state += candidate  # h' = (1 - z) * n + z * h
             if running_max is not None:
                 np.maximum(running_max, state, out=running_max)
-        return state if running_max is None else np.concatenate((state, running_max))
+        return state.copy() if running_max is None else np.concatenate((state, running_max))
 
     def _bucket_arrays(self, ids: tuple[int, ...]) -> list[npt.NDArray[np.int64]]:
         """Each head's bucket of every n-gram of "^name$", as NgramHasher files them (the same int64
@@ -131,7 +166,7 @@ class SmallBatchScorer:
         codes = list(marked)
         gram = marked
         for n in range(2, min(order, len(marked)) + 1):
-            gram = [gram[start] * base + marked[start + n - 1] for start in range(len(marked) - n + 1)]
+            gram = [code * base + symbol for code, symbol in zip(gram, marked[n - 1 :], strict=False)]
             codes.extend(gram)
         code_array = np.array(codes, dtype=np.int64)
         return [
@@ -139,7 +174,14 @@ class SmallBatchScorer:
             for multiplier in HEAD_HASH_MULTIPLIERS[: len(self.heads)]
         ]
 
-    def _network_log_probs(self, ids: tuple[int, ...], temperature: float) -> Array:
+    def _language_model_table(self) -> Array:
+        """The character model's conditional table (built once by the model itself), as a numpy view."""
+        table = self.language_model._conditional_table(_CPU)
+        if table is not self._lm_table_source:
+            self._lm_table_source, self._lm_table = table, table.numpy()
+        return self._lm_table
+
+    def _network_log_probs(self, ids: tuple[int, ...], temperature: np.float32) -> Array:
         features = self._features(ids)
         logits = []
         bucket_arrays = self._bucket_arrays(ids) if self.ngram is not None else [None] * len(self.heads)
@@ -151,16 +193,17 @@ class SmallBatchScorer:
                 logits.append(weight @ features + bias)
         head_log_probs = _log_softmax(np.stack(logits))  # (K, L)
         mean_log_probs = np.logaddexp.reduce(head_log_probs, axis=0) - np.float32(math.log(len(self.heads)))
-        return _log_softmax((mean_log_probs + self.label_bias) / np.float32(temperature))
+        return _log_softmax((mean_log_probs + self.label_bias) / temperature)
 
     def _total_log_prob(self, ids: tuple[int, ...], table: Array) -> float:
         order, base = self.lm_order, self.lm_base
-        symbols = [self.lm_begin] * (order - 1) + list(ids) + [self.lm_end]
+        span = base**order  # a code of `order` symbols is below it
+        code = 0
+        for symbol in [self.lm_begin] * (order - 1):
+            code = code * base + symbol
         codes = []
-        for target in range(len(ids) + 1):
-            code = 0
-            for symbol in symbols[target : target + order]:
-                code = code * base + symbol
+        for symbol in [*ids, self.lm_end]:  # each target with the order - 1 symbols before it
+            code = (code * base + symbol) % span
             codes.append(code)
         return float(table[codes].sum())
 

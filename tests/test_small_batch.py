@@ -97,6 +97,22 @@ def test_weights_changed_in_place_are_what_the_numpy_path_reads():
     assert after.probabilities[0][0] != before
 
 
+def test_gru_weights_changed_in_place_are_laid_out_again():
+    """The numpy path lays the GRU's weights out once for its steps; a change in place is seen."""
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    scorer = predictor.scorer.small_batch
+    assert scorer is not None
+    sequences = [predictor.encoder.encode(name) for name in NAMES]
+    before, _ = scorer.score(sequences)
+    with torch.no_grad():
+        predictor.network.rnn.weight_hh_l0.mul_(1.5)
+        predictor.network.rnn.bias_ih_l0.add_(0.25)
+    after, _ = scorer.score(sequences)
+    expected, _ = torch_path(predictor.network, predictor.language_model, sequences)
+    assert not torch.allclose(after, before, atol=1e-3)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "architecture, changes",
     [("lstm", {}), ("rnn", {}), ("gru", {"num_layers": 2}), ("gru", {"bidirectional": True}), ("concat", {})],
