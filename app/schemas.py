@@ -32,7 +32,7 @@ SINGLE_RESPONSE_EXAMPLE: dict[str, Any] = {
     "read_as": "hinton",
     "script": "Latin",
     "tokens": [],
-    "model_id": "nameorigin-gru-47353fb7d82b",
+    "model_id": "nameorigin-gru-99634a72484b",
 }
 BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
     "results": [
@@ -81,7 +81,7 @@ BATCH_RESPONSE_EXAMPLE: dict[str, Any] = {
             "predictions": [],
         },
     ],
-    "model_id": "nameorigin-gru-47353fb7d82b",
+    "model_id": "nameorigin-gru-99634a72484b",
 }
 EXPLAINED_RESPONSE_EXAMPLE: dict[str, Any] = {
     "name": "Nguyễn",
@@ -101,7 +101,7 @@ EXPLAINED_RESPONSE_EXAMPLE: dict[str, Any] = {
         {"text": "n", "score": 0.0288},
     ],
     "explanation_words": [],
-    "model_id": "nameorigin-gru-47353fb7d82b",
+    "model_id": "nameorigin-gru-99634a72484b",
 }
 
 

@@ -78,9 +78,13 @@ DEFAULT_LETTERS: dict[str, list[str]] = {letter: labels for group, labels in _LE
 # Words of a romanized name that mark its naming tradition, where the training names have none to learn
 # them from: Arabic's patronymic, kunya and "servant of" words (bin Laden, Abu Bakr, Abdul Karim). Not
 # the article "al"/"el" (Al is also an English given name, Al Gore; El a Spanish word), nor Mauritanian
-# "Ould" (an English surname in the data).
+# "Ould" (an English surname in the data). And Dutch particle chains before a surname (van der Sar, van
+# den Berg, van de Velde), which the data writes joined or not at all (Vandale, Vandroogenbroeck): read
+# with their spaces, the network took "van den berg" for Russian, whose file holds most spaced names.
+# Not "van" alone (Vietnamese Văn, Van Morrison) nor "ter"/"ten" (Ter Avest is in German.txt too).
 DEFAULT_WORDS: dict[str, list[str]] = {
-    word: ["Arabic"] for word in ("bin", "ibn", "bint", "binti", "abu", "abou", "abd", "abdel", "abdul")
+    **{word: ["Arabic"] for word in ("bin", "ibn", "bint", "binti", "abu", "abou", "abd", "abdel", "abdul")},
+    **{chain: ["Dutch"] for chain in ("van der", "van den", "van de", "van het")},
 }
 DEFAULT_HAN_COUNTRIES: dict[str, list[str]] = {"Chinese": ["Chinese"], "Japanese": ["Japanese"]}
 # Word shapes that mark a naming tradition: a Korean given name in Latin letters is two syllables joined

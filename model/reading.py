@@ -11,6 +11,7 @@ cached: a name is read once per process.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import unicodedata
@@ -152,9 +153,13 @@ class NameReader:
         return TokenReading(token, read_as, script, features, alternatives, reason, judged)
 
     def _marker_words(self, read_as: str) -> tuple[str, ...]:
-        """The words of a Latin reading that the evidence table says mark a naming tradition (each once)."""
-        words = self.evidence.table.words
-        return tuple(sorted({WORD_FEATURE + word for word in _WORD_SEPARATORS.split(read_as) if word in words}))
+        """The words of a Latin reading, and the two-word chains followed by another word, that the
+        evidence table says mark a naming tradition (each once). A chain marks a surname only before
+        it: "van den berg" is Dutch, "Van Den" alone the Vietnamese Văn Đến."""
+        table = self.evidence.table.words
+        words = _WORD_SEPARATORS.split(read_as)
+        chains = [f"{first} {second}" for first, second in itertools.pairwise(words[:-1])]
+        return tuple(sorted({WORD_FEATURE + word for word in (*words, *chains) if word in table}))
 
     def _word_shapes(self, read_as: str) -> tuple[str, ...]:
         """The shapes of a Latin reading that the evidence table says mark a naming tradition."""

@@ -270,6 +270,10 @@ def test_reader_collects_marker_words_of_latin_names_only(reader):
     assert reader.read("Abdul Karim").tokens[0].features == ("word:abdul",)  # a particle: one part
     assert reader.read("Al Gore").tokens[0].features == ()  # "al" is no marker: Al is a given name too
     assert reader.read("Robin").tokens[0].features == ()  # whole words only
+    assert reader.read("Pieter van den Berg").tokens[1].features == ("word:van den",)
+    assert reader.read("van der Sar, Edwin").tokens[0].features == ("word:van der",)
+    assert reader.read("Nguyen Van Den").tokens[1].features == ()  # a chain marks the surname after it only
+    assert reader.read("Vincent van Gogh").tokens[1].features == ()  # "van" alone marks nothing
     assert reader.read("عبد الله").tokens[0].features == ("script:Arabic",)  # the script says it already
 
 
