@@ -11,6 +11,7 @@ ignores case and a trailing full stop, so "MRS", "mrs." and "Mrs" are the same t
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from model.scripts import LATIN, letter_script
 
@@ -128,15 +129,11 @@ PARTICLES = frozenset(
         "uit",
     }
 )
-# Particles that open a compound name rather than a surname (Abdul Karim, Mac Giolla, St John): joined
-# to the word after them wherever they stand.
-NAME_PREFIXES = frozenset(
-    {"al", "el", "bin", "ibn", "bint", "binti", "abu", "abou", "abd", "abdul", "abdel", "mac", "mc"}
-    | {"ó", "ní", "nic", "ui", "uí", "mag", "ap", "st", "ste", "saint", "san", "santa"}
-)
-# The second and later words of a particle chain: "van der", "van de", "de la", "von dem", "de los".
-PARTICLE_ARTICLES = frozenset(
-    {"der", "den", "dem", "de", "des", "het", "'t", "la", "las", "los", "le", "les", "lo", "l'", "di", "du", "da"}
+# Particles that are also Vietnamese names (Lê, Đỗ, La; Văn, the commonest middle name), and the shape
+# of a Vietnamese syllable written without its marks: an initial, one to three vowels, a final.
+VIETNAMESE_PARTICLES = frozenset({"le", "do", "la", "van"})
+_VIETNAMESE_SYLLABLE = re.compile(
+    r"(ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(ch|ng|nh|[cmnpt])?"
 )
 # "Mr. & Mrs. John Smith", "Mr and Mrs Smith": a word that joins two titles goes with them.
 TITLE_CONNECTORS = frozenset({"&", "+", "and", "und", "et", "y", "e", "og", "en"})
@@ -211,8 +208,8 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     leading_name = _leading_particle_is_a_name(kept)
     tokens: list[str] = []
     pending: list[str] = []  # particles waiting for the word they belong to
-    for index, word in enumerate(kept):
-        if _bare(word) in PARTICLES and not (index == 0 and leading_name):
+    for word in kept:
+        if _bare(word) in PARTICLES and not leading_name:
             pending.append(word.rstrip("."))
             continue
         tokens.append(" ".join([*pending, word if _is_noise(word) else word.rstrip(".") or word]))
@@ -221,21 +218,19 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _leading_particle_is_a_name(words: list[str]) -> bool:
-    """Whether the part's first word, a particle, is a name of its own rather than the start of a
-    surname. A part that opens with particles is a surname written alone when one word follows them
-    ("Le Pen", "van der Berg") or they form a chain ("De La Cruz Maria"). A lone particle before two
-    or more words, or particles that form no chain ("Le Van"), open an East Asian full name: Lê, Đỗ,
-    La and Văn are Vietnamese surnames and middle names, so "Le Van Thanh" is Le, Van Thanh and "Do
-    Thi Hoa" is Do, Thi, Hoa. A surname-first Western name without its comma ("Van Gogh Vincent")
-    then splits at its particle: the price of reading the far commoner Vietnamese order."""
-    if not words or _bare(words[0]) not in PARTICLES or _bare(words[0]) in NAME_PREFIXES:
+    """Whether the part is a Vietnamese name whose first word is also a particle: Le, Do, La or Van
+    before two or more words that are all Vietnamese syllables. Its words are then names, none a
+    particle: "Le Van Thanh" is Le + Van + Thanh, as "Lê Văn Thành" is. "Le Pen", "Le Blanc Jean" and
+    "Van Gogh Vincent" (Blanc, Jean, Gogh are no Vietnamese syllables) keep their particle."""
+    if len(words) < 3 or _bare(words[0]) not in VIETNAMESE_PARTICLES:
         return False
-    run = 1
-    while run < len(words) and _bare(words[run]) in PARTICLES:
-        run += 1
-    if run > 1:
-        return not all(_bare(word) in PARTICLE_ARTICLES for word in words[1:run])
-    return len(words) - run >= 2
+    return all(_VIETNAMESE_SYLLABLE.fullmatch(_unmarked(word)) for word in words[1:])
+
+
+def _unmarked(word: str) -> str:
+    """A word in lower case without its diacritics (Văn -> van, Đức -> duc)."""
+    decomposed = unicodedata.normalize("NFD", _bare(word).replace("đ", "d"))
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:

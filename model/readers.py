@@ -250,14 +250,18 @@ _CUSTOMARY_INITIALS = (("g", "k"), ("b", "p"), ("d", "t"), ("j", "ch"), ("r", "l
 
 @functools.cache
 def korean_syllable_spellings() -> frozenset[str]:
-    """Every way a Hangul syllable is written in Latin letters here: its Revised Romanization, the
-    customary spelling of a common surname, and the customary variants of RR's vowels and initial
-    consonants (one rewrite of each at most)."""
+    """Every way a syllable of a Korean given name is written in Latin letters here: its Revised
+    Romanization, the customary spelling of a common surname, and the customary variants of RR's
+    vowels and initial consonants (one rewrite of each at most). Left out: syllables that given names
+    hardly use and Taiwanese and Hong Kong names do (e, we, wae, yae with a final: Ing-wen's wen, Yat-
+    sen's sen, Teng-hui's teng; i with ng: Ka-ming's ming)."""
     spellings: set[str] = set(KOREAN_SURNAMES.values())
     finals = sorted(set(_FINALS))
     for initial in _INITIALS:
         for vowel in _VOWELS:
             for final in finals:
+                if (final and vowel in ("e", "we", "wae", "yae")) or (vowel == "i" and final == "ng"):
+                    continue
                 initial_spellings = {initial, *(new for old, new in _CUSTOMARY_INITIALS if initial == old)}
                 if initial == "s" and vowel in ("i", "wi"):  # 신 shin, 시 shi
                     initial_spellings.add("sh")
@@ -270,8 +274,10 @@ def korean_syllable_spellings() -> frozenset[str]:
 
 
 def is_hyphenated_korean_given_name(reading: str) -> bool:
-    """Whether a lower-case Latin reading is two or more Korean syllables joined by hyphens, the way
-    Korean given names are written in Latin letters (Min-jun, Ji-eun, Jae-in, Seo-joon)."""
+    """Whether a lower-case Latin reading is two different Korean syllables joined by a hyphen, the
+    way Korean given names are written in Latin letters (Min-jun, Ji-eun, Jae-in, Seo-joon). A
+    syllable repeated (so-so, yo-yo, na-na) or three or more (do-re-mi, a-e-i-o-u) is a word, not a
+    given name, and left to the not-a-name check."""
     pieces = reading.split("-")
     spellings = korean_syllable_spellings()
-    return len(pieces) >= 2 and all(piece in spellings for piece in pieces)
+    return len(pieces) == 2 and pieces[0] != pieces[1] and all(piece in spellings for piece in pieces)

@@ -212,16 +212,22 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Ahmed al-Sayed", ("Ahmed", "al Sayed"), 0),
         ("Abu Bakr", ("Abu Bakr",), 0),
         # A leading particle before two words, or particles that form no chain, open a Vietnamese name
-        ("Le Van Thanh", ("Le", "Van Thanh"), 0),
+        ("Le Van Thanh", ("Le", "Van", "Thanh"), 0),
         ("Le Thi Hoa", ("Le", "Thi", "Hoa"), 0),
-        ("Do Van Hung", ("Do", "Van Hung"), 0),
+        ("Do Van Hung", ("Do", "Van", "Hung"), 0),
+        ("Lê Văn Thành", ("Lê", "Văn", "Thành"), 0),
         ("Le, Van Thanh", ("Le", "Van Thanh"), 1),
-        ("Le Van", ("Le", "Van"), 0),
+        ("Le Van", ("Le Van",), 0),
         ("Le Pen", ("Le Pen",), 0),  # one word after the particle: a surname alone
         ("Van Morrison", ("Van Morrison",), 0),
-        ("De La Cruz Maria", ("De La Cruz", "Maria"), 0),  # a chain stays a surname
+        # Western surnames first without their comma: the words after the particle are no Vietnamese syllables
+        ("Le Blanc Jean", ("Le Blanc", "Jean"), 0),
+        ("Van Gogh Vincent", ("Van Gogh", "Vincent"), 0),
+        ("La Shonda Jones", ("La Shonda", "Jones"), 0),
+        ("Da Silva Joao", ("Da Silva", "Joao"), 0),  # Da is no Vietnamese particle here
+        ("De La Cruz Maria", ("De La Cruz", "Maria"), 0),
         ("Van der Berg Anna", ("Van der Berg", "Anna"), 0),
-        ("Abdul Karim Jabbar", ("Abdul Karim", "Jabbar"), 0),  # a name prefix joins wherever it stands
+        ("Abdul Karim Jabbar", ("Abdul Karim", "Jabbar"), 0),
         ("Thanh Le", ("Thanh", "Le"), 0),
     ],
 )
@@ -285,7 +291,12 @@ def test_reader_collects_marker_words_of_latin_names_only(reader):
         ("seo-joon", True),  # customary oo for RR u
         ("kyung-hee", True),  # k for g, yu for yeo, ee for ui
         ("chan-wook", True),  # 욱 written wook
-        ("jae-in-ho", True),  # three syllables
+        ("jae-in-ho", False),  # three: a word such as do-re-mi, not a given name
+        ("do-re-mi", False),
+        ("so-so", False),  # a syllable repeated: a word
+        ("na-na", False),
+        ("ing-wen", False),  # Taiwanese: wen is no syllable of Korean given names
+        ("ka-ming", False),  # Hong Kong: nor ming
         ("minjun", False),  # one word: too many European names split into Korean syllables
         ("min", False),
         ("jean-pierre", False),

@@ -160,7 +160,18 @@ def test_shipped_model_reads_everyday_names_the_issue_lists(shipped, name, label
     assert not answer.abstained and answer.predictions[0].label == label, answer
 
 
-@pytest.mark.parametrize("name", ["qwerty", "Xzqwv", "null", "N/A", "asdfgh", "zxcvbnm", "TEST"])
+@pytest.mark.parametrize(
+    "name", ["Da Silva Joao", "Le Blanc Jean", "La Russa Tony", "Van Gogh Vincent", "Du Toit Johan"]
+)
+def test_western_surnames_written_first_with_a_particle_are_not_read_as_vietnamese(shipped, name):
+    """Le, La, Do and Van open Vietnamese names only before Vietnamese syllables (model.fullname)."""
+    answer = shipped.predict([name], top_k=1)[0]
+    assert not answer.abstained and answer.predictions[0].label != "Vietnamese", answer
+
+
+@pytest.mark.parametrize(
+    "name", ["qwerty", "Xzqwv", "null", "N/A", "asdfgh", "zxcvbnm", "TEST", "so-so", "yo-yo", "do-re-mi", "Na-na Na-na"]
+)
 def test_shipped_model_abstains_on_strings_that_are_not_names(shipped, name):
     answer = shipped.predict([name])[0]
     assert answer.abstained and answer.reason == "not-a-name"
