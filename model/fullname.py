@@ -3,7 +3,8 @@
 "Mrs. Anna van der Berg", "Berg, Anna van der", "Dr. J. R. Tanaka", "Nguyen Van Minh" and
 "O'Brien" are everyday input. Titles (at the start of a part) and suffixes (at its end) say nothing
 about origin and are dropped, as are initials; a particle (van der, de, al-, Ní, O') is kept with
-the word after it, the way the training data writes such names ("Von brandt", "De luca"); a comma
+the word after it, the way the training data writes such names ("Von brandt", "De luca"), except
+where Le, Do, La or Van open a Vietnamese name ("Le Van Thanh": three names); a comma
 separates "Surname, Given". Hyphenated words stay whole (Min-jun, Müller-Lüdenscheidt). Matching
 ignores case and a trailing full stop, so "MRS", "mrs." and "Mrs" are the same title.
 """
