@@ -12,7 +12,6 @@ import codecs
 import logging
 import signal
 import sys
-from types import FrameType
 
 import pyarrow as pa
 
@@ -21,6 +20,7 @@ from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions
 from batch.enrich import DEFAULT_CHUNK_ROWS, EnrichJob, enrich
 from batch.errors import BatchInputError
 from batch.formats import FORMATS, detect_format
+from batch.interrupts import raise_interrupt
 from model import priors
 from model.checkpoint import CheckpointError
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, Predictor
@@ -140,18 +140,14 @@ def job_from_args(args: argparse.Namespace) -> EnrichJob:
     )
 
 
-def _interrupt(signal_number: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signal_number}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     # The C allocator rather than pyarrow's default mimalloc, which keeps freed chunks resident: the
     # peak RSS of a 10M-row Parquet run is lower with it (docs/batch.md).
     pa.set_memory_pool(pa.system_memory_pool())
-    for stop in (signal.SIGTERM, signal.SIGHUP):  # as Ctrl-C: unwinds, so the temporary output is deleted
-        signal.signal(stop, _interrupt)
+    for stop in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # unwinds, so the temporary output is deleted
+        signal.signal(stop, raise_interrupt)
     try:
         job = job_from_args(args)
         options = ClassifyOptions(

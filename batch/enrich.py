@@ -27,6 +27,7 @@ from batch.cache import DEFAULT_CACHE_NAMES
 from batch.classify import ChunkAnswers, ClassifyOptions, ColumnClassifier
 from batch.errors import BatchInputError
 from batch.formats import DELIMITERS, STDIO
+from batch.interrupts import interrupts_held
 from batch.names import name_text
 from batch.readers import Source, open_source
 from batch.resume import PartsDir, input_fingerprint, partial_dir
@@ -193,8 +194,10 @@ def _resume_options(job: EnrichJob, classifier: ColumnClassifier) -> dict[str, A
 def _replacing(path: Path) -> Iterator[BinaryIO]:
     """A binary file that replaces `path` atomically when the block ends without error: written as a
     temporary file beside it, fsynced, renamed. On any error the temporary file is deleted."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temp_name = None
     try:
+        with interrupts_held():  # a stop signal between creating the file and knowing its name left it behind
+            handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
             yield file
             file.flush()
@@ -202,8 +205,9 @@ def _replacing(path: Path) -> Iterator[BinaryIO]:
         os.chmod(temp_name, _output_mode(path))  # mkstemp makes it owner-only
         os.replace(temp_name, path)
     finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+        with interrupts_held():
+            if temp_name is not None and os.path.exists(temp_name):
+                os.unlink(temp_name)
 
 
 def _output_mode(path: Path) -> int:
