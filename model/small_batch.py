@@ -55,7 +55,8 @@ class SmallBatchScorer:
 
     Every array is a float32 view of the module's own parameter or buffer (no copy), so weights
     changed in place after construction, as a test or a fine-tuning step may do, are what it reads;
-    the character model's table is the one the torch path caches too."""
+    the GRU's step layout, the one thing derived from them, is rebuilt when a GRU weight's version
+    changes; the character model's table is the one the torch path caches too."""
 
     def __init__(self, network: RecurrentClassifier, language_model: CharLanguageModel) -> None:
         def view(tensor: object) -> Array:  # nn.GRU sets its weights by name: the stubs type them loosely
@@ -83,8 +84,8 @@ class SmallBatchScorer:
         self.label_bias = view(network.label_bias)
         self.temperature = view(network.temperature)  # 0-d
         self._gru_parameters = (gru.weight_ih_l0, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0)
-        self._gru_versions: tuple[int, ...] = ()
-        self._gru_arrays: tuple[Array, Array, Array] = (self.weight_ih_t, self.weight_ih_t, self.weight_hh_t)
+        # The GRU's weight versions and its step layout (`_prepared_gru`); None until the first call.
+        self._gru_layout: tuple[tuple[int, ...], tuple[Array, Array, Array]] | None = None
         lm_config = language_model.config
         self.language_model = language_model
         self.lm_order, self.lm_base = lm_config.order, lm_config.base
@@ -113,20 +114,20 @@ class SmallBatchScorer:
           and update gates' columns halved.
         """
         versions = tuple(parameter._version for parameter in self._gru_parameters)
-        if versions != self._gru_versions:
+        if self._gru_layout is None or self._gru_layout[0] != versions:
             two = 2 * self.hidden_size
             input_gates = self.weight_ih_t + self.bias_ih
             input_gates[:, :two] += self.bias_hh[:two]
             recurrent = np.vstack((self.weight_hh_t, self.bias_hh[np.newaxis, :]))  # (H + 1, 3H)
             recurrent[:, :two] *= 0.5
             recurrent[-1, :two] = 0  # b_hr and b_hz are in the input side already
-            self._gru_arrays = (
+            arrays = (
                 np.ascontiguousarray(input_gates[:, :two] * 0.5),
                 np.ascontiguousarray(input_gates[:, two:]),
                 recurrent,
             )
-            self._gru_versions = versions
-        return self._gru_arrays
+            self._gru_layout = (versions, arrays)
+        return self._gru_layout[1]
 
     def _features(self, ids: tuple[int, ...]) -> Array:
         size = self.hidden_size
