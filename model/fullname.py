@@ -12,8 +12,8 @@ ignores case and a trailing full stop, so "MRS", "mrs." and "Mrs" are the same t
 from __future__ import annotations
 
 import re
-import unicodedata
 
+from model.encoder import normalize
 from model.scripts import LATIN, letter_script
 
 # Words that are titles only, never someone's surname in the training data (a test checks it).
@@ -225,13 +225,7 @@ def _leading_particle_is_a_name(words: list[str]) -> bool:
     "Van Gogh Vincent" (Blanc, Jean, Gogh are no Vietnamese syllables) keep their particle."""
     if len(words) < 3 or _bare(words[0]) not in VIETNAMESE_PARTICLES:
         return False
-    return all(_VIETNAMESE_SYLLABLE.fullmatch(_unmarked(word)) for word in words[1:])
-
-
-def _unmarked(word: str) -> str:
-    """A word in lower case without its diacritics (Văn -> van, Đức -> duc)."""
-    decomposed = unicodedata.normalize("NFD", _bare(word).replace("đ", "d"))
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
+    return all(_VIETNAMESE_SYLLABLE.fullmatch(normalize(_bare(word))) for word in words[1:])  # Văn, Đức: van, duc
 
 
 def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
