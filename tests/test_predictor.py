@@ -10,6 +10,7 @@ from model.networks import build_network
 from model.predictor import (
     ABSTAIN_REASONS,
     DEFAULT_CHECKPOINT_PATH,
+    FEW_NAMES,
     DeviceUnavailableError,
     Predictor,
     RankQuery,
@@ -59,6 +60,31 @@ def test_predictor_batching_matches_one_at_a_time(predictor):
     together, _ = predictor.log_probabilities(names)
     alone = torch.cat([predictor.log_probabilities([name])[0] for name in names])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+def test_predictor_builds_many_answers_as_it_builds_a_few(shipped):
+    """Past FEW_NAMES the answers are built from flat streams, not a comprehension: from the same
+    ranked lists, the same tuples, field for field, for plain names, full names (with their tokens),
+    abstentions of every kind and a low-confidence answer that keeps its labels."""
+    names = ["Tanaka", "Nguyen Van Minh", "qwerty", "123", "Kowalska", "Smith, John", "Ng", "Li", "O'Neill"]
+    names = (names * (FEW_NAMES // len(names) + 2))[: FEW_NAMES * 2 + 3]
+    for top_k, min_probability in ((3, 0.0), (1, 0.9), (18, 0.0)):
+        ranked = shipped.rank(names, top_k=top_k, min_probability=min_probability)
+        many = shipped._name_predictions(names, ranked)
+        few = [
+            answer
+            for start in range(0, len(names), FEW_NAMES)
+            for answer in shipped._name_predictions(
+                names[start : start + FEW_NAMES], ranked.rows(start, start + FEW_NAMES)
+            )
+        ]
+        assert many == few == shipped.predict(names, top_k=top_k, min_probability=min_probability)
+        assert {answer.reason for answer in many} >= {None, "not-a-name", "no-letters"}
+        assert any(answer.tokens for answer in many)
+        for answer in many:
+            assert answer.abstained == (answer.reason is not None)
+            assert len(answer.predictions) == (top_k if answer.reason in (None, "low-confidence") else 0)
+    assert "low-confidence" in {answer.reason for answer in shipped.predict(names, top_k=1, min_probability=0.9)}
 
 
 def test_predictor_rejects_bad_arguments_but_never_a_bad_name(predictor):
