@@ -279,7 +279,9 @@ class Predictor:
                 if explain
                 else self.rank(names, top_k, prior, min_probability)
             )
-            return self._name_predictions(names, ranked)
+            answers = self._name_predictions(names, ranked)
+            del ranked  # its lists go before the collector comes back on, so they are never scanned
+        return answers
 
     def _name_predictions(self, names: list[str], ranked: RankedNames) -> list[NamePrediction]:
         """The answers as NamePrediction tuples. A few names take a comprehension; more take C-level
