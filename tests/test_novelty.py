@@ -8,6 +8,8 @@ import random
 import pytest
 import torch
 
+from model.assets import DEFAULT_CHECKPOINT_PATH
+from model.checkpoint import load_checkpoint
 from model.encoder import NameEncoder, pad_sequences
 from model.novelty import CharLanguageModel, padded_symbols
 from tests.names_fixtures import synthetic_names
@@ -60,6 +62,21 @@ def test_language_model_tensor_scores_equal_the_backoff_recursion(names):
             for end in range(3, len(symbols))
         )
         assert score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_language_model_dense_table_equals_the_backoff_recursion_on_every_code(names, order):
+    """The dense table is built an order at a time with broadcast adds; every one of its base ** order
+    entries must be exactly what the backoff recursion gives that code, for a fitted model and for
+    the shipped one."""
+    models = [fit_language_model(names, ENCODER.vocab_size, order=order)]
+    if order == 4:
+        models.append(load_checkpoint(DEFAULT_CHECKPOINT_PATH).build_language_model())
+    for model in models:
+        base = model.config.base
+        codes = torch.arange(base**order)
+        by_recursion = model.backoff_log_probs([(codes // base ** (order - 1 - j)) % base for j in range(order)])
+        assert torch.equal(model._conditional_table(torch.device("cpu")), by_recursion)
 
 
 def test_language_model_prefers_names_like_its_training_names(names):
