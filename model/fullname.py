@@ -157,6 +157,8 @@ def _bare(word: str) -> str:
 def _is_initial(word: str) -> bool:
     """ "J", "J.", "A.B.", "J.-P.": single Latin letters, each optionally followed by a full stop
     (a particle such as Ó is not an initial)."""
+    if len(word) > 1 and "." not in word and "-" not in word:  # one piece of two or more characters
+        return False
     if _bare(word) in PARTICLES:
         return False
     letters = [char for char in word if char.isalpha()]
@@ -238,6 +240,13 @@ def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
     of the given names belong to the surname before the comma ("Berg, Anna van der" is Anna van der
     Berg); with no comma they are a token of their own.
     """
+    if text.isalpha():  # one word of letters, most names: nothing to split, strip or join
+        return (text,), 0, _is_noise(text)
+    return _split_words(text)
+
+
+def _split_words(text: str) -> tuple[tuple[str, ...], int, bool]:
+    """`split_full_name` for any text (it takes this path for all but a single word of letters)."""
     parts = [words for part in text.split(",") if (words := _words(part))]
     noise = [all(_is_noise(word) for word in words) for words in parts]
     split = [

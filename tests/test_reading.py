@@ -243,6 +243,22 @@ def test_split_full_name_says_when_a_name_is_only_titles_and_initials(text):
     assert only_titles and tokens
 
 
+def test_split_full_name_takes_a_single_word_of_letters_as_the_general_path_does():
+    """One word of letters skips the splitting, stripping and joining; it must give what they give:
+    for every name of the data written as one word, and for words that are titles, suffixes,
+    particles, initials or single letters of any script."""
+    from model.encoder import clean_text
+    from model.fullname import _split_words
+
+    words = [clean_text(record.name) for record in load_names_dir("data/names").records]
+    words += [word.title() for word in (*TITLES, *SUFFIXES, *PARTICLES) if word.isalpha()]
+    words += ["J", "j", "Ó", "O", "Le", "Van", "Mr", "Jr", "Iii", "王", "김", "Ω", "ß", "Nguyễn", "Tanaka", "田中"]
+    words = [word for word in words if word.isalpha()]
+    assert len(words) > 17_000
+    assert [split_full_name(word) for word in words] == [_split_words(word) for word in words]
+    assert split_full_name("J") == (("J",), 0, True) and split_full_name("Mr") == (("Mr",), 0, True)
+
+
 def test_titles_suffixes_and_particles_are_surnames_of_the_training_data_only_where_known():
     """A title is dropped and a particle joins the next word, so one that is also a surname costs that
     surname in a full name; these are the known cases (Ii is Japanese; Le, Van, Do, La Vietnamese)."""
