@@ -10,8 +10,9 @@ from model.networks import build_network
 from model.predictor import (
     ABSTAIN_REASONS,
     DEFAULT_CHECKPOINT_PATH,
-    FEW_NAMES,
     DeviceUnavailableError,
+    LabelProbability,
+    NamePrediction,
     Predictor,
     RankQuery,
     resolve_device,
@@ -62,28 +63,34 @@ def test_predictor_batching_matches_one_at_a_time(predictor):
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
 
 
-def test_predictor_builds_many_answers_as_it_builds_a_few(shipped):
-    """Past FEW_NAMES the answers are built from flat streams, not a comprehension: from the same
-    ranked lists, the same tuples, field for field, for plain names, full names (with their tokens),
-    abstentions of every kind and a low-confidence answer that keeps its labels."""
-    names = ["Tanaka", "Nguyen Van Minh", "qwerty", "123", "Kowalska", "Smith, John", "Ng", "Li", "O'Neill"]
-    names = (names * (FEW_NAMES // len(names) + 2))[: FEW_NAMES * 2 + 3]
+def test_predictor_answers_are_the_ranked_lists_field_for_field(shipped):
+    """`predict` builds its tuples from flat streams over the ranked lists; built here one by one from
+    the same lists, they must be equal: plain names, full names (with their tokens), abstentions of
+    every kind and a low-confidence answer that keeps its labels."""
+    names = ["Tanaka", "Nguyen Van Minh", "qwerty", "123", "Kowalska", "Smith, John", "Ng", "Li", "O'Neill"] * 3
     for top_k, min_probability in ((3, 0.0), (1, 0.9), (18, 0.0)):
         ranked = shipped.rank(names, top_k=top_k, min_probability=min_probability)
-        many = shipped._name_predictions(names, ranked)
-        few = [
-            answer
-            for start in range(0, len(names), FEW_NAMES)
-            for answer in shipped._name_predictions(
-                names[start : start + FEW_NAMES], ranked.rows(start, start + FEW_NAMES)
+        expected = [
+            NamePrediction(
+                name,
+                tuple(
+                    LabelProbability(shipped.labels[i], p, lp) for i, p, lp in zip(ids, probs, log_probs, strict=True)
+                ),
+                reason is not None,
+                reason,
+                read_as,
+                script,
+                tuple(shipped._token_prediction(token) for token in tokens),
             )
+            for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked[:-1], strict=True)
         ]
-        assert many == few == shipped.predict(names, top_k=top_k, min_probability=min_probability)
-        assert {answer.reason for answer in many} >= {None, "not-a-name", "no-letters"}
-        assert any(answer.tokens for answer in many)
-        for answer in many:
-            assert answer.abstained == (answer.reason is not None)
-            assert len(answer.predictions) == (top_k if answer.reason in (None, "low-confidence") else 0)
+        answers = shipped.predict(names, top_k=top_k, min_probability=min_probability)
+        assert answers == expected
+        assert {answer.reason for answer in answers} >= {None, "not-a-name", "no-letters"}
+        assert any(answer.tokens for answer in answers)
+        assert all(
+            len(answer.predictions) == (top_k if answer.reason in (None, "low-confidence") else 0) for answer in answers
+        )
     assert "low-confidence" in {answer.reason for answer in shipped.predict(names, top_k=1, min_probability=0.9)}
 
 
