@@ -206,15 +206,19 @@ class CharLanguageModel(torch.nn.Module):
         float additions as the recursion, so the same values (a test compares every code), in a few
         milliseconds where per-code binary searches took about 0.2 s of every process's start."""
         base = self.config.base
-        table = self.unigram_log_probs.to(device)  # order 1: (base,)
+        table = self.unigram_log_probs.to(device).clone()  # order 1: (base,), in the tables' own dtype
         for k in range(2, self.config.order + 1):
-            backoffs = torch.zeros(base ** (k - 1), device=device)  # per context, the (k-1)-gram
-            backoffs[getattr(self, f"context_codes_{k}").to(device)] = getattr(self, f"context_backoffs_{k}").to(device)
+            backoffs = table.new_zeros(base ** (k - 1))  # per context, the (k-1)-gram
+            backoffs[getattr(self, f"context_codes_{k}").to(device)] = getattr(self, f"context_backoffs_{k}").to(
+                device, table.dtype
+            )
             # code = first * base^(k-1) + suffix; the suffix's own table is (base^(k-2) contexts, base targets)
             unseen = backoffs.view(base, base ** (k - 2), 1) + table.view(1, base ** (k - 2), base)
             table = unseen.reshape(-1)
-            table[getattr(self, f"gram_codes_{k}").to(device)] = getattr(self, f"gram_log_probs_{k}").to(device)
-        return table
+            table[getattr(self, f"gram_codes_{k}").to(device)] = getattr(self, f"gram_log_probs_{k}").to(
+                device, table.dtype
+            )
+        return table.to(torch.get_default_dtype())  # as the table was always held: in the default dtype
 
     def mean_log_probs(self, char_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B,) log-probability per symbol: comparable across name lengths."""

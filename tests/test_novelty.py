@@ -79,6 +79,27 @@ def test_language_model_dense_table_equals_the_backoff_recursion_on_every_code(n
         assert torch.equal(model._conditional_table(torch.device("cpu")), by_recursion)
 
 
+def test_language_model_table_builds_under_a_float64_default_and_for_float64_tables():
+    """The table comes out in torch's default dtype, as it always has, whatever the dtype of the
+    tables it is built from: a service run with float64 as the default still answers."""
+    float32_table = (
+        load_checkpoint(DEFAULT_CHECKPOINT_PATH).build_language_model()._conditional_table(torch.device("cpu"))
+    )
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = load_checkpoint(DEFAULT_CHECKPOINT_PATH).build_language_model()
+        table = model._conditional_table(torch.device("cpu"))
+        assert table.dtype == torch.float64 and torch.equal(table, float32_table.double())
+        doubled = load_checkpoint(DEFAULT_CHECKPOINT_PATH).build_language_model().double()
+        assert torch.allclose(doubled._conditional_table(torch.device("cpu")), table, atol=1e-5)
+        from model.predictor import Predictor
+
+        assert Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu").predict(["Tanaka"])[0].predictions
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def test_language_model_prefers_names_like_its_training_names(names):
     model = fit_language_model(names, ENCODER.vocab_size)
     ids, lengths = ENCODER.encode_batch(["Kovaski", "Bozov", "Xqzwvk", "Qqqqqq"])
