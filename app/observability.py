@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -45,11 +47,21 @@ WORKER_GAUGE_PERIOD_S = 5.0
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, plus the record's `fields` extra."""
+    """One JSON object per line: time, level, logger, message, plus the record's `fields` extra.
+
+    It writes a line for every request, so it is written for speed: orjson, and the timestamp's date
+    and time of day formatted once per second (docs/benchmarks.md, "Request log line"). What orjson
+    refuses (a lone surrogate in a name, an integer over 64 bits) is written by the json module.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -57,11 +69,37 @@ class JsonFormatter(logging.Formatter):
         payload.update(getattr(record, "fields", {}))
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        try:
+            return orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(payload, ensure_ascii=False, default=str)
+
+    def timestamp(self, created: float) -> str:
+        """`created` in ISO 8601, UTC, to the millisecond: what `datetime.isoformat(timespec=
+        "milliseconds")` writes, with datetime's own rounding (to the microsecond, half to even)."""
+        fraction, whole = math.modf(created)
+        microseconds = round(fraction * 1_000_000)
+        if microseconds < 0:  # before 1970: modf's parts are both negative
+            whole, microseconds = whole - 1, microseconds + 1_000_000
+        if microseconds >= 1_000_000:
+            whole, microseconds = whole + 1, microseconds - 1_000_000
+        second = int(whole)
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._second_text}.{microseconds // 1000:03d}+00:00"
 
 
 def configure_logging(level: str) -> None:
-    """Send every log record to stderr as JSON at `level`; calling it again only changes the level."""
+    """Send every log record to stderr as JSON at `level`; calling it again only changes the level.
+
+    The JSON line holds no caller, thread or process, so records skip looking them up: the logging
+    HOWTO's "Optimization" switches, a quarter of a record's cost, paid on every request's line.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.setLevel(level)
     if not any(getattr(handler, "nameorigin_json", False) for handler in root.handlers):

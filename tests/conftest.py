@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-# --- HTTP service (app/): a tiny checkpoint, in-process clients, real server processes ---------
 import dataclasses
+
+# --- HTTP service (app/): a tiny checkpoint, in-process clients, real server processes ---------
+import json
 import logging
 import os
 import signal
@@ -190,6 +192,18 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in servers:
         server.close()
+
+
+def log_records(text: str) -> list[dict]:
+    """The server's stderr as records: each JSON log line parsed, any other line (a traceback printed
+    past the logger) kept as {"raw": line}, so checks do not depend on how the JSON is spaced."""
+    records = []
+    for line in text.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            records.append({"raw": line})
+    return records
 
 
 # --- end of HTTP service section ----------------------------------------------------------------

@@ -6,7 +6,9 @@ import asyncio
 import json
 import logging
 import math
+import random
 import re
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -545,6 +547,27 @@ def test_json_log_line_keeps_any_name_at_debug_even_a_lone_surrogate():
     assert json.loads(line)["names"] == ["Nguyễn", "田中", "bad\ud800"] and "\n" not in line
     record.fields = {"names": ["Nguyễn"]}
     assert "Nguyễn" in JsonFormatter().format(record)  # written as UTF-8, not \u escapes
+
+
+def test_json_log_time_is_datetimes_isoformat_to_the_millisecond_with_its_rounding():
+    formatter = JsonFormatter()
+    rng = random.Random(7)
+    edges = [0.0, 1.9999995, 1.0000005, 1.9999994999, 1765065600.9995, 1765065600.0009995, -1.5, -0.0000004]
+    near_rounding = [rng.randrange(2_000_000_000) + rng.randrange(1_000_000) / 1e6 + half for half in (5e-7, -5e-7)]
+    for created in edges + near_rounding + [rng.uniform(0, 4e9) for _ in range(20_000)]:
+        assert formatter.timestamp(created) == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    record = logging.LogRecord("app.observability", logging.INFO, "", 0, "request", (), None)
+    record.created = 1765065600.25
+    record.fields = {"status": 200, 7: "a non-string key"}
+    line = json.loads(formatter.format(record))
+    assert line == {
+        "time": "2025-12-07T00:00:00.250+00:00",
+        "level": "INFO",
+        "logger": "app.observability",
+        "message": "request",
+        "status": 200,
+        "7": "a non-string key",
+    }
 
 
 @pytest.mark.parametrize("body", [{"name": "A"}, {"names": ["O", "Y"]}, {"names": ["O", "Li"]}])

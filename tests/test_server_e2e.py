@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from app.__main__ import main
 from model.assets import DEFAULT_CHECKPOINT_PATH
-from tests.conftest import REPO_ROOT, free_port, server_env
+from tests.conftest import REPO_ROOT, free_port, log_records, server_env
 
 NAMES = ["Hinton", "Nguyễn", "王", "Schmidhuber"]  # the tiny 3-label model knows no label written with ễ or 王
 
@@ -52,7 +51,7 @@ def test_server_classifies_over_http_and_finishes_in_flight_request_on_sigterm(s
     answer = in_flight.result(10)
     assert answer.status_code == 200 and answer.json()["name"] == "Hinton"
 
-    request_lines = [json.loads(line) for line in stderr.splitlines() if '"message": "request"' in line]
+    request_lines = [record for record in log_records(stderr) if record.get("message") == "request"]
     assert {"method", "path", "status", "latency_ms", "num_names"} <= set(request_lines[0])
     assert any(line["path"] == "/classify" and line["num_names"] == 4 for line in request_lines)
     assert "Hinton" not in stderr  # names stay out of logs at INFO
