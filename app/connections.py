@@ -200,6 +200,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.idle.pop(self, None)
         self.reading_head = False
         super().on_headers_complete()
+        self.cycle.transport = HeadWithBody(self.transport)  # one write per answer: see HeadWithBody
         if self.shutting_down:
             self.cycle.keep_alive = False  # answered, then closed: the server is draining
 
@@ -208,6 +209,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        if self.running is not None and isinstance(self.running.transport, HeadWithBody):
+            self.running.transport.flush()  # a response with no body write (HEAD) ends here
         pipelined = bool(self.pipeline)  # uvicorn starts the next pipelined request, if any
         super().on_response_complete()
         if pipelined or self.transport.is_closing():
@@ -252,3 +255,49 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 class HeadTooLargeError(Exception):
     """Raised inside a parser callback to stop reading a head that breaks a limit."""
+
+
+CONTINUE_LINE = b"HTTP/1.1 100 Continue\r\n\r\n"  # the interim answer uvicorn writes before a body is read
+
+
+class HeadWithBody(asyncio.Transport):
+    """The transport one response is written through: its head goes out with the first body bytes.
+
+    uvicorn writes a response's status line and headers, then its body, as two writes: two send(2)
+    calls per answer, the largest single piece of a /ping in the profile. Held back until the body
+    comes, the head leaves in the same write (one call, no copy of the body: `writelines`); it costs
+    a quarter of /ping's time (docs/benchmarks.md, "One write per answer"). The head is never held
+    longer than its response: what has no body write (HEAD, an error after the head) goes out at
+    the response's end or at close. Only `write`, `close` and `is_closing` are used by uvicorn's
+    response cycle; the rest stays on the connection's own transport.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.writelines((head, data))
+        elif self._head_seen or data == CONTINUE_LINE:
+            self._transport.write(data)
+        else:
+            self._head_seen = True
+            self._head = bytes(data)
+
+    def flush(self) -> None:
+        """Write a head still held (a response that ends without a body write)."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()

@@ -161,6 +161,35 @@ def test_a_half_closed_client_gets_every_answer_including_pipelined_ones(limited
     assert errors_logged(limited_server.stderr()) == []  # pipelining plus a half-close logged a traceback
 
 
+def test_head_requests_100_continue_and_pipelined_answers_arrive_whole_and_in_order(limited_server):
+    """Each answer's head is held for its body (app.connections.HeadWithBody): none may be lost,
+    doubled or held back, with no body write (HEAD), an interim 100 Continue, or pipelining."""
+    with socket.create_connection(("127.0.0.1", limited_server.port), timeout=10) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = sock.recv(65536)  # 405 (the routes answer GET only), a head with no body after it
+        assert head.startswith(b"HTTP/1.1 405 ") and head.endswith(b"\r\n\r\n") and b"content-length: " in head
+        assert head.count(b"HTTP/1.1") == 1
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(CLASSIFY)
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # sent before the body is read
+        sock.sendall(CLASSIFY)
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b'"model_id"' in answer
+        sock.sendall(PIPELINE_REQUEST * 3 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"200 OK"] * 4
+    assert [b'"model_id"' in answer for answer in answers] == [True, True, True, False]
+    assert b'"status"' in answers[-1]
+    assert errors_logged(limited_server.stderr()) == []
+
+
 def test_sighup_reloads_under_load_with_no_failed_request_and_refuses_a_corrupt_file(limited_server, checkpoints):
     new_id = Predictor.from_path(checkpoints["second"], device="cpu").model_id
     served = checkpoints["served"]
