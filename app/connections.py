@@ -264,9 +264,9 @@ class HeadWithBody(asyncio.Transport):
     """The transport one response is written through: its head goes out with the first body bytes.
 
     uvicorn writes a response's status line and headers, then its body, as two writes: two send(2)
-    calls per answer, the largest single piece of a /ping in the profile. Held back until the body
-    comes, the head leaves in the same write (one call, no copy of the body: `writelines`); it costs
-    a quarter of /ping's time (docs/benchmarks.md, "One write per answer"). The head is never held
+    calls per answer, the largest single line of a /ping in the profile. Held back until the body
+    comes, the head leaves in the same write (one call, no copy of the body: `writelines`; figures
+    in docs/benchmarks.md, "The HTTP path"). The head is never held
     longer than its response: what has no body write (HEAD, an error after the head) goes out at
     the response's end or at close. Only `write`, `close` and `is_closing` are used by uvicorn's
     response cycle; the rest stays on the connection's own transport.
