@@ -1,10 +1,17 @@
-"""Micro-batching: concurrent requests share one model call, run off the event loop.
+"""Micro-batching: concurrent requests share one model call.
 
 Requests wait in a bounded asyncio queue; one loop takes the first, waits at most `max_wait_ms`
-for others to join (up to `max_batch_size` names), runs the whole batch on a single worker thread
-and routes each request's rows of the answer back through its future. A batch takes only what is
-already queued, without waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had
-no company (requests are not overlapping, so waiting would only add latency).
+for others to join (up to `max_batch_size` names), runs the whole batch and routes each request's
+rows of the answer back through its future. A batch takes only what is already queued, without
+waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had no company (requests are
+not overlapping, so waiting would only add latency).
+
+A batch of up to `inline_max_names` names runs on the event loop itself; a larger one on a single
+worker thread, so the loop keeps accepting and answering while it runs. The hand-off to the thread
+and back, and the two threads trading the GIL at each of the model's ~150 torch calls, cost more
+than a small batch's model time: run in place, one-name requests at one connection and 100-name
+requests went 1.3-1.5x and 1.1-1.3x faster, while a 1000-name call gained nothing worth pausing
+the loop for (docs/benchmarks.md, "The HTTP path").
 """
 
 from __future__ import annotations
@@ -63,7 +70,8 @@ BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds i
 
 
 class MicroBatcher:
-    """Coalesces `classify` calls into batched `Predictor.rank_requests` calls on one worker thread."""
+    """Coalesces `classify` calls into batched `Predictor.rank_requests` calls, small ones on the event
+    loop and the rest on one worker thread."""
 
     def __init__(
         self,
@@ -73,14 +81,16 @@ class MicroBatcher:
         queue_size: int,
         on_batch: BatchObserver | None = None,
         queue_wait_ms: float = 0.0,
+        inline_max_names: int = 0,
     ) -> None:
-        """The limits come from Settings (max_batch_size, max_batch_wait_ms, queue_size, queue_wait_ms),
-        their one home."""
+        """The limits come from Settings (max_batch_size, max_batch_wait_ms, queue_size, queue_wait_ms,
+        inline_max_names), their one home; inline_max_names 0 runs every batch on the worker thread."""
         self.predictor = predictor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000
         self.queue_size = queue_size
         self.queue_wait_s = queue_wait_ms / 1000
+        self.inline_max_names = inline_max_names
         # Requests that found the queue full, oldest first, each woken when a batch frees a place
         # (a timed-out one stays here, done, until a wake-up passes over it).
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -88,7 +98,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job | None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         # One thread: the network is not re-entrant-safe to share, and torch already uses every
-        # core inside one call.
+        # core inside one call. Batches run one at a time, here or on the loop, never both at once.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nameorigin-model")
         self._accepting = False
         # Whether the last batch held more than one request: the sign of load that makes waiting pay.
@@ -264,9 +274,11 @@ class MicroBatcher:
     async def _predict(self, jobs: list[_Job]) -> tuple[list[RankedNames], Predictor]:
         """One model call for all names of `jobs` (each job its own rows under its own query), and the
         predictor that made it."""
-        loop = asyncio.get_running_loop()
         requests = [(job.names, job.query) for job in jobs]
         predictor = self.predictor  # read once: a swap during the call applies to the next batch
+        if sum(len(job.names) for job in jobs) <= self.inline_max_names:
+            return predictor.rank_requests(requests), predictor  # small: in place (see the module docstring)
+        loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, predictor.rank_requests, requests), predictor
 
 

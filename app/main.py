@@ -64,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         queue_size=settings.queue_size,
         on_batch=metrics.observe_batch,
         queue_wait_ms=settings.queue_wait_ms,
+        inline_max_names=settings.inline_max_names,
     )
     await batcher.start()
     service = Service(batcher)

@@ -163,7 +163,7 @@ class Metrics:
         )
         self.model_latency = Histogram(
             "nameorigin_model_call_duration_seconds",
-            "Time per model call (micro-batch) on the worker thread",
+            "Time per model call (micro-batch), on the event loop or the model thread",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         ge=0,
         description="how long the batcher waits for more requests to join a batch (only after a batch that had company)",
     )
+    inline_max_names: int = Field(
+        256,
+        ge=0,
+        description="a model call of at most this many names runs on the event loop, without the hand-off to the model thread; larger ones run on the thread so the loop keeps answering (0: always the thread)",
+    )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
     queue_wait_ms: float = Field(
         250.0,

@@ -32,6 +32,7 @@ IDLE = "idle"
 NAME_CHECKS = "name checks (encoding on the loop thread)"
 # (what a path fragment or builtin name says, the stage it is counted under), first match wins
 HTTP_STAGE = "uvicorn + httptools/h11 (HTTP parsing)"
+MODEL_STAGE = "the model (batches small enough to run on the loop)"
 STAGES = (
     ("select.epoll", IDLE),  # asyncio's loop waiting for sockets
     # uvloop's loop (C) between the Python callbacks it runs: mostly waiting for sockets, but its own
@@ -53,6 +54,10 @@ STAGES = (
     ("unicodedata", NAME_CHECKS),
     ("app/validation.py", NAME_CHECKS),
     ("app/batching.py", "batcher (queue, futures)"),
+    # Batches of up to Settings.inline_max_names run on the loop itself (app.batching)
+    ("/model/", MODEL_STAGE),
+    ("torch", MODEL_STAGE),
+    ("numpy", MODEL_STAGE),
     ("/app/", "app routes"),
     ("/asyncio/", "asyncio event loop, sockets"),
     ("uvloop", "asyncio event loop, sockets"),
@@ -110,11 +115,18 @@ def profile_server_loop(
 
 
 def batcher_round_trip_ms(predictor: Predictor, name: str, repeats: int) -> float:
-    """One lone name through the app's MicroBatcher with the default settings: wait, hop, predict, hop back."""
+    """One lone name through the app's MicroBatcher with the default settings: queue, wait, predict
+    (on the loop: a lone name is under inline_max_names)."""
     settings = Settings()
 
     async def round_trips() -> float:
-        batcher = MicroBatcher(predictor, settings.max_batch_size, settings.max_batch_wait_ms, settings.queue_size)
+        batcher = MicroBatcher(
+            predictor,
+            settings.max_batch_size,
+            settings.max_batch_wait_ms,
+            settings.queue_size,
+            inline_max_names=settings.inline_max_names,
+        )
         await batcher.start()
         try:
             await batcher.classify([name], RankQuery(3))
@@ -224,7 +236,8 @@ def profile_request_path(
         f"- {PROFILE_CONNECTIONS} connections, one name each ({num_requests:,} requests, event loop under cProfile): "
         f"{sum(loop.values()):.3f} ms of loop time per request: {_shares(loop)}.",
         f"- {PROFILE_REQUEST_NAMES}-name requests, 1 connection ({num_batch_requests:,} requests, event loop under cProfile): "
-        f"{sum(batch_loop.values()):.2f} ms of loop time per request ({_shares(batch_loop, 2)}), around "
-        f"{sum(request_model.values()):.1f} ms of `Predictor.rank` on the model thread.",
+        f"{sum(batch_loop.values()):.2f} ms of loop time per request ({_shares(batch_loop, 2)}), the model "
+        f"included (a batch of up to {Settings().inline_max_names} names runs on the loop); `Predictor.rank` alone in "
+        f"process: {sum(request_model.values()):.1f} ms.",
         f"- One {PROFILE_BATCH_SIZE}-name batch in process ({sum(batch.values()):.1f} ms): {_shares(batch, 1)}.",
     ]

@@ -26,6 +26,7 @@ def settings_batcher(predictor, **changes) -> MicroBatcher:
         "max_wait_ms": defaults.max_batch_wait_ms,
         "queue_size": defaults.queue_size,
         "queue_wait_ms": defaults.queue_wait_ms,
+        "inline_max_names": defaults.inline_max_names,
     }
     return MicroBatcher(predictor, **{**limits, **changes})
 
@@ -68,7 +69,8 @@ def tags(ranked: RankedNames) -> list[str]:
 
 
 class BlockingPredictor:
-    """Holds the model thread until released, so the test controls what is queued behind it."""
+    """Holds the model thread until released, so the test controls what is queued behind it (its
+    batchers send every batch to the thread: inline_max_names=0, as a held loop could queue nothing)."""
 
     def __init__(self, answer: Callable[[list[str]], RankedNames] = tagged) -> None:
         self.entered = threading.Event()
@@ -190,7 +192,7 @@ def test_batcher_queue_full_raises_queue_full_error():
     model = BlockingPredictor()
 
     async def scenario():
-        batcher = settings_batcher(model, max_wait_ms=0, queue_size=2, queue_wait_ms=0)
+        batcher = settings_batcher(model, max_wait_ms=0, queue_size=2, queue_wait_ms=0, inline_max_names=0)
         await batcher.start()
         first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
         assert await asyncio.to_thread(model.entered.wait, 5)  # the model is busy with `first`
@@ -210,7 +212,7 @@ def test_batcher_queue_full_raises_queue_full_error():
 async def full_queue_of_one(model: BlockingPredictor, queue_wait_ms: float):
     """A started batcher with a queue of 1, the model held on "a" and "b" queued behind it: full.
     Returns the batcher and both requests' tasks; release the model to let them finish."""
-    batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=queue_wait_ms)
+    batcher = settings_batcher(model, max_wait_ms=0, queue_size=1, queue_wait_ms=queue_wait_ms, inline_max_names=0)
     await batcher.start()
     first = asyncio.create_task(batcher.classify(["a"], RankQuery(1)))
     assert await asyncio.to_thread(model.entered.wait, 5)
@@ -287,9 +289,44 @@ def test_batcher_stop_answers_every_queued_request_then_refuses_new_ones(tiny_pr
         assert_same_predictions(answer, tiny_predictor.predict([name], 2)[0], tiny_predictor.labels)
 
 
-def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch():
+class ThreadRecordingPredictor:
+    """Answers like the fake models and notes which thread each model call ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def rank_requests(self, requests: list[tuple[list[str], RankQuery]]) -> list[RankedNames]:
+        self.threads.append(threading.get_ident())
+        return [tagged(names) for names, _ in requests]
+
+
+def test_a_batch_of_up_to_inline_max_names_runs_on_the_event_loop_and_a_larger_one_on_the_model_thread():
+    model = ThreadRecordingPredictor()
+
+    async def scenario() -> tuple[int, list[RankedNames]]:
+        batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=3)
+        await batcher.start()
+        try:
+            answers = [
+                await batcher.classify(["a", "b", "c"], RankQuery(1)),
+                await batcher.classify(["a", "b", "c", "d"], RankQuery(1)),
+                await batcher.classify(["good"], RankQuery(1)),
+            ]
+            return threading.get_ident(), answers
+        finally:
+            await batcher.stop()
+
+    loop_thread, answers = asyncio.run(scenario())
+    assert [tags(answer) for answer in answers] == [["a", "b", "c"], ["a", "b", "c", "d"], ["good"]]
+    on_loop, on_thread, lone = model.threads
+    assert on_loop == loop_thread and lone == loop_thread
+    assert on_thread != loop_thread
+
+
+@pytest.mark.parametrize("inline_max_names", [0, 256])
+def test_batcher_failure_of_one_request_does_not_fail_the_others_in_its_batch(inline_max_names):
     async def scenario():
-        batcher = settings_batcher(PickyPredictor(), max_wait_ms=50)
+        batcher = settings_batcher(PickyPredictor(), max_wait_ms=50, inline_max_names=inline_max_names)
         await batcher.start()
         try:
             return await asyncio.gather(
@@ -366,7 +403,7 @@ def fill_a_queue_of_one(client, monkeypatch, pool):
 
 @pytest.mark.timeout(60)
 def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeypatch):
-    client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=0)
+    client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=0, inline_max_names=0)
     with ThreadPoolExecutor(max_workers=2) as pool:
         model, in_model, queued = fill_a_queue_of_one(client, monkeypatch, pool)
         response = client.post("/classify", json={"name": "Third"})
@@ -383,7 +420,7 @@ def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeyp
 
 @pytest.mark.timeout(60)
 def test_classify_waits_for_a_place_in_a_full_queue_instead_of_refusing_at_once(make_client, monkeypatch):
-    client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=10_000)
+    client = make_client(queue_size=1, max_batch_wait_ms=0, queue_wait_ms=10_000, inline_max_names=0)
     with ThreadPoolExecutor(max_workers=3) as pool:
         model, in_model, queued = fill_a_queue_of_one(client, monkeypatch, pool)
         parked = pool.submit(client.post, "/classify", json={"name": "Third"})
