@@ -155,6 +155,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self.running = cycle
+        # Each request's own, installed as its app starts (a pipelined one when its turn comes): one
+        # write per answer, see HeadWithBody. An upgrade request never gets here and keeps uvicorn's path.
+        cycle.transport = HeadWithBody(self.transport)
         super()._start_asgi_task(cycle, app)
 
     def _read_timed_out(self) -> None:
@@ -199,9 +202,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # holds a connection like a slow head.
         self.idle.pop(self, None)
         self.reading_head = False
+        previous = self.cycle
         super().on_headers_complete()
-        self.cycle.transport = HeadWithBody(self.transport)  # one write per answer: see HeadWithBody
-        if self.shutting_down:
+        if self.shutting_down and self.cycle is not previous:  # no new cycle: an upgrade request
             self.cycle.keep_alive = False  # answered, then closed: the server is draining
 
     def on_message_complete(self) -> None:
@@ -265,11 +268,16 @@ class HeadWithBody(asyncio.Transport):
 
     uvicorn writes a response's status line and headers, then its body, as two writes: two send(2)
     calls per answer, the largest single line of a /ping in the profile. Held back until the body
-    comes, the head leaves in the same write (one call, no copy of the body: `writelines`; figures
-    in docs/benchmarks.md, "The HTTP path"). The head is never held
-    longer than its response: what has no body write (HEAD, an error after the head) goes out at
-    the response's end or at close. Only `write`, `close` and `is_closing` are used by uvicorn's
-    response cycle; the rest stays on the connection's own transport.
+    comes, the head leaves in the same write (one call: `writelines`, a writev under uvloop;
+    figures in docs/benchmarks.md, "The HTTP path"). The head is never held longer than its
+    response: what has no body write (HEAD, an error after the head) goes out at the response's end
+    or at close, and a head whose connection is already gone is dropped. Only `write`, `close` and
+    `is_closing` are used by uvicorn's response cycle; the rest stays on the connection's own
+    transport.
+
+    The price: an app that sends a head and then waits (a stream whose first chunk is slow, a route
+    that reads its body after answering) delays its head until the first body bytes. Every route
+    and middleware here sends head and body back to back.
     """
 
     def __init__(self, transport: asyncio.Transport) -> None:
@@ -293,7 +301,8 @@ class HeadWithBody(asyncio.Transport):
         """Write a head still held (a response that ends without a body write)."""
         if self._head is not None:
             head, self._head = self._head, None
-            self._transport.write(head)
+            if not self._transport.is_closing():  # uvloop refuses writes to a closed connection
+                self._transport.write(head)
 
     def close(self) -> None:
         self.flush()

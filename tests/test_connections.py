@@ -20,6 +20,8 @@ class RecordingTransport(asyncio.Transport):
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closed:
+            raise RuntimeError("unable to perform operation: the handler is closed")  # as uvloop refuses
         self.sends.append(bytes(data))
 
     def writelines(self, list_of_data) -> None:  # uvloop sends these in one writev
@@ -65,3 +67,13 @@ def test_a_head_with_no_body_write_leaves_on_flush_or_close_and_only_once():
     transport.write(HEAD)  # an error after the head: uvicorn closes the connection
     transport.close()
     assert closing.sends == [HEAD] and closing.closed and transport.is_closing()
+
+
+def test_a_head_held_when_the_connection_is_gone_is_dropped_not_written():
+    socket = RecordingTransport()
+    transport = HeadWithBody(socket)
+    transport.write(HEAD)
+    socket.close()  # the client went away; uvicorn then closes (or finishes) the response
+    transport.close()
+    transport.flush()
+    assert socket.sends == []

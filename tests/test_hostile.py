@@ -190,6 +190,25 @@ def test_head_requests_100_continue_and_pipelined_answers_arrive_whole_and_in_or
     assert errors_logged(limited_server.stderr()) == []
 
 
+def test_a_websocket_upgrade_is_refused_as_uvicorn_refuses_it_on_a_fresh_or_a_used_connection(limited_server):
+    """An upgrade request makes no response cycle: the one-write transport must leave it alone (it
+    used to crash the parser callback into a 400, and on a used connection to touch the old cycle)."""
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    answers = []
+    for before in (b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", limited_server.port), timeout=10) as sock:
+            if before:
+                sock.sendall(before)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            sock.sendall(upgrade)
+            answers.append(sock.recv(65536).split(b"\r\n", 1)[0])
+    assert answers == [b"HTTP/1.1 403 Forbidden"] * 2  # no websocket routes: uvicorn's own refusal
+    assert normal_request(limited_server).status_code == 200
+
+
 def test_sighup_reloads_under_load_with_no_failed_request_and_refuses_a_corrupt_file(limited_server, checkpoints):
     new_id = Predictor.from_path(checkpoints["second"], device="cpu").model_id
     served = checkpoints["served"]
