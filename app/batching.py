@@ -6,10 +6,11 @@ rows of the answer back through its future. A batch takes only what is already q
 waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had no company (requests are
 not overlapping, so waiting would only add latency).
 
-A batch of up to `inline_max_names` names runs on the event loop itself; a larger one on a single
-worker thread, so the loop keeps accepting and answering while it runs. The hand-off to the thread
-and back, and the two threads trading the GIL at each of the model's ~150 torch calls, cost more
-than a small batch's model time: run in place, one-name requests at one connection and 100-name
+A small batch (up to `inline_max_names` names and INLINE_CHARS_PER_NAME characters a name, no
+explanations) runs on the event loop itself, and the loop serves others before the next one; a
+larger one runs on a single worker thread, so the loop keeps accepting and answering while it
+runs. The hand-off to the thread and back, and the two threads trading the GIL at each of the
+model's ~150 torch calls, cost more than a small batch's model time: run in place, one-name requests at one connection and 100-name
 requests went 1.3-1.5x and 1.1-1.3x faster, while a 1000-name call gained nothing worth pausing
 the loop for (docs/benchmarks.md, "The HTTP path").
 """
@@ -59,6 +60,11 @@ class _Job:
 # per-name work is already larger than that cost, so a big request, or a batch grown that big, runs
 # at once: waiting would only add latency (docs/benchmarks.md, "Why the code is as it is").
 FULL_ENOUGH_NAMES = 64
+
+# The character budget of a batch run on the event loop, per name of `inline_max_names`: the data's
+# names average 7.4 characters, and a long many-part name costs several network passes (a full
+# name is read whole and part by part), so names, not only characters, are bounded too.
+INLINE_CHARS_PER_NAME = 8
 
 # Retry-After is whole seconds (RFC 9110), so a queue that drains in milliseconds would tell every
 # shed client "1" and bring them all back in the same instant. Each refusal draws from 1..this (or
@@ -271,13 +277,23 @@ class MicroBatcher:
         for job, own in zip(live, answers, strict=True):
             _settle(job, Answer(own, predictor))
 
+    def _runs_inline(self, jobs: list[_Job]) -> bool:
+        """Whether a batch is cheap enough for the event loop: at most `inline_max_names` names, of
+        INLINE_CHARS_PER_NAME characters a name on average, and no explanations (which score every
+        name once per character)."""
+        if any(job.query.explain for job in jobs) or sum(len(job.names) for job in jobs) > self.inline_max_names:
+            return False
+        return sum(len(name) for job in jobs for name in job.names) <= INLINE_CHARS_PER_NAME * self.inline_max_names
+
     async def _predict(self, jobs: list[_Job]) -> tuple[list[RankedNames], Predictor]:
         """One model call for all names of `jobs` (each job its own rows under its own query), and the
         predictor that made it."""
         requests = [(job.names, job.query) for job in jobs]
         predictor = self.predictor  # read once: a swap during the call applies to the next batch
-        if sum(len(job.names) for job in jobs) <= self.inline_max_names:
-            return predictor.rank_requests(requests), predictor  # small: in place (see the module docstring)
+        if self._runs_inline(jobs):
+            ranked = predictor.rank_requests(requests)  # small: in place (see the module docstring)
+            await asyncio.sleep(0)  # the loop serves others before another batch (or a retry) can run here
+            return ranked, predictor
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, predictor.rank_requests, requests), predictor
 

@@ -29,7 +29,7 @@ PROFILE_BATCH_SIZE = 512
 PROFILE_CONNECTIONS = 64
 PROFILE_REQUEST_NAMES = 100
 IDLE = "idle"
-NAME_CHECKS = "name checks (encoding on the loop thread)"
+NAME_CHECKS = "reading names (the checks, and the model's own when it runs on the loop)"
 # (what a path fragment or builtin name says, the stage it is counted under), first match wins
 HTTP_STAGE = "uvicorn + httptools/h11 (HTTP parsing)"
 MODEL_STAGE = "the model (batches small enough to run on the loop)"

@@ -297,30 +297,63 @@ class ThreadRecordingPredictor:
 
     def rank_requests(self, requests: list[tuple[list[str], RankQuery]]) -> list[RankedNames]:
         self.threads.append(threading.get_ident())
-        return [tagged(names) for names, _ in requests]
+        return [tagged(names, label_of=lambda name: TAGS.index(name) if name in TAGS else 0) for names, _ in requests]
 
 
-def test_a_batch_of_up_to_inline_max_names_runs_on_the_event_loop_and_a_larger_one_on_the_model_thread():
+def test_only_a_small_batch_without_explanations_runs_on_the_event_loop():
     model = ThreadRecordingPredictor()
+    # inline_max_names 3: up to 3 names and 3 * INLINE_CHARS_PER_NAME = 24 characters run in place
+    calls = [
+        (["a", "b", "c"], RankQuery(1)),  # 3 names, 3 characters: in place
+        (["a", "b", "c", "d"], RankQuery(1)),  # 4 names: the thread
+        (["good"], RankQuery(1)),  # in place
+        (["good"], RankQuery(1, explain=True)),  # one name, but explained: the thread
+        (["First", "Second", "Third" * 3], RankQuery(1)),  # 3 names, 26 characters: the thread
+        (["First", "Second", "Third"], RankQuery(1)),  # 16 characters: in place
+    ]
 
     async def scenario() -> tuple[int, list[RankedNames]]:
         batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=3)
         await batcher.start()
         try:
-            answers = [
-                await batcher.classify(["a", "b", "c"], RankQuery(1)),
-                await batcher.classify(["a", "b", "c", "d"], RankQuery(1)),
-                await batcher.classify(["good"], RankQuery(1)),
-            ]
-            return threading.get_ident(), answers
+            return threading.get_ident(), [await batcher.classify(names, query) for names, query in calls]
         finally:
             await batcher.stop()
 
     loop_thread, answers = asyncio.run(scenario())
-    assert [tags(answer) for answer in answers] == [["a", "b", "c"], ["a", "b", "c", "d"], ["good"]]
-    on_loop, on_thread, lone = model.threads
-    assert on_loop == loop_thread and lone == loop_thread
-    assert on_thread != loop_thread
+    assert [tags(answer) for answer in answers[:3]] == [["a", "b", "c"], ["a", "b", "c", "d"], ["good"]]
+    assert [thread == loop_thread for thread in model.threads] == [True, False, True, False, False, True]
+
+
+def test_the_event_loop_serves_others_between_two_batches_run_on_it():
+    ticks = 0
+    ticks_seen: list[int] = []
+
+    class CountingPredictor:
+        def rank_requests(self, requests):
+            ticks_seen.append(ticks)
+            return [tagged(names) for names, _ in requests]
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        # max_batch_size 2 below inline_max_names: a burst makes several small batches in a row
+        batcher = settings_batcher(CountingPredictor(), max_wait_ms=0, max_batch_size=2, inline_max_names=8)
+        await batcher.start()
+        ticking = asyncio.create_task(ticker())
+        try:
+            await asyncio.gather(*(batcher.classify(["a", "b"], RankQuery(1)) for _ in range(6)))
+        finally:
+            ticking.cancel()
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert len(ticks_seen) == 6
+    assert all(later > earlier for earlier, later in itertools.pairwise(ticks_seen))  # a tick between each two
 
 
 @pytest.mark.parametrize("inline_max_names", [0, 256])
