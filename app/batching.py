@@ -6,13 +6,15 @@ rows of the answer back through its future. A batch takes only what is already q
 waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had no company (requests are
 not overlapping, so waiting would only add latency).
 
-A small batch (up to `inline_max_names` names and INLINE_CHARS_PER_NAME characters a name, no
-explanations) runs on the event loop itself, and the loop serves others before the next one; a
-larger one runs on a single worker thread, so the loop keeps accepting and answering while it
-runs. The hand-off to the thread and back, and the two threads trading the GIL at each of the
-model's ~150 torch calls, cost more than a small batch's model time: run in place, one-name requests at one connection and 100-name
-requests went 1.3-1.5x and 1.1-1.3x faster, while a 1000-name call gained nothing worth pausing
-the loop for (docs/benchmarks.md, "The HTTP path").
+A lone request (a batch with no company) of up to `inline_max_names` names, INLINE_CHARS_PER_NAME
+characters a name, and no explanations runs on the event loop itself, and the loop serves others
+before the next batch; every other batch runs on a single worker thread, so the loop keeps
+accepting and answering while it runs. For a lone client the hand-off to the thread and back costs
+about as much as a small model call: in place, one-name requests at one connection went 1.4-1.5x
+and 100-name requests 1.1-1.3x faster. Under load, batches on the loop raised the throughput too but
+made the tail of the latency worse (p99 up to 4x in the bench), so batches with company keep the
+thread; a 1000-name call gained nothing worth pausing the loop for (docs/benchmarks.md, "The HTTP
+path").
 """
 
 from __future__ import annotations
@@ -278,12 +280,12 @@ class MicroBatcher:
             _settle(job, Answer(own, predictor))
 
     def _runs_inline(self, jobs: list[_Job]) -> bool:
-        """Whether a batch is cheap enough for the event loop: at most `inline_max_names` names, of
-        INLINE_CHARS_PER_NAME characters a name on average, and no explanations (which score every
-        name once per character)."""
-        if any(job.query.explain for job in jobs) or sum(len(job.names) for job in jobs) > self.inline_max_names:
+        """Whether a batch runs on the event loop: a lone request (no company: nobody else is waiting
+        on the loop) of at most `inline_max_names` names, of INLINE_CHARS_PER_NAME characters a name
+        on average, that asks for no explanations (which score every name once per character)."""
+        if len(jobs) != 1 or jobs[0].query.explain or len(jobs[0].names) > self.inline_max_names:
             return False
-        return sum(len(name) for job in jobs for name in job.names) <= INLINE_CHARS_PER_NAME * self.inline_max_names
+        return sum(map(len, jobs[0].names)) <= INLINE_CHARS_PER_NAME * self.inline_max_names
 
     async def _predict(self, jobs: list[_Job]) -> tuple[list[RankedNames], Predictor]:
         """One model call for all names of `jobs` (each job its own rows under its own query), and the

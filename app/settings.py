@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     inline_max_names: int = Field(
         256,
         ge=0,
-        description="a model call of at most this many names (8 characters a name on average, no explanations) runs on the event loop, without the hand-off to the model thread; larger ones run on the thread so the loop keeps answering (0: always the thread)",
+        description="a lone request (no other waiting for the model) of at most this many names (8 characters a name on average, no explanations) runs on the event loop, without the hand-off to the model thread; every other batch runs on the thread so the loop keeps answering (0: always the thread)",
     )
     queue_size: int = Field(1024, ge=1, description="requests waiting for the model before 503s")
     queue_wait_ms: float = Field(

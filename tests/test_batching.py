@@ -300,7 +300,7 @@ class ThreadRecordingPredictor:
         return [tagged(names, label_of=lambda name: TAGS.index(name) if name in TAGS else 0) for names, _ in requests]
 
 
-def test_only_a_small_batch_without_explanations_runs_on_the_event_loop():
+def test_only_a_lone_small_request_without_explanations_runs_on_the_event_loop():
     model = ThreadRecordingPredictor()
     # inline_max_names 3: up to 3 names and 3 * INLINE_CHARS_PER_NAME = 24 characters run in place
     calls = [
@@ -313,16 +313,22 @@ def test_only_a_small_batch_without_explanations_runs_on_the_event_loop():
     ]
 
     async def scenario() -> tuple[int, list[RankedNames]]:
-        batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=3)
+        batcher = settings_batcher(model, max_wait_ms=50, inline_max_names=3)
         await batcher.start()
         try:
-            return threading.get_ident(), [await batcher.classify(names, query) for names, query in calls]
+            answers = [await batcher.classify(names, query) for names, query in calls]
+            together = await asyncio.gather(
+                batcher.classify(["a"], RankQuery(1)), batcher.classify(["b"], RankQuery(1))
+            )
+            return threading.get_ident(), answers + list(together)
         finally:
             await batcher.stop()
 
     loop_thread, answers = asyncio.run(scenario())
     assert [tags(answer) for answer in answers[:3]] == [["a", "b", "c"], ["a", "b", "c", "d"], ["good"]]
-    assert [thread == loop_thread for thread in model.threads] == [True, False, True, False, False, True]
+    assert [tags(answer) for answer in answers[-2:]] == [["a"], ["b"]]
+    # the last call: two requests in one batch (company: a loaded server) go to the thread
+    assert [thread == loop_thread for thread in model.threads] == [True, False, True, False, False, True, False]
 
 
 def test_the_event_loop_serves_others_between_two_batches_run_on_it():
