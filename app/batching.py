@@ -10,11 +10,9 @@ A lone request (a batch with no company) of up to `inline_max_names` names, INLI
 characters a name, and no explanations runs on the event loop itself, and the loop serves others
 before the next batch; every other batch runs on a single worker thread, so the loop keeps
 accepting and answering while it runs. For a lone client the hand-off to the thread and back costs
-about as much as a small model call: in place, one-name requests at one connection went 1.4-1.5x
-and 100-name requests 1.1-1.3x faster. Under load, batches on the loop raised the throughput too but
-made the tail of the latency worse (p99 up to 4x in the bench), so batches with company keep the
-thread; a 1000-name call gained nothing worth pausing the loop for (docs/benchmarks.md, "The HTTP
-path").
+about as much as a small model call. Under load, batches on the loop raised the throughput too but
+made the tail of the latency worse, so batches with company keep the thread; and a 1000-name call
+gained nothing worth pausing the loop for (figures in docs/benchmarks.md, "The HTTP path").
 """
 
 from __future__ import annotations
@@ -78,8 +76,8 @@ BatchObserver = Callable[[int, int, float], None]  # (requests, names, seconds i
 
 
 class MicroBatcher:
-    """Coalesces `classify` calls into batched `Predictor.rank_requests` calls, small ones on the event
-    loop and the rest on one worker thread."""
+    """Coalesces `classify` calls into batched `Predictor.rank_requests` calls: a lone small request on
+    the event loop, the rest on one worker thread."""
 
     def __init__(
         self,

@@ -50,7 +50,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, plus the record's `fields` extra.
 
     It writes a line for every request, so it is written for speed: orjson, and the timestamp's date
-    and time of day formatted once per second (docs/benchmarks.md, "Request log line"). What orjson
+    and time of day formatted once per second (docs/benchmarks.md, "The HTTP path"). What orjson
     refuses (a lone surrogate in a name, an integer over 64 bits) is written by the json module.
     """
 
@@ -93,8 +93,8 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str) -> None:
     """Send every log record to stderr as JSON at `level`; calling it again only changes the level.
 
-    The JSON line holds no caller, thread or process, so records skip looking them up: the logging
-    HOWTO's "Optimization" switches, a quarter of a record's cost, paid on every request's line.
+    The JSON line holds no caller, thread or process, so records skip looking them up (the logging
+    HOWTO's "Optimization" switches): a record is made for every request's line.
     """
     logging._srcfile = None
     logging.logThreads = False

@@ -32,7 +32,7 @@ IDLE = "idle"
 NAME_CHECKS = "reading names (the checks, and the model's own when it runs on the loop)"
 # (what a path fragment or builtin name says, the stage it is counted under), first match wins
 HTTP_STAGE = "uvicorn + httptools/h11 (HTTP parsing)"
-MODEL_STAGE = "the model (batches small enough to run on the loop)"
+MODEL_STAGE = "the model (a lone small request runs on the loop)"
 STAGES = (
     ("select.epoll", IDLE),  # asyncio's loop waiting for sockets
     # uvloop's loop (C) between the Python callbacks it runs: mostly waiting for sockets, but its own
@@ -54,7 +54,7 @@ STAGES = (
     ("unicodedata", NAME_CHECKS),
     ("app/validation.py", NAME_CHECKS),
     ("app/batching.py", "batcher (queue, futures)"),
-    # Batches of up to Settings.inline_max_names run on the loop itself (app.batching)
+    # A lone request of up to Settings.inline_max_names names runs on the loop itself (app.batching)
     ("/model/", MODEL_STAGE),
     ("torch", MODEL_STAGE),
     ("numpy", MODEL_STAGE),
@@ -237,7 +237,7 @@ def profile_request_path(
         f"{sum(loop.values()):.3f} ms of loop time per request: {_shares(loop)}.",
         f"- {PROFILE_REQUEST_NAMES}-name requests, 1 connection ({num_batch_requests:,} requests, event loop under cProfile): "
         f"{sum(batch_loop.values()):.2f} ms of loop time per request ({_shares(batch_loop, 2)}), the model "
-        f"included (a batch of up to {Settings().inline_max_names} names runs on the loop); `Predictor.rank` alone in "
+        f"included (a lone request of up to {Settings().inline_max_names} names runs on the loop); `Predictor.rank` alone in "
         f"process: {sum(request_model.values()):.1f} ms.",
         f"- One {PROFILE_BATCH_SIZE}-name batch in process ({sum(batch.values()):.1f} ms): {_shares(batch, 1)}.",
     ]

@@ -1,8 +1,9 @@
 """`python -m bench.profiled_server PORT PROFILE_PATH`: the app as `python -m app` serves it, with cProfile
 recording uvicorn's event-loop thread from the first HTTP request until shutdown (start-up excluded).
 
-A batch larger than Settings.inline_max_names runs on the model thread, which is not in this profile;
-smaller ones run on the loop and are. `bench.profile` also times the predictor's stages directly.
+Batches run on the model thread, which is not in this profile, except a lone request of up to
+Settings.inline_max_names names, which runs on the loop and is. `bench.profile` also times the
+predictor's stages directly.
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 # --- HTTP service (app/): a tiny checkpoint, in-process clients, real server processes ---------
+import dataclasses
 import json
 import logging
 import os
