@@ -237,7 +237,7 @@ def profile_request_path(
         f"{sum(loop.values()):.3f} ms of loop time per request: {_shares(loop)}.",
         f"- {PROFILE_REQUEST_NAMES}-name requests, 1 connection ({num_batch_requests:,} requests, event loop under cProfile): "
         f"{sum(batch_loop.values()):.2f} ms of loop time per request ({_shares(batch_loop, 2)}), the model "
-        f"included (a lone request of up to {Settings().inline_max_names} names runs on the loop); `Predictor.rank` alone in "
+        f"included (a lone request of up to NAMEORIGIN_INLINE_MAX_NAMES names runs on the loop); `Predictor.rank` alone in "
         f"process: {sum(request_model.values()):.1f} ms.",
         f"- One {PROFILE_BATCH_SIZE}-name batch in process ({sum(batch.values()):.1f} ms): {_shares(batch, 1)}.",
     ]

@@ -203,8 +203,8 @@ class CharLanguageModel(torch.nn.Module):
         """`backoff_log_probs` of every code, an order at a time: a k-gram unseen in training gets its
         context's backoff weight (0 for an unseen context) plus the (k-1)-gram table's value of its
         suffix, one broadcast add over all codes, then the seen k-grams are written over it. The same
-        float additions as the recursion, so the same values (a test compares every code), in a few
-        milliseconds where per-code binary searches took about 0.2 s of every process's start."""
+        float additions as the recursion, so the same values (a test compares every code), without the
+        per-code binary searches every process paid for at start (docs/benchmarks.md, "Large batches")."""
         base = self.config.base
         table = self.unigram_log_probs.to(device).clone()  # order 1: (base,), in the tables' own dtype
         for k in range(2, self.config.order + 1):
