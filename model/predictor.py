@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from model.assets import DEFAULT_CHECKPOINT_PATH as DEFAULT_CHECKPOINT_PATH  # re-exported: part of this API
 from model.checkpoint import Checkpoint, load_checkpoint
@@ -127,8 +128,11 @@ class Predictor:
             raise ValueError(f"num_threads must be an integer from 0 to {MAX_THREADS}, got {num_threads!r}")
         if num_threads:
             # Process-wide: on a small machine one intra-op thread beside the server's event loop
-            # beats two that spin-wait for a core (docs/benchmarks.md).
+            # beats two that spin-wait for a core (docs/benchmarks.md). numpy's BLAS, which runs the
+            # small-batch path's matmuls, keeps its own pool (one thread per core), so it is held
+            # to the same count.
             torch.set_num_threads(num_threads)
+            threadpool_limits(num_threads, user_api="blas")
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.encoder = NameEncoder(checkpoint.encoder_config)

@@ -93,6 +93,7 @@ SURNAME_FIRST = ("Chinese", "Korean", "Vietnamese")  # written surname first, al
 # well. Both chosen on validation full names (README.md, "Full names": 0.05-0.5 and 0.25-1 tried).
 OTHER_ORDER = 0.1
 SURNAME_FIRST_GIVEN_NAME_WEIGHT = 1.0
+FEW_ROWS = 4  # rows up to which `_top` exponentiates with math.exp rather than two more torch calls
 
 
 class NameScores(NamedTuple):
@@ -158,7 +159,7 @@ def _top(scores: torch.Tensor, top_k: int) -> tuple[list[list[int]], list[list[f
         return [], [], []
     top_log_probs, top_ids = F.log_softmax(scores, dim=1).topk(top_k, dim=1)
     log_probabilities = top_log_probs.tolist()
-    if scores.shape[0] <= SMALL_BATCH_MAX:  # a few rows: math.exp beats two more torch calls
+    if scores.shape[0] <= FEW_ROWS:
         exp = math.exp
         return top_ids.tolist(), [[exp(value) for value in row] for row in log_probabilities], log_probabilities
     return top_ids.tolist(), top_log_probs.double().exp().tolist(), log_probabilities

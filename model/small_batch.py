@@ -3,12 +3,14 @@
 A lone name (a single-name request, the CLI, `predict([name])`) runs the same few hundred torch
 ops as a batch of thousands, and at one name each op's dispatch costs far more than its
 arithmetic: one name a call ran at about a quarter of the tutorial's own per-name loop
-(docs/benchmarks.md, measurement 1). Here the same equations run name by name on numpy views of
-the model's own weights: the GRU over the name's characters (the input side of a one-hot character
-is one column of W_ih, so it is looked up), the max over steps, each head's n-gram bag (hashed
-exactly as `NgramHasher` does, in Python integers) and linear layer, the heads' mean, the
-calibration; and the character model's sum of one table lookup per character. In float32, as torch
-computes; tests hold it to the torch path within 1e-5 on log-probabilities.
+(docs/benchmarks.md, measurement 1). Up to SMALL_BATCH_MAX names the same holds in part, since a
+numpy call costs less than a torch op. Here the same equations run on numpy views of the model's
+own weights: the GRU over the names' characters (the input side of a one-hot character is one
+column of W_ih, so it is looked up), the max over steps, each head's n-gram bag (coded and hashed
+exactly as `NgramHasher` does) and linear layer, the heads' mean, the calibration; and the
+character model's sum of one table lookup per character. One or two names run one by one; more run
+together, longest first, so the names still being read at a step are the batch's first rows. In
+float32, as torch computes; tests hold it to the torch path within 1e-5 on log-probabilities.
 
 It covers the architecture the trainer ships (a one-layer, one-way GRU, `last` or `last_max`
 pooling, with or without n-gram heads) on the CPU; any other network keeps the torch path.
@@ -29,7 +31,10 @@ from model.novelty import CharLanguageModel
 
 # Names per call up to which the numpy path is taken. Above it torch's ops are spread over enough
 # names to be cheaper (the crossover, measured in process: docs/benchmarks.md, "Figures behind the code").
-SMALL_BATCH_MAX = 4
+SMALL_BATCH_MAX = 128
+# Names per call up to which they run one by one: the batch's set-up (padding, sorting, the n-gram
+# matrices) costs more than it saves for one or two names.
+LONE_NAMES_MAX = 2
 
 Array = npt.NDArray[np.float32]
 _CPU = torch.device("cpu")
@@ -94,13 +99,31 @@ class SmallBatchScorer:
         self._lm_table: Array = np.empty(0, dtype=np.float32)
 
     def score(self, sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) calibrated log-probabilities and (B,) character-model log-probabilities, in order."""
+        """(B, L) calibrated log-probabilities and (B,) character-model log-probabilities, in order.
+        Together, each step is a dozen numpy calls on views, whatever the batch size."""
         if not sequences:  # every name of the call abstained before the network
             return torch.empty(0, self.network.config.num_labels), torch.empty(0)
+        if len(sequences) <= LONE_NAMES_MAX:
+            return self._score_one_by_one(sequences)
+        order = sorted(range(len(sequences)), key=lambda index: -len(sequences[index]))
+        lengths = [len(sequences[index]) for index in order]
+        steps = lengths[0]
+        padded = np.array(
+            [[*sequences[index], *[0] * (steps - length)] for index, length in zip(order, lengths, strict=True)],
+            dtype=np.intp,
+        )
+        padded = padded.reshape(len(sequences), steps)  # (B, T) character ids, longest name first, 0 after each end
+        net = np.empty((len(sequences), self.network.config.num_labels), dtype=np.float32)
+        net[order] = self._network_log_probs(padded, lengths, np.float32(self.temperature))
+        lm = np.empty(len(sequences), dtype=np.float32)
+        lm[order] = self._total_log_probs(padded, np.array(lengths, dtype=np.intp), self._language_model_table())
+        return torch.from_numpy(net), torch.from_numpy(lm)
+
+    def _score_one_by_one(self, sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         temperature = np.float32(self.temperature)
-        net = np.stack([self._network_log_probs(ids, temperature) for ids in sequences])
+        net = np.stack([self._lone_network_log_probs(ids, temperature) for ids in sequences])
         table = self._language_model_table()
-        lm = np.array([self._total_log_prob(ids, table) for ids in sequences], dtype=np.float32)
+        lm = np.array([self._lone_total_log_prob(ids, table) for ids in sequences], dtype=np.float32)
         return torch.from_numpy(net), torch.from_numpy(lm)
 
     def _prepared_gru(self) -> tuple[Array, Array, Array]:
@@ -129,7 +152,108 @@ class SmallBatchScorer:
             self._gru_layout = (versions, arrays)
         return self._gru_layout[1]
 
-    def _features(self, ids: tuple[int, ...]) -> Array:
+    def _features(self, padded: npt.NDArray[np.intp], lengths: list[int]) -> Array:
+        """(B, H) last states, with (B, H) maxima over steps beside them for `last_max` pooling, of
+        names sorted longest first: the names still being read at a step are the first rows."""
+        size, (batch, steps) = self.hidden_size, padded.shape
+        gates_of_char, candidate_of_char, recurrent = self._prepared_gru()
+        by_step = padded.T  # step-major, so each step's rows are contiguous
+        step_gates_all, step_candidate_all = gates_of_char[by_step], candidate_of_char[by_step]  # (T, B, 2H), (T, B, H)
+        augmented = np.zeros((batch, size + 1), dtype=np.float32)  # (h, 1) per row
+        augmented[:, size] = 1
+        hidden = np.empty((batch, 3 * size), dtype=np.float32)  # W_hh h + b_hh, gates halved
+        gates = np.empty((batch, 2 * size), dtype=np.float32)
+        candidate = np.empty((batch, size), dtype=np.float32)
+        running_max = np.full((batch, size), -np.inf, dtype=np.float32) if self.with_max else None
+        active = batch
+        for step in range(steps):
+            while lengths[active - 1] <= step:  # names that have ended keep their last state
+                active -= 1
+            state_in = augmented[:active]
+            step_hidden, step_gates, step_candidate = hidden[:active], gates[:active], candidate[:active]
+            np.matmul(state_in, recurrent, out=step_hidden)
+            np.add(step_gates_all[step, :active], step_hidden[:, : 2 * size], out=step_gates)
+            np.tanh(step_gates, out=step_gates)  # r, z = sigmoid(x) = (tanh(x / 2) + 1) / 2
+            step_gates *= 0.5
+            step_gates += 0.5
+            np.multiply(step_gates[:, :size], step_hidden[:, 2 * size :], out=step_candidate)
+            step_candidate += step_candidate_all[step, :active]
+            np.tanh(step_candidate, out=step_candidate)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+            state = state_in[:, :size]
+            state -= step_candidate
+            state *= step_gates[:, size:]
+            state += step_candidate  # h' = (1 - z) * n + z * h
+            if running_max is not None:
+                np.maximum(running_max[:active], state, out=running_max[:active])
+        states = augmented[:, :size]
+        return np.ascontiguousarray(states) if running_max is None else np.concatenate((states, running_max), axis=1)
+
+    def _bags(self, padded: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]) -> list[Array]:
+        """Each head's (B, D) bag: the mean of its table's rows at the buckets of each name's n-grams
+        of "^name$", coded and hashed exactly as NgramHasher does (the same int64 arithmetic)."""
+        assert self.ngram is not None
+        order, buckets, begin_id, end_id, base = self.ngram
+        batch, steps = padded.shape
+        marked = np.zeros((batch, steps + 2), dtype=np.int64)
+        marked[:, 0] = begin_id
+        marked[:, 1 : steps + 1] = padded
+        marked[np.arange(batch), lengths + 1] = end_id
+        codes, parts, ends = marked, [marked], [np.arange(1, steps + 3)]
+        for n in range(2, min(order, steps + 2) + 1):
+            codes = codes[:, :-1] * base + marked[:, n - 1 :]  # n-grams starting at each step
+            parts.append(codes)
+            ends.append(np.arange(n, steps + 3))
+        valid = np.concatenate(ends) <= (lengths + 2)[:, np.newaxis]  # the n-gram ends inside "^name$"
+        counts = valid.sum(axis=1)
+        flat_codes = np.concatenate(parts, axis=1)[valid]  # name by name
+        starts = np.cumsum(counts) - counts
+        divisors = counts.astype(np.float32)[:, np.newaxis]
+        bags = []
+        for (table, _, _), multiplier in zip(self.heads, HEAD_HASH_MULTIPLIERS, strict=False):
+            assert table is not None
+            rows = table[(((flat_codes * multiplier) & 0xFFFFFFFF) * buckets) >> 32]
+            bags.append(np.add.reduceat(rows, starts, axis=0) / divisors)  # EmbeddingBag's mean
+        return bags
+
+    def _language_model_table(self) -> Array:
+        """The character model's conditional table (built once by the model itself), as a numpy view."""
+        table = self.language_model._conditional_table(_CPU)
+        if table is not self._lm_table_source:
+            self._lm_table_source, self._lm_table = table, table.numpy()
+        return self._lm_table
+
+    def _network_log_probs(self, padded: npt.NDArray[np.intp], lengths: list[int], temperature: np.float32) -> Array:
+        features = self._features(padded, lengths)
+        bags = (
+            self._bags(padded, np.array(lengths, dtype=np.intp)) if self.ngram is not None else [None] * len(self.heads)
+        )
+        logits = []
+        for (table, weight, bias), bag in zip(self.heads, bags, strict=True):
+            inputs = np.concatenate((features, bag), axis=1) if table is not None and bag is not None else features
+            logits.append(inputs @ weight.T + bias)
+        head_log_probs = _log_softmax(np.stack(logits))  # (K, B, L)
+        mean_log_probs = np.logaddexp.reduce(head_log_probs, axis=0) - np.float32(math.log(len(self.heads)))
+        return _log_softmax((mean_log_probs + self.label_bias) / temperature)
+
+    def _total_log_probs(self, padded: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp], table: Array) -> Array:
+        """Each name's sum of the character model's log-probabilities of its characters and its end, as
+        CharLanguageModel.total_log_probs computes it: one table lookup per symbol."""
+        order, base = self.lm_order, self.lm_base
+        batch, steps = padded.shape
+        context = order - 1
+        symbols = np.zeros((batch, context + steps + 1), dtype=np.int64)
+        symbols[:, :context] = self.lm_begin
+        symbols[:, context : context + steps] = padded
+        symbols[np.arange(batch), context + lengths] = self.lm_end
+        codes = symbols[:, : steps + 1]  # the earliest context symbol first, the target last
+        for j in range(1, order):
+            codes = codes * base + symbols[:, j : j + steps + 1]
+        counted = np.arange(steps + 1)[np.newaxis, :] <= lengths[:, np.newaxis]  # (B, T + 1)
+        totals: Array = np.where(counted, table[codes], np.float32(0)).sum(axis=1, dtype=np.float32)
+        return totals
+
+    def _lone_features(self, ids: tuple[int, ...]) -> Array:
+        """`_features` for one name: the same steps on vectors, without the batch's set-up."""
         size = self.hidden_size
         gates_of_char, candidate_of_char, recurrent = self._prepared_gru()
         rows = list(ids)
@@ -158,7 +282,7 @@ class SmallBatchScorer:
                 np.maximum(running_max, state, out=running_max)
         return state.copy() if running_max is None else np.concatenate((state, running_max))
 
-    def _bucket_arrays(self, ids: tuple[int, ...]) -> list[npt.NDArray[np.int64]]:
+    def _lone_bucket_arrays(self, ids: tuple[int, ...]) -> list[npt.NDArray[np.int64]]:
         """Each head's bucket of every n-gram of "^name$", as NgramHasher files them (the same int64
         arithmetic: a code is below base ** order, so code * multiplier stays under 2 ** 63)."""
         assert self.ngram is not None
@@ -175,17 +299,10 @@ class SmallBatchScorer:
             for multiplier in HEAD_HASH_MULTIPLIERS[: len(self.heads)]
         ]
 
-    def _language_model_table(self) -> Array:
-        """The character model's conditional table (built once by the model itself), as a numpy view."""
-        table = self.language_model._conditional_table(_CPU)
-        if table is not self._lm_table_source:
-            self._lm_table_source, self._lm_table = table, table.numpy()
-        return self._lm_table
-
-    def _network_log_probs(self, ids: tuple[int, ...], temperature: np.float32) -> Array:
-        features = self._features(ids)
+    def _lone_network_log_probs(self, ids: tuple[int, ...], temperature: np.float32) -> Array:
+        features = self._lone_features(ids)
         logits = []
-        bucket_arrays = self._bucket_arrays(ids) if self.ngram is not None else [None] * len(self.heads)
+        bucket_arrays = self._lone_bucket_arrays(ids) if self.ngram is not None else [None] * len(self.heads)
         for (table, weight, bias), buckets in zip(self.heads, bucket_arrays, strict=True):
             if table is not None and buckets is not None:
                 bag = np.add.reduce(table[buckets], axis=0) / np.float32(len(buckets))  # EmbeddingBag's mean
@@ -196,7 +313,7 @@ class SmallBatchScorer:
         mean_log_probs = np.logaddexp.reduce(head_log_probs, axis=0) - np.float32(math.log(len(self.heads)))
         return _log_softmax((mean_log_probs + self.label_bias) / temperature)
 
-    def _total_log_prob(self, ids: tuple[int, ...], table: Array) -> float:
+    def _lone_total_log_prob(self, ids: tuple[int, ...], table: Array) -> float:
         order, base = self.lm_order, self.lm_base
         span = base**order  # a code of `order` symbols is below it
         code = 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import threadpoolctl
 import torch
 
 from model.assets import DEFAULT_CHECKPOINT_PATH
 from model.encoder import EncoderConfig, NameEncoder, pad_sequences
 from model.networks import build_network
 from model.predictor import Predictor
-from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
+from model.small_batch import LONE_NAMES_MAX, SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
 from tests.conftest import tiny_language_model
 from tests.network_fixtures import network_config
 
@@ -75,7 +76,7 @@ def test_no_names_give_empty_scores_and_abstained_calls_are_answered():
 
 def test_a_lone_name_gets_the_answer_it_gets_in_a_big_batch():
     predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
-    batch = NAMES * 2  # more than SMALL_BATCH_MAX: the torch path
+    batch = NAMES * (SMALL_BATCH_MAX // len(NAMES) + 1)  # more than SMALL_BATCH_MAX: the torch path
     assert len(batch) > SMALL_BATCH_MAX
     together = predictor.rank(batch, top_k=3)
     for index, name in enumerate(NAMES):
@@ -85,6 +86,39 @@ def test_a_lone_name_gets_the_answer_it_gets_in_a_big_batch():
         assert alone.probabilities[0] == pytest.approx(together.probabilities[index], abs=1e-5)
 
 
+@pytest.mark.parametrize("size", [1, LONE_NAMES_MAX, LONE_NAMES_MAX + 1, 7, SMALL_BATCH_MAX])
+def test_names_run_together_or_one_by_one_get_the_torch_paths_numbers(size):
+    """Every batch size the numpy path takes, one by one or together (longest first, then put back in
+    order), with names of equal and of very different lengths and repeats among them."""
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    assert predictor.scorer.small_batch is not None
+    pool = [*NAMES, "Ab", "Cd", "Ef", "Wolfeschlegelsteinhausenbergerdorff", "Q"]
+    sequences = [predictor.encoder.encode(pool[(7 * index) % len(pool)]) for index in range(size)]
+    net, lm = predictor.scorer.small_batch.score(sequences)
+    expected_net, expected_lm = torch_path(predictor.network, predictor.language_model, sequences)
+    torch.testing.assert_close(net, expected_net, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(lm, expected_lm, atol=1e-5, rtol=1e-6)
+
+
+def test_names_of_one_length_run_together():
+    """No name ends before another: every step runs the whole batch."""
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    assert predictor.scorer.small_batch is not None
+    sequences = [predictor.encoder.encode(name) for name in ("Smith", "Jones", "Ivans", "Tanak", "Nguye")]
+    net, lm = predictor.scorer.small_batch.score(sequences)
+    expected_net, expected_lm = torch_path(predictor.network, predictor.language_model, sequences)
+    torch.testing.assert_close(net, expected_net, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(lm, expected_lm, atol=1e-5, rtol=1e-6)
+
+
+def test_the_thread_count_holds_numpys_blas_pool_too():
+    """The numpy path's matmuls run on numpy's BLAS, whose own pool would spin a thread per core
+    beside the one torch thread the service asks for."""
+    Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu", num_threads=1)
+    blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
 def test_weights_changed_in_place_are_what_the_numpy_path_reads():
     predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
     before = predictor.rank(["Hinton"], top_k=1).probabilities[0][0]
@@ -92,7 +126,8 @@ def test_weights_changed_in_place_are_what_the_numpy_path_reads():
         predictor.network.heads[0].linear.bias.add_(5 * torch.arange(18.0))  # favour the last labels
         predictor.network.heads[1].linear.bias.add_(5 * torch.arange(18.0))
     after = predictor.rank(["Hinton"], top_k=1)
-    expected = predictor.rank([*NAMES, "Hinton"], top_k=1)  # the torch path, same weights
+    torch_batch = [*NAMES * (SMALL_BATCH_MAX // len(NAMES) + 1), "Hinton"]  # more than SMALL_BATCH_MAX names
+    expected = predictor.rank(torch_batch, top_k=1)  # the torch path, same weights
     assert after.label_ids[0] == expected.label_ids[-1] != predictor.labels.index("English")
     assert after.probabilities[0][0] != before
 
