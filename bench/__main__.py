@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> Report:
     report.rows += inference.measure_inference(
         predictor, reference, distinct_names, sizes.repeats, sizes.inference_seconds
     )
+    report.rows.append(inference.measure_unseen_names(predictor, distinct_names, sizes.repeats))
     gate_rows, report.warnings = measure_gru_gate(checkpoint, test_names, sizes.repeats, sizes.inference_seconds)
     report.rows += gate_rows
     report.rows += measure_compute(predictor, distinct_names, sizes.repeats, sizes.inference_seconds)

@@ -52,8 +52,24 @@ class NameEncodingError(ValueError):
 def clean_text(raw_name: str) -> str:
     """NFKC + collapse whitespace + trim, variation selectors and format characters dropped, apostrophe
     and dash look-alikes made the plain ones: the form names are stored, deduplicated and shown in."""
+    if _already_clean_ascii(raw_name):  # most names, and each is cleaned several times on its way in
+        return raw_name
     text = unicodedata.normalize("NFKC", _FORMAT_CHARACTERS.sub("", raw_name.translate(_LOOKALIKES)))
     return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", text)).strip()
+
+
+def _already_clean_ascii(text: str) -> bool:
+    """Whether clean_text would return `text` unchanged, told without its four passes: printable ASCII
+    (NFKC's identity, no format character or variation selector, no whitespace but the space) with no
+    grave accent to make an apostrophe, no run of spaces and none at either end."""
+    return (
+        text.isascii()
+        and text.isprintable()
+        and "`" not in text
+        and "  " not in text
+        and text[:1] != " "
+        and text[-1:] != " "
+    )
 
 
 def visible_length(raw_name: str) -> int:
@@ -101,6 +117,10 @@ class NameEncoder:
         # cache makes a repeat a lookup. Bounded, in memory only, never logged.
         self._encode_cached = functools.lru_cache(maxsize=ENCODE_CACHE_SIZE)(self._encode_uncached)
 
+    def clear_cache(self) -> None:
+        """Forget every encoded name."""
+        self._encode_cached.cache_clear()
+
     @property
     def vocab_size(self) -> int:
         return len(self.config.alphabet) + 2
@@ -113,14 +133,14 @@ class NameEncoder:
 
     def _encode_uncached(self, raw_name: str) -> tuple[int, ...]:
         folded = normalize(raw_name)
-        if not any(char.isalpha() for char in folded):
+        if not any(map(str.isalpha, folded)):
             raise NameEncodingError(f"name has no letters after transliteration to Latin (got {folded!r})")
         if len(folded) > self.config.max_length:
             raise NameEncodingError(
                 f"name is {len(folded)} characters after transliteration; "
                 f"the model reads at most {self.config.max_length}"
             )
-        return tuple(self._char_ids.get(char, UNKNOWN_ID) for char in folded)
+        return tuple(map(self._char_ids.get, folded, itertools.repeat(UNKNOWN_ID, len(folded))))
 
     def encode_batch(self, raw_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode names into a right-padded (B, T) id tensor and a (B,) length tensor."""

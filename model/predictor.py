@@ -164,6 +164,12 @@ class Predictor:
         """num_threads: torch intra-op threads for the process; 0 leaves torch's default."""
         return cls(load_checkpoint(checkpoint_path), device=device, num_threads=num_threads)
 
+    def clear_caches(self) -> None:
+        """Forget every name read and encoded so far: the next call reads its names as new ones (what a
+        benchmark of names never seen before needs; the caches are bounded, so a service never must)."""
+        self.reader.read.cache_clear()
+        self.encoder.clear_cache()
+
     @property
     def num_labels(self) -> int:
         return len(self.labels)

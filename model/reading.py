@@ -147,7 +147,7 @@ class NameReader:
         judged = (
             scripts == (LATIN,)
             and " " not in token
-            and sum(char.isalpha() for char in read_as) >= MIN_JUDGED_LETTERS
+            and sum(map(str.isalpha, read_as)) >= MIN_JUDGED_LETTERS
             and not any(feature.startswith(SYLLABLES_FEATURE) for feature in features)
         )
         return TokenReading(token, read_as, script, features, alternatives, reason, judged)
@@ -195,7 +195,7 @@ def has_control_characters(raw_name: str) -> bool:
 
 
 def _has_letters(text: str) -> bool:
-    return any(char.isalpha() for char in text)
+    return any(map(str.isalpha, text))
 
 
 def _read_japanese_or_blank(token: str) -> str:

@@ -46,6 +46,8 @@ def letter_script(char: str) -> str | None:
 
 def scripts_of(text: str) -> tuple[str, ...]:
     """Every script the text's letters are written in, the most used first (ties: first seen)."""
+    if text.isascii():  # most names: the only ASCII letters are Latin ones
+        return (LATIN,) if any(map(str.isalpha, text)) else ()
     counts = Counter(script for char in text if (script := letter_script(char)) is not None)
     return tuple(script for script, _ in counts.most_common())
 

@@ -67,6 +67,7 @@ def test_bench_quick_prints_table_and_writes_page(bench_names_dir, bench_checkpo
     assert table.startswith("measurement")
     for section in SECTIONS:
         assert section in table
+    assert "names never read before" in table
     assert (exit_code == 1) == ("FAIL" in table)  # a missed target is both shown and reported
     text = page.read_text()
     assert "## Results" in text and "| measurement | value | reference | ratio | target | pass/fail |" in text

@@ -1,9 +1,11 @@
+import random
 import sys
 import unicodedata
 
 import pytest
 import torch
 
+import model.encoder as encoder_module
 from model.encoder import (
     DEFAULT_ALPHABET,
     PAD_ID,
@@ -139,3 +141,24 @@ def test_clean_text_makes_apostrophe_and_dash_look_alikes_plain_and_drops_invisi
 def test_a_name_reads_the_same_with_invisible_marks_or_typed_apostrophes():
     assert normalize("\u200e김민준\u00ad") == normalize("김민준")
     assert normalize("O\u00b4Brien") == normalize("O`Brien") == normalize("O'Brien") == "o'brien"
+
+
+def _clean_text_in_full(raw: str) -> str:
+    """clean_text's four passes, always taken: what its shortcut for clean ASCII must agree with."""
+    text = unicodedata.normalize(
+        "NFKC", encoder_module._FORMAT_CHARACTERS.sub("", raw.translate(encoder_module._LOOKALIKES))
+    )
+    return encoder_module._WHITESPACE.sub(" ", encoder_module._VARIATION_SELECTORS.sub("", text)).strip()
+
+
+def test_clean_texts_shortcut_for_ascii_agrees_with_the_full_passes():
+    """Every ASCII character (controls, tabs, the grave accent, runs of spaces), alone and in names."""
+    rng = random.Random(0)
+    ascii_chars = [chr(code) for code in range(128)]
+    samples = ["", " ", "Smith", " Smith", "Smith ", "Van  Berg", "O`Brien", "A\tB", "A\x1fB", "A\x7fB", "J. R. R."]
+    samples += ascii_chars + [f"Sm{char}th" for char in ascii_chars]
+    samples += [
+        "".join(rng.choice(ascii_chars if rng.random() < 0.3 else "abcXYZ '-`.") for _ in range(rng.randint(1, 9)))
+        for _ in range(20_000)
+    ]
+    assert [clean_text(text) for text in samples] == [_clean_text_in_full(text) for text in samples]

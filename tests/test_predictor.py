@@ -408,3 +408,14 @@ def test_a_given_name_that_reads_as_a_chinese_syllable_does_not_make_the_name_ch
     whenever it read surname-first, for every label, and answered these Chinese."""
     (answer,) = shipped.predict([name], top_k=1)
     assert answer.predictions[0].label == label, answer
+
+
+def test_clear_caches_forgets_readings_and_encodings_and_answers_stay_the_same(predictor):
+    names = ["Nguyen", "Smith", "Иванов"]
+    before = predictor.predict(names, top_k=2)
+    assert predictor.reader.read.cache_info().currsize > 0
+    predictor.clear_caches()
+    assert predictor.reader.read.cache_info().currsize == 0
+    assert predictor.encoder._encode_cached.cache_info().currsize == 0
+    assert predictor.predict(names, top_k=2) == before
+    assert predictor.reader.read.cache_info().misses > 0

@@ -64,6 +64,15 @@ def test_scripts_of_reads_the_unicode_names_of_letters(text, scripts):
     assert scripts_of(text) == scripts
 
 
+def test_scripts_of_ascii_takes_a_shortcut_that_agrees_with_letter_script():
+    """Every ASCII character's script, as the shortcut for ASCII text reports it and as letter_script does."""
+    for code in range(128):
+        char = chr(code)
+        expected = (letter_script(char),) if letter_script(char) else ()
+        assert scripts_of(f"{char}") == expected
+        assert scripts_of(f"1{char}-") == expected
+
+
 def test_letter_script_ignores_marks_digits_and_modifier_letters():
     assert [letter_script(char) for char in "a1-\u0301ʼー"] == ["Latin", None, None, None, None, "Katakana"]
 
