@@ -117,7 +117,8 @@ def measure_unseen_names(predictor: Predictor, names: list[str], repeats: int) -
     (transliteration, scripts, full-name parts, evidence) is a cache hit; a table of distinct names,
     or a stream of new customers, pays for each reading once."""
     batches = [names[start : start + UNSEEN_BATCH_SIZE] for start in range(0, len(names), UNSEEN_BATCH_SIZE)]
-    unseen_runs, seen_runs = [], []
+    unseen_runs: list[float] = []
+    seen_runs: list[float] = []
     for _ in range(repeats):
         predictor.clear_caches()
         for runs in (unseen_runs, seen_runs):  # the first pass reads every name, the second finds them read

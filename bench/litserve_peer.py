@@ -14,7 +14,6 @@ import sys
 from typing import Any
 
 import litserve
-import torch
 
 from app.routes import _name_results as name_results  # the service's own answer layout, so answers are equal
 from app.routes import ping  # the service's own constant endpoint
@@ -33,9 +32,8 @@ class NameOriginAPI(litserve.LitAPI):
         self.num_threads = num_threads
 
     def setup(self, device: str) -> None:
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        self.predictor = Predictor.from_path(self.checkpoint_path, device="cpu")
+        # The predictor holds torch's threads and numpy's BLAS pool to the count, as the service's does.
+        self.predictor = Predictor.from_path(self.checkpoint_path, device="cpu", num_threads=self.num_threads)
 
     def decode_request(self, request: ClassifyRequest, **kwargs: Any) -> Decoded:
         body = request  # validated by FastAPI against the service's own request model

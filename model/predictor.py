@@ -161,7 +161,7 @@ class Predictor:
     def from_path(
         cls, checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto", num_threads: int = 0
     ) -> Predictor:
-        """num_threads: torch intra-op threads for the process; 0 leaves torch's default."""
+        """num_threads: torch intra-op threads and numpy BLAS threads for the process; 0 leaves their defaults."""
         return cls(load_checkpoint(checkpoint_path), device=device, num_threads=num_threads)
 
     def clear_caches(self) -> None:

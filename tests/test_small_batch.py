@@ -38,7 +38,8 @@ def torch_path(network, language_model, sequences):
     ],
     ids=["last", "last_max", "two_ngram_heads", "three_small_bags"],
 )
-def test_numpy_path_matches_the_network_and_the_character_model(changes):
+@pytest.mark.parametrize("count", [1, 2, len(SEQUENCES)], ids=["one", "two_one_by_one", "together"])
+def test_numpy_path_matches_the_network_and_the_character_model(changes, count):
     torch.manual_seed(1)
     config = EncoderConfig()
     network = build_network(network_config("gru", len(config.alphabet) + 2, 5, hidden_size=16, **changes)).eval()
@@ -47,8 +48,9 @@ def test_numpy_path_matches_the_network_and_the_character_model(changes):
         network.temperature.fill_(1.7)
     language_model = tiny_language_model(config)
     assert small_batch_applies(network, torch.device("cpu"))
-    net, lm = SmallBatchScorer(network, language_model).score(SEQUENCES)
-    expected_net, expected_lm = torch_path(network, language_model, SEQUENCES)
+    sequences = SEQUENCES[:count]
+    net, lm = SmallBatchScorer(network, language_model).score(sequences)
+    expected_net, expected_lm = torch_path(network, language_model, sequences)
     assert net.dtype == expected_net.dtype == torch.float32 and net.shape == expected_net.shape
     torch.testing.assert_close(net, expected_net, atol=1e-5, rtol=1e-6)
     torch.testing.assert_close(lm, expected_lm, atol=1e-5, rtol=1e-6)
@@ -114,9 +116,14 @@ def test_names_of_one_length_run_together():
 def test_the_thread_count_holds_numpys_blas_pool_too():
     """The numpy path's matmuls run on numpy's BLAS, whose own pool would spin a thread per core
     beside the one torch thread the service asks for."""
-    Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu", num_threads=1)
-    blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
-    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # the pool as a 2-core machine starts it
+        assert blas_threads() and all(threads == 2 for threads in blas_threads())
+        Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu", num_threads=1)
+        assert all(threads == 1 for threads in blas_threads())
 
 
 def test_weights_changed_in_place_are_what_the_numpy_path_reads():
