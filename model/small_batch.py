@@ -24,6 +24,7 @@ from typing import TypeGuard, cast
 import numpy as np
 import numpy.typing as npt
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.networks import HEAD_HASH_MULTIPLIERS, ClassifierHead, NameClassifier, RecurrentClassifier
@@ -84,6 +85,12 @@ class SmallBatchScorer:
                 view(head.linear.weight),
                 view(head.linear.bias),
             )
+            for head in cast(list[ClassifierHead], list(network.heads))
+        ]
+        # The same tables as torch tensors (shared storage): torch's embedding_bag gathers and averages a
+        # batch's rows in one call, a third of numpy's gather and reduceat at 100 names.
+        self.bag_tables = [
+            head.ngram_table.weight.detach() if head.ngram_table is not None else None
             for head in cast(list[ClassifierHead], list(network.heads))
         ]
         self.label_bias = view(network.label_bias)
@@ -206,13 +213,12 @@ class SmallBatchScorer:
         valid = np.concatenate(ends) <= (lengths + 2)[:, np.newaxis]  # the n-gram ends inside "^name$"
         counts = valid.sum(axis=1)
         flat_codes = np.concatenate(parts, axis=1)[valid]  # name by name
-        starts = np.cumsum(counts) - counts
-        divisors = counts.astype(np.float32)[:, np.newaxis]
+        offsets = torch.from_numpy(np.cumsum(counts) - counts)
         bags = []
-        for (table, _, _), multiplier in zip(self.heads, HEAD_HASH_MULTIPLIERS, strict=False):
+        for table, multiplier in zip(self.bag_tables, HEAD_HASH_MULTIPLIERS, strict=False):
             assert table is not None
-            rows = table[(((flat_codes * multiplier) & 0xFFFFFFFF) * buckets) >> 32]
-            bags.append(np.add.reduceat(rows, starts, axis=0) / divisors)  # EmbeddingBag's mean
+            bucket_ids = torch.from_numpy((((flat_codes * multiplier) & 0xFFFFFFFF) * buckets) >> 32)
+            bags.append(F.embedding_bag(bucket_ids, table, offsets, mode="mean").numpy())  # as EmbeddingBag
         return bags
 
     def _language_model_table(self) -> Array:
