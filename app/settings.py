@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m app`")
     log_level: LogLevel = Field("INFO", description="DEBUG also logs the names in each request")
     torch_threads: int = Field(
-        1, ge=0, le=256, description="torch intra-op threads for the model; 0 = torch's default (one per core)"
+        1,
+        ge=0,
+        le=256,
+        description="torch intra-op threads for the model, and numpy BLAS threads with them; 0 = their defaults (one per core)",
     )
     max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
     max_name_length: int = Field(

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-threads",
         type=int,
         default=1,
-        help="torch threads (default 1, as the service: two spin-wait whenever another job holds a core); 0 = torch's default",
+        help="torch and numpy BLAS threads (default 1, as the service: two spin-wait whenever another job holds a core); 0 = their defaults",
     )
     parser.add_argument(
         "--batch-size",
