@@ -8,6 +8,7 @@ label in between.
 from __future__ import annotations
 
 import functools
+import itertools
 from importlib import resources
 from typing import Annotated, Any
 
@@ -151,18 +152,34 @@ def _predictions(
 def _name_results(
     names: list[str], ranked: RankedNames, labels: tuple[str, ...], explain_labels: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Each name's answer as `NameResult` lays it out, in input order."""
+    """Each name's answer as `NameResult` lays it out, in input order. Every label dict of the batch
+    is built in one comprehension over the flattened columns, then dealt out to the names in turn,
+    rather than by a call per name (docs/benchmarks.md, "Answer serialization")."""
+    label_dicts = iter(
+        [
+            {"label": label, "probability": probability, "log_probability": log_probability}
+            for label, probability, log_probability in zip(
+                map(labels.__getitem__, itertools.chain.from_iterable(ranked.label_ids)),
+                itertools.chain.from_iterable(ranked.probabilities),
+                itertools.chain.from_iterable(ranked.log_probabilities),
+                strict=True,
+            )
+        ]
+    )
+    predictions = [list(itertools.islice(label_dicts, len(ids))) for ids in ranked.label_ids]
     results = [
         {
             "name": name,
-            "predictions": _predictions(labels, ids, probs, log_probs),
+            "predictions": name_predictions,
             "abstained": reason is not None,
             "reason": reason,
             "read_as": read_as,
             "script": script,
             "tokens": [_token_result(token, labels) for token in tokens] if tokens else [],
         }
-        for name, ids, probs, log_probs, reason, read_as, script, tokens in zip(names, *ranked[:-1], strict=True)
+        for name, name_predictions, reason, read_as, script, tokens in zip(
+            names, predictions, ranked.reasons, ranked.read_as, ranked.scripts, ranked.tokens, strict=True
+        )
     ]
     if ranked.explanations:  # only when the request asked for them
         for result, explanation in zip(results, ranked.explanations, strict=True):
