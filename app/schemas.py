@@ -219,7 +219,7 @@ class NameResult(BaseModel):
         description=(
             "why it abstained: `no-letters`, `unsupported-script` (written in a script no label uses, e.g. Devanagari), "
             "`unsupported-letters` (letters no label's spelling uses, e.g. Turkish ı), `too-long`, `not-a-name` "
-            "(unlike any name, or a placeholder such as N/A), `low-confidence` (below `min_probability`)"
+            "(unlike any name, letters mixed with digits such as R2D2, or a placeholder such as N/A), `low-confidence` (below `min_probability`)"
         )
     )
     read_as: str = Field(

@@ -57,7 +57,14 @@ WHITESPACE_CONTROLS = frozenset("\t\n\r")
 _WORD_SEPARATORS = re.compile(r"[\s\-']+")  # within a reading: "abd al-rahman", "o'brien"
 MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
 # When a name's tokens are all unreadable, the reason it abstains with: the most telling first.
-REASON_PRECEDENCE = ("control-characters", "unsupported-script", "unsupported-letters", "too-long", "no-letters")
+REASON_PRECEDENCE = (
+    "control-characters",
+    "unsupported-script",
+    "unsupported-letters",
+    "too-long",
+    "not-a-name",
+    "no-letters",
+)
 
 
 class TokenReading(NamedTuple):
@@ -128,6 +135,11 @@ class NameReader:
         script = script_label(scripts)
         if any(not self.evidence.supported_script(name) for name in scripts):
             return TokenReading(token, "", script, (), (), "unsupported-script", False)
+        if any(map(str.isdigit, token)):
+            # Letters and digits in one part (R2D2, A-12, Smith2): no label writes a digit in a name and
+            # the network never read one; the character model would not judge R2D2 (two letters), and
+            # let Smith2 pass on its letters. The part is left out, as a part with no letters is.
+            return TokenReading(token, "", script, (), (), "not-a-name", False)
         read_as, alternatives = self._readings(token, scripts)
         features = (
             tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)

@@ -119,6 +119,9 @@ def test_predictor_rejects_bad_arguments_but_never_a_bad_name(predictor):
         ("null", "not-a-name"),
         ("NULL", "not-a-name"),
         ("qxzvkwq", "not-a-name"),
+        ("R2D2", "not-a-name"),
+        ("Kovski2", "not-a-name"),
+        ("R2D2 1138", "not-a-name"),  # the more telling of its parts' reasons
         ("Kovski" * 11, "too-long"),
     ],
 )
@@ -128,6 +131,12 @@ def test_predictor_abstains_in_place_with_the_reason(predictor, name, reason):
     assert (first.name, answer.name, last.name) == ("Kovski", name, "Bozov")
     assert answer.abstained and answer.reason == reason and answer.predictions == ()
     assert not first.abstained and len(first.predictions) == 2 and not last.abstained
+
+
+def test_a_part_with_digits_is_left_out_and_the_name_answered_from_the_rest(predictor):
+    digits, alone = predictor.predict(["Kovski2 Bozov", "Bozov"], top_k=3)
+    assert not digits.abstained and digits.predictions == alone.predictions
+    assert [(token.text, token.reason) for token in digits.tokens] == [("Kovski2", "not-a-name"), ("Bozov", None)]
 
 
 @pytest.mark.parametrize(

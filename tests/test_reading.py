@@ -366,6 +366,11 @@ def test_reader_collects_script_letter_and_han_evidence(reader):
         ("Yılmaz", "unsupported-letters"),
         ("Åberg", "unsupported-letters"),
         ("王" * 40, "too-long"),
+        ("R2D2", "not-a-name"),  # letters and digits: never read, whatever the character model would say
+        ("Smith2", "not-a-name"),
+        ("A-12", "not-a-name"),
+        ("Smith²", "not-a-name"),
+        ("Иванов7", "not-a-name"),
     ],
 )
 def test_reader_says_why_a_token_cannot_be_read(reader, text, reason):
@@ -379,6 +384,12 @@ def test_reader_marks_placeholders_and_the_tokens_the_not_a_name_check_judges(re
     assert not reader.read("Иванов").tokens[0].judged  # a native script is evidence of a real name
     assert not reader.read("Wu").tokens[0].judged  # two letters are too few to judge
     assert not reader.read("van der Berg").tokens[0].judged  # a particle and a word
+
+
+def test_a_part_with_digits_is_left_out_and_the_rest_of_the_name_is_read(reader):
+    reading = reader.read("Anna2 Smith 007")
+    assert [token.reason for token in reading.tokens] == ["not-a-name", None, "no-letters"]
+    assert reading.read_as == "smith" and not reading.tokens[0].judged
 
 
 def test_name_reading_joins_what_was_read_and_every_script(reader):
