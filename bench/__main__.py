@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--num-threads",
         type=int,
         default=1,
-        help="torch threads in process and in the server (NAMEORIGIN_TORCH_THREADS); 0 = torch's default. "
+        help="torch and numpy BLAS threads in process and in the server (NAMEORIGIN_TORCH_THREADS); 0 = their defaults. "
         "1 keeps ratios stable on a shared machine: at 2 threads OpenMP spin-waits whenever another job holds a core",
     )
     parser.add_argument("--skip-http", action="store_true", help="skip measurements 2, 3 and 5 (no server, no wrk)")
@@ -134,7 +134,9 @@ def run(args: argparse.Namespace) -> Report:
         }
     )
     checkpoint = load_checkpoint(args.checkpoint)
-    predictor = Predictor(checkpoint, device=args.device)
+    # The thread count as the server sets it (NAMEORIGIN_TORCH_THREADS): torch's and numpy's BLAS pools,
+    # so the in-process rows and the HTTP rows' in-process references run as the service does.
+    predictor = Predictor(checkpoint, device=args.device, num_threads=args.num_threads)
     dataset = load_names_dir(args.data_dir)
     test_names = [record.name for record in dataset.split("test")]
     # Every distinct name of the data, shuffled: a 4096-name batch of them holds no repeats, which the
