@@ -135,11 +135,6 @@ class NameReader:
         script = script_label(scripts)
         if any(not self.evidence.supported_script(name) for name in scripts):
             return TokenReading(token, "", script, (), (), "unsupported-script", False)
-        if any(map(str.isdigit, token)):
-            # Letters and digits in one part (R2D2, A-12, Smith2): no label writes a digit in a name and
-            # the network never read one; the character model would not judge R2D2 (two letters), and
-            # let Smith2 pass on its letters. The part is left out, as a part with no letters is.
-            return TokenReading(token, "", script, (), (), "not-a-name", False)
         read_as, alternatives = self._readings(token, scripts)
         features = (
             tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)
@@ -150,6 +145,12 @@ class NameReader:
         reason = None
         if self.evidence.unsupported_letters(features):
             reason = "unsupported-letters"
+        elif any(map(str.isdigit, token)):
+            # Letters and digits in one part (R2D2, A-12, Smith2): no label writes a digit in a name (the
+            # data's three, such as Urbanek1, are slips). The character model would not judge R2D2 (two
+            # letters) and lets Smith2 pass on its letters, and the network reads a digit as an unknown
+            # symbol. The part is left out, as a part with no letters is.
+            reason = "not-a-name"
         elif not _has_letters(read_as):
             reason = "no-letters"
         elif len(read_as) > self.max_length or any(len(reading) > self.max_length for _, reading in alternatives):
