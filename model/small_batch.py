@@ -30,8 +30,9 @@ from torch import nn
 from model.networks import HEAD_HASH_MULTIPLIERS, ClassifierHead, NameClassifier, RecurrentClassifier
 from model.novelty import CharLanguageModel
 
-# Names per call up to which the numpy path is taken. Above it torch's ops are spread over enough
-# names to be cheaper (the crossover, measured in process: docs/benchmarks.md, "Figures behind the code").
+# Distinct readings per call (what the scorer runs: a repeated name once, each part of a full name on
+# its own) up to which the numpy path is taken. Above it torch's ops are spread over enough names to be
+# cheaper (the crossover, measured in process: docs/benchmarks.md, "Figures behind the code").
 SMALL_BATCH_MAX = 256
 # Names per call up to which they run one by one: the batch's set-up (padding, sorting, the n-gram
 # matrices) costs more than it saves for one or two names.
@@ -102,8 +103,9 @@ class SmallBatchScorer:
         self.language_model = language_model
         self.lm_order, self.lm_base = lm_config.order, lm_config.base
         self.lm_begin, self.lm_end = lm_config.begin_id, lm_config.end_id
-        self._lm_table_source: torch.Tensor | None = None
-        self._lm_table: Array = np.empty(0, dtype=np.float32)
+        # The character model's table and its numpy view, swapped as one reference: two threads on a first
+        # call must never see a new table paired with the old (empty) view.
+        self._lm_table: tuple[torch.Tensor | None, Array] = (None, np.empty(0, dtype=np.float32))
 
     def score(self, sequences: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) calibrated log-probabilities and (B,) character-model log-probabilities, in order.
@@ -229,9 +231,11 @@ class SmallBatchScorer:
     def _language_model_table(self) -> Array:
         """The character model's conditional table (built once by the model itself), as a numpy view."""
         table = self.language_model._conditional_table(_CPU)
-        if table is not self._lm_table_source:
-            self._lm_table_source, self._lm_table = table, table.numpy()
-        return self._lm_table
+        source, view = self._lm_table
+        if table is not source:
+            view = table.numpy()
+            self._lm_table = (table, view)
+        return view
 
     def _network_log_probs(self, padded: npt.NDArray[np.intp], lengths: list[int], temperature: np.float32) -> Array:
         features = self._features(padded, lengths)
