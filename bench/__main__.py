@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> Report:
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    checkpoint = load_checkpoint(args.checkpoint)
+    # The thread count as the server sets it (NAMEORIGIN_TORCH_THREADS): torch's and numpy's BLAS pools,
+    # so the in-process rows and the HTTP rows' in-process references run as the service does.
+    predictor = Predictor(checkpoint, device=args.device, num_threads=args.num_threads)
     report = Report(
         settings={
             "run at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -133,10 +135,6 @@ def run(args: argparse.Namespace) -> Report:
             "checkpoint": display_path(args.checkpoint),
         }
     )
-    checkpoint = load_checkpoint(args.checkpoint)
-    # The thread count as the server sets it (NAMEORIGIN_TORCH_THREADS): torch's and numpy's BLAS pools,
-    # so the in-process rows and the HTTP rows' in-process references run as the service does.
-    predictor = Predictor(checkpoint, device=args.device, num_threads=args.num_threads)
     dataset = load_names_dir(args.data_dir)
     test_names = [record.name for record in dataset.split("test")]
     # Every distinct name of the data, shuffled: a 4096-name batch of them holds no repeats, which the
