@@ -142,7 +142,8 @@ router = APIRouter()
 def _predictions(
     labels: tuple[str, ...], ids: list[int], probs: list[float], log_probs: list[float]
 ) -> list[dict[str, Any]]:
-    """`LabelResult`s, most probable first: the one place a ranked label list becomes JSON."""
+    """A full name's part's `LabelResult`s, most probable first; `_name_results` builds the same dicts
+    for a whole batch of names in one pass."""
     return [
         {"label": labels[label_id], "probability": probability, "log_probability": log_probability}
         for label_id, probability, log_probability in zip(ids, probs, log_probs, strict=True)
