@@ -39,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: invalid settings: {_one_line(error)}", file=sys.stderr)
         return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+        return 2
+    workers = args.workers or settings.workers
+    # The workers read their own Settings: they must count themselves as the flag says, since the model's
+    # threads for large calls are the cores shared among them (Settings.threads_for_large_batches).
+    os.environ["NAMEORIGIN_WORKERS"] = str(workers)
+    settings = settings.model_copy(update={"workers": workers})
     from app.main import load_predictor  # only now: importing app.main builds the app from valid settings
 
     try:
@@ -50,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
-    workers = args.workers or settings.workers
     port = args.port if args.port is not None else settings.port
     with shared_metrics_folder(workers, settings.metrics_dir):
         serve(build_config(settings, args.host or settings.host, port, workers))

@@ -44,7 +44,12 @@ name, {max_body_bytes} bytes per body. Every refusal is a JSON `ErrorResponse` n
 
 def load_predictor(settings: Settings) -> Predictor:
     """The predictor for the configured checkpoint and device; raises CheckpointError/DeviceUnavailableError."""
-    return Predictor.from_path(settings.checkpoint_path, device=settings.device, num_threads=settings.torch_threads)
+    return Predictor.from_path(
+        settings.checkpoint_path,
+        device=settings.device,
+        num_threads=settings.torch_threads,
+        large_batch_threads=settings.threads_for_large_batches(),
+    )
 
 
 @asynccontextmanager

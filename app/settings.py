@@ -5,6 +5,7 @@ This is the only code in the project that reads the environment.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
         ge=0,
         le=256,
         description="torch intra-op threads for the model, and numpy BLAS threads with them; 0 = their defaults (one per core)",
+    )
+    large_batch_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="torch intra-op threads for a model call of 512 distinct names or more on the CPU; 0 = the cores this process may run on over the workers, never fewer than torch_threads",
     )
     max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
     max_name_length: int = Field(
@@ -96,3 +103,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    def threads_for_large_batches(self) -> int:
+        """large_batch_threads, or with 0 the cores this process may run on shared among the workers
+        (docs/benchmarks.md, "Large batches on more cores"); 0 when torch_threads is 0 (torch's default,
+        a thread per core, already)."""
+        if self.large_batch_threads:
+            return self.large_batch_threads
+        if not self.torch_threads:
+            return 0
+        return max(self.torch_threads, len(os.sched_getaffinity(0)) // self.workers)

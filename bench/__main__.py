@@ -171,6 +171,10 @@ def run(args: argparse.Namespace) -> Report:
             )
         report.rows += worker_rows
         report.notes.append(worker_note)
+        with http.temporary_work_dir() as work_dir:
+            report.rows += peers.measure_large_batch_threads(
+                args.checkpoint, args.num_threads, test_names, sizes.repeats, sizes.http_seconds, Path(work_dir)
+            )
         report.commands.append(
             "Peers: `python -m bench.litserve_peer PORT CHECKPOINT THREADS MAX_BATCH_SIZE BATCH_TIMEOUT_S` (LitServe "
             f"{peers.litserve_version()}, max_batch_size {peers.PEER_MAX_BATCH_SIZE}, batch_timeout "

@@ -68,8 +68,16 @@ class Server:
     ready_path = "/readyz"  # answers 200 once the model is warm
 
     def __init__(
-        self, checkpoint_path: Path, device: str, num_threads: int, log_dir: Path, profile_path: Path | None = None
+        self,
+        checkpoint_path: Path,
+        device: str,
+        num_threads: int,
+        log_dir: Path,
+        profile_path: Path | None = None,
+        large_batch_threads: int | None = None,
     ) -> None:
+        """large_batch_threads: NAMEORIGIN_LARGE_BATCH_THREADS; None holds large calls to num_threads too,
+        so every model call runs on the threads the in-process rows use (0: the service's own rule)."""
         self.port = free_port()
         self.log_path = log_dir / "server.log"
         self.env = {
@@ -81,6 +89,9 @@ class Server:
         }
         # the in-process measurements run torch with this many threads; the server must too (0 = torch's default)
         self.env["NAMEORIGIN_TORCH_THREADS"] = str(num_threads)
+        self.env["NAMEORIGIN_LARGE_BATCH_THREADS"] = str(
+            num_threads if large_batch_threads is None else large_batch_threads
+        )
         self.command = [sys.executable, "-m", "app"]
         if profile_path is not None:  # the same app and options, its event loop under cProfile
             self.command = [sys.executable, "-m", "bench.profiled_server", str(self.port), str(profile_path)]

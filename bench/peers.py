@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from app.settings import Settings
 from bench.http import BenchError, Server, run_wrk, write_bodies
 from bench.report import Row, Stats, Target, paired_ratio
 
@@ -59,6 +60,44 @@ class LitServePeer(Server):
             str(PEER_MAX_BATCH_SIZE),
             str(PEER_BATCH_TIMEOUT_S),
         ]
+
+
+LARGE_REQUEST_NAMES = 1000  # the largest request the service takes by default (NAMEORIGIN_MAX_NAMES_PER_REQUEST)
+
+
+def measure_large_batch_threads(
+    checkpoint_path: Path, num_threads: int, names: list[str], repeats: int, seconds: float, work_dir: Path
+) -> list[Row]:
+    """The service as it ships (NAMEORIGIN_LARGE_BATCH_THREADS=0: large calls on the cores over the
+    workers) against every call on num_threads, on 1000-name requests at one connection, paired.
+
+    Every other server of the bench holds large calls to num_threads, so its ratios compare work per
+    thread with the in-process rows and the peer; this row is what the shipped rule adds on top."""
+    bodies = write_bodies(work_dir / "large-batches.jsonl", names, LARGE_REQUEST_NAMES)
+    shipped_dir, held_dir = work_dir / "large-batches-shipped", work_dir / "large-batches-held"
+    shipped_dir.mkdir()
+    held_dir.mkdir()
+    with (
+        Server(checkpoint_path, "cpu", num_threads, shipped_dir, large_batch_threads=0) as shipped,
+        Server(checkpoint_path, "cpu", num_threads, held_dir) as held,
+    ):
+        shipped_runs, held_runs = _paired_runs(shipped, held, "/classify", bodies, 1, repeats, seconds)
+    # What the shipped server resolved: the same rule, on this machine, for its one worker.
+    threads = Settings(torch_threads=num_threads, large_batch_threads=0, workers=1).threads_for_large_batches()
+    shipped_names = Stats.of([value * LARGE_REQUEST_NAMES for value in shipped_runs.samples])
+    held_names = Stats.of([value * LARGE_REQUEST_NAMES for value in held_runs.samples])
+    logger.info(
+        "large batches: %d threads %.0f names/s, %d %.0f", threads, shipped_names.median, num_threads, held_names.median
+    )
+    return [
+        Row(
+            measurement=f"8. large batches: /classify {LARGE_REQUEST_NAMES} names, 1 conn, "
+            f"{threads} threads a large call vs {num_threads} (names/s)",
+            value=f"{threads} threads {shipped_names.format('/s')}",
+            reference=f"{num_threads} {held_names.format('/s')}",
+            ratio=paired_ratio(shipped_names, held_names),
+        )
+    ]
 
 
 def check_same_answers(ours: Server, peer: Server, names: list[str]) -> None:

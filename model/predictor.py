@@ -115,24 +115,41 @@ class RankQuery(NamedTuple):
     explain_labels: tuple[str, ...] = ()
 
 
+def hold_threads(num_threads: int, large_batch_threads: int = 0) -> None:
+    """Check both counts and hold torch's intra-op pool and numpy's BLAS pool to num_threads (0: as they are).
+
+    Process-wide: on a small machine one intra-op thread beside the server's event loop beats two that
+    spin-wait for a core (docs/benchmarks.md). numpy's BLAS, which runs the small-batch path's
+    matmuls, keeps its own pool (one thread per core), so it is held to the same count. Setting it
+    before any tensor work matters for large_batch_threads: once a second thread has run torch on
+    several threads, GNU OpenMP counts more threads than cores and wakes a team by futex for every
+    operation, and a larger count on the model thread then runs slower, not faster."""
+    for argument, count in (("num_threads", num_threads), ("large_batch_threads", large_batch_threads)):
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_THREADS:
+            # torch.set_num_threads raises for a negative count and crashes the process for a huge one
+            raise ValueError(f"{argument} must be an integer from 0 to {MAX_THREADS}, got {count!r}")
+    if num_threads:
+        torch.set_num_threads(num_threads)
+        threadpool_limits(num_threads, user_api="blas")
+
+
 class Predictor:
     """Serves one checkpoint: reads names, runs the network and the character model under
     inference_mode, weighs the evidence, ranks labels or abstains."""
 
     def __init__(
-        self, checkpoint: Checkpoint, device: str = "auto", max_batch_size: int = 2048, num_threads: int = 0
+        self,
+        checkpoint: Checkpoint,
+        device: str = "auto",
+        max_batch_size: int = 2048,
+        num_threads: int = 0,
+        large_batch_threads: int = 0,
     ) -> None:
-        """max_batch_size: names per network call (docs/benchmarks.md: why 2048)."""
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 0 <= num_threads <= MAX_THREADS:
-            # torch.set_num_threads raises for a negative count and crashes the process for a huge one
-            raise ValueError(f"num_threads must be an integer from 0 to {MAX_THREADS}, got {num_threads!r}")
-        if num_threads:
-            # Process-wide: on a small machine one intra-op thread beside the server's event loop
-            # beats two that spin-wait for a core (docs/benchmarks.md). numpy's BLAS, which runs the
-            # small-batch path's matmuls, keeps its own pool (one thread per core), so it is held
-            # to the same count.
-            torch.set_num_threads(num_threads)
-            threadpool_limits(num_threads, user_api="blas")
+        """max_batch_size: names per network call (docs/benchmarks.md: why 2048). large_batch_threads:
+        torch intra-op threads for a call of model.scoring.LARGE_BATCH_MIN_READINGS distinct readings
+        or more on the CPU (0: num_threads for every call; docs/benchmarks.md, "Large batches on more
+        cores")."""
+        hold_threads(num_threads, large_batch_threads)
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
         self.encoder = NameEncoder(checkpoint.encoder_config)
@@ -155,14 +172,27 @@ class Predictor:
             checkpoint.novelty_config.threshold,
             self.device,
             max_batch_size,
+            large_batch_threads,
         )
 
     @classmethod
     def from_path(
-        cls, checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH, device: str = "auto", num_threads: int = 0
+        cls,
+        checkpoint_path: str | Path = DEFAULT_CHECKPOINT_PATH,
+        device: str = "auto",
+        num_threads: int = 0,
+        large_batch_threads: int = 0,
     ) -> Predictor:
-        """num_threads: torch intra-op threads and numpy BLAS threads for the process; 0 leaves their defaults."""
-        return cls(load_checkpoint(checkpoint_path), device=device, num_threads=num_threads)
+        """num_threads: torch intra-op threads and numpy BLAS threads for the process; 0 leaves their
+        defaults. large_batch_threads: torch's for large calls (see __init__). The counts are set before
+        the checkpoint is read, so no tensor work runs on more threads than asked."""
+        hold_threads(num_threads, large_batch_threads)
+        return cls(
+            load_checkpoint(checkpoint_path),
+            device=device,
+            num_threads=num_threads,
+            large_batch_threads=large_batch_threads,
+        )
 
     def clear_caches(self) -> None:
         """Forget every name read and encoded so far: the next call reads its names as new ones (what a

@@ -33,7 +33,8 @@ favours the shorter reading by about e^3.5 per letter, so every two-character na
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -49,6 +50,10 @@ from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_app
 
 if TYPE_CHECKING:
     from model.explain import Explanation
+
+# Distinct readings from which a pass on the CPU may take `NameScorer.large_batch_threads` intra-op
+# threads: below it a second thread gains nothing (docs/benchmarks.md, "Large batches on more cores").
+LARGE_BATCH_MIN_READINGS = 512
 
 
 class RankedToken(NamedTuple):
@@ -179,11 +184,15 @@ class NameScorer:
         novelty_threshold: float,
         device: torch.device,
         max_batch_size: int,
+        large_batch_threads: int = 0,
     ) -> None:
+        """large_batch_threads: torch intra-op threads for a pass over LARGE_BATCH_MIN_READINGS distinct
+        readings or more (0: the process's count for every pass)."""
         self.reader, self.encoder, self.evidence = reader, encoder, evidence
         self.network, self.language_model = network, language_model
         self.log_prior, self.novelty_threshold = log_prior, novelty_threshold
         self.device, self.max_batch_size = device, max_batch_size
+        self.large_batch_threads = large_batch_threads
         self.label_index = {label: index for index, label in enumerate(evidence.labels)}
         self.small_batch = SmallBatchScorer(network, language_model) if small_batch_applies(network, device) else None
         surname_first = torch.tensor([label in SURNAME_FIRST for label in evidence.labels])
@@ -302,7 +311,8 @@ class NameScorer:
         lm_log_probs = torch.empty(len(sequences))
         symbols = torch.empty(len(sequences))  # characters and the end of each name: what the mean is over
         order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
-        with torch.inference_mode():
+        large = len(sequences) >= LARGE_BATCH_MIN_READINGS and self.device.type == "cpu"
+        with torch.inference_mode(), intra_op_threads(self.large_batch_threads if large else 0):
             for start in range(0, len(order), self.max_batch_size):
                 chunk = order[start : start + self.max_batch_size]
                 ids, lengths = pad_sequences([sequences[index] for index in chunk])
@@ -331,3 +341,20 @@ class NameScorer:
                 row = token_rows[token]
                 flags[token] = totals[row] < threshold * counts[row]
         return flags
+
+
+@contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch intra-op threads, then give back the count before it (0: as is).
+
+    For the calling thread: torch keeps the count per OpenMP thread, so the model thread of the
+    service changes its own and not the event loop's."""
+    previous = torch.get_num_threads()
+    if count <= 0 or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
