@@ -17,6 +17,7 @@ from bench.peers import (
     LitServePeer,
     LoadedRun,
     check_same_answers,
+    measure_large_batch_threads,
     measure_pair,
     worker_rows,
 )
@@ -62,6 +63,24 @@ def test_measure_pair_gives_a_paired_ratio_per_shape_with_the_issue_targets(serv
     ]
     assert all(row.ratio is not None and row.ratio > 0 for row in rows)
     assert [row.target.at_least if row.target else None for row in rows] == [2, None, 3, 2, 3, 1.0]
+
+
+def test_bench_servers_hold_large_calls_to_the_bench_threads_unless_asked(tmp_path: Path) -> None:
+    """Every server of the bench runs each call on the in-process rows' threads; only the large-batch
+    row's shipped server keeps the service's own rule (0)."""
+    assert Server(DEFAULT_CHECKPOINT_PATH, "cpu", 1, tmp_path).env["NAMEORIGIN_LARGE_BATCH_THREADS"] == "1"
+    assert Server(DEFAULT_CHECKPOINT_PATH, "cpu", 3, tmp_path).env["NAMEORIGIN_LARGE_BATCH_THREADS"] == "3"
+    shipped = Server(DEFAULT_CHECKPOINT_PATH, "cpu", 1, tmp_path, large_batch_threads=0)
+    assert shipped.env["NAMEORIGIN_LARGE_BATCH_THREADS"] == "0"
+
+
+def test_large_batch_row_pairs_the_shipped_rule_with_one_thread(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})  # the rule as on a 2-core machine
+    rows = measure_large_batch_threads(DEFAULT_CHECKPOINT_PATH, 1, NAMES, repeats=1, seconds=1, work_dir=tmp_path)
+    assert [row.measurement for row in rows] == [
+        "8. large batches: /classify 1000 names, 1 conn, 2 threads a large call vs 1 (names/s)"
+    ]
+    assert rows[0].ratio is not None and rows[0].ratio > 0 and rows[0].target is None
 
 
 def test_litserve_peer_stops_with_all_its_processes(tmp_path: Path) -> None:
