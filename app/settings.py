@@ -112,4 +112,11 @@ class Settings(BaseSettings):
             return self.large_batch_threads
         if not self.torch_threads:
             return 0
-        return max(self.torch_threads, len(os.sched_getaffinity(0)) // self.workers)
+        return max(self.torch_threads, usable_cores() // self.workers)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -120,6 +120,13 @@ def test_settings_share_the_cores_among_the_workers(
     assert settings.threads_for_large_batches() == expected
 
 
+def test_without_an_affinity_call_every_core_counts(monkeypatch):
+    """macOS has no sched_getaffinity: the rule falls back to the core count rather than failing."""
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert Settings(workers=2, torch_threads=1, large_batch_threads=0).threads_for_large_batches() == 3
+
+
 def test_the_workers_flag_is_what_the_workers_count_themselves_by(monkeypatch):
     """`python -m app --workers 2` with NAMEORIGIN_WORKERS unset: each worker reads its Settings from
     the environment and must see 2, or it would take every core for its large calls."""
