@@ -138,6 +138,13 @@ _VIETNAMESE_SYLLABLE = re.compile(
 )
 # "Mr. & Mrs. John Smith", "Mr and Mrs Smith": a word that joins two titles goes with them.
 TITLE_CONNECTORS = frozenset({"&", "+", "and", "und", "et", "y", "e", "og", "en"})
+# German-speaking degrees ("Dr. med. Hans Müller", "Dr. rer. nat.", "Prof. Dr. Ing.", "Dipl.-Ing.",
+# "Mag."): written with their full stops, and a qualifier counts only right after a degree's title,
+# since some are names on their own (Nat King Cole, "Dr. Nat Turner").
+DEGREE_TITLES = frozenset({"dr", "prof", "dipl", "mag"})
+DEGREE_QUALIFIERS = frozenset(
+    {"med", "dent", "vet", "rer", "nat", "phil", "jur", "iur", "theol", "oec", "pol", "pharm", "sc", "ing", "habil"}
+)
 _ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス
 # Quotes and brackets around a word, and the sentence punctuation after it ("Smith.", "(Smith)",
@@ -201,9 +208,13 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     (without a trailing full stop: "St. John" is read as "St John"); and the particles left at its end
     with no word after them ("Anna van der" of "Berg, Anna van der")."""
     words = [part for word in words for part in (_ARTICLE_PREFIX.sub(r"\1 ", word).split(" "))]
-    while len(words) > 1 and (
-        _bare(words[0]) in TITLES or (_bare(words[0]) in TITLE_CONNECTORS and _bare(words[1]) in TITLES)
-    ):
+    after_degree = False  # the word before was a degree's title or qualifier
+    while len(words) > 1:
+        head = _bare(words[0])
+        degree = _is_degree(words[0], after_degree)
+        if not (degree or head in TITLES or (head in TITLE_CONNECTORS and _bare(words[1]) in TITLES)):
+            break
+        after_degree = degree or head in DEGREE_TITLES
         words = words[1:]
     while len(words) > 1 and _is_suffix(words[-1]):
         words = words[:-1]
@@ -265,6 +276,17 @@ def _split_words(text: str) -> tuple[tuple[str, ...], int, bool]:
     if not tokens:
         return tuple(w for words in parts for w in words), 0, only_titles
     return tokens, len(kept[0]) if len(kept) > 1 else 0, only_titles
+
+
+def _is_degree(word: str, after_degree: bool) -> bool:
+    """A degree's abbreviation with its full stop: "Dipl.", "Mag.", "Dr.-Ing.", "Dipl.-Ing.", and a
+    qualifier ("med.", "rer.", "nat.") right after a degree's title or another qualifier."""
+    if not word.endswith("."):
+        return False
+    pieces = [_bare(piece) for piece in word.split("-")]
+    if len(pieces) > 1:
+        return pieces[0] in DEGREE_TITLES and all(piece in DEGREE_QUALIFIERS for piece in pieces[1:])
+    return pieces[0] in DEGREE_TITLES or (after_degree and pieces[0] in DEGREE_QUALIFIERS)
 
 
 def _is_noise(word: str) -> bool:
