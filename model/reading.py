@@ -40,6 +40,7 @@ from model.scripts import (
     JAPANESE_SCRIPTS,
     LATIN,
     distinctive_letters,
+    evidence_scripts,
     fold_case,
     han_countries,
     script_label,
@@ -136,11 +137,12 @@ class NameReader:
         if any(not self.evidence.supported_script(name) for name in scripts):
             return TokenReading(token, "", script, (), (), "unsupported-script", False)
         read_as, alternatives = self._readings(token, scripts)
+        telling_scripts = evidence_scripts(scripts)
         features = (
-            tuple(SCRIPT_FEATURE + name for name in scripts if name != LATIN)
+            tuple(SCRIPT_FEATURE + name for name in telling_scripts if name != LATIN)
             + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(token))
             + tuple(HAN_FEATURE + country for country in (han_countries(token) if HAN in scripts else ()))
-            + (self._marker_words(read_as) + self._word_shapes(read_as) if scripts == (LATIN,) else ())
+            + (self._marker_words(read_as) + self._word_shapes(read_as) if telling_scripts == (LATIN,) else ())
         )
         reason = None
         if self.evidence.unsupported_letters(features):
@@ -158,7 +160,7 @@ class NameReader:
         # A particle-joined token ("st. john", "al sayed") is a known particle and a word, and a word of a
         # known shape (Ji-eun) a known kind of name: neither is judged.
         judged = (
-            scripts == (LATIN,)
+            telling_scripts == (LATIN,)
             and " " not in token
             and sum(map(str.isalpha, read_as)) >= MIN_JUDGED_LETTERS
             and not any(feature.startswith(SYLLABLES_FEATURE) for feature in features)

@@ -28,6 +28,9 @@ _SCRIPT_OF_NAME_PREFIX = {
 }
 _NOT_A_SCRIPT = {"MODIFIER", "COMBINING", "FULLWIDTH", "HALFWIDTH", "SMALL"}  # Common or inherited letters
 JAPANESE_SCRIPTS = frozenset({HIRAGANA, KATAKANA})
+CYRILLIC = "Cyrillic"
+# Alphabets whose letters include look-alikes of Latin ones (а е о р с х і, Α Β Ε Η Ι Κ Μ Ν Ο Ρ Τ Χ).
+LATIN_LOOKALIKES = frozenset({CYRILLIC, GREEK})
 SCRIPT_JOINER = "+"
 
 
@@ -50,6 +53,18 @@ def scripts_of(text: str) -> tuple[str, ...]:
         return (LATIN,) if any(map(str.isalpha, text)) else ()
     counts = Counter(script for char in text if (script := letter_script(char)) is not None)
     return tuple(script for script, _ in counts.most_common())
+
+
+def evidence_scripts(scripts: tuple[str, ...]) -> tuple[str, ...]:
+    """The scripts (most used first, as `scripts_of` gives them) whose use says something about a word's
+    label. A word that mixes Latin with Cyrillic or Greek letters is one alphabet with a few look-alikes
+    of the other in it (a keyboard switched mid-word, text pasted from another source, or a spoofed
+    name: "Smіth" with a Cyrillic і), so only the alphabet most of its letters are in counts; other
+    mixes (Han with kana) are how names are written, and every script counts."""
+    if LATIN not in scripts or LATIN_LOOKALIKES.isdisjoint(scripts):
+        return scripts
+    alphabets = {LATIN, *LATIN_LOOKALIKES}
+    return tuple(script for script in scripts if script == scripts[0] or script not in alphabets)
 
 
 def script_label(scripts: tuple[str, ...]) -> str:

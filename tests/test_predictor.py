@@ -428,3 +428,10 @@ def test_clear_caches_forgets_readings_and_encodings_and_answers_stay_the_same(p
     assert predictor.encoder._encode_cached.cache_info().currsize == 0
     assert predictor.predict(names, top_k=2) == before
     assert predictor.reader.read.cache_info().misses > 0
+
+
+def test_a_name_with_a_lookalike_letter_gets_the_answer_of_the_name_it_looks_like(shipped):
+    """Smіth (Cyrillic і) was Russian 0.81: its one Cyrillic letter counted as a Russian script."""
+    plain, spoofed = shipped.predict(["Smith", "Sm\u0456th"], top_k=3)
+    assert spoofed.predictions == plain.predictions and spoofed.predictions[0].label == "English"
+    assert spoofed.script == "Latin+Cyrillic"

@@ -10,7 +10,7 @@ from model.fullname import PARTICLES, SUFFIXES, TITLES, split_full_name
 from model.greek_reader import read_greek
 from model.readers import is_hyphenated_korean_given_name, korean_syllable_spellings, read_japanese, read_korean
 from model.reading import NameReader
-from model.scripts import distinctive_letters, han_countries, letter_script, scripts_of
+from model.scripts import distinctive_letters, evidence_scripts, han_countries, letter_script, scripts_of
 from training.data import load_names_dir
 
 LABELS = (
@@ -362,6 +362,34 @@ def test_reader_marks_a_hyphenated_korean_given_name_and_never_judges_it(reader)
     assert not token.judged  # the not-a-name model, fitted on surnames, took Ji-eun for junk
     assert reader.read("Jean-Pierre").tokens[0].features == ()
     assert reader.read("Jean-Pierre").tokens[0].judged
+
+
+@pytest.mark.parametrize(
+    ("scripts", "telling"),
+    [
+        (("Latin",), ("Latin",)),
+        (("Latin", "Cyrillic"), ("Latin",)),  # Smіth, a Cyrillic і among Latin letters
+        (("Cyrillic", "Latin"), ("Cyrillic",)),  # Иванov
+        (("Greek", "Latin"), ("Greek",)),
+        (("Latin", "Greek", "Cyrillic"), ("Latin",)),
+        (("Han", "Hiragana"), ("Han", "Hiragana")),  # how Japanese names are written: both count
+        (("Latin", "Han"), ("Latin", "Han")),
+        (("Latin", "Cyrillic", "Han"), ("Latin", "Han")),
+        (("Cyrillic",), ("Cyrillic",)),
+    ],
+)
+def test_only_the_main_alphabet_of_a_latin_cyrillic_or_greek_mix_is_evidence(scripts, telling):
+    assert evidence_scripts(scripts) == telling
+
+
+def test_a_lookalike_letter_from_another_alphabet_is_read_as_the_word_around_it(reader):
+    """A Cyrillic і in Smіth made it Russian 0.81 (its script's evidence); the word is Latin."""
+    lookalike = reader.read("Sm\u0456th").tokens[0]
+    assert lookalike.script == "Latin+Cyrillic" and lookalike.read_as == "smith"
+    assert lookalike.features == () and lookalike.judged  # as Smith: judged by the not-a-name check
+    assert reader.read("qw\u0435rty").tokens[0].judged  # so a spoofed placeholder is judged too
+    mostly_cyrillic = reader.read("Ивано\u0076").tokens[0]
+    assert mostly_cyrillic.features == ("script:Cyrillic",) and not mostly_cyrillic.judged
 
 
 def test_reader_collects_script_letter_and_han_evidence(reader):
