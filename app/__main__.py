@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--host", help="default: NAMEORIGIN_HOST or 127.0.0.1")
     parser.add_argument("--port", type=int, help="default: NAMEORIGIN_PORT or 8000")
-    parser.add_argument("--workers", type=int, help="default: NAMEORIGIN_WORKERS or 1")
+    parser.add_argument("--workers", type=int, help="at least 1; default: NAMEORIGIN_WORKERS or 1")
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 def shared_metrics_folder(workers: int, given: Path | None) -> Iterator[None]:
     """With several workers, one folder where each writes its metrics so that any scrape sums them
     (prometheus_client's multiprocess mode). A folder the settings name is emptied first, as the
-    mode requires; one made here is removed at exit. The workers find it in the environment: the
-    one place this process writes there, for its children (and prometheus_client) to read."""
+    mode requires; one made here is removed at exit. The workers find it in the environment, where
+    this process writes only for its children to read: this folder (for prometheus_client too) and
+    the worker count."""
     if workers <= 1:
         yield
         return

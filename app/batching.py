@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from model.predictor import Predictor, RankedNames, RankQuery
+from model.scoring import on_process_threads
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +292,10 @@ class MicroBatcher:
         requests = [(job.names, job.query) for job in jobs]
         predictor = self.predictor  # read once: a swap during the call applies to the next batch
         if self._runs_inline(jobs):
-            ranked = predictor.rank_requests(requests)  # small: in place (see the module docstring)
+            # Small: in place (see the module docstring). Never on a second team of threads, even when
+            # its full names make 512 readings or more: only the model thread takes large-call threads.
+            with on_process_threads():
+                ranked = predictor.rank_requests(requests)
             await asyncio.sleep(0)  # the loop serves others before another batch (or a retry) can run here
             return ranked, predictor
         loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -25,7 +26,8 @@ from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_si
 from app.routes import router
 from app.settings import Settings
 from app.shedding import LoadSheddingMiddleware
-from model.predictor import Predictor, RankQuery
+from model.predictor import Predictor, RankQuery, hold_threads
+from model.scoring import LARGE_BATCH_MIN_READINGS
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     configure_logging(settings.log_level)
+    # The event loop's own thread fixes its torch thread count now, before a large call on the model
+    # thread can raise the process-wide default it would otherwise copy (model.scoring.intra_op_threads).
+    hold_threads(settings.torch_threads)
     try:
         predictor = await asyncio.to_thread(load_predictor, settings)
     except Exception as error:
@@ -100,7 +105,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         refresher = asyncio.create_task(_refresh_worker_gauges(metrics)) if metrics.multiprocess else None
         if settings.reload_poll_s > 0:
             watcher = asyncio.create_task(reloader.watch(settings.reload_poll_s), name="nameorigin-checkpoint-watch")
-        logger.info("serving %s from %s on %s", checkpoint.model_id, settings.checkpoint_path, predictor.device)
+        logger.info(
+            "serving %s from %s on %s; torch threads %d, %d for a CPU call of %d readings or more",
+            checkpoint.model_id,
+            settings.checkpoint_path,
+            predictor.device,
+            torch.get_num_threads(),
+            predictor.scorer.large_batch_threads or torch.get_num_threads(),
+            LARGE_BATCH_MIN_READINGS,
+        )
         yield {SERVICE_STATE_KEY: service}
     finally:
         # Readiness drops first so load balancers stop sending; then every queued request is answered.

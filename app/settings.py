@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.assets import DEFAULT_CHECKPOINT_PATH
 
+# The most threads the automatic rule gives a large call: the only count measured (a 2-core machine).
+MEASURED_LARGE_BATCH_THREADS = 2
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=256,
-        description="torch intra-op threads for a model call of 512 distinct names or more on the CPU; 0 = the cores this process may run on over the workers, never fewer than torch_threads",
+        description="torch intra-op threads for a model call of 512 distinct readings or more on the CPU (a full name's parts count one each); 0 = the cores this process may run on over the workers, at most 2 (the count measured), never fewer than torch_threads, and 0 when torch_threads is 0",
     )
     max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
     max_name_length: int = Field(
@@ -105,14 +107,15 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     def threads_for_large_batches(self) -> int:
-        """large_batch_threads, or with 0 the cores this process may run on shared among the workers
-        (docs/benchmarks.md, "Large batches on more cores"); 0 when torch_threads is 0 (torch's default,
-        a thread per core, already)."""
+        """large_batch_threads, or with 0 the cores this process may run on shared among the workers, at
+        most MEASURED_LARGE_BATCH_THREADS and never fewer than torch_threads (docs/benchmarks.md,
+        "Large batches on more cores"); 0 when torch_threads is 0 (torch's default, a thread per core,
+        already)."""
         if self.large_batch_threads:
             return self.large_batch_threads
         if not self.torch_threads:
             return 0
-        return max(self.torch_threads, usable_cores() // self.workers)
+        return max(self.torch_threads, min(MEASURED_LARGE_BATCH_THREADS, usable_cores() // self.workers))
 
 
 def usable_cores() -> int:

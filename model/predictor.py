@@ -129,6 +129,10 @@ def hold_threads(num_threads: int, large_batch_threads: int = 0) -> None:
             # torch.set_num_threads raises for a negative count and crashes the process for a huge one
             raise ValueError(f"{argument} must be an integer from 0 to {MAX_THREADS}, got {count!r}")
     if num_threads:
+        # Read first: a thread takes torch's process-wide default the first time it asks, and would
+        # otherwise take it later, at its first parallel operation, perhaps while a large call has
+        # raised it (model.scoring.intra_op_threads).
+        torch.get_num_threads()
         torch.set_num_threads(num_threads)
         threadpool_limits(num_threads, user_api="blas")
 
@@ -186,7 +190,9 @@ class Predictor:
         """num_threads: torch intra-op threads and numpy BLAS threads for the process; 0 leaves their
         defaults. large_batch_threads: torch's for large calls (see __init__). The counts are set before
         the checkpoint is read, so no tensor work runs on more threads than asked."""
-        hold_threads(num_threads, large_batch_threads)
+        hold_threads(
+            num_threads, large_batch_threads
+        )  # __init__ holds them again: cheap, and it must for direct callers
         return cls(
             load_checkpoint(checkpoint_path),
             device=device,

@@ -33,6 +33,7 @@ favours the shorter reading by about e^3.5 per letter, so every two-character na
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
@@ -51,9 +52,11 @@ from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_app
 if TYPE_CHECKING:
     from model.explain import Explanation
 
-# Distinct readings from which a pass on the CPU may take `NameScorer.large_batch_threads` intra-op
-# threads: below it a second thread gains nothing (docs/benchmarks.md, "Large batches on more cores").
+# Distinct readings (a full name's parts count one each) from which a pass on the CPU may take
+# `NameScorer.large_batch_threads` intra-op threads: below it a second thread gained 1.00-1.22x in
+# process, and a server pays for it in contention (docs/benchmarks.md, "Large batches on more cores").
 LARGE_BATCH_MIN_READINGS = 512
+_calling_thread = threading.local()  # `held`: this thread's calls keep the process's thread count
 
 
 class RankedToken(NamedTuple):
@@ -311,7 +314,11 @@ class NameScorer:
         lm_log_probs = torch.empty(len(sequences))
         symbols = torch.empty(len(sequences))  # characters and the end of each name: what the mean is over
         order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
-        large = len(sequences) >= LARGE_BATCH_MIN_READINGS and self.device.type == "cpu"
+        large = (
+            len(sequences) >= LARGE_BATCH_MIN_READINGS
+            and self.device.type == "cpu"
+            and not getattr(_calling_thread, "held", False)
+        )
         with torch.inference_mode(), intra_op_threads(self.large_batch_threads if large else 0):
             for start in range(0, len(order), self.max_batch_size):
                 chunk = order[start : start + self.max_batch_size]
@@ -347,8 +354,10 @@ class NameScorer:
 def intra_op_threads(count: int) -> Iterator[None]:
     """Run the block with `count` torch intra-op threads, then give back the count before it (0: as is).
 
-    For the calling thread: torch keeps the count per OpenMP thread, so the model thread of the
-    service changes its own and not the event loop's."""
+    The calling thread's OpenMP team changes, and so does torch's process-wide default, which a
+    thread copies the first time it runs torch in parallel: a thread that must keep its count sets it
+    first (model.predictor.hold_threads), and one that must never start a team of its own runs its
+    calls in `on_process_threads`."""
     previous = torch.get_num_threads()
     if count <= 0 or count == previous:
         yield
@@ -358,3 +367,17 @@ def intra_op_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def on_process_threads() -> Iterator[None]:
+    """Calls made inside, on this thread, keep the process's thread count however large: for a
+    thread that must not run torch on a second team, such as the service's event loop (with two
+    teams GNU OpenMP wakes every one by futex, and the model thread's large calls slow down;
+    docs/benchmarks.md, "Large batches on more cores")."""
+    before = getattr(_calling_thread, "held", False)
+    _calling_thread.held = True
+    try:
+        yield
+    finally:
+        _calling_thread.held = before

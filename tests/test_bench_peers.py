@@ -74,12 +74,20 @@ def test_bench_servers_hold_large_calls_to_the_bench_threads_unless_asked(tmp_pa
     assert shipped.env["NAMEORIGIN_LARGE_BATCH_THREADS"] == "0"
 
 
-def test_large_batch_row_pairs_the_shipped_rule_with_one_thread(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})  # the rule as on a 2-core machine
-    rows = measure_large_batch_threads(DEFAULT_CHECKPOINT_PATH, 1, NAMES, repeats=1, seconds=1, work_dir=tmp_path)
-    assert [row.measurement for row in rows] == [
-        "8. large batches: /classify 1000 names, 1 conn, 2 threads a large call vs 1 (names/s)"
+def test_large_batch_row_pairs_the_shipped_rule_with_one_thread(tmp_path: Path) -> None:
+    """Names enough for 1000 distinct readings, so the shipped server's calls are large; the row's
+    count is the one that server logs it took."""
+    names = [
+        f"Name{'abcdefghij'[index // 100]}{'abcdefghij'[index // 10 % 10]}{'abcdefghij'[index % 10]}"
+        for index in range(1000)
     ]
+    rows = measure_large_batch_threads(DEFAULT_CHECKPOINT_PATH, 1, names, repeats=1, seconds=1, work_dir=tmp_path)
+    log = (tmp_path / "large-batches-shipped" / "server.log").read_text()
+    taken = int(log.split("torch threads 1, ", 1)[1].split(" ", 1)[0])
+    assert [row.measurement for row in rows] == [
+        f"8. large batches: /classify 1000 names, 1 conn, {taken} threads a large call vs 1 (names/s)"
+    ]
+    assert "torch threads 1, 1 for a CPU call" in (tmp_path / "large-batches-held" / "server.log").read_text()
     assert rows[0].ratio is not None and rows[0].ratio > 0 and rows[0].target is None
 
 

@@ -3,8 +3,11 @@ count comes back, how the service picks the count, and that it is set before any
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import os
 import signal
+import threading
 from contextlib import nullcontext
 
 import pytest
@@ -12,9 +15,12 @@ import torch
 
 import model.predictor as predictor_module
 from app.__main__ import main
+from app.batching import MicroBatcher
+from app.main import load_predictor
 from app.settings import Settings
 from model.assets import DEFAULT_CHECKPOINT_PATH
-from model.predictor import Predictor
+from model.fullname import PARTICLES, SUFFIXES, TITLES
+from model.predictor import Predictor, RankQuery
 from model.scoring import LARGE_BATCH_MIN_READINGS, intra_op_threads
 from training.ood import random_strings
 
@@ -105,7 +111,9 @@ def test_threads_are_held_before_the_checkpoint_is_read(one_thread, monkeypatch)
     [
         (2, 1, 1, 0, 2),  # this project's machine, one worker: both cores for a large call
         (2, 2, 1, 0, 1),  # two workers share two cores: one each, as every other call
-        (8, 2, 1, 0, 4),
+        (8, 2, 1, 0, 2),  # at most 2, the only count measured
+        (16, 1, 1, 0, 2),
+        (8, 8, 1, 0, 1),
         (2, 4, 1, 0, 1),  # never fewer than torch_threads
         (2, 1, 4, 0, 4),
         (2, 1, 0, 0, 0),  # torch's own default already runs a thread per core
@@ -120,18 +128,71 @@ def test_settings_share_the_cores_among_the_workers(
     assert settings.threads_for_large_batches() == expected
 
 
-def test_without_an_affinity_call_every_core_counts(monkeypatch):
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (3, 2)])
+def test_without_an_affinity_call_every_core_counts(monkeypatch, cores, expected):
     """macOS has no sched_getaffinity: the rule falls back to the core count rather than failing."""
     monkeypatch.delattr(os, "sched_getaffinity")
-    monkeypatch.setattr(os, "cpu_count", lambda: 6)
-    assert Settings(workers=2, torch_threads=1, large_batch_threads=0).threads_for_large_batches() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert Settings(workers=1, torch_threads=1, large_batch_threads=0).threads_for_large_batches() == expected
+
+
+def test_the_service_builds_its_predictor_with_the_settings_count(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert load_predictor(Settings(torch_threads=1, large_batch_threads=0)).scorer.large_batch_threads == 2
+    assert load_predictor(Settings(torch_threads=1, large_batch_threads=3)).scorer.large_batch_threads == 3
+    assert load_predictor(Settings(torch_threads=1, workers=2)).scorer.large_batch_threads == 1
+
+
+def _two_part_names(count: int) -> list[str]:
+    """Distinct full names of two distinct three-letter parts: 2 * count readings in 7 * count characters."""
+    words = [
+        word
+        for word in map("".join, itertools.product("bcdfgklmnprst", "aeiou", "bcdfgklmnprst"))
+        if word not in PARTICLES | TITLES | SUFFIXES  # "del", "der": they would join the next part
+    ]
+    return [f"{words[2 * index]} {words[2 * index + 1]}" for index in range(count)]
+
+
+@pytest.mark.parametrize("inline_max_names", [256, 0])
+def test_only_the_model_thread_takes_large_call_threads(one_thread, thread_counts_set, monkeypatch, inline_max_names):
+    """A lone request of 256 two-part names runs on the event loop (256 names, 7 characters each)
+    and makes 512 readings: the loop must keep its one thread, or it starts a second OpenMP team and
+    every large call of the model thread slows down. On the model thread (inline off) it takes two."""
+    threads_setting: list[str] = []
+    recording = torch.set_num_threads
+    monkeypatch.setattr(
+        torch,
+        "set_num_threads",
+        lambda count: (threads_setting.append(threading.current_thread().name), recording(count)),
+    )
+    predictor = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu", num_threads=1, large_batch_threads=2)
+    names = _two_part_names(256)
+    readings = {token.read_as for name in names for token in predictor.reader.read(name).tokens}
+    assert len(readings) == 2 * 256 >= LARGE_BATCH_MIN_READINGS
+
+    async def one_request() -> None:
+        batcher = MicroBatcher(predictor, 512, 1.0, 16, inline_max_names=inline_max_names)
+        await batcher.start()
+        try:
+            thread_counts_set.clear()
+            threads_setting.clear()
+            await batcher.answer(names, RankQuery(top_k=1))
+        finally:
+            await batcher.stop()
+
+    asyncio.run(one_request())
+    if inline_max_names:
+        assert thread_counts_set == [] and threads_setting == []
+    else:
+        assert thread_counts_set == [2, 1] and all(name.startswith("nameorigin-model") for name in threads_setting)
 
 
 def test_the_workers_flag_is_what_the_workers_count_themselves_by(monkeypatch):
     """`python -m app --workers 2` with NAMEORIGIN_WORKERS unset: each worker reads its Settings from
     the environment and must see 2, or it would take every core for its large calls."""
     served = []
-    monkeypatch.delenv("NAMEORIGIN_WORKERS", raising=False)
+    monkeypatch.setenv("NAMEORIGIN_WORKERS", "1")  # set, then removed: the undo puts back what was there
+    monkeypatch.delenv("NAMEORIGIN_WORKERS")
     monkeypatch.setattr("app.__main__.serve", served.append)
     monkeypatch.setattr("app.__main__.shared_metrics_folder", lambda workers, given: nullcontext())
     monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # the test process keeps its own

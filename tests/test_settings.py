@@ -91,7 +91,8 @@ def test_settings_limits_appear_in_the_api_description(clean_env):
 
 
 def test_settings_class_is_the_only_code_in_app_reading_the_environment():
-    """No reads outside Settings; the one write is `python -m app` handing its workers the metrics folder."""
+    """No reads outside Settings; the only writes are `python -m app` handing its workers the metrics
+    folder and their count."""
     readers = []
     for path in sorted(APP_DIR.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
