@@ -31,6 +31,7 @@ from model.evidence import (
 )
 from model.fullname import split_full_name
 from model.greek_reader import read_greek
+from model.organizations import names_an_organization
 from model.readers import is_hyphenated_korean_given_name, read_japanese, read_korean
 from model.scripts import (
     ARABIC,
@@ -125,8 +126,8 @@ class NameReader:
         text = clean_text(raw_name)
         token_texts, surnames_before_comma, only_titles = split_full_name(text) if text else ((), 0, False)
         tokens = tuple(self.read_token(token) for token in token_texts)
-        # "Mr." or "J." alone names nobody: not a name, like a placeholder.
-        placeholder = text.casefold() in self.placeholders or only_titles
+        # "Mr." or "J." alone names nobody, and "Acme Ltd" names a company: not a name, like a placeholder.
+        placeholder = text.casefold() in self.placeholders or only_titles or names_an_organization(text)
         return NameReading.of(text, tokens, placeholder, surnames_before_comma)
 
     def read_token(self, token: str) -> TokenReading:
