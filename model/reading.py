@@ -40,6 +40,7 @@ from model.scripts import (
     HANGUL,
     JAPANESE_SCRIPTS,
     LATIN,
+    as_one_alphabet,
     distinctive_letters,
     evidence_scripts,
     fold_case,
@@ -126,8 +127,12 @@ class NameReader:
         text = clean_text(raw_name)
         token_texts, surnames_before_comma, only_titles = split_full_name(text) if text else ((), 0, False)
         tokens = tuple(self.read_token(token) for token in token_texts)
-        # "Mr." or "J." alone names nobody, and "Acme Ltd" names a company: not a name, like a placeholder.
-        placeholder = text.casefold() in self.placeholders or only_titles or names_an_organization(text)
+        # "Mr." or "J." alone names nobody, and "Acme Ltd" names a company: not a name, like a placeholder
+        # (also when spelt with look-alike letters: "n/а", "tеst" with a Cyrillic а, е).
+        unified = (
+            text if text.isascii() else " ".join(as_one_alphabet(word, scripts_of(word)) for word in text.split(" "))
+        )
+        placeholder = unified.casefold() in self.placeholders or only_titles or names_an_organization(unified)
         return NameReading.of(text, tokens, placeholder, surnames_before_comma)
 
     def read_token(self, token: str) -> TokenReading:
@@ -137,11 +142,15 @@ class NameReader:
         script = script_label(scripts)
         if any(not self.evidence.supported_script(name) for name in scripts):
             return TokenReading(token, "", script, (), (), "unsupported-script", False)
-        read_as, alternatives = self._readings(token, scripts)
-        telling_scripts = evidence_scripts(scripts)
+        # A word of one alphabet with look-alikes of another in it is read as the word it looks like; its
+        # `script` still says what it holds.
+        unified = as_one_alphabet(token, scripts)
+        read_scripts = scripts if unified is token else scripts_of(unified)
+        read_as, alternatives = self._readings(unified, read_scripts)
+        telling_scripts = evidence_scripts(read_scripts)
         features = (
             tuple(SCRIPT_FEATURE + name for name in telling_scripts if name != LATIN)
-            + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(token))
+            + tuple(LETTER_FEATURE + letter for letter in distinctive_letters(unified))
             + tuple(HAN_FEATURE + country for country in (han_countries(token) if HAN in scripts else ()))
             + (self._marker_words(read_as) + self._word_shapes(read_as) if telling_scripts == (LATIN,) else ())
         )

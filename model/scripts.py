@@ -67,6 +67,44 @@ def evidence_scripts(scripts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(script for script in scripts if script == scripts[0] or script not in alphabets)
 
 
+# Case-folded letters that look like a Latin letter, by alphabet (the common ones of Unicode's
+# confusables; a lower-case letter stands for its capital too, as Н for H and ν for Ν).
+LATIN_LOOKALIKE_LETTERS = {
+    CYRILLIC: {
+        "а": "a", "в": "b", "с": "c", "е": "e", "н": "h", "і": "i", "ј": "j", "к": "k",
+        "м": "m", "о": "o", "р": "p", "ѕ": "s", "т": "t", "х": "x", "у": "y",
+    },
+    GREEK: {
+        "α": "a", "β": "b", "ε": "e", "ζ": "z", "η": "h", "ι": "i", "κ": "k",
+        "μ": "m", "ν": "n", "ο": "o", "ρ": "p", "τ": "t", "υ": "y", "χ": "x",
+    },
+}  # fmt: skip
+
+
+def as_one_alphabet(word: str, scripts: tuple[str, ...]) -> str:
+    """A word of Latin and Cyrillic (or Greek) letters in the alphabet it is written in, the other's
+    look-alikes replaced and the word case-folded: "Smіth" with a Cyrillic і is "smith", "Пeтpов" with
+    a Latin e and p is "петров". Any other word is returned as it is.
+
+    The alphabet is the one with more letters that have no look-alike in the other (R in "ΜΑRΙΑ"),
+    then the one with more letters; a tie leaves the word as it is. Decided on the case-folded word,
+    so the same word in any case is read one way."""
+    if len(scripts) != 2 or LATIN not in scripts or LATIN_LOOKALIKES.isdisjoint(scripts):
+        return word
+    other = scripts[1] if scripts[0] == LATIN else scripts[0]
+    to_latin = LATIN_LOOKALIKE_LETTERS[other]
+    from_latin = {latin: letter for letter, latin in to_latin.items()}
+    folded = "".join(map(fold_case, word))
+    latin = [char for char in folded if letter_script(char) == LATIN]
+    others = [char for char in folded if letter_script(char) == other]
+    latin_weight = (sum(char not in from_latin for char in latin), len(latin))
+    other_weight = (sum(char not in to_latin for char in others), len(others))
+    if latin_weight == other_weight:
+        return word
+    table = to_latin if latin_weight > other_weight else from_latin
+    return "".join(table.get(char, char) for char in folded)
+
+
 def script_label(scripts: tuple[str, ...]) -> str:
     """How an answer names the scripts: "Latin", "Han+Hiragana"; "" when the text has no letters."""
     return SCRIPT_JOINER.join(scripts)

@@ -10,7 +10,14 @@ from model.fullname import PARTICLES, SUFFIXES, TITLES, split_full_name
 from model.greek_reader import read_greek
 from model.readers import is_hyphenated_korean_given_name, korean_syllable_spellings, read_japanese, read_korean
 from model.reading import NameReader
-from model.scripts import distinctive_letters, evidence_scripts, han_countries, letter_script, scripts_of
+from model.scripts import (
+    as_one_alphabet,
+    distinctive_letters,
+    evidence_scripts,
+    han_countries,
+    letter_script,
+    scripts_of,
+)
 from training.data import load_names_dir
 
 LABELS = (
@@ -390,6 +397,45 @@ def test_a_lookalike_letter_from_another_alphabet_is_read_as_the_word_around_it(
     assert reader.read("qw\u0435rty").tokens[0].judged  # so a spoofed placeholder is judged too
     mostly_cyrillic = reader.read("Ивано\u0076").tokens[0]
     assert mostly_cyrillic.features == ("script:Cyrillic",) and not mostly_cyrillic.judged
+
+
+@pytest.mark.parametrize(
+    ("word", "one_alphabet"),
+    [
+        ("Sm\u0456th", "smith"),  # Cyrillic і
+        ("Hard\u0443", "hardy"),  # Cyrillic у, which unidecode reads "u"
+        ("Ma\u0445well", "maxwell"),  # Cyrillic х, "kh"
+        ("\u0421arter", "carter"),  # Cyrillic С, "S"
+        ("\u041delen", "helen"),  # Cyrillic Н, "N"
+        ("\u043delen", "helen"),  # its lower case, as the same word in another case must read
+        ("\u0397elen", "helen"),  # Greek Η
+        ("\u0392auer", "bauer"),  # Greek Β, "V"
+        ("\u041fe\u0442p\u043e\u0432", "петров"),  # mostly Cyrillic: the Latin e and p are Cyrillic
+        ("\u039c\u0391R\u0399\u0391", "maria"),  # R has no Greek look-alike: the word is Latin
+        ("\u041el\u0435g", "oleg"),  # l and g have no Cyrillic look-alike
+        ("Smith", "Smith"),  # one alphabet: as it is
+        ("Иванов", "Иванов"),
+        ("田中たろう", "田中たろう"),  # other mixes: as they are
+        ("\u0430b", "\u0430b"),  # a tie (one look-alike each side, no other letter): as it is
+    ],
+)
+def test_a_word_of_one_alphabet_with_lookalikes_of_another_is_written_in_its_own(word, one_alphabet):
+    assert as_one_alphabet(word, scripts_of(word)) == one_alphabet
+
+
+@pytest.mark.parametrize(
+    "word", ["Hard\u0443", "\u041delen", "\u041fe\u0442p\u043e\u0432", "\u039c\u0391R\u0399\u0391"]
+)
+def test_a_mixed_word_reads_one_way_in_any_case(reader, word):
+    readings = {reader.read(variant).read_as for variant in (word, word.upper(), word.lower(), word.swapcase())}
+    assert len(readings) == 1
+
+
+def test_a_placeholder_spelt_with_lookalikes_is_still_a_placeholder(reader):
+    """The fixture's placeholders are n/a and null; а, о, А are Cyrillic."""
+    assert reader.read("N/\u0410").placeholder and reader.read("n/\u0430").placeholder
+    assert reader.read("nu\u04cfl").placeholder is False  # ӏ (palochka) is not in the look-alike table
+    assert reader.read("N/\u0410 Smith").placeholder is False  # a part of a name is not the whole
 
 
 def test_reader_collects_script_letter_and_han_evidence(reader):
