@@ -66,6 +66,7 @@ TITLES = frozenset(
         "mister",
         "missus",
         "doctor",
+        "pd",
     }
 )
 SUFFIXES = frozenset(
@@ -141,10 +142,15 @@ TITLE_CONNECTORS = frozenset({"&", "+", "and", "und", "et", "y", "e", "og", "en"
 # German-speaking degrees ("Dr. med. Hans Müller", "Dr. rer. nat.", "Prof. Dr. Ing.", "Dipl.-Ing.",
 # "Mag."): written with their full stops, and a qualifier counts only right after a degree's title,
 # since some are names on their own (Nat King Cole, "Dr. Nat Turner").
-DEGREE_TITLES = frozenset({"dr", "prof", "dipl", "mag"})
+DEGREE_TITLES = frozenset({"dr", "prof", "dipl", "mag", "univ", "priv", "doz"})
 DEGREE_QUALIFIERS = frozenset(
-    {"med", "dent", "vet", "rer", "nat", "phil", "jur", "iur", "theol", "oec", "pol", "pharm", "sc", "ing", "habil"}
+    {
+        *("med", "dent", "vet", "rer", "nat", "phil", "jur", "iur", "theol", "oec", "pol", "pharm", "sc", "ing"),
+        *("habil", "soc", "techn", "univ", "mult", "paed", "agr", "doz", "prof", "h.c"),
+    }
 )
+# Qualifiers that are names too (Dent, Nat, Pol, Ing, Phil): the last word of a name part is the name.
+NAMES_AMONG_QUALIFIERS = frozenset({"dent", "nat", "pol", "ing", "phil"})
 _ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス
 # Quotes and brackets around a word, and the sentence punctuation after it ("Smith.", "(Smith)",
@@ -180,13 +186,18 @@ def _is_suffix(word: str) -> bool:
 
 
 def _split_dotted(word: str) -> list[str]:
-    """ "J.R.R.Tolkien" -> J., R., R., Tolkien; "Dr.Smith" -> Dr., Smith: only when every piece before
-    the last is an initial, a title or a particle, so a word with a full stop inside stays whole."""
+    """ "J.R.R.Tolkien" -> J., R., R., Tolkien; "Dr.Smith" -> Dr., Smith; "Dr.med.Müller", "rer.nat.":
+    only when every piece before the last is an initial, a title or a particle, or the pieces before it
+    are titles or degree qualifiers, so a word with a full stop inside stays whole ("Ma.Teresa")."""
     pieces = _DOTTED_WORD.split(word)
     if (
         len(pieces) > 1
         and not _is_noise(pieces[-1])
-        and all(_is_noise(piece) or _bare(piece) in PARTICLES for piece in pieces[:-1])
+        and (
+            all(_is_noise(piece) or _bare(piece) in PARTICLES for piece in pieces[:-1])
+            or _title_run(pieces[:-1]) == len(pieces) - 1  # "Dr.med.Müller"
+            or all(_bare(piece) in DEGREE_QUALIFIERS for piece in pieces[:-1])  # "med.Müller" after "Dr."
+        )
     ):
         return pieces
     return [word]
@@ -208,14 +219,7 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     (without a trailing full stop: "St. John" is read as "St John"); and the particles left at its end
     with no word after them ("Anna van der" of "Berg, Anna van der")."""
     words = [part for word in words for part in (_ARTICLE_PREFIX.sub(r"\1 ", word).split(" "))]
-    after_degree = False  # the word before was a degree's title or qualifier
-    while len(words) > 1:
-        head = _bare(words[0])
-        degree = _is_degree(words[0], after_degree)
-        if not (degree or head in TITLES or (head in TITLE_CONNECTORS and _bare(words[1]) in TITLES)):
-            break
-        after_degree = degree or head in DEGREE_TITLES
-        words = words[1:]
+    words = words[min(_title_run(words), len(words) - 1) :]  # a part of titles alone keeps its last word
     while len(words) > 1 and _is_suffix(words[-1]):
         words = words[:-1]
     kept = [word for word in words if not _is_initial(word)] or words
@@ -259,7 +263,7 @@ def split_full_name(text: str) -> tuple[tuple[str, ...], int, bool]:
 def _split_words(text: str) -> tuple[tuple[str, ...], int, bool]:
     """`split_full_name` for any text (it takes this path for all but a single word of letters)."""
     parts = [words for part in text.split(",") if (words := _words(part))]
-    noise = [all(_is_noise(word) for word in words) for words in parts]
+    noise = [_only_noise(words) for words in parts]
     split = [
         _part_tokens(words) for words, only_noise in zip(parts, noise, strict=True) if len(parts) == 1 or not only_noise
     ]
@@ -278,14 +282,43 @@ def _split_words(text: str) -> tuple[tuple[str, ...], int, bool]:
     return tokens, len(kept[0]) if len(kept) > 1 else 0, only_titles
 
 
+def _title_run(words: list[str]) -> int:
+    """How many of the words, from the first, are titles: "Mr.", "Prof. Dr.", "Dr. med.", "Mr. & Mrs.",
+    "Mag. und Dipl.-Ing."."""
+    count, after_degree = 0, False  # whether the word before was a degree's title or qualifier
+    while count < len(words):
+        head = _bare(words[count])
+        following = words[count + 1] if count + 1 < len(words) else None
+        degree = _is_degree(words[count], after_degree) and not (
+            following is None and head in NAMES_AMONG_QUALIFIERS  # "Dr. Dent." is Dr. Dent
+        )
+        joins_titles = (
+            head in TITLE_CONNECTORS
+            and following is not None
+            and (_bare(following) in TITLES or _is_degree(following, False))
+        )
+        if not (degree or head in TITLES or joins_titles):
+            break
+        after_degree = degree or head in DEGREE_TITLES
+        count += 1
+    return count
+
+
+def _only_noise(words: list[str]) -> bool:
+    """Whether a part is nothing but titles, suffixes and initials ("Mr.", "Jr.", "Dr. med.", "J.")."""
+    return all(_is_noise(word) for word in words[_title_run(words) :])
+
+
 def _is_degree(word: str, after_degree: bool) -> bool:
     """A degree's abbreviation with its full stop: "Dipl.", "Mag.", "Dr.-Ing.", "Dipl.-Ing.", and a
     qualifier ("med.", "rer.", "nat.") right after a degree's title or another qualifier."""
     if not word.endswith("."):
         return False
     pieces = [_bare(piece) for piece in word.split("-")]
-    if len(pieces) > 1:
-        return pieces[0] in DEGREE_TITLES and all(piece in DEGREE_QUALIFIERS for piece in pieces[1:])
+    if len(pieces) > 1:  # "Dr.-Ing.", "Univ.-Prof.", "Priv.-Doz.", and every "Dipl.-X." (Kfm., Inf., Psych.)
+        return pieces[0] == "dipl" or (
+            pieces[0] in DEGREE_TITLES and all(piece in DEGREE_QUALIFIERS for piece in pieces[1:])
+        )
     return pieces[0] in DEGREE_TITLES or (after_degree and pieces[0] in DEGREE_QUALIFIERS)
 
 

@@ -198,6 +198,21 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Dipl.-Ing. Jan Novák", ("Jan", "Novák"), 0),
         ("Mag. Eva Huber", ("Eva", "Huber"), 0),
         ("Müller, Dr. med. Hans", ("Müller", "Hans"), 1),
+        ("Eva Huber, Mag.", ("Eva", "Huber"), 0),  # a part of degrees alone is dropped, as "Smith, Jr." is
+        ("Hans Müller, Dipl.-Ing.", ("Hans", "Müller"), 0),
+        ("Müller, Dr. med.", ("Müller",), 0),
+        ("Dr.med.Müller", ("Müller",), 0),  # written without spaces
+        ("Dr.rer.nat. Anna Weber", ("Anna", "Weber"), 0),
+        ("Dr. rer.nat. Anna Weber", ("Anna", "Weber"), 0),
+        ("Dr. med.Müller", ("Müller",), 0),
+        ("Univ.-Prof. Dr. Hans Müller", ("Hans", "Müller"), 0),
+        ("Priv.-Doz. Dr. Eva Huber", ("Eva", "Huber"), 0),
+        ("PD Dr. Eva Huber", ("Eva", "Huber"), 0),
+        ("Dipl.-Kfm. Jan Novák", ("Jan", "Novák"), 0),
+        ("Dr. Dr. h.c. mult. Hans Müller", ("Hans", "Müller"), 0),
+        ("Mag. und Dipl.-Ing. Huber", ("Huber",), 0),
+        ("Dr. & Mag. Huber", ("Huber",), 0),
+        ("Dr. Dent.", ("Dent",), 0),  # a qualifier that is a name, last: the name
         # ... a qualifier is a name without its full stop or away from a degree
         ("Dr. Nat Turner", ("Nat", "Turner"), 0),
         ("Nat King Cole", ("Nat", "King", "Cole"), 0),
@@ -266,7 +281,9 @@ def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(
     assert split_full_name(unicodedata.normalize("NFKC", text)) == (tokens, before_comma, False)
 
 
-@pytest.mark.parametrize("text", ["Mr.", "J.", "Dr. J. R.", "Mrs, J."])
+@pytest.mark.parametrize(
+    "text", ["Mr.", "J.", "Dr. J. R.", "Mrs, J.", "Dr. med.", "Prof. Dr. med.", "Mag.", "Dr.-Ing."]
+)
 def test_split_full_name_says_when_a_name_is_only_titles_and_initials(text):
     tokens, _, only_titles = split_full_name(text)
     assert only_titles and tokens
