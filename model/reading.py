@@ -59,7 +59,8 @@ JAPANESE = "Japanese"
 WHITESPACE_CONTROLS = frozenset("\t\n\r")
 _WORD_SEPARATORS = re.compile(r"[\s\-']+")  # within a reading: "abd al-rahman", "o'brien"
 MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
-# When a name's tokens are all unreadable, the reason it abstains with: the most telling first.
+# When no part of a name is answered (all unreadable, or the readable ones no names), the reason it
+# abstains with: the most telling first.
 REASON_PRECEDENCE = (
     "control-characters",
     "unsupported-script",

@@ -275,8 +275,11 @@ class NameScorer:
                 reasons[index] = min(
                     (reason for reason in own if reason), key=REASON_PRECEDENCE.index, default="no-letters"
                 )
-            elif reading.placeholder or not kept:
+            elif reading.placeholder:
                 reasons[index] = "not-a-name"
+            elif not kept:  # every readable part is no name: the most telling reason of all its parts
+                # ("Björk Guðmundsdóttir": unsupported-letters, the ð, rather than not-a-name, the Björk)
+                reasons[index] = min((reason for reason in own if reason), key=REASON_PRECEDENCE.index)
         return name_ll, token_reasons, reasons
 
     def _weighted_sum(

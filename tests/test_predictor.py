@@ -440,3 +440,11 @@ def test_a_name_with_a_lookalike_letter_gets_the_answer_of_the_name_it_looks_lik
     as_written, looking_alike = shipped.predict([plain, spoofed], top_k=3)
     assert looking_alike.predictions == as_written.predictions and looking_alike.read_as == as_written.read_as
     assert "+" in looking_alike.script  # the answer still says the word mixes two alphabets
+
+
+def test_a_name_whose_readable_parts_are_no_names_abstains_with_its_most_telling_reason(shipped):
+    """Björk is judged no name and Guðmundsdóttir has an Icelandic ð: the ð is what the caller needs
+    to hear (REASON_PRECEDENCE), as for a name whose parts are all unreadable."""
+    icelandic, mash = shipped.predict(["Björk Guðmundsdóttir", "Qwxz Zzqx"])
+    assert [token.reason for token in icelandic.tokens] == ["not-a-name", "unsupported-letters"]
+    assert icelandic.reason == "unsupported-letters" and mash.reason == "not-a-name"
