@@ -149,6 +149,9 @@ DEGREE_QUALIFIERS = frozenset(
         *("habil", "soc", "techn", "univ", "mult", "paed", "agr", "doz", "prof", "h.c"),
     }
 )
+# Japanese and Korean honorifics joined to a name by a hyphen in Latin letters ("Tanaka-san",
+# "Sato-sensei", "Kim-ssi"): titles, dropped. Not "shi" (a syllable of Chinese given names, Xiao-shi).
+HONORIFIC_SUFFIXES = frozenset({"san", "sama", "kun", "chan", "sensei", "senpai", "sempai", "dono", "ssi", "nim"})
 # Qualifiers that are names too (Dent, Nat, Pol, Ing, Phil): the last word of a name part is the name.
 NAMES_AMONG_QUALIFIERS = frozenset({"dent", "nat", "pol", "ing", "phil"})
 _ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
@@ -208,10 +211,16 @@ def _words(part: str) -> list[str]:
     that is nothing but those marks is dropped ("&" is none of them: it may join two titles)."""
     words = []
     for raw in _SEPARATORS.split(part):
-        for piece in _split_dotted(raw.lstrip(_LEADING_MARKS).rstrip(_TRAILING_MARKS)):
+        for piece in _split_dotted(_without_honorific(raw.lstrip(_LEADING_MARKS).rstrip(_TRAILING_MARKS))):
             if piece:
                 words.append(piece)
     return words
+
+
+def _without_honorific(word: str) -> str:
+    """ "Tanaka-san" -> "Tanaka": a hyphenated Japanese or Korean honorific after a name is a title."""
+    name, hyphen, suffix = word.rpartition("-")
+    return name if hyphen and name and suffix.casefold() in HONORIFIC_SUFFIXES else word
 
 
 def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:

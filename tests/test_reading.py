@@ -213,6 +213,11 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Mag. und Dipl.-Ing. Huber", ("Huber",), 0),
         ("Dr. & Mag. Huber", ("Huber",), 0),
         ("Dr. Dent.", ("Dent",), 0),  # a qualifier that is a name, last: the name
+        ("Tanaka-san", ("Tanaka",), 0),  # a hyphenated honorific is a title
+        ("Hiroshi Tanaka-sama", ("Hiroshi", "Tanaka"), 0),
+        ("Kim-ssi", ("Kim",), 0),
+        ("Xiao-shi", ("Xiao-shi",), 0),  # shi: a Chinese given name's syllable too
+        ("-san", ("-san",), 0),
         # ... a qualifier is a name without its full stop or away from a degree
         ("Dr. Nat Turner", ("Nat", "Turner"), 0),
         ("Nat King Cole", ("Nat", "King", "Cole"), 0),
