@@ -83,6 +83,8 @@ _TRAILING_MARKS = "\"'”’»)]};:!?"
 
 def names_an_organization(text: str) -> bool:
     """Whether a cleaned name ends in a company's legal form or trade style after at least one word."""
+    if " " not in text and "," not in text:  # one word, most names: no company (and no cost to read it)
+        return False
     words = [
         bare for word in _WORDS.split(text.casefold()) if (bare := word.lstrip(_LEADING_MARKS).rstrip(_TRAILING_MARKS))
     ]
