@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from model.encoder import normalize
+from model.readers import is_hyphenated_korean_given_name
 from model.scripts import LATIN, letter_script
 
 # Words that are titles only, never someone's surname in the training data (a test checks it).
@@ -159,8 +160,8 @@ _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle 
 # Quotes and brackets around a word, and the sentence punctuation after it ("Smith.", "(Smith)",
 # «Dupont», "Smith;"): not part of the name. An apostrophe stays ('t Hooft, O'). A trailing full
 # stop is dropped once titles and initials are told apart (they keep theirs).
-_LEADING_MARKS = '"“”„‚‘‹›«»([{<'
-_TRAILING_MARKS = '"“”„‚‹›«»)]}>;:!?'
+LEADING_MARKS = '"“”„‚‘‹›«»([{<'
+TRAILING_MARKS = '"“”„‚‹›«»)]}>;:!?'
 _DOTTED_WORD = re.compile(r"(?<=\.)(?=\w)")  # "J.R.R.Tolkien", "Dr.Smith": a full stop, then a letter
 _INITIAL_PIECES = re.compile(r"[.-]")
 _ARTICLE_PREFIX = re.compile(r"^(al|el)-(?=\w)", re.IGNORECASE)  # al-Sayed: the article, then the name
@@ -198,7 +199,7 @@ def _split_dotted(word: str) -> list[str]:
         and not _is_noise(pieces[-1])
         and (
             all(_is_noise(piece) or _bare(piece) in PARTICLES for piece in pieces[:-1])
-            or _title_run(pieces[:-1]) == len(pieces) - 1  # "Dr.med.Müller"
+            or _title_run(pieces[:-1], ends_part=False) == len(pieces) - 1  # "Dr.med.Müller", "Dr.rer.nat.Müller"
             or all(_bare(piece) in DEGREE_QUALIFIERS for piece in pieces[:-1])  # "med.Müller" after "Dr."
         )
     ):
@@ -210,17 +211,24 @@ def _words(part: str) -> list[str]:
     """The words of one comma-separated part, with quotes, brackets and trailing punctuation off; a word
     that is nothing but those marks is dropped ("&" is none of them: it may join two titles)."""
     words = []
-    for raw in _SEPARATORS.split(part):
-        for piece in _split_dotted(_without_honorific(raw.lstrip(_LEADING_MARKS).rstrip(_TRAILING_MARKS))):
+    raws = [raw.lstrip(LEADING_MARKS).rstrip(TRAILING_MARKS) for raw in _SEPARATORS.split(part)]
+    if raws:  # an honorific follows the name: only the part's last word has one ("García-San Martín")
+        raws[-1] = _without_honorific(raws[-1])
+    for raw in raws:
+        for piece in _split_dotted(raw):
             if piece:
                 words.append(piece)
     return words
 
 
 def _without_honorific(word: str) -> str:
-    """ "Tanaka-san" -> "Tanaka": a hyphenated Japanese or Korean honorific after a name is a title."""
+    """ "Tanaka-san" -> "Tanaka": a hyphenated Japanese or Korean honorific after a name is a title, but
+    not the syllable of a Korean given name (Young-chan, Jae-san: 찬, 산)."""
     name, hyphen, suffix = word.rpartition("-")
-    return name if hyphen and name and suffix.casefold() in HONORIFIC_SUFFIXES else word
+    if not (hyphen and name and suffix.casefold() in HONORIFIC_SUFFIXES):
+        return word
+    korean_syllable = suffix.casefold() in {"chan", "san"} and is_hyphenated_korean_given_name(normalize(word))
+    return word if korean_syllable else name
 
 
 def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
@@ -291,15 +299,18 @@ def _split_words(text: str) -> tuple[tuple[str, ...], int, bool]:
     return tokens, len(kept[0]) if len(kept) > 1 else 0, only_titles
 
 
-def _title_run(words: list[str]) -> int:
+def _title_run(words: list[str], ends_part: bool = True) -> int:
     """How many of the words, from the first, are titles: "Mr.", "Prof. Dr.", "Dr. med.", "Mr. & Mrs.",
-    "Mag. und Dipl.-Ing."."""
+    "Mag. und Dipl.-Ing.". ends_part: the words end their part, so a qualifier that is also a name and
+    comes last, right after a degree's title, is the name ("Dr. Dent." is Dr. Dent; "Dr. med. dent."
+    is a degree)."""
     count, after_degree = 0, False  # whether the word before was a degree's title or qualifier
     while count < len(words):
         head = _bare(words[count])
         following = words[count + 1] if count + 1 < len(words) else None
+        after_title = count > 0 and _bare(words[count - 1]) in DEGREE_TITLES
         degree = _is_degree(words[count], after_degree) and not (
-            following is None and head in NAMES_AMONG_QUALIFIERS  # "Dr. Dent." is Dr. Dent
+            ends_part and following is None and after_title and head in NAMES_AMONG_QUALIFIERS
         )
         joins_titles = (
             head in TITLE_CONNECTORS

@@ -17,7 +17,19 @@ from model.predictor import Predictor
         "Müller GmbH",
         "Smith & Sons",
         "Smith and Sons Ltd",
-        "Procter & Gamble Co.",
+        "Müller GmbH.",  # a final full stop, or none, does not matter
+        "Rossi S.p.A",
+        "Smith & Sons.",
+        "Müller GmbH & Co. KG",  # a legal form anywhere after the first word
+        "Acme Ltd., London",
+        "Acme Ltd (UK)",
+        "<Acme Ltd>",
+        "Smith&Sons",
+        "Müller und Söhne",
+        "Garcia & Hijos",
+        "Silva & Cia. Ltda.",
+        "Acme S.A. de C.V.",
+        "Smith & Co",
         "Smith, Inc.",
         "The Smith Company",
         "Dupont & Cie",
@@ -41,8 +53,12 @@ def test_a_legal_form_or_trade_style_at_the_end_names_a_company(text):
         "Petrov S.A.",  # Sergei Alexandrovich: two-letter forms are initials too
         "Garcia S.A.",
         "Siemens AG",
-        "Nguyen Van Co",  # Co only as Co. or after & / and
-        "Smith Co",
+        "Nguyen Van Co",  # Co only after & / and
+        "Nguyen Van Co.",
+        "Procter & Gamble Co.",  # so this company is missed
+        "Kim & Son",  # Son: a Korean surname, a Vietnamese given name; only "& Sons" is a style
+        "Mr and Mrs Smith and Son",
+        "Mr & Mrs Smith",
         "Johnson & Johnson",
         "Ltd Smith",  # the form must end the name
         "Jan A. G.",

@@ -212,7 +212,14 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Dr. Dr. h.c. mult. Hans Müller", ("Hans", "Müller"), 0),
         ("Mag. und Dipl.-Ing. Huber", ("Huber",), 0),
         ("Dr. & Mag. Huber", ("Huber",), 0),
-        ("Dr. Dent.", ("Dent",), 0),  # a qualifier that is a name, last: the name
+        ("Dr. Dent.", ("Dent",), 0),  # a qualifier that is a name, last, right after a degree's title: the name
+        ("Anna Weber, Dr. rer. nat.", ("Anna", "Weber"), 0),  # after another qualifier: a degree
+        ("Hans Müller, Dr. med. dent.", ("Hans", "Müller"), 0),
+        ("Dr.rer.nat.Müller", ("Müller",), 0),
+        ("Dr.med.dent.Müller", ("Müller",), 0),
+        ("Young-chan", ("Young-chan",), 0),  # 찬, a Korean given name's syllable: no honorific
+        ("Lee Jae-chan", ("Lee", "Jae-chan"), 0),
+        ("García-San Martín", ("García-San", "Martín"), 0),  # an honorific ends a part
         ("Tanaka-san", ("Tanaka",), 0),  # a hyphenated honorific is a title
         ("Hiroshi Tanaka-sama", ("Hiroshi", "Tanaka"), 0),
         ("Kim-ssi", ("Kim",), 0),
@@ -287,7 +294,19 @@ def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(
 
 
 @pytest.mark.parametrize(
-    "text", ["Mr.", "J.", "Dr. J. R.", "Mrs, J.", "Dr. med.", "Prof. Dr. med.", "Mag.", "Dr.-Ing."]
+    "text",
+    [
+        "Mr.",
+        "J.",
+        "Dr. J. R.",
+        "Mrs, J.",
+        "Dr. med.",
+        "Prof. Dr. med.",
+        "Mag.",
+        "Dr.-Ing.",
+        "Dr. rer. nat.",
+        "Dr. med. dent.",
+    ],
 )
 def test_split_full_name_says_when_a_name_is_only_titles_and_initials(text):
     tokens, _, only_titles = split_full_name(text)
