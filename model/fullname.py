@@ -194,6 +194,8 @@ def _split_dotted(word: str) -> list[str]:
     only when every piece before the last is an initial, a title or a particle, or the pieces before it
     are titles or degree qualifiers, so a word with a full stop inside stays whole ("Ma.Teresa")."""
     pieces = _DOTTED_WORD.split(word)
+    if len(pieces) > 1 and all(_bare(piece) in TITLES for piece in pieces):  # "Dr.Dr.", "Prof.Dr."
+        return pieces
     if (
         len(pieces) > 1
         and not _is_noise(pieces[-1])

@@ -217,6 +217,8 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Hans Müller, Dr. med. dent.", ("Hans", "Müller"), 0),
         ("Dr.rer.nat.Müller", ("Müller",), 0),
         ("Dr.med.dent.Müller", ("Müller",), 0),
+        ("Dr.Dr. Müller", ("Müller",), 0),  # titles joined by their full stops
+        ("Prof.Dr. Hans Müller", ("Hans", "Müller"), 0),
         ("Young-chan", ("Young-chan",), 0),  # 찬, a Korean given name's syllable: no honorific
         ("Lee Jae-chan", ("Lee", "Jae-chan"), 0),
         ("García-San Martín", ("García-San", "Martín"), 0),  # an honorific ends a part
