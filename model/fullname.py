@@ -153,7 +153,8 @@ DEGREE_QUALIFIERS = frozenset(
 # Japanese and Korean honorifics joined to a name by a hyphen in Latin letters ("Tanaka-san",
 # "Sato-sensei", "Kim-ssi"): titles, dropped. Not "shi" (a syllable of Chinese given names, Xiao-shi).
 HONORIFIC_SUFFIXES = frozenset({"san", "sama", "kun", "chan", "sensei", "senpai", "sempai", "dono", "ssi", "nim"})
-# Qualifiers that are names too (Dent, Nat, Pol, Ing, Phil): the last word of a name part is the name.
+# Qualifiers that are names too (Dent, Nat, Pol, Ing, Phil): right after a degree's title, as the last
+# word of a part, they are the name ("Dr. Dent.").
 NAMES_AMONG_QUALIFIERS = frozenset({"dent", "nat", "pol", "ing", "phil"})
 _ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス

@@ -2,8 +2,8 @@
 person's name field, and the network, which read only surnames, answered them like people.
 
 A company is told by a legal form anywhere after its first word ("Müller GmbH", "Acme Ltd., London",
-"Müller GmbH & Co. KG", "Rossi S.p.A.") or a trade style at its end ("Smith & Sons", "Procter &
-Gamble Co.", "Garcia & Hijos"). Only forms that no name of the data is, and no common name part
+"Müller GmbH & Co. KG", "Rossi S.p.A.") or a trade style at its end ("Smith & Sons", "Smith & Co.",
+"Garcia & Hijos"; not "Procter & Gamble Co.", whose Co. stands alone). Only forms that no name of the data is, and no common name part
 could be, count: not the two-letter ones (AG, SA, NV, BV, AB, KG, UG, Oy), with or without full
 stops, which are also name parts and initials ("Petrov S.A." is Sergei Alexandrovich Petrov); "Co"
 and "Son" only in a style ("& Co", not "Nguyen Van Co."; "& Sons", not "Kim & Son": Son is a Korean

@@ -190,9 +190,8 @@ class Predictor:
         """num_threads: torch intra-op threads and numpy BLAS threads for the process; 0 leaves their
         defaults. large_batch_threads: torch's for large calls (see __init__). The counts are set before
         the checkpoint is read, so no tensor work runs on more threads than asked."""
-        hold_threads(
-            num_threads, large_batch_threads
-        )  # __init__ holds them again: cheap, and it must for direct callers
+        # __init__ holds them again: cheap, and it must for callers that pass a Checkpoint of their own.
+        hold_threads(num_threads, large_batch_threads)
         return cls(
             load_checkpoint(checkpoint_path),
             device=device,
