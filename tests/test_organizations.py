@@ -30,6 +30,10 @@ from model.predictor import Predictor
         "Silva & Cia. Ltda.",
         "Acme S.A. de C.V.",
         "Smith & Co",
+        "Procter & Gamble Co.",  # Co. ending a name of two joined by &
+        "Johnson and Johnson Co",
+        "Meyer UG (haftungsbeschränkt)",
+        "Petronas Sdn Bhd",
         "Smith, Inc.",
         "The Smith Company",
         "Dupont & Cie",
@@ -55,7 +59,9 @@ def test_a_legal_form_or_trade_style_at_the_end_names_a_company(text):
         "Siemens AG",
         "Nguyen Van Co",  # Co only after & / and
         "Nguyen Van Co.",
-        "Procter & Gamble Co.",  # so this company is missed
+        "Nguyen & Co Minh",  # & Co must end the name
+        "Mr and Mrs Nguyen Van Co",  # and joins two titles: a couple
+        "Mr. & Mrs. Tran Co.",
         "Kim & Son",  # Son: a Korean surname, a Vietnamese given name; only "& Sons" is a style
         "Mr and Mrs Smith and Son",
         "Mr & Mrs Smith",
