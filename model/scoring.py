@@ -271,15 +271,14 @@ class NameScorer:
             kept = not all(not_names[first:stop])  # some readable token is a name
             if stop - first > 1 and kept:
                 name_ll[index] = self._weighted_sum(reading, own, token_ll, first)
-            if first == stop:  # nothing readable: the most telling of its tokens' reasons
+            if first == stop or (not kept and not reading.placeholder):
+                # Nothing readable, or every readable part no name: the most telling reason of all its parts
+                # ("Björk Guðmundsdóttir": unsupported-letters, the ð, rather than not-a-name, the Björk).
                 reasons[index] = min(
                     (reason for reason in own if reason), key=REASON_PRECEDENCE.index, default="no-letters"
                 )
             elif reading.placeholder:
                 reasons[index] = "not-a-name"
-            elif not kept:  # every readable part is no name: the most telling reason of all its parts
-                # ("Björk Guðmundsdóttir": unsupported-letters, the ð, rather than not-a-name, the Björk)
-                reasons[index] = min((reason for reason in own if reason), key=REASON_PRECEDENCE.index)
         return name_ll, token_reasons, reasons
 
     def _weighted_sum(
@@ -361,8 +360,8 @@ def intra_op_threads(count: int) -> Iterator[None]:
     thread copies the first time it runs torch in parallel: a thread that must keep its count sets it
     first (model.predictor.hold_threads), and one that must never start a team of its own runs its
     calls in `on_process_threads`."""
-    previous = torch.get_num_threads()
-    if count <= 0 or count == previous:
+    previous = torch.get_num_threads() if count > 0 else count  # most calls: nothing to change, nothing to ask
+    if count == previous:
         yield
         return
     torch.set_num_threads(count)
