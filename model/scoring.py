@@ -36,6 +36,7 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -125,10 +126,7 @@ class NameScores(NamedTuple):
             for row, reason in enumerate(reasons):
                 if reason is None and probabilities[row][0] < min_probability:
                     reasons[row] = "low-confidence"
-        tokens = [
-            self._ranked_tokens(row, top_k, log_prior) if len(reading.tokens) > 1 else ()
-            for row, reading in enumerate(self.readings)
-        ]
+        tokens = self._ranked_tokens(top_k, log_prior)
         return RankedNames(
             label_ids,
             probabilities,
@@ -139,13 +137,42 @@ class NameScores(NamedTuple):
             tokens,
         )
 
-    def _ranked_tokens(self, index: int, top_k: int, log_prior: torch.Tensor) -> tuple[RankedToken, ...]:
-        """Each token of a full name with its own top labels; a token left out has none, nor does any
-        token of a name that abstains as not a name."""
-        first = self.token_starts[index]
-        ids, probs, log_probs = _top(
-            self.token_log_likelihoods[first : self.token_starts[index + 1]] + log_prior, top_k
-        )
+    def _ranked_tokens(self, top_k: int, log_prior: torch.Tensor) -> list[tuple[RankedToken, ...]]:
+        """Each full name's tokens with their own top labels; () for a name of one token. The tokens of
+        every name of up to FEW_ROWS readable tokens are ranked in one `_top`-equivalent pass (a call per
+        name cost more than the network for a batch of full names), exponentiated by math.exp as `_top`
+        does for so few rows, so a token's numbers do not depend on the batch; longer names keep `_top`."""
+        starts = self.token_starts
+        tokens: list[tuple[RankedToken, ...]] = [()] * len(self.readings)
+        full = [index for index, reading in enumerate(self.readings) if len(reading.tokens) > 1]
+        few = [index for index in full if starts[index + 1] - starts[index] <= FEW_ROWS]
+        rows = [row for index in few for row in range(starts[index], starts[index + 1])]
+        ids: list[list[int]] = []
+        probabilities: list[list[float]] = []
+        log_probabilities: list[list[float]] = []
+        if rows:
+            top_log_probs, top_ids = F.log_softmax(self.token_log_likelihoods[rows] + log_prior, dim=1).topk(
+                top_k, dim=1
+            )
+            ids, log_probabilities = top_ids.tolist(), top_log_probs.tolist()
+            exp = math.exp
+            probabilities = [[exp(value) for value in row] for row in log_probabilities]
+        row = 0
+        for index in few:
+            stop = row + starts[index + 1] - starts[index]
+            tokens[index] = self._tokens_of(index, ids[row:stop], probabilities[row:stop], log_probabilities[row:stop])
+            row = stop
+        for index in full:
+            if starts[index + 1] - starts[index] > FEW_ROWS:
+                scores = self.token_log_likelihoods[starts[index] : starts[index + 1]] + log_prior
+                tokens[index] = self._tokens_of(index, *_top(scores, top_k))
+        return tokens
+
+    def _tokens_of(
+        self, index: int, ids: list[list[int]], probs: list[list[float]], log_probs: list[list[float]]
+    ) -> tuple[RankedToken, ...]:
+        """Name `index`'s tokens with the top labels of its readable ones (a row each, in order); a token
+        left out has none, nor does any token of a name that abstains as not a name."""
         shown = self.reasons[index] != "not-a-name"
         ranked, readable = [], 0
         for token, reason in zip(self.readings[index].tokens, self.token_reasons[index], strict=True):
@@ -239,10 +266,20 @@ class NameScorer:
         # more than its ranking.
         in_order = len(row_of) == len(token_rows) and not with_alternatives
         token_ll = (net_log_probs if in_order else net_log_probs[token_rows]) - self.log_prior  # (T, L)
-        for token_row, label_id, text in with_alternatives:
-            token_ll[token_row, label_id] = net_log_probs[row_of[text], label_id] - self.log_prior[label_id]
-        for token_row, features in with_features:
-            token_ll[token_row] += self.evidence.log_likelihood(features)
+        # One indexed op each for the whole batch, not one per token: a torch op per token was most of
+        # the time of a batch of Cyrillic or Han names (docs/benchmarks.md, "Full names in bulk").
+        if with_alternatives:
+            rows, label_ids, texts = zip(*with_alternatives, strict=True)
+            alternative_labels = torch.tensor(label_ids)
+            sources = torch.tensor([row_of[text] for text in texts])
+            token_ll[torch.tensor(rows), alternative_labels] = (
+                net_log_probs[sources, alternative_labels] - self.log_prior[alternative_labels]
+            )
+        if with_features:
+            evidence = self.evidence.log_likelihood
+            token_ll[torch.tensor([row for row, _ in with_features])] += torch.stack(
+                [evidence(features) for _, features in with_features]
+            )
         not_names = self._not_names(len(token_rows), judged_tokens, token_rows, lm_log_probs, symbols)
         name_ll, token_reasons, reasons = self._combine(readings, token_ll, token_starts, not_names)
         return NameScores(readings, name_ll, token_ll, token_starts, token_reasons, reasons)
@@ -263,6 +300,8 @@ class NameScorer:
         flagged_names = {index for index, start in enumerate(token_starts[:-1]) if plain[index] and not_names[start]}
         for index in flagged_names:
             reasons[index], token_reasons[index] = "not-a-name", ("not-a-name",)
+        summed: list[tuple[NameReading, tuple[str | None, ...], int]] = []  # names of several kept tokens
+        summed_rows: list[int] = []
         for index in (index for index, is_plain in enumerate(plain) if not is_plain):
             reading, first, stop = readings[index], token_starts[index], token_starts[index + 1]
             flags = iter(not_names[first:stop])
@@ -270,7 +309,8 @@ class NameScorer:
             token_reasons[index] = own
             kept = not all(not_names[first:stop])  # some readable token is a name
             if stop - first > 1 and kept:
-                name_ll[index] = self._weighted_sum(reading, own, token_ll, first)
+                summed.append((reading, own, first))
+                summed_rows.append(index)
             if first == stop or (not kept and not reading.placeholder):
                 # Nothing readable, or every readable part no name: the most telling reason of all its parts
                 # ("Björk Guðmundsdóttir": unsupported-letters, the ð, rather than not-a-name, the Björk).
@@ -279,31 +319,65 @@ class NameScorer:
                 )
             elif reading.placeholder:
                 reasons[index] = "not-a-name"
+        if summed:
+            name_ll[summed_rows] = self._weighted_sums(summed, token_ll)
         return name_ll, token_reasons, reasons
 
-    def _weighted_sum(
-        self, reading: NameReading, own: tuple[str | None, ...], token_ll: torch.Tensor, first: int
+    def _weighted_sums(
+        self, names: list[tuple[NameReading, tuple[str | None, ...], int]], token_ll: torch.Tensor
     ) -> torch.Tensor:
-        """A full name's log-likelihoods: the surname's in full, other tokens' at each label's given-name
-        weight. Before a comma, the surnames are known; otherwise each label mixes its two readings,
-        first or last token the surname, by how that label orders names. Summed in a fixed order (by
-        reading), so the same surname and given names give the same sum."""
-        readable = [position for position, token in enumerate(reading.tokens) if token.reason is None]
-        row_of = {position: first + rank for rank, position in enumerate(readable) if own[position] is None}  # kept
-        positions = sorted(row_of)
+        """(M, L): each full name's log-likelihoods, from (its reading, its tokens' reasons, its first
+        token row): the surname's in full, other tokens' at each label's given-name weight. Before a
+        comma, the surnames are known; otherwise each label mixes its two readings, first or last token
+        the surname, by how that label orders names. Each sum adds its terms in a fixed order (by
+        reading), so the same surname and given names give the same sum.
 
-        def weighted(surnames: set[int]) -> torch.Tensor:
-            total = torch.zeros(token_ll.shape[1])
-            for position in sorted(positions, key=lambda position: reading.tokens[position].read_as):
-                weight = 1.0 if position in surnames else self.given_name_weights
-                total += weight * token_ll[row_of[position]]
-            return total
-
-        if reading.surnames_before_comma:
-            before = {position for position in positions if position < reading.surnames_before_comma}
-            return weighted(before or {positions[0]})
-        log_first, log_last = self.order_log_probs
-        return torch.logaddexp(log_first + weighted({positions[0]}), log_last + weighted({positions[-1]}))
+        Every sum of the batch is laid out as rows of (token row, surname or not), padded with a row of
+        zeros, and added a column at a time in numpy: the same float32 operations in the same order as
+        a loop per name, whose dozen torch ops made a batch of full names six times slower than one of
+        surnames; numpy's logaddexp gives each row what torch's gave a name alone, wherever it sits."""
+        sum_rows: list[list[int]] = []  # per sum: its token rows, in the order they are added
+        sum_surnames: list[list[bool]] = []  # and whether each is a surname there
+        mixed: list[bool] = []  # per name: two sums to mix (no comma) or one
+        for reading, own, first in names:
+            kept = []  # (reading, position, token row) of each token that counts, in order
+            row = first
+            for position, token in enumerate(reading.tokens):
+                if token.reason is None:
+                    if own[position] is None:
+                        kept.append((token.read_as, position, row))
+                    row += 1
+            in_order = sorted(kept, key=itemgetter(0))  # stable: tied readings stay in position order
+            sum_rows.append([row for _, _, row in in_order])
+            if reading.surnames_before_comma:
+                before = reading.surnames_before_comma
+                surnames = {position for _, position, _ in kept if position < before} or {kept[0][1]}
+                sum_surnames.append([position in surnames for _, position, _ in in_order])
+                mixed.append(False)
+            else:
+                sum_rows.append(sum_rows[-1])
+                first_position, last_position = kept[0][1], kept[-1][1]
+                sum_surnames.append([position == first_position for _, position, _ in in_order])
+                sum_surnames.append([position == last_position for _, position, _ in in_order])
+                mixed.append(True)
+        num_labels = token_ll.shape[1]
+        width = max(map(len, sum_rows))
+        padding = token_ll.shape[0]  # the zero row after the last
+        rows = np.array([[*sum_row, *[padding] * (width - len(sum_row))] for sum_row in sum_rows], dtype=np.intp)
+        surname = np.array([[*flags, *[False] * (width - len(flags))] for flags in sum_surnames], dtype=bool)
+        table = np.concatenate((token_ll.numpy(), np.zeros((1, num_labels), dtype=np.float32)))
+        gathered = table[rows]  # (S, W, L)
+        weighted = np.where(surname[:, :, np.newaxis], gathered, gathered * self.given_name_weights.numpy())
+        totals = np.zeros((len(sum_rows), num_labels), dtype=np.float32)
+        for column in range(width):
+            totals += weighted[:, column]
+        first_sums = np.cumsum([0, *[2 if two else 1 for two in mixed[:-1]]])  # each name's first sum
+        combined = totals[first_sums]
+        two = np.array(mixed)
+        if two.any():
+            log_first, log_last = (log_probs.numpy() for log_probs in self.order_log_probs)
+            combined[two] = np.logaddexp(log_first + totals[first_sums[two]], log_last + totals[first_sums[two] + 1])
+        return torch.from_numpy(combined)
 
     def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network log-probabilities (R, L), character-model log-probabilities (R,) and symbol counts

@@ -408,6 +408,92 @@ def test_a_full_name_weighs_each_label_by_where_that_label_writes_its_surname(sh
     torch.testing.assert_close(scores.log_likelihoods[1], (smith_first + given * ian_given).float())
 
 
+FULL_NAMES_OF_EVERY_SHAPE = [
+    "Ian Smith",
+    "Smith, Ian",
+    "Anna Maria Kowalska",
+    "Kowalska, Anna Maria",
+    "Nguyen Van Minh",
+    "Smith Smith",  # one reading twice
+    "Dr. Hans J. Müller",
+    "Qwxzv Petrova",  # a part that is no name: left out of the sum
+    "Hans 123 Schmidt",  # a part with no letters
+    "Jean Pierre Paul Marie Dubois",  # more tokens than FEW_ROWS
+    "Petrov, Ivan Sergeyevich Alexeyevich Nikolai",
+    "田中 太郎",  # each label its own reading of the kanji
+    "Иван Петров",
+    "Kim Min-jun",
+    "Smith",
+    "Qwxzv Zzkrt",  # no part a name
+]
+
+
+def _one_full_name(scorer, reading, own, token_ll):
+    """The combination as the scorer documents it, for one name, one torch op at a time."""
+    kept = [
+        (token.read_as, position)
+        for position, token in enumerate(reading.tokens)
+        if token.reason is None and own[position] is None
+    ]
+    rows = {}
+    for position, token in enumerate(reading.tokens):
+        if token.reason is None:
+            rows[position] = len(rows)
+    in_order = sorted(kept, key=lambda kept_token: kept_token[0])
+
+    def weighted(surnames):
+        total = torch.zeros(token_ll.shape[1])
+        for _, position in in_order:
+            weight = 1.0 if position in surnames else scorer.given_name_weights
+            total += weight * token_ll[rows[position]]
+        return total
+
+    positions = [position for _, position in kept]
+    if reading.surnames_before_comma:
+        return weighted({p for p in positions if p < reading.surnames_before_comma} or {positions[0]})
+    log_first, log_last = scorer.order_log_probs
+    return torch.logaddexp(log_first + weighted({positions[0]}), log_last + weighted({positions[-1]}))
+
+
+def test_a_batch_of_full_names_is_combined_and_ranked_as_each_name_on_its_own(shipped):
+    """The scorer sums every full name of a batch together (numpy, a column at a time) and ranks all
+    their tokens in one pass; each name must get what the per-name definition gives it, in any batch
+    position, and each token what ranking its own rows alone gives."""
+    from model.scoring import _top
+
+    scorer = shipped.scorer
+    names = FULL_NAMES_OF_EVERY_SHAPE * 3
+    scores = scorer.score(names)
+    for index, (name, reading) in enumerate(zip(names, scores.readings, strict=True)):
+        first, stop = scores.token_starts[index], scores.token_starts[index + 1]
+        own = scores.token_reasons[index]
+        if stop - first > 1 and any(reason is None for reason in own):
+            expected = _one_full_name(scorer, reading, own, scores.token_log_likelihoods[first:stop])
+            torch.testing.assert_close(scores.log_likelihoods[index], expected, msg=name)
+    summed = [
+        (reading, own, start)
+        for reading, own, start, stop in zip(
+            scores.readings, scores.token_reasons, scores.token_starts, scores.token_starts[1:], strict=False
+        )
+        if stop - start > 1 and any(reason is None for reason in own)
+    ]
+    forward = scorer._weighted_sums(summed, scores.token_log_likelihoods)
+    backward = scorer._weighted_sums(summed[::-1], scores.token_log_likelihoods)
+    assert torch.equal(forward, backward.flip(0))  # a name's sum does not depend on where it sits
+    log_prior = shipped.log_prior_for("uniform")
+    ranked = scores.rank(3, log_prior)
+    for index, tokens in enumerate(ranked.tokens):
+        first, stop = scores.token_starts[index], scores.token_starts[index + 1]
+        if len(scores.readings[index].tokens) < 2 or scores.reasons[index] == "not-a-name":
+            continue
+        ids, probabilities, log_probabilities = _top(scores.token_log_likelihoods[first:stop] + log_prior, 3)
+        readable = [token for token, read in zip(tokens, scores.readings[index].tokens, strict=True) if not read.reason]
+        for row, token in enumerate(readable):  # the readable tokens have a row each, in order
+            if token.reason is None:
+                answer = (token.label_ids, token.probabilities, token.log_probabilities)
+                assert answer == (ids[row], probabilities[row], log_probabilities[row]), names[index]
+
+
 @pytest.mark.parametrize(
     ("name", "label"),
     [("Ian Smith", "English"), ("Juan Smith", "English"), ("Ian Müller", "German"), ("Sean O'Brien", "Irish")],
