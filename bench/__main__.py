@@ -23,6 +23,7 @@ from bench import http, inference, peers, training
 from bench.batch import measure_batch
 from bench.compute import measure_compute
 from bench.explain import measure_explain
+from bench.full_names import measure_full_names
 from bench.gru_gate import measure_gru_gate
 from bench.memory import memory_snapshot
 from bench.profile import profile_request_path
@@ -150,6 +151,7 @@ def run(args: argparse.Namespace) -> Report:
         predictor, reference, distinct_names, sizes.repeats, sizes.inference_seconds
     )
     report.rows.append(inference.measure_unseen_names(predictor, distinct_names, sizes.repeats))
+    report.rows += measure_full_names(predictor, distinct_names, sizes.repeats, sizes.inference_seconds)
     gate_rows, report.warnings = measure_gru_gate(checkpoint, test_names, sizes.repeats, sizes.inference_seconds)
     report.rows += gate_rows
     report.rows += measure_compute(predictor, distinct_names, sizes.repeats, sizes.inference_seconds)

@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from bench.__main__ import DOCS_PAGE, main, parse_args
+from bench.full_names import GIVEN_NAME_POOL, full_names
 from bench.gru_gate import gate_warning, measured_gate
 from bench.report import BEGIN_MARK, END_MARK, REPO_ROOT, Report, Row, Stats, Target, paired_ratio, write_page
 from tests.names_fixtures import synthetic_names, write_names_dir
@@ -14,6 +15,7 @@ from training.train import train
 
 SECTIONS = (
     "1. in-process predictor, batch 4096",
+    '1. in-process predictor, 1000 "Given Surname" names a call',
     "2. HTTP /classify 1 name, 64 conn (req/s)",
     "2. HTTP /classify 1 name, 64 conn (p99 vs p50)",
     "3. HTTP /classify 1000 names/request",
@@ -175,3 +177,16 @@ def test_flop_count_per_name_is_the_gru_steps_and_heads_of_the_shipped_model():
     features = 2 * hidden + config.ngram_dim  # last state and running max, then the bag
     expected = 2 * (characters * hidden * 3 * hidden + config.num_heads * features * config.num_labels)
     assert network_flops_per_name(predictor, names) == pytest.approx(expected, rel=0.02)
+
+
+def test_full_names_put_each_surname_after_a_given_name_from_the_pool_in_turn():
+    names = [f"Name{index}" for index in range(5 * GIVEN_NAME_POOL + 3)]
+    full, surnames = full_names(names)
+    assert surnames == names[GIVEN_NAME_POOL:]
+    assert full[:2] == [f"Name0 Name{GIVEN_NAME_POOL}", f"Name1 Name{GIVEN_NAME_POOL + 1}"]
+    assert full_names(["A", "B", "C", "D", "E", "F", "G"]) == (
+        ["A B", "A C", "A D", "A E", "A F", "A G"],
+        list("BCDEFG"),
+    )
+    with pytest.raises(ValueError, match="at least 2"):
+        full_names(["Smith"])
