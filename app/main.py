@@ -31,6 +31,12 @@ from model.scoring import LARGE_BATCH_MIN_READINGS
 
 logger = logging.getLogger(__name__)
 
+# The collector's young-generation threshold while serving, above the tracked objects one 1000-name
+# request holds at its answer: its lists and dicts are freed by reference counting before the collector
+# walks them, where CPython's 700 walked them a dozen times a request (docs/benchmarks.md, "Garbage
+# collection"). The older generations keep their thresholds.
+YOUNG_COLLECTION_THRESHOLD = 20_000
+
 DESCRIPTION = """\
 Guesses which language or nationality a person's name comes from, with a character-level RNN.
 
@@ -87,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         lambda new: _now_serving(new, metrics),
     )
     uninstall_sighup = install_sighup(reloader)
+    thresholds_before = gc.get_threshold()
     try:
         for _ in range(WARMUP_ROUNDS):
             await batcher.run_directly(WARMUP_NAMES, RankQuery(top_k=1))
@@ -95,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         # collection, which made every few 1000-name requests much slower (docs/benchmarks.md).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds_before[1:])
         service.ready = True
         app.state.num_labels = predictor.num_labels  # the schema's top_k maximum (app.openapi)
         app.openapi_schema = None
@@ -126,6 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         await reloader.stop()
         await batcher.stop()
         gc.unfreeze()  # a process that starts the app again (tests, embedding) must not keep this heap forever
+        gc.set_threshold(*thresholds_before)  # nor this threshold
         logger.info("batcher drained; stopped")
 
 

@@ -160,6 +160,29 @@ def test_readyz_and_classify_answer_503_before_the_model_is_loaded(tiny_checkpoi
         assert response.headers["Retry-After"] == "1"
 
 
+def test_the_service_collects_young_objects_less_often_while_it_serves_and_restores_the_threshold(tiny_checkpoint):
+    """A 1000-name request's lists and dicts should die by reference counting, not be walked by the
+    collector a dozen times (app.main.YOUNG_COLLECTION_THRESHOLD); a process that stops the app gets
+    its own thresholds back, and its heap unfrozen."""
+    import gc
+
+    from app.main import YOUNG_COLLECTION_THRESHOLD
+
+    before = gc.get_threshold()
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)  # the lifespan sets up the app's logging
+    try:
+        with TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint))) as started:
+            assert started.get("/readyz").status_code == 200
+            assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+            assert gc.get_freeze_count() > 0
+    finally:
+        root.setLevel(saved_level)
+        root.handlers[:] = saved_handlers
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
 def test_create_app_loads_no_model_until_lifespan(tmp_path, make_client):
     app = create_app(Settings(checkpoint_path=tmp_path / "missing.safetensors"))  # building it must not fail
     assert app.title == "nameorigin"
