@@ -131,6 +131,11 @@ class NameEncoder:
             raise NameEncodingError(f"name must be a string, got {type(raw_name).__name__}")
         return self._encode_cached(raw_name)
 
+    def encode_readings(self, readings: list[str]) -> list[tuple[int, ...]]:
+        """`encode` of each of the reader's readings, which are strings already: no check per name,
+        which cost a third of encoding 1000 cached names."""
+        return list(map(self._encode_cached, readings))
+
     def _encode_uncached(self, raw_name: str) -> tuple[int, ...]:
         folded = normalize(raw_name)
         if not any(map(str.isalpha, folded)):

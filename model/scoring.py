@@ -293,8 +293,9 @@ class NameScorer:
             name_ll = token_ll
         else:
             name_ll = torch.zeros(len(readings), token_ll.shape[1])
-            single = [index for index in range(len(readings)) if token_starts[index + 1] - token_starts[index] == 1]
-            name_ll[single] = token_ll[[token_starts[index] for index in single]]
+            starts = np.array(token_starts)
+            single = np.flatnonzero(np.diff(starts) == 1)  # as index arrays: torch reads a list of ints slowly
+            name_ll[torch.from_numpy(single)] = token_ll[torch.from_numpy(starts[single])]
         reasons: list[str | None] = [None] * len(readings)
         token_reasons: list[tuple[str | None, ...]] = [(None,)] * len(readings)
         flagged_names = {index for index, start in enumerate(token_starts[:-1]) if plain[index] and not_names[start]}
@@ -382,14 +383,14 @@ class NameScorer:
     def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network log-probabilities (R, L), character-model log-probabilities (R,) and symbol counts
         (R,) of each reading, in input order."""
-        sequences = [self.encoder.encode(text) for text in texts]
+        sequences = self.encoder.encode_readings(texts)
         if self.small_batch is not None and len(sequences) <= SMALL_BATCH_MAX and not self.network.training:
             net_log_probs, lm_log_probs = self.small_batch.score(sequences)
             return net_log_probs, lm_log_probs, torch.from_numpy(np.array([len(ids) + 1.0 for ids in sequences]))
         net_log_probs = torch.empty(len(sequences), len(self.label_index))
         lm_log_probs = torch.empty(len(sequences))
         symbols = torch.empty(len(sequences))  # characters and the end of each name: what the mean is over
-        order = sorted(range(len(sequences)), key=lambda index: len(sequences[index]))
+        order = sorted(range(len(sequences)), key=list(map(len, sequences)).__getitem__)
         large = (
             len(sequences) >= LARGE_BATCH_MIN_READINGS
             and self.device.type == "cpu"

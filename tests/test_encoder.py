@@ -162,3 +162,11 @@ def test_clean_texts_shortcut_for_ascii_agrees_with_the_full_passes():
         for _ in range(20_000)
     ]
     assert [clean_text(text) for text in samples] == [_clean_text_in_full(text) for text in samples]
+
+
+def test_encode_readings_encodes_each_reading_as_encode_does():
+    encoder = NameEncoder()
+    readings = ["hinton", "o'brien", "nguyen van minh", "hinton"]
+    assert encoder.encode_readings(readings) == [encoder.encode(reading) for reading in readings]
+    with pytest.raises(NameEncodingError, match="no letters"):
+        encoder.encode_readings(["hinton", "123"])
