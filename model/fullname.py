@@ -157,6 +157,10 @@ HONORIFIC_SUFFIXES = frozenset({"san", "sama", "kun", "chan", "sensei", "senpai"
 # word of a part, they are the name ("Dr. Dent.").
 NAMES_AMONG_QUALIFIERS = frozenset({"dent", "nat", "pol", "ing", "phil"})
 _ORDINAL_SUFFIX = re.compile(r"\d+(st|nd|rd|th)")  # "John Smith 3rd"
+# Regnal and generational numerals up to XXXIX after a name ("Louis XIV", "Henry VIII", "John Paul II"),
+# two letters or more; not Vi and Xi, which are Vietnamese and Chinese surnames ("Jinping Xi").
+_ROMAN_NUMERAL = re.compile(r"x{0,3}(ix|iv|v?i{0,3})")
+NAMES_AMONG_NUMERALS = frozenset({"vi", "xi"})
 _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle dot of ジョン・スミス
 # Quotes and brackets around a word, and the sentence punctuation after it ("Smith.", "(Smith)",
 # «Dupont», "Smith;"): not part of the name. An apostrophe stays ('t Hooft, O'). A trailing full
@@ -187,7 +191,10 @@ def _is_initial(word: str) -> bool:
 
 
 def _is_suffix(word: str) -> bool:
-    return _bare(word) in SUFFIXES or _ORDINAL_SUFFIX.fullmatch(_bare(word)) is not None
+    bare = _bare(word)
+    if bare in SUFFIXES or _ORDINAL_SUFFIX.fullmatch(bare) is not None:
+        return True
+    return len(bare) >= 2 and bare not in NAMES_AMONG_NUMERALS and _ROMAN_NUMERAL.fullmatch(bare) is not None
 
 
 def _split_dotted(word: str) -> list[str]:

@@ -262,6 +262,12 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Mr. & Mrs. John Smith", ("John", "Smith"), 0),
         ("Mr and Mrs Smith", ("Smith",), 0),
         ("John Smith 3rd", ("John", "Smith"), 0),
+        ("Louis XIV", ("Louis",), 0),  # regnal numerals are suffixes
+        ("Henry VIII", ("Henry",), 0),
+        ("HENRY viii", ("HENRY",), 0),
+        ("John Paul XXIII", ("John", "Paul"), 0),
+        ("Jinping Xi", ("Jinping", "Xi"), 0),  # Xi and Vi are surnames, not numerals
+        ("Thi Vi", ("Thi", "Vi"), 0),
         ("Berg, Anna van der", ("van der Berg", "Anna"), 1),  # trailing particles go to the surname
         ("Beethoven, Ludwig van", ("van Beethoven", "Ludwig"), 1),
         ("Anna van", ("Anna", "van"), 0),
@@ -324,7 +330,7 @@ def test_split_full_name_takes_a_single_word_of_letters_as_the_general_path_does
 
     words = [clean_text(record.name) for record in load_names_dir("data/names").records]
     words += [word.title() for word in (*TITLES, *SUFFIXES, *PARTICLES) if word.isalpha()]
-    words += ["J", "j", "Ó", "O", "Le", "Van", "Mr", "Jr", "Iii", "王", "김", "Ω", "ß", "Nguyễn", "Tanaka", "田中"]
+    words += ["J", "j", "Ó", "O", "Le", "Van", "Mr", "Jr", "Iii", "Xiv", "Xi", "Vi", "王", "김", "Ω", "ß", "Nguyễn", "Tanaka", "田中"]
     words = [word for word in words if word.isalpha()]
     assert len(words) > 17_000
     assert [split_full_name(word) for word in words] == [_split_words(word) for word in words]
