@@ -130,6 +130,33 @@ PARTICLES = frozenset(
         "'t",
         "op",
         "uit",
+        "los",  # de los Santos, de las Casas
+        "las",
+        "dal",  # Dal Lago, Dalla Costa
+        "dalla",
+        "vom",  # vom Stein, zum Felde, zur Linden
+        "zum",
+        "zur",
+    }
+)
+# Words that introduce a birth surname inside a name ("Smith (née Jones)", "Anna Müller geb. Schmidt",
+# "Nováková roz. Dvořáková", "Kowalska z domu Nowak"): they say nothing of its origin and are dropped
+# between two words. The last word of a part is always kept, so a surname Nee stays a name.
+BIRTH_NAME_MARKERS = frozenset(
+    {
+        "née",
+        "nee",
+        "geb",
+        "geborene",
+        "geborener",
+        "roz",
+        "rozená",
+        "rod",
+        "rodená",
+        "domu",
+        "урожд",
+        "урождённая",
+        "урожденная",
     }
 )
 # Particles that are also Vietnamese names (Lê, Đỗ, La; Văn, the commonest middle name), and the shape
@@ -250,6 +277,7 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     while len(words) > 1 and _is_suffix(words[-1]):
         words = words[:-1]
     kept = [word for word in words if not _is_initial(word)] or words
+    kept = [word for word in kept[:-1] if _bare(word) not in BIRTH_NAME_MARKERS] + kept[-1:]
     leading_name = _leading_particle_is_a_name(kept)
     tokens: list[str] = []
     pending: list[str] = []  # particles waiting for the word they belong to

@@ -6,7 +6,7 @@ import pytest
 
 from model.arabic_reader import read_arabic
 from model.evidence import Evidence, EvidenceTable
-from model.fullname import PARTICLES, SUFFIXES, TITLES, split_full_name
+from model.fullname import BIRTH_NAME_MARKERS, PARTICLES, SUFFIXES, TITLES, split_full_name
 from model.greek_reader import read_greek
 from model.readers import is_hyphenated_korean_given_name, korean_syllable_spellings, read_japanese, read_korean
 from model.reading import NameReader
@@ -262,6 +262,17 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Mr. & Mrs. John Smith", ("John", "Smith"), 0),
         ("Mr and Mrs Smith", ("Smith",), 0),
         ("John Smith 3rd", ("John", "Smith"), 0),
+        ("Pedro de los Santos", ("Pedro", "de los Santos"), 0),  # Spanish, Italian, German particles
+        ("Bartolomé de las Casas", ("Bartolomé", "de las Casas"), 0),
+        ("Mario Dal Lago", ("Mario", "Dal Lago"), 0),
+        ("Karl vom Stein", ("Karl", "vom Stein"), 0),
+        ("Roald Dal", ("Roald", "Dal"), 0),  # a particle with no word after it is a name
+        ("Smith (née Jones)", ("Smith", "Jones"), 0),  # birth-name markers between names are dropped
+        ("Anna Müller geb. Schmidt", ("Anna", "Müller", "Schmidt"), 0),
+        ("Jana Nováková roz. Dvořáková", ("Jana", "Nováková", "Dvořáková"), 0),
+        ("Anna Kowalska z domu Nowak", ("Anna", "Kowalska", "Nowak"), 0),
+        ("Анна Иванова урожд. Петрова", ("Анна", "Иванова", "Петрова"), 0),
+        ("Anna Nee", ("Anna", "Nee"), 0),  # the last word stays: Nee is a surname too
         ("Louis XIV", ("Louis",), 0),  # regnal numerals are suffixes
         ("Henry VIII", ("Henry",), 0),
         ("HENRY viii", ("HENRY",), 0),
@@ -339,10 +350,12 @@ def test_split_full_name_takes_a_single_word_of_letters_as_the_general_path_does
 
 def test_titles_suffixes_and_particles_are_surnames_of_the_training_data_only_where_known():
     """A title is dropped and a particle joins the next word, so one that is also a surname costs that
-    surname in a full name; these are the known cases (Ii is Japanese; Le, Van, Do, La Vietnamese)."""
+    surname in a full name; these are the known cases (Ii is Japanese; Le, Van, Do, La Vietnamese; Los
+    Russian, kept a particle for de los Santos: as a name's last word it is still read as a name)."""
     names = {record.name.casefold() for record in load_names_dir("data/names").records}
     assert (TITLES | SUFFIXES) & names == {"ii"}
-    assert PARTICLES & names == {"van", "san", "le", "mac", "do", "la", "ui"}
+    assert PARTICLES & names == {"van", "san", "le", "mac", "do", "la", "ui", "los"}
+    assert BIRTH_NAME_MARKERS & names == set()
 
 
 def test_reader_reads_each_script_with_its_reader(reader):
