@@ -341,7 +341,27 @@ def test_split_full_name_takes_a_single_word_of_letters_as_the_general_path_does
 
     words = [clean_text(record.name) for record in load_names_dir("data/names").records]
     words += [word.title() for word in (*TITLES, *SUFFIXES, *PARTICLES) if word.isalpha()]
-    words += ["J", "j", "Ó", "O", "Le", "Van", "Mr", "Jr", "Iii", "Xiv", "Xi", "Vi", "王", "김", "Ω", "ß", "Nguyễn", "Tanaka", "田中"]
+    words += [
+        "J",
+        "j",
+        "Ó",
+        "O",
+        "Le",
+        "Van",
+        "Mr",
+        "Jr",
+        "Iii",
+        "Xiv",
+        "Xi",
+        "Vi",
+        "王",
+        "김",
+        "Ω",
+        "ß",
+        "Nguyễn",
+        "Tanaka",
+        "田中",
+    ]
     words = [word for word in words if word.isalpha()]
     assert len(words) > 17_000
     assert [split_full_name(word) for word in words] == [_split_words(word) for word in words]
