@@ -139,26 +139,14 @@ PARTICLES = frozenset(
         "zur",
     }
 )
-# Words that introduce a birth surname inside a name ("Smith (née Jones)", "Anna Müller geb. Schmidt",
-# "Nováková roz. Dvořáková", "Kowalska z domu Nowak"): they say nothing of its origin and are dropped
-# between two words. The last word of a part is always kept, so a surname Nee stays a name.
+# Words that introduce a birth surname inside a name ("Smith (née Jones)", "Nováková rozená Dvořáková",
+# "Kowalska z domu Nowak"): they say nothing of its origin and are dropped between two words. The last
+# word of a part is always kept, so a surname Nee stays a name. Abbreviations count only with their
+# full stop ("Anna Müller geb. Schmidt", "roz.", "rod.", "урожд."): Roz and Rod are given names.
 BIRTH_NAME_MARKERS = frozenset(
-    {
-        "née",
-        "nee",
-        "geb",
-        "geborene",
-        "geborener",
-        "roz",
-        "rozená",
-        "rod",
-        "rodená",
-        "domu",
-        "урожд",
-        "урождённая",
-        "урожденная",
-    }
+    {"née", "nee", "geborene", "geborener", "rozená", "rodená", "domu", "урождённая", "урожденная"}
 )
+BIRTH_NAME_ABBREVIATIONS = frozenset({"geb", "roz", "rod", "урожд"})
 # Particles that are also Vietnamese names (Lê, Đỗ, La; Văn, the commonest middle name), and the shape
 # of a Vietnamese syllable written without its marks: an initial, one to three vowels, a final.
 VIETNAMESE_PARTICLES = frozenset({"le", "do", "la", "van"})
@@ -224,6 +212,11 @@ def _is_suffix(word: str) -> bool:
     return len(bare) >= 2 and bare not in NAMES_AMONG_NUMERALS and _ROMAN_NUMERAL.fullmatch(bare) is not None
 
 
+def _is_birth_name_marker(word: str) -> bool:
+    bare = _bare(word)
+    return bare in BIRTH_NAME_MARKERS or (word.endswith(".") and bare in BIRTH_NAME_ABBREVIATIONS)
+
+
 def _split_dotted(word: str) -> list[str]:
     """ "J.R.R.Tolkien" -> J., R., R., Tolkien; "Dr.Smith" -> Dr., Smith; "Dr.med.Müller", "rer.nat.":
     only when every piece before the last is an initial, a title or a particle, or the pieces before it
@@ -277,7 +270,7 @@ def _part_tokens(words: list[str]) -> tuple[list[str], list[str]]:
     while len(words) > 1 and _is_suffix(words[-1]):
         words = words[:-1]
     kept = [word for word in words if not _is_initial(word)] or words
-    kept = [word for word in kept[:-1] if _bare(word) not in BIRTH_NAME_MARKERS] + kept[-1:]
+    kept = [word for word in kept[:-1] if not _is_birth_name_marker(word)] + kept[-1:]
     leading_name = _leading_particle_is_a_name(kept)
     tokens: list[str] = []
     pending: list[str] = []  # particles waiting for the word they belong to

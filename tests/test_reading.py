@@ -6,7 +6,7 @@ import pytest
 
 from model.arabic_reader import read_arabic
 from model.evidence import Evidence, EvidenceTable
-from model.fullname import BIRTH_NAME_MARKERS, PARTICLES, SUFFIXES, TITLES, split_full_name
+from model.fullname import BIRTH_NAME_ABBREVIATIONS, BIRTH_NAME_MARKERS, PARTICLES, SUFFIXES, TITLES, split_full_name
 from model.greek_reader import read_greek
 from model.readers import is_hyphenated_korean_given_name, korean_syllable_spellings, read_japanese, read_korean
 from model.reading import NameReader
@@ -273,6 +273,9 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Anna Kowalska z domu Nowak", ("Anna", "Kowalska", "Nowak"), 0),
         ("Анна Иванова урожд. Петрова", ("Анна", "Иванова", "Петрова"), 0),
         ("Anna Nee", ("Anna", "Nee"), 0),  # the last word stays: Nee is a surname too
+        ("Rod Stewart", ("Rod", "Stewart"), 0),  # an abbreviated marker needs its full stop
+        ("Roz Savage", ("Roz", "Savage"), 0),
+        ("Jana Nováková rozená Dvořáková", ("Jana", "Nováková", "Dvořáková"), 0),
         ("Louis XIV", ("Louis",), 0),  # regnal numerals are suffixes
         ("Henry VIII", ("Henry",), 0),
         ("HENRY viii", ("HENRY",), 0),
@@ -375,7 +378,7 @@ def test_titles_suffixes_and_particles_are_surnames_of_the_training_data_only_wh
     names = {record.name.casefold() for record in load_names_dir("data/names").records}
     assert (TITLES | SUFFIXES) & names == {"ii"}
     assert PARTICLES & names == {"van", "san", "le", "mac", "do", "la", "ui", "los"}
-    assert BIRTH_NAME_MARKERS & names == set()
+    assert (BIRTH_NAME_MARKERS | BIRTH_NAME_ABBREVIATIONS) & names == set()
 
 
 def test_reader_reads_each_script_with_its_reader(reader):
