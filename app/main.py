@@ -131,10 +131,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         for task in (refresher, watcher):
             if task is not None:
                 task.cancel()
-        await reloader.stop()
-        await batcher.stop()
-        gc.unfreeze()  # a process that starts the app again (tests, embedding) must not keep this heap forever
-        gc.set_threshold(*thresholds_before)  # nor this threshold
+        try:
+            await reloader.stop()
+            await batcher.stop()
+        finally:  # even when a stop fails or is cancelled
+            gc.unfreeze()  # a process that starts the app again (tests, embedding) must not keep this heap forever
+            gc.set_threshold(*thresholds_before)  # nor this threshold
         logger.info("batcher drained; stopped")
 
 

@@ -140,8 +140,8 @@ PARTICLES = frozenset(
     }
 )
 # Words that introduce a birth surname inside a name ("Smith (née Jones)", "Nováková rozená Dvořáková",
-# "Kowalska z domu Nowak"): they say nothing of its origin and are dropped between two words. The last
-# word of a part is always kept, so a surname Nee stays a name. Abbreviations count only with their
+# "Kowalska z domu Nowak"): they say nothing of its origin and are dropped wherever they stand but as a
+# part's last word, which is always kept, so a surname Nee stays a name. Abbreviations count only with their
 # full stop ("Anna Müller geb. Schmidt", "roz.", "rod.", "урожд."): Roz and Rod are given names.
 BIRTH_NAME_MARKERS = frozenset(
     {"née", "nee", "geborene", "geborener", "rozená", "rodená", "domu", "урождённая", "урожденная"}

@@ -183,6 +183,32 @@ def test_the_service_collects_young_objects_less_often_while_it_serves_and_resto
     assert gc.get_freeze_count() == 0
 
 
+def test_a_failed_stop_still_unfreezes_the_heap_and_restores_the_threshold(tiny_checkpoint, monkeypatch):
+    import gc
+
+    from app.batching import MicroBatcher
+
+    async def failing_stop(self: MicroBatcher) -> None:
+        raise RuntimeError("the batcher failed to stop")
+
+    monkeypatch.setattr(MicroBatcher, "stop", failing_stop)
+    before = gc.get_threshold()
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    try:
+        with (
+            pytest.raises(RuntimeError, match="failed to stop"),
+            TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint))) as started,
+        ):
+            assert started.get("/readyz").status_code == 200
+            assert gc.get_threshold() != before
+    finally:
+        root.setLevel(saved_level)
+        root.handlers[:] = saved_handlers
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
 def test_create_app_loads_no_model_until_lifespan(tmp_path, make_client):
     app = create_app(Settings(checkpoint_path=tmp_path / "missing.safetensors"))  # building it must not fail
     assert app.title == "nameorigin"
