@@ -51,6 +51,8 @@ from model.reading import REASON_PRECEDENCE, NameReader, NameReading
 from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from model.explain import Explanation
 
 # Distinct readings (a full name's parts count one each) from which a pass on the CPU may take
@@ -102,6 +104,9 @@ SURNAME_FIRST = ("Chinese", "Korean", "Vietnamese")  # written surname first, al
 # well. Both chosen on validation full names (README.md, "Full names": 0.05-0.5 and 0.25-1 tried).
 OTHER_ORDER = 0.1
 SURNAME_FIRST_GIVEN_NAME_WEIGHT = 1.0
+# Sums of up to this many parts are padded to one width together; a wider one is added with the sums of
+# its own width, so one name of hundreds of parts (the library caps no name) cannot pad a whole batch.
+NARROW_SUM_WIDTH = 8
 FEW_ROWS = 4  # rows up to which `_top` exponentiates with math.exp rather than two more torch calls
 
 
@@ -364,17 +369,17 @@ class NameScorer:
                 sum_surnames.append([position == first_position for _, position, _ in in_order])
                 sum_surnames.append([position == last_position for _, position, _ in in_order])
                 mixed.append(True)
-        num_labels = token_ll.shape[1]
-        width = max(map(len, sum_rows))
-        padding = token_ll.shape[0]  # the zero row after the last
-        rows = np.array([[*sum_row, *[padding] * (width - len(sum_row))] for sum_row in sum_rows], dtype=np.intp)
-        surname = np.array([[*flags, *[False] * (width - len(flags))] for flags in sum_surnames], dtype=bool)
-        table = np.concatenate((token_ll.numpy(), np.zeros((1, num_labels), dtype=np.float32)))
-        gathered = table[rows]  # (S, W, L)
-        weighted = np.where(surname[:, :, np.newaxis], gathered, gathered * self.given_name_weights.numpy())
-        totals = np.zeros((len(sum_rows), num_labels), dtype=np.float32)
-        for column in range(width):
-            totals += weighted[:, column]
+        table = np.concatenate((token_ll.numpy(), np.zeros((1, token_ll.shape[1]), dtype=np.float32)))
+        if max(map(len, sum_rows)) <= NARROW_SUM_WIDTH:
+            totals = self._padded_sums(table, sum_rows, sum_surnames)
+        else:  # a name of many parts would pad every sum of the batch to its width: each width apart
+            totals = np.empty((len(sum_rows), token_ll.shape[1]), dtype=np.float32)
+            groups: dict[int, list[int]] = {}
+            for index, sum_row in enumerate(sum_rows):
+                groups.setdefault(max(len(sum_row), NARROW_SUM_WIDTH), []).append(index)
+            for members in groups.values():
+                picked = [sum_rows[index] for index in members], [sum_surnames[index] for index in members]
+                totals[members] = self._padded_sums(table, *picked)
         first_sums = np.cumsum([0, *[2 if two else 1 for two in mixed[:-1]]])  # each name's first sum
         combined = totals[first_sums]
         two = np.array(mixed)
@@ -382,6 +387,22 @@ class NameScorer:
             log_first, log_last = (log_probs.numpy() for log_probs in self.order_log_probs)
             combined[two] = np.logaddexp(log_first + totals[first_sums[two]], log_last + totals[first_sums[two] + 1])
         return torch.from_numpy(combined)
+
+    def _padded_sums(
+        self, table: npt.NDArray[np.float32], sum_rows: list[list[int]], sum_surnames: list[list[bool]]
+    ) -> npt.NDArray[np.float32]:
+        """(S, L): each sum's weighted rows of `table` (its last row zeros, the padding) added a column at
+        a time, padded to the widest of these sums; adding a zero leaves a float32 sum as it was."""
+        width = max(map(len, sum_rows))
+        padding = table.shape[0] - 1
+        rows = np.array([[*sum_row, *[padding] * (width - len(sum_row))] for sum_row in sum_rows], dtype=np.intp)
+        surname = np.array([[*flags, *[False] * (width - len(flags))] for flags in sum_surnames], dtype=bool)
+        gathered = table[rows]  # (S, W, L)
+        weighted = np.where(surname[:, :, np.newaxis], gathered, gathered * self.given_name_weights.numpy())
+        totals = np.zeros((len(sum_rows), table.shape[1]), dtype=np.float32)
+        for column in range(width):
+            totals += weighted[:, column]
+        return totals
 
     def _run(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network log-probabilities (R, L), character-model log-probabilities (R,) and symbol counts

@@ -455,6 +455,38 @@ def _one_full_name(scorer, reading, own, token_ll):
     return torch.logaddexp(log_first + weighted({positions[0]}), log_last + weighted({positions[-1]}))
 
 
+def _summed_names(scores):
+    """(reading, token reasons, first token row) of each name of `scores` whose parts are summed."""
+    return [
+        (reading, own, start)
+        for reading, own, start, stop in zip(
+            scores.readings, scores.token_reasons, scores.token_starts, scores.token_starts[1:], strict=False
+        )
+        if stop - start > 1 and any(reason is None for reason in own)
+    ]
+
+
+def test_a_name_of_many_parts_is_summed_apart_and_pads_no_other_sum(shipped):
+    """Padding every sum of a batch to its widest name made one name of 300 parts among 900 full names
+    hold 39 MB a gathered array (the library caps no name); wide sums are added with their own width."""
+    import tracemalloc
+
+    scorer = shipped.scorer
+    wide = " ".join(["Petrov", "Ivanov", "Smith", "Rossi"] * 75)
+    scores = scorer.score(["Anna Schmidt", "Ivan Petrov", "Kim Min-jun"] * 300 + [wide])
+    summed = _summed_names(scores)
+    assert len(summed) == 901
+    tracemalloc.start()
+    try:
+        together = scorer._weighted_sums(summed, scores.token_log_likelihoods)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+    apart = torch.cat([scorer._weighted_sums([name], scores.token_log_likelihoods) for name in summed])
+    assert torch.equal(together, apart)
+
+
 def test_a_batch_of_full_names_is_combined_and_ranked_as_each_name_on_its_own(shipped):
     """The scorer sums every full name of a batch together (numpy, a column at a time) and ranks all
     their tokens in one pass; each name must get what the per-name definition gives it, in any batch
@@ -470,13 +502,7 @@ def test_a_batch_of_full_names_is_combined_and_ranked_as_each_name_on_its_own(sh
         if stop - first > 1 and any(reason is None for reason in own):
             expected = _one_full_name(scorer, reading, own, scores.token_log_likelihoods[first:stop])
             torch.testing.assert_close(scores.log_likelihoods[index], expected, msg=name)
-    summed = [
-        (reading, own, start)
-        for reading, own, start, stop in zip(
-            scores.readings, scores.token_reasons, scores.token_starts, scores.token_starts[1:], strict=False
-        )
-        if stop - start > 1 and any(reason is None for reason in own)
-    ]
+    summed = _summed_names(scores)
     forward = scorer._weighted_sums(summed, scores.token_log_likelihoods)
     backward = scorer._weighted_sums(summed[::-1], scores.token_log_likelihoods)
     assert torch.equal(forward, backward.flip(0))  # a name's sum does not depend on where it sits
