@@ -83,6 +83,16 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def kept_root_logging() -> Iterator[None]:
+    """For a test that runs the app's lifespan itself: its logging set-up is undone afterwards."""
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(saved_level)
+    root.handlers[:] = saved_handlers
+
+
+@pytest.fixture
 def make_client(tiny_checkpoint: Path) -> Iterator[Callable[..., TestClient]]:
     """Factory for started in-process clients: `make_client(max_names_per_request=2)`.
 

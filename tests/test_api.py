@@ -160,6 +160,7 @@ def test_readyz_and_classify_answer_503_before_the_model_is_loaded(tiny_checkpoi
         assert response.headers["Retry-After"] == "1"
 
 
+@pytest.mark.usefixtures("kept_root_logging")
 def test_the_service_collects_young_objects_less_often_while_it_serves_and_restores_the_threshold(tiny_checkpoint):
     """A 1000-name request's lists and dicts should die by reference counting, not be walked by the
     collector a dozen times (app.main.YOUNG_COLLECTION_THRESHOLD); a process that stops the app gets
@@ -169,20 +170,15 @@ def test_the_service_collects_young_objects_less_often_while_it_serves_and_resto
     from app.main import YOUNG_COLLECTION_THRESHOLD
 
     before = gc.get_threshold()
-    root = logging.getLogger()
-    saved_level, saved_handlers = root.level, list(root.handlers)  # the lifespan sets up the app's logging
-    try:
-        with TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint))) as started:
-            assert started.get("/readyz").status_code == 200
-            assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
-            assert gc.get_freeze_count() > 0
-    finally:
-        root.setLevel(saved_level)
-        root.handlers[:] = saved_handlers
+    with TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint))) as started:
+        assert started.get("/readyz").status_code == 200
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.usefixtures("kept_root_logging")
 def test_a_failed_stop_still_unfreezes_the_heap_and_restores_the_threshold(tiny_checkpoint, monkeypatch):
     import gc
 
@@ -193,18 +189,12 @@ def test_a_failed_stop_still_unfreezes_the_heap_and_restores_the_threshold(tiny_
 
     monkeypatch.setattr(MicroBatcher, "stop", failing_stop)
     before = gc.get_threshold()
-    root = logging.getLogger()
-    saved_level, saved_handlers = root.level, list(root.handlers)
-    try:
-        with (
-            pytest.raises(RuntimeError, match="failed to stop"),
-            TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint))) as started,
-        ):
-            assert started.get("/readyz").status_code == 200
-            assert gc.get_threshold() != before
-    finally:
-        root.setLevel(saved_level)
-        root.handlers[:] = saved_handlers
+    with (
+        pytest.raises(RuntimeError, match="failed to stop"),
+        TestClient(create_app(Settings(checkpoint_path=tiny_checkpoint))) as started,
+    ):
+        assert started.get("/readyz").status_code == 200
+        assert gc.get_threshold() != before
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
