@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from bench.inference import name_batches, names_per_second
-from bench.report import Row, Stats, Target, paired_ratio
+from bench.report import Row, Target, interleaved, paired_ratio
 from model.predictor import Predictor, RankQuery
 
 logger = logging.getLogger(__name__)
@@ -24,14 +24,12 @@ def request_call(predictor: Predictor, query: RankQuery) -> Callable[[list[str]]
 def measure_explain(predictor: Predictor, names: list[str], repeats: int, min_seconds: float) -> list[Row]:
     """Interleaved runs (plain, explained, plain, ...); the ratio is plain names/s over explained names/s,
     so it reads as how many times the plain request's cost an explained one costs."""
-    plain, explained = RankQuery(explain=False), RankQuery(explain=True)
-    plain_runs, explained_runs = [], []
-    for _ in range(repeats):
-        batches = name_batches(names, EXPLAIN_BATCH_SIZE)
-        plain_runs.append(names_per_second(request_call(predictor, plain), batches, min_seconds))
-        batches = name_batches(names, EXPLAIN_BATCH_SIZE)
-        explained_runs.append(names_per_second(request_call(predictor, explained), batches, min_seconds))
-    plain_stats, explained_stats = Stats.of(plain_runs), Stats.of(explained_runs)
+    plain, explained = (request_call(predictor, RankQuery(explain=explain)) for explain in (False, True))
+    plain_stats, explained_stats = interleaved(
+        repeats,
+        lambda: names_per_second(plain, name_batches(names, EXPLAIN_BATCH_SIZE), min_seconds),
+        lambda: names_per_second(explained, name_batches(names, EXPLAIN_BATCH_SIZE), min_seconds),
+    )
     logger.info("explain: %.0f names/s vs plain %.0f", explained_stats.median, plain_stats.median)
     return [
         Row(

@@ -17,7 +17,7 @@ import logging
 
 from bench.explain import request_call
 from bench.inference import name_batches, names_per_second
-from bench.report import Row, Stats, Target, paired_ratio
+from bench.report import Row, Target, interleaved, paired_ratio
 from model.predictor import Predictor, RankQuery
 
 logger = logging.getLogger(__name__)
@@ -47,11 +47,11 @@ def measure_full_names(predictor: Predictor, names: list[str], repeats: int, min
     for listed in (surnames, full):  # every name read once, untimed
         for start in range(0, len(listed), FULL_NAME_BATCH_SIZE):
             call(listed[start : start + FULL_NAME_BATCH_SIZE])
-    surname_runs, full_runs = [], []
-    for _ in range(repeats):
-        surname_runs.append(names_per_second(call, name_batches(surnames, FULL_NAME_BATCH_SIZE), min_seconds))
-        full_runs.append(names_per_second(call, name_batches(full, FULL_NAME_BATCH_SIZE), min_seconds))
-    surname_stats, full_stats = Stats.of(surname_runs), Stats.of(full_runs)
+    surname_stats, full_stats = interleaved(
+        repeats,
+        lambda: names_per_second(call, name_batches(surnames, FULL_NAME_BATCH_SIZE), min_seconds),
+        lambda: names_per_second(call, name_batches(full, FULL_NAME_BATCH_SIZE), min_seconds),
+    )
     logger.info("full names: %.0f names/s vs surnames %.0f", full_stats.median, surname_stats.median)
     return [
         Row(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.reference import TutorialClassifier
-from bench.report import Row, Stats, Target, paired_ratio
+from bench.report import Row, Stats, Target, interleaved, paired_ratio
 from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -68,11 +68,12 @@ def measure_predictor_and_reference(
     min_seconds: float,
 ) -> tuple[Stats, Stats]:
     """Interleaved runs (reference, predictor, reference, ...) so both see the same machine load."""
-    reference_runs, predictor_runs = [], []
-    for _ in range(repeats):
-        reference_runs.append(names_per_second(reference_call(reference), name_batches(names, 1), min_seconds))
-        predictor_runs.append(names_per_second(predictor.predict, name_batches(names, batch_size), min_seconds))
-    return Stats.of(predictor_runs), Stats.of(reference_runs)
+    reference_stats, predictor_stats = interleaved(
+        repeats,
+        lambda: names_per_second(reference_call(reference), name_batches(names, 1), min_seconds),
+        lambda: names_per_second(predictor.predict, name_batches(names, batch_size), min_seconds),
+    )
+    return predictor_stats, reference_stats
 
 
 def measure_inference(

@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,16 @@ def paired_ratio(values: Stats, references: Stats) -> float:
     return statistics.median(
         value / reference for value, reference in zip(values.samples, references.samples, strict=True)
     )
+
+
+def interleaved(repeats: int, *measures: Callable[[], float]) -> tuple[Stats, ...]:
+    """The Stats of each measure over `repeats` rounds of all of them back to back, so the values of
+    one round share its machine load (what `paired_ratio` pairs)."""
+    runs: list[list[float]] = [[] for _ in measures]
+    for _ in range(repeats):
+        for measure, values in zip(measures, runs, strict=True):
+            values.append(measure())
+    return tuple(Stats.of(values) for values in runs)
 
 
 @dataclass(frozen=True)

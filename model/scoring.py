@@ -144,24 +144,17 @@ class NameScores(NamedTuple):
 
     def _ranked_tokens(self, top_k: int, log_prior: torch.Tensor) -> list[tuple[RankedToken, ...]]:
         """Each full name's tokens with their own top labels; () for a name of one token. The tokens of
-        every name of up to FEW_ROWS readable tokens are ranked in one `_top`-equivalent pass (a call per
-        name cost more than the network for a batch of full names), exponentiated by math.exp as `_top`
-        does for so few rows, so a token's numbers do not depend on the batch; longer names keep `_top`."""
+        every name of up to FEW_ROWS readable tokens are ranked in one `_top` call (a call per name cost
+        more than the network for a batch of full names), exponentiated by math.exp as `_top` does for so
+        few rows, so a token's numbers do not depend on the batch; longer names keep a call each."""
         starts = self.token_starts
         tokens: list[tuple[RankedToken, ...]] = [()] * len(self.readings)
         full = [index for index, reading in enumerate(self.readings) if len(reading.tokens) > 1]
         few = [index for index in full if starts[index + 1] - starts[index] <= FEW_ROWS]
         rows = [row for index in few for row in range(starts[index], starts[index + 1])]
-        ids: list[list[int]] = []
-        probabilities: list[list[float]] = []
-        log_probabilities: list[list[float]] = []
-        if rows:
-            top_log_probs, top_ids = F.log_softmax(self.token_log_likelihoods[rows] + log_prior, dim=1).topk(
-                top_k, dim=1
-            )
-            ids, log_probabilities = top_ids.tolist(), top_log_probs.tolist()
-            exp = math.exp
-            probabilities = [[exp(value) for value in row] for row in log_probabilities]
+        ids, probabilities, log_probabilities = (
+            _top(self.token_log_likelihoods[rows] + log_prior, top_k, exp_each=True) if rows else ([], [], [])
+        )
         row = 0
         for index in few:
             stop = row + starts[index + 1] - starts[index]
@@ -193,13 +186,16 @@ class NameScores(NamedTuple):
         return tuple(ranked)
 
 
-def _top(scores: torch.Tensor, top_k: int) -> tuple[list[list[int]], list[list[float]], list[list[float]]]:
-    """Per row: the top-k label ids, probabilities and log-probabilities of log_softmax(scores)."""
+def _top(
+    scores: torch.Tensor, top_k: int, exp_each: bool = False
+) -> tuple[list[list[int]], list[list[float]], list[list[float]]]:
+    """Per row: the top-k label ids, probabilities and log-probabilities of log_softmax(scores). Up to
+    FEW_ROWS rows, or with `exp_each`, each probability is math.exp of its log-probability."""
     if scores.shape[0] == 0:
         return [], [], []
     top_log_probs, top_ids = F.log_softmax(scores, dim=1).topk(top_k, dim=1)
     log_probabilities = top_log_probs.tolist()
-    if scores.shape[0] <= FEW_ROWS:
+    if exp_each or scores.shape[0] <= FEW_ROWS:
         exp = math.exp
         return top_ids.tolist(), [[exp(value) for value in row] for row in log_probabilities], log_probabilities
     return top_ids.tolist(), top_log_probs.double().exp().tolist(), log_probabilities

@@ -8,7 +8,18 @@ import pytest
 from bench.__main__ import DOCS_PAGE, main, parse_args
 from bench.full_names import GIVEN_NAME_POOL, full_names
 from bench.gru_gate import gate_warning, measured_gate
-from bench.report import BEGIN_MARK, END_MARK, REPO_ROOT, Report, Row, Stats, Target, paired_ratio, write_page
+from bench.report import (
+    BEGIN_MARK,
+    END_MARK,
+    REPO_ROOT,
+    Report,
+    Row,
+    Stats,
+    Target,
+    interleaved,
+    paired_ratio,
+    write_page,
+)
 from tests.names_fixtures import synthetic_names, write_names_dir
 from training.config import TrainConfig
 from training.train import train
@@ -106,6 +117,17 @@ def test_paired_ratio_is_the_median_of_back_to_back_pairs():
     values, references = Stats.of([100.0, 100.0, 50.0]), Stats.of([10.0, 5.0, 5.0])
     assert values.median / references.median == 20.0
     assert paired_ratio(values, references) == 10.0
+
+
+def test_interleaved_runs_every_measure_once_a_round_in_order():
+    calls: list[str] = []
+
+    def measure(name: str, value: float):
+        return lambda: calls.append(name) or value
+
+    first, second = interleaved(3, measure("a", 1.0), measure("b", 2.0))
+    assert calls == ["a", "b"] * 3
+    assert (first.samples, second.samples) == ((1.0,) * 3, (2.0,) * 3)
 
 
 def test_write_page_replaces_only_the_generated_section(tmp_path):
