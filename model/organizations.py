@@ -3,12 +3,12 @@ person's name field, and the network, which read only surnames, answered them li
 
 A company is told by a legal form anywhere after its first word ("Müller GmbH", "Acme Ltd., London",
 "Müller GmbH & Co. KG", "Rossi S.p.A.") or a trade style at its end ("Smith & Sons", "Smith & Co.",
-"Garcia & Hijos", and Co. ending two names joined by "&" or "and": "Procter & Gamble Co."). Only
-forms that no name of the data is, and no common name part could be, count: not the two-letter ones
-(AG, SA, NV, BV, AB, KG, UG, Oy), with or without full stops, which are also name parts and
-initials ("Petrov S.A." is Sergei Alexandrovich Petrov); "Co" and "Son" only in a style ("& Co", not "Nguyen Van Co."; "& Sons", not "Kim & Son": Son is a Korean
-surname and a Vietnamese given name). A word's final full stop does not matter ("GmbH.", "S.p.A"),
-nor does case (a rule of the reader).
+"Garcia & Hijos", and Co. ending two names joined by "&" or "and": "Procter & Gamble Co."). Only forms
+that no name of the data is, and no common name part could be, count: not the two-letter ones (AG, SA,
+NV, BV, AB, KG, UG, Oy), with or without full stops, which are also name parts and initials ("Petrov
+S.A." is Sergei Alexandrovich Petrov); "Co" and "Son" only in a style ("& Co", not "Nguyen Van Co."; "&
+Sons", not "Kim & Son": Son is a Korean surname and a Vietnamese given name). A word's final full stop
+does not matter ("GmbH.", "S.p.A"), nor does case (a rule of the reader).
 """
 
 from __future__ import annotations
