@@ -9,7 +9,9 @@ own weights: the GRU over the names' characters (the input side of a one-hot cha
 column of W_ih, so it is looked up), the max over steps, each head's n-gram bag (coded and hashed
 exactly as `NgramHasher` does) and linear layer, the heads' mean, the calibration; and the
 character model's sum of one table lookup per character. One or two names run one by one; more run
-together, longest first, so the names still being read at a step are the batch's first rows. In
+together, longest first, so the names still being read at a step are the batch's first rows; from
+TORCH_SIGMOID_MIN_BATCH names their steps take the sigmoids from torch, on the same memory (numpy's
+tanh, the costliest call of a step, took 2.7 times torch's sigmoid on 100 x 128 floats). In
 float32, as torch computes; tests hold it to the torch path within 1e-5 on log-probabilities.
 
 It covers the architecture the trainer ships (a one-layer, one-way GRU, `last` or `last_max`
@@ -19,7 +21,7 @@ pooling, with or without n-gram heads) on the CPU; any other network keeps the t
 from __future__ import annotations
 
 import math
-from typing import TypeGuard, cast
+from typing import NamedTuple, TypeGuard, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -37,9 +39,32 @@ SMALL_BATCH_MAX = 256
 # Names per call up to which they run one by one: the batch's set-up (padding, sorting, the n-gram
 # matrices) costs more than it saves for one or two names.
 LONE_NAMES_MAX = 2
+# Names per call from which the batched GRU takes its sigmoids from torch rather than numpy's tanh: below,
+# the torch call's fixed cost outweighs what it saves (docs/benchmarks.md, "Small batches in numpy").
+TORCH_SIGMOID_MIN_BATCH = 48
 
 Array = npt.NDArray[np.float32]
 _CPU = torch.device("cpu")
+
+
+class GruLayout(NamedTuple):
+    """One GRU's weights as the numpy steps read them. Per character, a gate's input side is a row
+    (W_ih one_hot(c) + b_ih, with b_hr and b_hz added to the reset and update gates', so the
+    recurrent side adds none there). numpy's steps take a sigmoid as (tanh(x / 2) + 1) / 2 (one call
+    where 1 / (1 + exp(-x)) takes four), so the gates' columns are halved; torch's steps take the
+    candidate's tanh as 2 * sigmoid(2c) - 1, so its columns are doubled. W_hh is a contiguous copy
+    (a matmul on it took 10% less of a step than on a slice); the lone path's carries b_hn as one more
+    row, picked up by a constant 1 after the state."""
+
+    gates_halved: Array  # (V, 2H)
+    candidate: Array  # (V, H)
+    recurrent_halved: Array  # (H, 3H), the reset and update gates' columns halved
+    candidate_bias: Array  # (H,) b_hn
+    recurrent_with_bias_row: Array  # (H + 1, 3H): recurrent_halved, then b_hn under the candidate's columns
+    gates: Array  # (V, 2H)
+    candidate_doubled: Array  # (V, H)
+    recurrent_doubled: Array  # (H, 3H), the candidate's columns doubled
+    candidate_bias_doubled: Array  # (H,)
 
 
 def small_batch_applies(network: NameClassifier, device: torch.device) -> TypeGuard[RecurrentClassifier]:
@@ -98,7 +123,7 @@ class SmallBatchScorer:
         self.temperature = view(network.temperature)  # 0-d
         self._gru_parameters = (gru.weight_ih_l0, gru.bias_ih_l0, gru.weight_hh_l0, gru.bias_hh_l0)
         # The GRU's weight versions and its step layout (`_prepared_gru`); None until the first call.
-        self._gru_layout: tuple[tuple[int, ...], tuple[Array, Array, Array, Array]] | None = None
+        self._gru_layout: tuple[tuple[int, ...], GruLayout] | None = None
         lm_config = language_model.config
         self.language_model = language_model
         self.lm_order, self.lm_base = lm_config.order, lm_config.base
@@ -135,71 +160,96 @@ class SmallBatchScorer:
         lm = np.array([self._lone_total_log_prob(ids, table) for ids in sequences], dtype=np.float32)
         return torch.from_numpy(net), torch.from_numpy(lm)
 
-    def _prepared_gru(self) -> tuple[Array, Array, Array, Array]:
-        """The GRU's weights laid out for one step with the fewest numpy calls, rebuilt whenever a
-        weight has changed in place since they were last laid out:
-
-        - per character, the reset and update gates' input side, W_ih one_hot(c) + b_ih + b_hh, halved
-          (a sigmoid is taken as (tanh(x / 2) + 1) / 2: one call where 1 / (1 + exp(-x)) takes four);
-        - per character, the candidate's input side, W_in one_hot(c) + b_in;
-        - W_hh with b_hh as one more row (the state carries a constant 1 to pick it up), the reset
-          and update gates' columns halved: the lone path's layout;
-        - the same W_hh rows on their own, a contiguous copy: the batched path's (its state rows carry
-          no 1, and a matmul on this copy took 10% less of a step than on the first rows above).
-        """
+    def _prepared_gru(self) -> GruLayout:
+        """The GRU's weights laid out for one step with the fewest numpy calls (`GruLayout`), rebuilt
+        whenever a weight has changed in place since they were last laid out."""
         versions = tuple(parameter._version for parameter in self._gru_parameters)
         if self._gru_layout is None or self._gru_layout[0] != versions:
-            two = 2 * self.hidden_size
+            size, two = self.hidden_size, 2 * self.hidden_size
             input_gates = self.weight_ih_t + self.bias_ih
-            input_gates[:, :two] += self.bias_hh[:two]
-            recurrent = np.vstack((self.weight_hh_t, self.bias_hh[np.newaxis, :]))  # (H + 1, 3H)
-            recurrent[:, :two] *= 0.5
-            recurrent[-1, :two] = 0  # b_hr and b_hz are in the input side already
-            arrays = (
-                np.ascontiguousarray(input_gates[:, :two] * 0.5),
-                np.ascontiguousarray(input_gates[:, two:]),
-                recurrent,
-                recurrent[: self.hidden_size].copy(),
+            input_gates[:, :two] += self.bias_hh[:two]  # b_hr and b_hz, so the recurrent side has no bias there
+            recurrent = self.weight_hh_t.copy()  # (H, 3H)
+            halved = recurrent.copy()
+            halved[:, :two] *= 0.5
+            doubled = recurrent.copy()
+            doubled[:, two:] *= 2
+            candidate_bias = self.bias_hh[two:]  # b_hn
+            with_bias_row = np.vstack((halved, np.zeros((1, 3 * size), dtype=np.float32)))  # (H + 1, 3H)
+            with_bias_row[size, two:] = candidate_bias
+            layout = GruLayout(
+                gates_halved=np.ascontiguousarray(input_gates[:, :two] * 0.5),
+                candidate=np.ascontiguousarray(input_gates[:, two:]),
+                recurrent_halved=halved,
+                candidate_bias=candidate_bias.copy(),
+                recurrent_with_bias_row=with_bias_row,
+                gates=np.ascontiguousarray(input_gates[:, :two]),
+                candidate_doubled=np.ascontiguousarray(input_gates[:, two:] * 2),
+                recurrent_doubled=doubled,
+                candidate_bias_doubled=candidate_bias * 2,
             )
-            self._gru_layout = (versions, arrays)
+            self._gru_layout = (versions, layout)
         return self._gru_layout[1]
 
     def _features(self, padded: npt.NDArray[np.intp], lengths: list[int]) -> Array:
         """(B, H) last states, with (B, H) maxima over steps beside them for `last_max` pooling, of
-        names sorted longest first: the names still being read at a step are the first rows."""
+        names sorted longest first: the names still being read at a step are the first rows.
+
+        From TORCH_SIGMOID_MIN_BATCH names the gates' sigmoids are torch's, on the same memory, and
+        the candidate's tanh is 2 * sigmoid(2c) - 1 (the 2 in its weights); below, numpy's tanh."""
         size, (batch, steps) = self.hidden_size, padded.shape
-        gates_of_char, candidate_of_char, recurrent, weight = self._prepared_gru()
+        layout = self._prepared_gru()
+        torch_sigmoid = batch >= TORCH_SIGMOID_MIN_BATCH
+        if torch_sigmoid:
+            gates_of_char, candidate_of_char = layout.gates, layout.candidate_doubled
+            weight, candidate_bias = layout.recurrent_doubled, layout.candidate_bias_doubled
+        else:
+            gates_of_char, candidate_of_char = layout.gates_halved, layout.candidate
+            weight, candidate_bias = layout.recurrent_halved, layout.candidate_bias
         by_step = padded.T  # step-major, so each step's rows are contiguous
         step_gates_all, step_candidate_all = gates_of_char[by_step], candidate_of_char[by_step]  # (T, B, 2H), (T, B, H)
         # The state stays contiguous (the lone path's trailing 1 would make every row-slice strided,
         # about 15% of a step): W_hh h is one matmul and b_hn is added to the candidate's part.
-        candidate_bias = recurrent[size, 2 * size :]  # b_hn (b_hr and b_hz sit in the input side)
         states = np.zeros((batch, size), dtype=np.float32)
-        hidden = np.empty((batch, 3 * size), dtype=np.float32)  # W_hh h, gates halved
+        hidden = np.empty((batch, 3 * size), dtype=np.float32)  # W_hh h
         gates = np.empty((batch, 2 * size), dtype=np.float32)
         candidate = np.empty((batch, size), dtype=np.float32)
+        gates_tensor = torch.from_numpy(gates) if torch_sigmoid else None  # the same memory, for torch's sigmoids
+        candidate_tensor = torch.from_numpy(candidate) if torch_sigmoid else None
         running_max = np.full((batch, size), -np.inf, dtype=np.float32) if self.with_max else None
-        active = batch
+        active, viewed = batch, 0  # names still being read; names the step's views hold
         for step in range(steps):
             while lengths[active - 1] <= step:  # names that have ended keep their last state
                 active -= 1
-            state = states[:active]
-            step_hidden, step_gates, step_candidate = hidden[:active], gates[:active], candidate[:active]
+            if active != viewed:  # views made once per length, not once per step
+                viewed = active
+                state, step_max = states[:active], running_max[:active] if running_max is not None else None
+                step_hidden, step_gates, step_candidate = hidden[:active], gates[:active], candidate[:active]
+                hidden_gates, hidden_candidate = step_hidden[:, : 2 * size], step_hidden[:, 2 * size :]
+                reset, update = step_gates[:, :size], step_gates[:, size:]
+                if gates_tensor is not None and candidate_tensor is not None:
+                    gates_view, candidate_view = gates_tensor[:active], candidate_tensor[:active]
             np.matmul(state, weight, out=step_hidden)
-            np.add(step_gates_all[step, :active], step_hidden[:, : 2 * size], out=step_gates)
-            np.tanh(step_gates, out=step_gates)  # r, z = sigmoid(x) = (tanh(x / 2) + 1) / 2
-            step_gates *= 0.5
-            step_gates += 0.5
-            hidden_candidate = step_hidden[:, 2 * size :]
+            np.add(step_gates_all[step, :active], hidden_gates, out=step_gates)
+            if torch_sigmoid:
+                gates_view.sigmoid_()  # r, z
+            else:
+                np.tanh(step_gates, out=step_gates)  # r, z = sigmoid(x) = (tanh(x / 2) + 1) / 2
+                step_gates *= 0.5
+                step_gates += 0.5
             hidden_candidate += candidate_bias
-            np.multiply(step_gates[:, :size], hidden_candidate, out=step_candidate)
+            np.multiply(reset, hidden_candidate, out=step_candidate)
             step_candidate += step_candidate_all[step, :active]
-            np.tanh(step_candidate, out=step_candidate)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+            if torch_sigmoid:  # the candidate's pre-activation is doubled: tanh(c) = 2 * sigmoid(2c) - 1
+                candidate_view.sigmoid_()
+                step_candidate *= 2
+                step_candidate -= 1
+            else:
+                np.tanh(step_candidate, out=step_candidate)  # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
             state -= step_candidate
-            state *= step_gates[:, size:]
+            state *= update
             state += step_candidate  # h' = (1 - z) * n + z * h
-            if running_max is not None:
-                np.maximum(running_max[:active], state, out=running_max[:active])
+            if step_max is not None:
+                np.maximum(step_max, state, out=step_max)
         return states if running_max is None else np.concatenate((states, running_max), axis=1)
 
     def _bags(self, padded: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]) -> list[Array]:
@@ -270,7 +320,9 @@ class SmallBatchScorer:
     def _lone_features(self, ids: tuple[int, ...]) -> Array:
         """`_features` for one name: the same steps on vectors, without the batch's set-up."""
         size = self.hidden_size
-        gates_of_char, candidate_of_char, recurrent, _ = self._prepared_gru()
+        layout = self._prepared_gru()
+        gates_of_char, candidate_of_char = layout.gates_halved, layout.candidate
+        recurrent = layout.recurrent_with_bias_row
         rows = list(ids)
         augmented = np.zeros(size + 1, dtype=np.float32)  # (h, 1)
         augmented[size] = 1

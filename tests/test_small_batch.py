@@ -10,7 +10,13 @@ from model.assets import DEFAULT_CHECKPOINT_PATH
 from model.encoder import EncoderConfig, NameEncoder, pad_sequences
 from model.networks import build_network
 from model.predictor import Predictor
-from model.small_batch import LONE_NAMES_MAX, SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
+from model.small_batch import (
+    LONE_NAMES_MAX,
+    SMALL_BATCH_MAX,
+    TORCH_SIGMOID_MIN_BATCH,
+    SmallBatchScorer,
+    small_batch_applies,
+)
 from tests.conftest import tiny_language_model
 from tests.network_fixtures import network_config
 
@@ -38,7 +44,11 @@ def torch_path(network, language_model, sequences):
     ],
     ids=["last", "last_max", "two_ngram_heads", "three_small_bags"],
 )
-@pytest.mark.parametrize("count", [1, 2, len(SEQUENCES)], ids=["one", "two_one_by_one", "together"])
+@pytest.mark.parametrize(
+    "count",
+    [1, 2, len(SEQUENCES), TORCH_SIGMOID_MIN_BATCH],
+    ids=["one", "two_one_by_one", "together", "together_torch_sigmoids"],
+)
 def test_numpy_path_matches_the_network_and_the_character_model(changes, count):
     torch.manual_seed(1)
     config = EncoderConfig()
@@ -48,7 +58,7 @@ def test_numpy_path_matches_the_network_and_the_character_model(changes, count):
         network.temperature.fill_(1.7)
     language_model = tiny_language_model(config)
     assert small_batch_applies(network, torch.device("cpu"))
-    sequences = SEQUENCES[:count]
+    sequences = [SEQUENCES[index % len(SEQUENCES)] for index in range(count)]
     net, lm = SmallBatchScorer(network, language_model).score(sequences)
     expected_net, expected_lm = torch_path(network, language_model, sequences)
     assert net.dtype == expected_net.dtype == torch.float32 and net.shape == expected_net.shape
@@ -90,7 +100,10 @@ def test_a_lone_name_gets_the_answer_the_torch_path_gives_it_in_a_batch():
         assert alone.probabilities[0] == pytest.approx(together.probabilities[index], abs=1e-5)
 
 
-@pytest.mark.parametrize("size", [1, LONE_NAMES_MAX, LONE_NAMES_MAX + 1, 7, SMALL_BATCH_MAX])
+@pytest.mark.parametrize(
+    "size",
+    [1, LONE_NAMES_MAX, LONE_NAMES_MAX + 1, 7, TORCH_SIGMOID_MIN_BATCH - 1, TORCH_SIGMOID_MIN_BATCH, SMALL_BATCH_MAX],
+)
 def test_names_run_together_or_one_by_one_get_the_torch_paths_numbers(size):
     """Every batch size the numpy path takes, one by one or together (longest first, then put back in
     order), with names of equal and of very different lengths and repeats among them."""
