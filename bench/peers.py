@@ -2,7 +2,8 @@
 
 Both servers run at once on loopback, one worker each, with the same torch threads; every wrk run
 against one is followed by the same run against the other, so each ratio is nameorigin over LitServe
-measured under the same load. Shapes: single names at 1, 8 and 64 connections, 100- and 1000-name
+measured under the same load. The server not being measured is stopped (SIGSTOP) meanwhile: idle,
+LitServe's processes poll and take about a fifth of a core (a row says how much). Shapes: single names at 1, 8 and 64 connections, 100- and 1000-name
 requests on one connection, and each stack's constant `POST /ping` at 64 connections.
 """
 
@@ -116,7 +117,9 @@ def measure_peers(
         LitServePeer(checkpoint_path, num_threads, work_dir) as peer,
     ):
         check_same_answers(ours, peer, names)
-        return measure_pair(ours, peer, names, repeats, seconds, work_dir)
+        rows = [*idle_rows(ours, peer), *measure_pair(ours, peer, names, repeats, seconds, work_dir)]
+        check_same_answers(ours, peer, names)  # both came through being stopped and continued whole
+        return rows
 
 
 def measure_pair(
@@ -174,14 +177,40 @@ def _shape_row(
 def _paired_runs(
     ours: Server, peer: Server, path: str, bodies: Path, connections: int, repeats: int, seconds: float
 ) -> tuple[Stats, Stats]:
-    """Requests/s of each server, one warm-up and then `repeats` back-to-back pairs."""
-    for server in (ours, peer):
-        run_wrk(server.url(path), bodies, connections, 1)
+    """Requests/s of each server, one warm-up and then `repeats` back-to-back pairs, each server run
+    with the other stopped (`Server.paused`): idle, LitServe's processes keep polling (measurement
+    `idle_rows`), and that CPU would be taken from whichever server is measured beside it."""
+
+    def requests_per_second(server: Server, other: Server, duration: float) -> float:
+        with other.paused():
+            return run_wrk(server.url(path), bodies, connections, duration).requests_per_second
+
+    requests_per_second(ours, peer, 1)
+    requests_per_second(peer, ours, 1)
     ours_rps, peer_rps = [], []
     for _ in range(repeats):
-        ours_rps.append(run_wrk(ours.url(path), bodies, connections, seconds).requests_per_second)
-        peer_rps.append(run_wrk(peer.url(path), bodies, connections, seconds).requests_per_second)
+        ours_rps.append(requests_per_second(ours, peer, seconds))
+        peer_rps.append(requests_per_second(peer, ours, seconds))
     return Stats.of(ours_rps), Stats.of(peer_rps)
+
+
+IDLE_SECONDS = 3.0
+
+
+def idle_rows(ours: Server, peer: Server) -> list[Row]:
+    """The CPU each stack takes while it answers nothing, both running (why `_paired_runs` stops the
+    server it is not measuring)."""
+    before = {server.pid: group_cpu_seconds(server.pid) for server in (ours, peer)}
+    time.sleep(IDLE_SECONDS)
+    cores = {pid: (group_cpu_seconds(pid) - seconds) / IDLE_SECONDS for pid, seconds in before.items()}
+    logger.info("idle: nameorigin %.3f cores, LitServe %.3f", cores[ours.pid], cores[peer.pid])
+    return [
+        Row(
+            measurement=f"8. peers: CPU while idle, {IDLE_SECONDS:.0f} s, both running (cores)",
+            value=f"nameorigin {cores[ours.pid]:.3f}",
+            reference=f"LitServe {cores[peer.pid]:.3f}",
+        )
+    ]
 
 
 WORKERS_TARGET = Target(at_least=1.8)  # issue 16: two workers on two cores, against one

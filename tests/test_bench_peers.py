@@ -17,6 +17,8 @@ from bench.peers import (
     LitServePeer,
     LoadedRun,
     check_same_answers,
+    group_cpu_seconds,
+    idle_rows,
     measure_large_batch_threads,
     measure_pair,
     worker_rows,
@@ -63,6 +65,42 @@ def test_measure_pair_gives_a_paired_ratio_per_shape_with_the_issue_targets(serv
     ]
     assert all(row.ratio is not None and row.ratio > 0 for row in rows)
     assert [row.target.at_least if row.target else None for row in rows] == [2, None, 3, 2, 3, 1.0]
+
+
+def group_states(group: int) -> list[str]:
+    """The state letter (R, S, T, ...) of every live process of a process group."""
+    states = []
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            states.append(fields[0])
+    return states
+
+
+def test_a_paused_server_is_stopped_whole_takes_no_cpu_and_answers_after(servers) -> None:
+    """LitServe runs several processes; every one is stopped while the other server is measured, and
+    it answers as before once continued."""
+    ours, peer, _ = servers
+    assert len(group_states(peer.pid)) >= 2
+    with peer.paused():
+        assert set(group_states(peer.pid)) == {"T"}
+        before = group_cpu_seconds(peer.pid)
+        time.sleep(1.0)
+        assert group_cpu_seconds(peer.pid) == before
+    assert "T" not in group_states(peer.pid)
+    check_same_answers(ours, peer, NAMES)
+
+
+def test_idle_row_measures_each_stacks_cpu_while_both_run(servers) -> None:
+    ours, peer, _ = servers
+    (row,) = idle_rows(ours, peer)
+    assert row.measurement == "8. peers: CPU while idle, 3 s, both running (cores)"
+    ours_cores = float(row.value.removeprefix("nameorigin "))
+    peer_cores = float(row.reference.removeprefix("LitServe "))
+    assert 0 <= ours_cores < 2 and 0 <= peer_cores < 2 and row.ratio is None
 
 
 def test_bench_servers_hold_large_calls_to_the_bench_threads_unless_asked(tmp_path: Path) -> None:
