@@ -140,6 +140,7 @@ class Server:
             return
         try:
             os.killpg(self.process.pid, signal.SIGTERM)  # the group: workers that outlived their parent too
+            os.killpg(self.process.pid, signal.SIGCONT)  # a group left stopped (`paused`) acts on it at once
         except ProcessLookupError:
             return
         try:

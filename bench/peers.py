@@ -3,8 +3,9 @@
 Both servers run at once on loopback, one worker each, with the same torch threads; every wrk run
 against one is followed by the same run against the other, so each ratio is nameorigin over LitServe
 measured under the same load. The server not being measured is stopped (SIGSTOP) meanwhile: idle,
-LitServe's processes poll and take about a fifth of a core (a row says how much). Shapes: single names at 1, 8 and 64 connections, 100- and 1000-name
-requests on one connection, and each stack's constant `POST /ping` at 64 connections.
+LitServe's processes poll and take about a fifth of a core (a row says how much). Shapes: single
+names at 1, 8 and 64 connections, 100- and 1000-name requests on one connection, and each stack's
+constant `POST /ping` at 64 connections. The large-batch row pairs two nameorigin servers the same way.
 """
 
 from __future__ import annotations

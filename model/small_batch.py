@@ -174,8 +174,11 @@ class SmallBatchScorer:
             doubled = recurrent.copy()
             doubled[:, two:] *= 2
             candidate_bias = self.bias_hh[two:]  # b_hn
-            with_bias_row = np.vstack((halved, np.zeros((1, 3 * size), dtype=np.float32)))  # (H + 1, 3H)
-            with_bias_row[size, two:] = candidate_bias
+            # (H + 1, 3H), laid out as numpy's vstack lays out W_hh^T (column-major), so the lone path's
+            # matmul sums in the order it always has
+            with_bias_row = np.vstack((self.weight_hh_t, self.bias_hh[np.newaxis, :]))
+            with_bias_row[:, :two] *= 0.5
+            with_bias_row[size, :two] = 0  # b_hr and b_hz are in the input side already
             layout = GruLayout(
                 gates_halved=np.ascontiguousarray(input_gates[:, :two] * 0.5),
                 candidate=np.ascontiguousarray(input_gates[:, two:]),

@@ -3,6 +3,8 @@ paired measurement produces a ratio per shape (real servers on loopback, real wr
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -86,12 +88,32 @@ def test_a_paused_server_is_stopped_whole_takes_no_cpu_and_answers_after(servers
     ours, peer, _ = servers
     assert len(group_states(peer.pid)) >= 2
     with peer.paused():
-        assert set(group_states(peer.pid)) == {"T"}
+        assert wait_for(lambda: set(group_states(peer.pid)) == {"T"})  # signals arrive asynchronously
         before = group_cpu_seconds(peer.pid)
         time.sleep(1.0)
         assert group_cpu_seconds(peer.pid) == before
-    assert "T" not in group_states(peer.pid)
+    assert wait_for(lambda: "T" not in group_states(peer.pid))
     check_same_answers(ours, peer, NAMES)
+
+
+def wait_for(condition, timeout_s: float = 5.0) -> bool:
+    """Whether `condition()` held within the timeout, polled."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_server_left_paused_still_stops_at_once(tmp_path: Path) -> None:
+    """A server whose group was never continued (the bench interrupted inside `paused`) still ends on
+    SIGTERM, not after the 15 s wait for SIGKILL."""
+    server = Server(DEFAULT_CHECKPOINT_PATH, "cpu", 1, tmp_path)
+    with server:
+        os.killpg(server.pid, signal.SIGSTOP)
+        started = time.monotonic()
+    assert time.monotonic() - started < 10 and server.process.returncode is not None
 
 
 def test_idle_row_measures_each_stacks_cpu_while_both_run(servers) -> None:
