@@ -226,16 +226,23 @@ class WorkersServer(Server):
         self.log_path = log_dir / f"server-{workers}-workers.log"
 
 
-def group_cpu_seconds(group: int) -> float:
-    """CPU seconds (user + system) spent so far by the live processes of a process group."""
-    ticks = 0
+def group_stats(group: int) -> list[list[str]]:
+    """/proc/<pid>/stat of each live process of a process group, the fields after the name: state,
+    ppid, pgrp, ..., utime (11), stime (12)."""
+    stats = []
     for stat_path in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat_path.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # a process that ended while we looked
-        if int(fields[2]) == group:  # fields after the name: state, ppid, pgrp, ..., utime (11), stime (12)
-            ticks += int(fields[11]) + int(fields[12])
+        if int(fields[2]) == group:
+            stats.append(fields)
+    return stats
+
+
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds (user + system) spent so far by the live processes of a process group."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in group_stats(group))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

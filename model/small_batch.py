@@ -168,10 +168,9 @@ class SmallBatchScorer:
             size, two = self.hidden_size, 2 * self.hidden_size
             input_gates = self.weight_ih_t + self.bias_ih
             input_gates[:, :two] += self.bias_hh[:two]  # b_hr and b_hz, so the recurrent side has no bias there
-            recurrent = self.weight_hh_t.copy()  # (H, 3H)
-            halved = recurrent.copy()
+            halved = self.weight_hh_t.copy()  # (H, 3H), contiguous
             halved[:, :two] *= 0.5
-            doubled = recurrent.copy()
+            doubled = self.weight_hh_t.copy()
             doubled[:, two:] *= 2
             candidate_bias = self.bias_hh[two:]  # b_hn
             # (H + 1, 3H), laid out as numpy's vstack lays out W_hh^T (column-major), so the lone path's

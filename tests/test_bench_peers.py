@@ -20,6 +20,7 @@ from bench.peers import (
     LoadedRun,
     check_same_answers,
     group_cpu_seconds,
+    group_stats,
     idle_rows,
     measure_large_batch_threads,
     measure_pair,
@@ -71,15 +72,7 @@ def test_measure_pair_gives_a_paired_ratio_per_shape_with_the_issue_targets(serv
 
 def group_states(group: int) -> list[str]:
     """The state letter (R, S, T, ...) of every live process of a process group."""
-    states = []
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_path.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:
-            states.append(fields[0])
-    return states
+    return [fields[0] for fields in group_stats(group)]
 
 
 def test_a_paused_server_is_stopped_whole_takes_no_cpu_and_answers_after(servers) -> None:
