@@ -58,7 +58,7 @@ evidence is combined into one answer; `tokens` lists each part with its own top 
 `abstained: true`, a `reason` and no predictions (HTTP 200), so one bad row never sinks the rest:
 `no-letters` (`"123"`), `unsupported-script` (Devanagari, Thai, Hebrew, ...), `unsupported-letters`
 (Turkish ı, Danish ø, ...), `too-long`, `not-a-name` (keyboard mash, random letters, letters mixed with
-digits such as `R2D2`, placeholders such as `N/A`, companies such as `Acme Ltd`), `control-characters` (NUL or any control character but tab, LF, CR), or
+digits such as `R2D2`, placeholders such as `N/A` or `Test User`, companies such as `Acme Ltd`), `control-characters` (NUL or any control character but tab, LF, CR), or
 `low-confidence` (the top probability is below your `min_probability`; the predictions are still
 shown). Structural problems (wrong types, an empty string, too many names,
 a name over the length limit, an unknown label in `prior`) reject the request with 422.

@@ -32,6 +32,7 @@ from model.evidence import (
 from model.fullname import split_full_name
 from model.greek_reader import read_greek
 from model.organizations import names_an_organization
+from model.placeholders import fills_no_name
 from model.readers import is_hyphenated_korean_given_name, read_japanese, read_korean
 from model.scripts import (
     ARABIC,
@@ -128,12 +129,12 @@ class NameReader:
         text = clean_text(raw_name)
         token_texts, surnames_before_comma, only_titles = split_full_name(text) if text else ((), 0, False)
         tokens = tuple(self.read_token(token) for token in token_texts)
-        # "Mr." or "J." alone names nobody, and "Acme Ltd" names a company: not a name, like a placeholder
-        # (also when spelt with look-alike letters: "n/а", "tеst" with a Cyrillic а, е).
+        # A placeholder ("N/A", "Test User", "#N/A"; model.placeholders) is no name, nor is "Mr." or "J." alone,
+        # nor "Acme Ltd", a company's (also when spelt with look-alike letters: "n/а", "tеst" with a Cyrillic а, е).
         unified = (
             text if text.isascii() else " ".join(as_one_alphabet(word, scripts_of(word)) for word in text.split(" "))
         )
-        placeholder = unified.casefold() in self.placeholders or only_titles or names_an_organization(unified)
+        placeholder = fills_no_name(unified, self.placeholders) or only_titles or names_an_organization(unified)
         return NameReading.of(text, tokens, placeholder, surnames_before_comma)
 
     def read_token(self, token: str) -> TokenReading:

@@ -1,0 +1,104 @@
+"""Placeholders in a name field abstain as not-a-name, in every form exports hold them; names do not."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.encoder import clean_text
+from model.novelty import DEFAULT_PLACEHOLDERS
+from model.placeholders import FIELD_WORDS, FILLER_WORDS, SPREADSHEET_ERRORS, fills_no_name
+from model.predictor import Predictor
+from training.data import load_names_dir
+
+PLACEHOLDERS = frozenset(DEFAULT_PLACEHOLDERS)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Predictor:
+    return Predictor.from_path(device="cpu")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "N/A",
+        "null",
+        "#N/A",  # a spreadsheet's error values
+        "#VALUE!",
+        "#ref!",
+        "#DIV/0!",
+        "(none)",  # a placeholder in brackets, quotes or dashes
+        "<NULL>",
+        "[blank]",
+        "-none-",
+        "'N/A'",
+        "*unknown*",
+        "N/A.",
+        "Test User",  # every word a placeholder or a form's word
+        "test test",
+        "Unknown Unknown",
+        "UNKNOWN, UNKNOWN",
+        "First Last",
+        "Firstname Lastname",
+        "Name Surname",
+        "First Name Last Name",
+        "Guest User",
+        "New Customer",
+        "Lorem Ipsum",
+        "Mr Test",  # titles are left out
+        "Mrs. Unknown",
+        "Doe, John",  # a whole placeholder in "Surname, Given" order
+        "Admin",  # a form's word that is no one's name alone
+        "customer",
+        "USER",
+    ],
+)
+def test_fills_no_name(text):
+    assert fills_no_name(clean_text(text), PLACEHOLDERS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Smith",
+        "Guest",  # a form word that is also a surname, alone
+        "Edgar Guest",  # or beside a name
+        "Person",
+        "Last",
+        "Test Smith",  # one word a name: not a placeholder
+        "Unknown Soldier Kovalenko",
+        "(Smith)",
+        "#Smith",
+        "Mr Smith",
+        "Mr.",  # titles alone are told apart elsewhere (model.reading), not here
+        "N/A Smith",
+        "Nan Wang",
+        "Testa",
+        "Usermann",
+        "",
+    ],
+)
+def test_does_not_take_a_name_for_a_placeholder(text):
+    assert not fills_no_name(clean_text(text), PLACEHOLDERS)
+
+
+def test_no_name_of_the_dataset_is_taken_for_a_placeholder_it_was_not_listed_as():
+    """Every name of the training files that is not one of the checkpoint's whole-field placeholders
+    (Doe is one) stays a name."""
+    names = [clean_text(record.name) for record in load_names_dir("data/names").records]
+    assert len(names) > 17_000
+    assert [name for name in names if fills_no_name(name, PLACEHOLDERS) and name.casefold() not in PLACEHOLDERS] == []
+
+
+def test_the_word_lists_are_case_folded_and_apart():
+    for words in (SPREADSHEET_ERRORS, FIELD_WORDS, FILLER_WORDS):
+        assert all(word == word.casefold() == word.strip() for word in words)
+    assert not FIELD_WORDS & FILLER_WORDS
+    assert all(error.startswith("#") for error in SPREADSHEET_ERRORS)
+
+
+@pytest.mark.parametrize("name", ["Test User", "#N/A", "Unknown Unknown", "(none)", "Admin"])
+def test_predictor_abstains_on_placeholders_in_place(shipped, name):
+    before, answer, after = shipped.predict(["Smith", name, "Ivanov"])
+    assert answer.name == name and answer.abstained and answer.reason == "not-a-name" and answer.predictions == ()
+    assert not before.abstained and not after.abstained
