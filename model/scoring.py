@@ -240,7 +240,7 @@ class NameScorer:
         token_rows: list[int] = []
         token_starts = [0]
         with_features: list[tuple[int, tuple[str, ...]]] = []
-        with_alternatives: list[tuple[int, int, str]] = []
+        with_alternatives: list[tuple[int, int, tuple[str, ...]]] = []
         judged_tokens: list[int] = []
         for reading in readings:
             if reading.plain:  # most names: one token, nothing else to weigh (kept short: it runs per name)
@@ -254,13 +254,14 @@ class NameScorer:
                     continue
                 if token.features:
                     with_features.append((len(token_rows), token.features))
-                for label, text in token.alternatives:
-                    with_alternatives.append((len(token_rows), self.label_index[label], text))
+                for label, texts in token.alternatives:
+                    with_alternatives.append((len(token_rows), self.label_index[label], texts))
                 if token.judged:
                     judged_tokens.append(len(token_rows))
                 token_rows.append(add_row(token.read_as, len(row_of)))
-                for _, text in token.alternatives:
-                    add_row(text, len(row_of))
+                for _, texts in token.alternatives:
+                    for text in texts:
+                        add_row(text, len(row_of))
             token_starts.append(len(token_rows))
         net_log_probs, lm_log_probs, symbols = self._run(list(row_of))
         # Every token its own row, in order (distinct plain names): no gather, which cost a lone name
@@ -270,11 +271,11 @@ class NameScorer:
         # One indexed op each for the whole batch, not one per token: a torch op per token was most of
         # the time of a batch of Cyrillic or Han names (docs/benchmarks.md, "Full names in bulk").
         if with_alternatives:
-            rows, label_ids, texts = zip(*with_alternatives, strict=True)
+            rows, label_ids, label_readings = zip(*with_alternatives, strict=True)
             alternative_labels = torch.tensor(label_ids)
-            sources = torch.tensor([row_of[text] for text in texts])
             token_ll[torch.tensor(rows), alternative_labels] = (
-                net_log_probs[sources, alternative_labels] - self.log_prior[alternative_labels]
+                self._mean_log_probs(net_log_probs, row_of, alternative_labels, label_readings)
+                - self.log_prior[alternative_labels]
             )
         if with_features:
             evidence = self.evidence.log_likelihood
@@ -284,6 +285,21 @@ class NameScorer:
         not_names = self._not_names(len(token_rows), judged_tokens, token_rows, lm_log_probs, symbols)
         name_ll, token_reasons, reasons = self._combine(readings, token_ll, token_starts, not_names)
         return NameScores(readings, name_ll, token_ll, token_starts, token_reasons, reasons)
+
+    @staticmethod
+    def _mean_log_probs(
+        net_log_probs: torch.Tensor, row_of: dict[str, int], labels: torch.Tensor, readings: tuple[tuple[str, ...], ...]
+    ) -> torch.Tensor:
+        """Per alternative: the mean over its readings of the network's log-probability of its label
+        (one reading: that reading's own, the same float)."""
+        counts = [len(texts) for texts in readings]
+        sources = torch.tensor([row_of[text] for texts in readings for text in texts])
+        if max(counts) == 1:
+            return net_log_probs[sources, labels]
+        repeats = torch.tensor(counts)
+        parts = net_log_probs[sources, labels.repeat_interleave(repeats)]
+        owners = torch.arange(len(readings)).repeat_interleave(repeats)
+        return torch.zeros(len(readings)).index_add_(0, owners, parts) / repeats
 
     def _combine(
         self, readings: list[NameReading], token_ll: torch.Tensor, token_starts: list[int], not_names: list[bool]

@@ -560,3 +560,23 @@ def test_a_name_whose_readable_parts_are_no_names_abstains_with_its_most_telling
     icelandic, mash = shipped.predict(["Björk Guðmundsdóttir", "Qwxz Zzqx"])
     assert [token.reason for token in icelandic.tokens] == ["not-a-name", "unsupported-letters"]
     assert icelandic.reason == "unsupported-letters" and mash.reason == "not-a-name"
+
+
+def test_a_label_with_readings_of_its_own_scores_their_mean_and_the_others_the_common_reading(shipped):
+    """王小明: Chinese reads wang + xiao ming (their mean), Japanese its pykakasi reading, the rest the Mandarin
+    reading as one; the prior comes off once and the token's evidence (its script) is added once to each."""
+    scorer = shipped.scorer
+    token = scorer.reader.read("王小明").tokens[0]
+    readings = dict(token.alternatives)
+    texts = [token.read_as, readings["Japanese"][0], *readings["Chinese"]]
+    net_log_probs, _, _ = scorer._run(texts)
+    evidence = scorer.evidence.log_likelihood(token.features)
+    expected = net_log_probs[0] - scorer.log_prior + evidence
+    chinese, japanese = shipped.labels.index("Chinese"), shipped.labels.index("Japanese")
+    expected[japanese] = net_log_probs[1, japanese] - scorer.log_prior[japanese] + evidence[japanese]
+    expected[chinese] = (net_log_probs[2, chinese] + net_log_probs[3, chinese]) / 2 - scorer.log_prior[chinese]
+    expected[chinese] += evidence[chinese]
+    scores = scorer.score(["Smith", "王小明", "田中"])  # in a batch with names of one reading
+    assert torch.allclose(scores.token_log_likelihoods[1], expected, atol=1e-5)
+    alone = scorer.score(["王小明"]).token_log_likelihoods[0]  # the lone path's network sums in its own order
+    assert torch.allclose(scores.token_log_likelihoods[1], alone, atol=1e-5)

@@ -396,8 +396,27 @@ def test_reader_reads_each_script_with_its_reader(reader):
     for text, reading in cases.items():
         token = reader.read(text).tokens[0]
         assert token.read_as == reading and token.reason is None
-    assert reader.read("田中").tokens[0].alternatives == (("Japanese", "tanaka"),)
+    assert reader.read("田中").tokens[0].alternatives == (("Japanese", ("tanaka",)),)
     assert reader.read("さとう").tokens[0].alternatives == ()  # kana is Japanese only
+
+
+def test_three_han_characters_are_read_by_chinese_as_a_surname_and_a_given_name(reader):
+    token = reader.read("王小明").tokens[0]
+    assert token.read_as == "wang xiao ming"  # what every other label reads
+    assert [label for label, _ in token.alternatives] == ["Japanese", "Chinese"]
+    assert dict(token.alternatives)["Chinese"] == ("wang", "xiao ming")
+    for other in ("王", "李明", "田中", "田中太郎", "田中さと", "王小明明"):  # other lengths, or kana in it
+        assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
+    spaced = reader.read("王 小明")  # a written space splits the name itself: each part is read as it is
+    assert [dict(token.alternatives).get("Chinese") for token in spaced.tokens] == [None, None]
+
+
+def test_labels_a_checkpoint_lacks_get_no_reading_of_their_own():
+    chinese_only = NameReader(Evidence(EvidenceTable(), ("Chinese", "English")), max_length=64, placeholders=())
+    assert [label for label, _ in chinese_only.read("王小明").tokens[0].alternatives] == ["Chinese"]
+    assert chinese_only.read("田中").tokens[0].alternatives == ()
+    japanese_only = NameReader(Evidence(EvidenceTable(), ("Japanese", "English")), max_length=64, placeholders=())
+    assert [label for label, _ in japanese_only.read("王小明").tokens[0].alternatives] == ["Japanese"]
 
 
 def test_reader_collects_marker_words_of_latin_names_only(reader):

@@ -14,8 +14,8 @@ from training.augment import training_splits
 from training.data import NameRecord, load_names_dir
 from training.evaluate import main as evaluate_main
 from training.metrics import served_metrics
-from training.ood import LOCALE_LABELS, full_names, ood_surnames, random_strings, romanize
-from training.robustness import abstention_report, case_report, full_name_report, ood_records
+from training.ood import LOCALE_LABELS, full_names, han_names, ood_surnames, random_strings, romanize
+from training.robustness import abstention_report, case_report, full_name_report, han_report, ood_records
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,27 @@ def test_ood_set_romanizes_native_scripts_the_way_their_speakers_do():
     assert romanize("Иванова", "Russian") == "Ivanova" and romanize("Dvořák", "Czech") == "Dvorak"
     assert romanize("Αβραμίδη", "Greek") == "Avramidi"  # ELOT 743, where unidecode writes "Abramide"
     assert romanize("عبد الله", "Arabic") == "Abd Allah"  # where unidecode writes "`Bd Llh"
+
+
+def test_han_names_are_han_alone_and_full_names_a_surname_then_a_given_name_unspaced():
+    built = han_names()
+    assert sorted(built) == ["Chinese full names", "Chinese surnames", "Japanese full names", "Japanese surnames"]
+    assert built == han_names()  # the same sample every run
+    for label in ("Chinese", "Japanese"):
+        surnames = {record.name for record in built[f"{label} surnames"]}
+        full = built[f"{label} full names"]
+        assert len(surnames) > 400 and len(full) == 600
+        assert all(record.labels == {label} for record in [*built[f"{label} surnames"], *full])
+        assert all(" " not in record.name and any(record.name.startswith(s) for s in surnames) for record in full)
+    assert all(romanize(record.name, "Chinese") != record.name for record in built["Chinese surnames"])
+
+
+def test_three_han_characters_read_as_a_chinese_full_name_lift_chinese_more_than_they_cost_japanese(shipped):
+    """The rule's development figures (README.md, "Names in Han characters") hold: most Chinese
+    three-character names answered Chinese, the Japanese names still answered Japanese."""
+    report = han_report(shipped, shipped.labels)
+    assert report["Chinese full names, three characters"]["top1"] >= 0.7
+    assert report["Japanese surnames"]["top1"] >= 0.95 and report["Japanese full names"]["top1"] >= 0.98
 
 
 def test_random_strings_are_3_to_10_letters_in_any_case():

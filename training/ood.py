@@ -12,6 +12,9 @@
   Scottish and Vietnamese have no mimesis locale, so the set covers 15 of the 18 labels.
 - **Full names**: a test-split surname with a given name of the same origin from mimesis, in
   "Given Surname" and "Surname, Given" order.
+- **Names in Han characters**: mimesis's Chinese and Japanese surnames written in Han characters alone,
+  and each with a given name of the same list, written as the two languages write a full name: surname
+  first, no space (王小明, 田中太郎).
 - **Random strings**: letters drawn uniformly, 3-10 of them, each in a random case.
 """
 
@@ -32,6 +35,7 @@ from model.arabic_reader import read_arabic
 from model.encoder import clean_text, name_key, normalize
 from model.greek_reader import read_greek
 from model.readers import read_japanese, read_korean
+from model.scripts import HAN, scripts_of
 from training.data import NameRecord
 
 logger = logging.getLogger(__name__)
@@ -191,6 +195,30 @@ def full_names(test_records: list[NameRecord], per_label: int = 60, seed: int = 
         for record in rng.sample(surnames, min(per_label, len(surnames))):
             built.append(FullName(record.name, rng.choice(pool), record.labels))
     return built
+
+
+HAN_LABELS = ("Chinese", "Japanese")  # the labels whose names mimesis writes in Han characters
+
+
+def han_names(per_label: int = 600, seed: int = 0) -> dict[str, list[NameRecord]]:
+    """{"<label> surnames": every mimesis surname of the label written in Han characters alone,
+    "<label> full names": up to `per_label` of them each with a given name so written, unspaced}."""
+    rng = random.Random(seed)
+    built: dict[str, list[NameRecord]] = {}
+    for label in HAN_LABELS:
+        surnames = [name.native for name in _by_label("surnames").get(label, []) if _han_only(name.native)]
+        given = [name.native for name in given_names().get(label, []) if _han_only(name.native)]
+        labels = frozenset({label})
+        built[f"{label} surnames"] = [NameRecord(surname, labels) for surname in surnames]
+        if surnames and given:
+            built[f"{label} full names"] = [
+                NameRecord(rng.choice(surnames) + rng.choice(given), labels) for _ in range(per_label)
+            ]
+    return built
+
+
+def _han_only(text: str) -> bool:
+    return bool(text) and all(scripts_of(char) == (HAN,) for char in text)
 
 
 def random_strings(count: int = 2000, seed: int = RANDOM_STRING_SEED) -> list[str]:

@@ -1,7 +1,8 @@
 """How the served model holds up on the names people really send: `python -m training.evaluate --robustness`.
 
 Measured with the predictor as the service runs it (reading, evidence, abstention counted as a
-wrong answer): letter case, the development OOD set in native script and romanized, abstention on
+wrong answer): letter case, the development OOD set in native script and romanized, Chinese and
+Japanese names in Han characters, abstention on
 test names and on random letter strings, full names (and titles and initials added to them), the
 other-gender forms of the test surnames, and the uniform prior.
 """
@@ -12,10 +13,11 @@ from collections import Counter
 from typing import Any
 
 from model.predictor import NamePrediction, Predictor
+from model.reading import CHINESE_FULL_NAME_LENGTH
 from training.augment import derive_gender_forms, training_splits
 from training.data import NameRecord, NamesDataset
 from training.metrics import served_metrics
-from training.ood import full_names, ood_surnames, random_strings
+from training.ood import full_names, han_names, ood_surnames, random_strings
 
 OOD_VARIANTS = ("native", "romanized", "unidecoded")  # OodName's fields: the same names written three ways
 HEADLINE = ("num_names", "top1", "macro_f1", "balanced_accuracy", "expected_calibration_error", "abstained")
@@ -61,6 +63,18 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
                     },
                     **({"abstained_by_reason": metrics["abstained_by_reason"]} if prior == "uniform" else {}),
                 }
+    return report
+
+
+def han_report(predictor: Predictor, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Chinese and Japanese names in Han characters, surnames and unspaced full names, all of them and
+    those of three characters (what Chinese reads as a surname and a given name, model.reading)."""
+    report = {}
+    for name, records in han_names().items():
+        report[name] = _headline(served_metrics(predictor, records, labels))
+        three = [record for record in records if len(record.name) == CHINESE_FULL_NAME_LENGTH]
+        if three:
+            report[f"{name}, three characters"] = _headline(served_metrics(predictor, three, labels))
     return report
 
 
@@ -113,6 +127,7 @@ def robustness_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, 
     return {
         "case": case_report(predictor, test, labels),
         "ood": ood_report(predictor, dataset),
+        "han": han_report(predictor, labels),
         "abstention": abstention_report(predictor, test),
         "full names": full_name_report(predictor, test, labels),
         "gender forms of test surnames": _headline(served_metrics(predictor, splits.derived["test"], labels)),
@@ -137,6 +152,7 @@ def format_robustness(report: dict[str, Any]) -> str:
     for name, values in report["ood"].items():
         if "abstained_by_reason" in values:
             lines.append(f"  {name}: abstained by reason {values['abstained_by_reason']}")
+    table("Names in Han characters (mimesis; full names surname first, unspaced)", report["han"])
     full = report["full names"]
     table(
         f"Full names ({full['full names']} test surnames with a given name of the same origin)",
