@@ -25,6 +25,9 @@ _JAPANESE_LONG_VOWELS = (
     (re.compile(r"uu(?![aeiou])"), "u"),
 )
 _kakasi_lock = threading.Lock()
+_ITERATION_MARK = "々"
+_ITERATION_MARK_REPEATED = re.compile(r"(.)々")  # the mark after a character: that character again
+_UNREAD_ITERATION_MARK = "(kurikaesi)"  # what pykakasi writes for a 々 it did not read
 
 
 @functools.cache
@@ -36,9 +39,15 @@ def _kakasi() -> pykakasi.kakasi:
 
 
 def read_japanese(text: str) -> str:
-    """Hepburn reading of kanji and kana, long vowels written short ("satou" -> "sato")."""
+    """Hepburn reading of kanji and kana, long vowels written short ("satou" -> "sato").
+
+    pykakasi reads the iteration mark 々 within its dictionary's words (佐々木 -> sasaki), but outside
+    them writes it "(kurikaesi)" (菜々美 -> "na(kurikaesi)bi"); the mark then repeats the character
+    before it, as it means, and the name is read again (菜菜美 -> nanami)."""
     with _kakasi_lock:  # pykakasi keeps per-call state in the converter
         parts = _kakasi().convert(text)
+        if any(_UNREAD_ITERATION_MARK in part["hepburn"] for part in parts):
+            parts = _kakasi().convert(_ITERATION_MARK_REPEATED.sub(r"\1\1", text).replace(_ITERATION_MARK, ""))
     words = []
     for part in parts:
         word = part["hepburn"]

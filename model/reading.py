@@ -4,8 +4,9 @@ One place turns a raw name into its parts: the full name split into tokens (`mod
 token's scripts, distinctive letters and marker words (`model.scripts`, `model.evidence`), the Latin
 text the network reads (Japanese, Korean, Greek and Arabic by their own readers, everything else by
 `normalize`), the per-label readings where a script is read differently by different labels (Han:
-Mandarin for Chinese, Japanese for Japanese; three Han characters, the usual Chinese full name, are
-read by Chinese as a surname and a given name), and why a token cannot be read at all. Readings are
+Mandarin for Chinese, Japanese for Japanese; three Han characters after a common Chinese surname, the
+usual Chinese full name, are read by Chinese as a surname and a given name), and why a token cannot be
+read at all. Readings are
 cached: a name is read once per process.
 """
 
@@ -19,6 +20,7 @@ import unicodedata
 from typing import NamedTuple
 
 from model.arabic_reader import read_arabic
+from model.chinese_surnames import COMMON_CHINESE_SURNAMES
 from model.encoder import clean_text, normalize
 from model.evidence import (
     EAST_ASIAN_GIVEN_NAME,
@@ -209,14 +211,14 @@ class NameReader:
         Japanese reading with no letters (pykakasi leaves out what it cannot read: -亿 -> "-") is no
         reading: kana fall back to unidecode, and Han keeps only its Mandarin reading.
 
-        Three Han characters are read by Chinese as what they most often are, a surname and a given
-        name ("wang" and "xiao ming" for 王小明), the mean of the two readings' log-likelihoods its own:
-        the network learnt surnames, and read as one ("wang xiao ming") the whole went to Japanese
-        (0.89). A mean, not a sum, so that the name weighs as one reading against Japanese's one.
-        On mimesis's lists (README.md, "Names in Han characters") this took three-character Chinese
-        full names from 0.52 to 0.75 Chinese, the Japanese surnames of three characters from 0.99 to
-        0.96; two characters (李明, or the Japanese surname 田中) are left as they were, since there
-        the Japanese surnames lost more than the Chinese names gained."""
+        Three Han characters that begin with a common Chinese surname are read by Chinese as what they
+        most often are, a surname and a given name ("wang" and "xiao ming" for 王小明), the mean of the
+        two readings' log-likelihoods its own: the network learnt surnames, and read as one ("wang xiao
+        ming") the whole went to Japanese (0.89). A mean, not a sum, so that the name weighs as one
+        reading against Japanese's one. Only after a common surname, because read this way any three
+        characters look Chinese, and Japanese names of three (長谷川, 佐藤健) went to Chinese under the
+        uniform prior; two characters (李明, or the Japanese surname 田中) are read whole
+        (README.md, "Names in Han characters")."""
         if JAPANESE_SCRIPTS & set(scripts):
             japanese = _read_japanese_or_blank(token)
             return (japanese if _has_letters(japanese) else normalize(token)), ()
@@ -234,14 +236,35 @@ class NameReader:
         japanese = _read_japanese_or_blank(token)
         if JAPANESE in labels and _has_letters(japanese) and japanese != read_as:
             alternatives.append((JAPANESE, (japanese,)))
-        if CHINESE in labels and scripts == (HAN,) and len(token) == CHINESE_FULL_NAME_LENGTH and token.isalpha():
-            alternatives.append((CHINESE, (normalize(token[0]), normalize(token[1:]))))
+        parts = chinese_full_name_parts(token) if CHINESE in labels else None
+        if parts is not None:
+            alternatives.append((CHINESE, parts))
         return read_as, tuple(alternatives)
 
 
 def has_control_characters(raw_name: str) -> bool:
     """Whether the name holds a control character other than tab, line feed or carriage return."""
     return any(unicodedata.category(char) == "Cc" and char not in WHITESPACE_CONTROLS for char in raw_name)
+
+
+def chinese_full_name_parts(token: str) -> tuple[str, str] | None:
+    """A Chinese full name's surname and given name, read, for a token of CHINESE_FULL_NAME_LENGTH
+    ideographs that begins with a common Chinese surname (model.chinese_surnames); None for any other
+    token, for one with a character of the Japanese sets only (沢, 畑) or Japanese's iteration mark
+    (々 is no ideograph), and for one with a part unidecode cannot read (王𠀀𠀀: the Extension B
+    characters read as nothing)."""
+    if len(token) != CHINESE_FULL_NAME_LENGTH or token[0] not in COMMON_CHINESE_SURNAMES:
+        return None
+    if not all(map(_is_unified_ideograph, token)):
+        return None
+    if JAPANESE in han_countries(token):
+        return None
+    surname, given = normalize(token[0]), normalize(token[1:])
+    return (surname, given) if _has_letters(surname) and _has_letters(given) else None
+
+
+def _is_unified_ideograph(char: str) -> bool:
+    return unicodedata.name(char, "").startswith("CJK UNIFIED IDEOGRAPH")
 
 
 def _has_letters(text: str) -> bool:

@@ -141,7 +141,22 @@ def test_a_part_with_digits_is_left_out_and_the_name_answered_from_the_rest(pred
 
 @pytest.mark.parametrize(
     "name",
-    ["ア\ufe00", "辻\U000e0101", "-亿", "'-仃", "さとう\ufe0f", "Mr.", "J. R.", "123 ह", "ह 123", "\u0301", "\ufe0f"],
+    [
+        *(
+            "ア\ufe00",
+            "辻\U000e0101",
+            "-亿",
+            "'-仃",
+            "さとう\ufe0f",
+            "Mr.",
+            "J. R.",
+            "123 ह",
+            "ह 123",
+            "\u0301",
+            "\ufe0f",
+        ),
+        *("王\U00020000\U00020000", "\U00020000小明", "々木田", "王々明"),  # three Han characters, a part unread
+    ],
 )
 def test_predictor_never_raises_on_odd_unicode(predictor, shipped, name):
     for model in (predictor, shipped):

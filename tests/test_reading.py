@@ -106,6 +106,9 @@ def test_han_countries_tell_simplified_chinese_and_japanese_forms_apart():
         ("大野", "ono"),
         ("鈴木", "suzuki"),
         ("さとう", "sato"),
+        ("佐々木", "sasaki"),  # the iteration mark within a word of pykakasi's dictionary
+        ("菜々美", "nanami"),  # and outside one, where pykakasi wrote "na(kurikaesi)bi"
+        ("々", ""),  # a mark with nothing before it to repeat
     ],
 )
 def test_read_japanese_gives_the_customary_spelling_without_long_vowels(text, reading):
@@ -405,7 +408,12 @@ def test_three_han_characters_are_read_by_chinese_as_a_surname_and_a_given_name(
     assert token.read_as == "wang xiao ming"  # what every other label reads
     assert [label for label, _ in token.alternatives] == ["Japanese", "Chinese"]
     assert dict(token.alternatives)["Chinese"] == ("wang", "xiao ming")
+    assert dict(reader.read("張學友").tokens[0].alternatives)["Chinese"] == ("zhang", "xue you")  # traditional
     for other in ("王", "李明", "田中", "田中太郎", "田中さと", "王小明明"):  # other lengths, or kana in it
+        assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
+    for other in ("長谷川", "习近平", "小野寺"):  # a first character that is no common Chinese surname
+        assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
+    for other in ("王々明", "王沢明", "王𠀀𠀀", "王\U0002a6a5\U0002a6a5"):  # 々, a Japanese-only form, parts unread
         assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
     spaced = reader.read("王 小明")  # a written space splits the name itself: each part is read as it is
     assert [dict(token.alternatives).get("Chinese") for token in spaced.tokens] == [None, None]

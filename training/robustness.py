@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from model.predictor import NamePrediction, Predictor
-from model.reading import CHINESE_FULL_NAME_LENGTH
+from model.reading import chinese_full_name_parts
 from training.augment import derive_gender_forms, training_splits
 from training.data import NameRecord, NamesDataset
 from training.metrics import served_metrics
@@ -67,14 +67,17 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
 
 
 def han_report(predictor: Predictor, labels: tuple[str, ...]) -> dict[str, Any]:
-    """Chinese and Japanese names in Han characters, surnames and unspaced full names, all of them and
-    those of three characters (what Chinese reads as a surname and a given name, model.reading)."""
+    """Chinese and Japanese names in Han characters, surnames and unspaced full names, under the data's
+    prior and the uniform one: all of them, and those the Chinese full-name reading applies to (three
+    ideographs, the first a common Chinese surname: `chinese_full_name_parts`)."""
     report = {}
     for name, records in han_names().items():
-        report[name] = _headline(served_metrics(predictor, records, labels))
-        three = [record for record in records if len(record.name) == CHINESE_FULL_NAME_LENGTH]
-        if three:
-            report[f"{name}, three characters"] = _headline(served_metrics(predictor, three, labels))
+        split = [record for record in records if chinese_full_name_parts(record.name) is not None]
+        for subset, chosen in ((name, records), (f"{name}, split", split)):
+            for prior in ("dataset", "uniform"):
+                if chosen:
+                    metrics = served_metrics(predictor, chosen, labels, prior=prior)
+                    report[f"{subset}, {prior} prior"] = _headline(metrics)
     return report
 
 
@@ -152,7 +155,11 @@ def format_robustness(report: dict[str, Any]) -> str:
     for name, values in report["ood"].items():
         if "abstained_by_reason" in values:
             lines.append(f"  {name}: abstained by reason {values['abstained_by_reason']}")
-    table("Names in Han characters (mimesis; full names surname first, unspaced)", report["han"])
+    table(
+        "Names in Han characters (mimesis; full names surname first, unspaced; split: those Chinese reads as a"
+        " surname and a given name)",
+        report["han"],
+    )
     full = report["full names"]
     table(
         f"Full names ({full['full names']} test surnames with a given name of the same origin)",
