@@ -3,14 +3,19 @@
 The checkpoint's placeholder list ("null", "N/A", "test", "unknown", ...) is matched against the whole
 field. Real exports also hold what that match misses, and the network answered them like people
 ("Unknown Unknown" English 0.96, "Test User" German, "#N/A" Chinese, "Admin" Russian 0.86):
-- a spreadsheet's error value in the cell ("#N/A", "#VALUE!", "#REF!");
+- a spreadsheet's error value, in any locale ("#N/A", "#VALUE!", German "#NV", "#WERT!");
 - a placeholder in brackets, quotes or dashes ("(none)", "<null>", "[blank]", "-none-", "'N/A'");
-- several words, each a placeholder or a form's own word ("Test User", "Unknown Unknown", "First
-  Last", "Firstname Lastname", "New Customer", "Lorem Ipsum");
+- a whole placeholder after titles or in the other order ("Mr. John Doe", "Doe, John", "Doe John");
+- a stand-in name ("Max Mustermann", "Joe Bloggs", "Fulano de Tal");
+- several words, each a placeholder or a form's own word, in English or the labels' languages ("Test
+  User", "Unknown Unknown", "First Last", "Test-User 1", "Deleted User", "Not Provided", "Vorname
+  Nachname", "Lorem ipsum dolor sit amet");
 - a form word that no one is named alone ("Admin", "User", "Customer").
-Form words that are surnames too (Guest, Person, Last) count only beside another placeholder word, so
-"Edgar Guest" and "Guest" keep their answers. Case, a word's full stop, its quotes or brackets and the
-"Surname, Given" order do not matter ("Doe, John"); titles are left out ("Mr Test").
+Words that are names too count only where they cannot be one: form words such as Guest, Person and
+Last only beside another placeholder word ("Edgar Guest" and "Guest" keep their answers), and
+placeholders that are also names (Nan, Blank, Sample, Doe) only as the whole field ("Nan Nan", "Herr
+Blank" keep theirs). Titles never make a placeholder of a name ("Mr Blank"). Case, a word's full stop
+and its quotes or brackets do not matter.
 """
 
 from __future__ import annotations
@@ -19,18 +24,28 @@ import re
 
 from model.fullname import LEADING_MARKS, TITLES, TRAILING_MARKS
 
-# Error values a spreadsheet shows in a cell whose formula failed, case-folded.
-SPREADSHEET_ERRORS = frozenset(
+# Error values a spreadsheet shows in a cell whose formula failed, case-folded: those without a final
+# ! or ? (N/A in English and French, NV in German, N/D in Spanish, Italian, Portuguese and Polish, N/B
+# in Dutch); the rest are caught by their shape, "#", one word, "!" or "?" (#VALUE!, #WERT!, #¿NOMBRE?).
+SPREADSHEET_ERRORS = frozenset({"#n/a", "#nv", "#n/d", "#n/b", "#na", "#getting_data"})
+_SPREADSHEET_ERROR_SHAPE = re.compile(r"#[^\s#]{1,15}[!?]")
+# Names that stand for anyone on forms, specimen documents and in examples, case-folded; not the one-word
+# ones (Fulano, Beltrano), which are also surnames.
+STAND_IN_NAMES = frozenset(
     {
-        *("#n/a", "#value!", "#ref!", "#name?", "#div/0!", "#null!", "#num!", "#spill!", "#calc!"),
-        *("#getting_data", "#field!", "#blocked!", "#connect!", "#busy!", "#unknown!", "#error!"),
+        *("max mustermann", "erika mustermann", "joe bloggs", "jane bloggs", "fred bloggs", "joe public"),
+        *("john q public", "john q. public", "fulano de tal", "fulana de tal", "jan modaal"),
     }
 )
-# A form's own words, and sample text: never anyone's name, alone or together.
+# A form's own words, and sample text: never anyone's name, alone or together. Also the labels of a
+# name form in the languages of the labels ("Vorname Nachname", "Nome Cognome", "Имя Фамилия").
 FIELD_WORDS = frozenset(
     {
         *("user", "username", "customer", "client", "admin", "administrator", "account", "contact"),
-        *("fullname", "givenname", "familyname", "lorem", "ipsum", "dolor"),
+        *("fullname", "givenname", "familyname", "lorem", "ipsum", "dolor", "consectetur", "adipiscing"),
+        *("vorname", "nachname", "familienname", "nome", "cognome", "nombre", "apellido", "apellidos"),
+        *("prénom", "prenom", "imię", "imie", "nazwisko", "jméno", "jmeno", "příjmení", "prijmeni"),
+        *("voornaam", "achternaam", "имя", "фамилия", "отчество"),
     }
 )
 # Words of a form or a sample record that are also someone's name (Guest, Person, Last): a placeholder
@@ -38,33 +53,48 @@ FIELD_WORDS = frozenset(
 FILLER_WORDS = frozenset(
     {
         *("first", "last", "middle", "given", "family", "full", "name", "names", "surname", "guest", "person"),
-        *("member", "new", "default", "demo", "fake", "my", "your"),
+        *("member", "new", "default", "demo", "fake", "my", "your", "deleted", "removed", "valued", "service"),
+        *("not", "provided", "specified", "sit", "amet", "elit", "nom", "naam"),
     }
 )
+# Placeholders of the checkpoint's list that are also people's names: a placeholder only as the whole
+# field, never as a word of one ("Nan Nan", "Herr Blank", "Sample, Nan" are names).
+NAMES_AMONG_PLACEHOLDERS = frozenset({"nan", "nil", "bar", "baz", "sample", "blank", "doe", "tester", "void"})
 # What may enclose a placeholder ("(none)", "<null>", "-none-", "*blank*"); "-", "?" alone stay placeholders.
 ENCLOSING_MARKS = "\"'`()[]{}<>*_-–—.#~|/\\ "
-_WORDS = re.compile(r"[\s,]+")
+_WORDS = re.compile(r"[\s,\-]+")
 
 
 def fills_no_name(text: str, placeholders: frozenset[str]) -> bool:
     """Whether a cleaned name field (model.encoder.clean_text) holds a placeholder rather than a name;
     `placeholders`: the checkpoint's whole-field list, case-folded."""
     folded = text.casefold()
-    if folded in placeholders or folded in SPREADSHEET_ERRORS or folded in FIELD_WORDS:
+    if folded in placeholders or folded in SPREADSHEET_ERRORS or folded in FIELD_WORDS or folded in STAND_IN_NAMES:
         return True
     if folded.isalpha():  # one word of letters alone, most names: nothing else to look at
         return False
-    surname, comma, given = folded.partition(",")
-    if comma and f"{given.strip()} {surname.strip()}" in placeholders:  # "Doe, John"
+    if _SPREADSHEET_ERROR_SHAPE.fullmatch(folded):
         return True
     bare = folded.strip(ENCLOSING_MARKS)
     if bare and bare != folded and bare in placeholders:
         return True
-    words = [
-        word
-        for raw in _WORDS.split(bare)
-        if (word := raw.lstrip(LEADING_MARKS).rstrip(TRAILING_MARKS).removesuffix(".")) and word not in TITLES
-    ]
-    if not words or not all(word in placeholders or word in FIELD_WORDS or word in FILLER_WORDS for word in words):
-        return False
-    return len(words) > 1 or words[0] in FIELD_WORDS or words[0] in placeholders
+    words = [bare_word for raw in _WORDS.split(bare) if (bare_word := _bare(raw))]
+    untitled = [word for word in words if word not in TITLES]
+    if len(untitled) > 1 and _is_whole_placeholder(untitled, placeholders):
+        return True
+    word_placeholders = placeholders - NAMES_AMONG_PLACEHOLDERS
+    return len(words) > 1 and all(
+        word in word_placeholders or word in FIELD_WORDS or word in FILLER_WORDS or word.isdigit() for word in words
+    )
+
+
+def _bare(word: str) -> str:
+    """A word without its quotes or brackets and its full stop."""
+    return word.lstrip(LEADING_MARKS).rstrip(TRAILING_MARKS).removesuffix(".")
+
+
+def _is_whole_placeholder(words: list[str], placeholders: frozenset[str]) -> bool:
+    """Whether the words, titles left out, are a whole placeholder or stand-in name of several words, as
+    written or, for two, the other way round ("Mr. John Doe", "Doe, John", "Doe John")."""
+    orders = (words, words[::-1]) if len(words) == 2 else (words,)
+    return any(" ".join(order) in placeholders or " ".join(order) in STAND_IN_NAMES for order in orders)

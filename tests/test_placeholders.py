@@ -6,7 +6,14 @@ import pytest
 
 from model.encoder import clean_text
 from model.novelty import DEFAULT_PLACEHOLDERS
-from model.placeholders import FIELD_WORDS, FILLER_WORDS, SPREADSHEET_ERRORS, fills_no_name
+from model.placeholders import (
+    FIELD_WORDS,
+    FILLER_WORDS,
+    NAMES_AMONG_PLACEHOLDERS,
+    SPREADSHEET_ERRORS,
+    STAND_IN_NAMES,
+    fills_no_name,
+)
 from model.predictor import Predictor
 from training.data import load_names_dir
 
@@ -45,12 +52,31 @@ def shipped() -> Predictor:
         "Guest User",
         "New Customer",
         "Lorem Ipsum",
-        "Mr Test",  # titles are left out
-        "Mrs. Unknown",
-        "Doe, John",  # a whole placeholder in "Surname, Given" order
+        "Doe, John",  # a whole placeholder of several words in the other order, or after titles
+        "Doe John",
+        "Mr. John Doe",
         "Admin",  # a form's word that is no one's name alone
         "customer",
         "USER",
+        "#NV",  # spreadsheet errors of other locales
+        "#WERT!",
+        "#¿NOMBRE?",
+        "Test-User",  # hyphens and numbers
+        "Test User 1",
+        "Deleted User",
+        "Valued Customer",
+        "Customer Service",
+        "Not Provided",
+        "Not Specified",
+        "Lorem ipsum dolor sit amet",
+        "Vorname Nachname",  # a form's labels in the labels' languages
+        "Nome Cognome",
+        "Nombre Apellido",
+        "Prénom Nom",
+        "Имя Фамилия",
+        "Max Mustermann",  # stand-in names
+        "Joe Bloggs",
+        "Fulano de Tal",
     ],
 )
 def test_fills_no_name(text):
@@ -76,6 +102,21 @@ def test_fills_no_name(text):
         "Testa",
         "Usermann",
         "",
+        "Herr Blank",  # a title never makes a placeholder of a name: Blank, Sample, Tester are surnames
+        "Mr Blank",
+        "M. Blank",
+        "Dr. Sample",
+        "Mrs. Tester",
+        "Mr Test",
+        "Nan Nan",  # placeholders that are names count only as the whole field
+        "Nil Nil",
+        "Sample, Nan",
+        "Nan Guest",
+        "Bar Nan",
+        "Mario Rossi",  # stand-ins that are common real names stay names
+        "Jan Kowalski",
+        "Smith 2",
+        "Not Smith",
     ],
 )
 def test_does_not_take_a_name_for_a_placeholder(text):
@@ -91,9 +132,10 @@ def test_no_name_of_the_dataset_is_taken_for_a_placeholder_it_was_not_listed_as(
 
 
 def test_the_word_lists_are_case_folded_and_apart():
-    for words in (SPREADSHEET_ERRORS, FIELD_WORDS, FILLER_WORDS):
+    for words in (SPREADSHEET_ERRORS, FIELD_WORDS, FILLER_WORDS, STAND_IN_NAMES, NAMES_AMONG_PLACEHOLDERS):
         assert all(word == word.casefold() == word.strip() for word in words)
     assert not FIELD_WORDS & FILLER_WORDS
+    assert NAMES_AMONG_PLACEHOLDERS <= PLACEHOLDERS  # words of the checkpoint's list, set apart
     assert all(error.startswith("#") for error in SPREADSHEET_ERRORS)
 
 
