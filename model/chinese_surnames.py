@@ -1,4 +1,4 @@
-"""A hundred of the commonest Chinese surnames, in simplified and traditional characters.
+"""About a hundred and twenty of the commonest Chinese surnames, in simplified and traditional characters.
 
 A Chinese name is most often three characters, a surname and a two-character given name (王小明), and
 most people carry one of a hundred or so surnames: China's household-register rankings put about 85%
@@ -15,6 +15,9 @@ _SIMPLIFIED = (
     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 )
 # The traditional forms of those that have one (Taiwan, Hong Kong, Macau and most of the diaspora write these).
-_TRADITIONAL = "張劉陳楊黃趙吳孫馬羅鄭謝許韓馮鄧蕭蔣葉蘇呂盧鍾鐘譚陸賈韋鄒閻閆龍賀顧龔萬錢嚴湯傅"
+_TRADITIONAL = "張劉陳楊黃趙吳孫馬羅鄭謝許韓馮鄧蕭蔣葉蘇呂盧鍾鐘譚陸賈韋鄒閻閆龍賀顧龔萬錢嚴湯"
+# Common surnames just outside that hundred, or common in Taiwan and Hong Kong, in both forms where they
+# differ (洪 is about 14th in Taiwan; 莊, 簡, 游, 施, 顏, 柯, 翁, 詹 are in its fifty commonest).
+_MORE = "洪赖賴阎萧傅庄莊简簡游施颜顏柯翁詹麦麥"
 
-COMMON_CHINESE_SURNAMES = frozenset(_SIMPLIFIED + _TRADITIONAL)
+COMMON_CHINESE_SURNAMES = frozenset(_SIMPLIFIED + _TRADITIONAL + _MORE)

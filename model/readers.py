@@ -25,9 +25,8 @@ _JAPANESE_LONG_VOWELS = (
     (re.compile(r"uu(?![aeiou])"), "u"),
 )
 _kakasi_lock = threading.Lock()
-_ITERATION_MARK = "々"
-_ITERATION_MARK_REPEATED = re.compile(r"(.)々")  # the mark after a character: that character again
-_UNREAD_ITERATION_MARK = "(kurikaesi)"  # what pykakasi writes for a 々 it did not read
+_UNREAD_MARK = re.compile(r"\(([a-z]+)\)")  # what pykakasi writes for a mark it does not read: "(kurikaesi)"
+_ITERATION_MARK_NOTE = "kurikaesi"  # its note for 々, the iteration mark
 
 
 @functools.cache
@@ -42,19 +41,32 @@ def read_japanese(text: str) -> str:
     """Hepburn reading of kanji and kana, long vowels written short ("satou" -> "sato").
 
     pykakasi reads the iteration mark 々 within its dictionary's words (佐々木 -> sasaki), but outside
-    them writes it "(kurikaesi)" (菜々美 -> "na(kurikaesi)bi"); the mark then repeats the character
-    before it, as it means, and the name is read again (菜菜美 -> nanami)."""
+    them writes it "(kurikaesi)" (菜々子 -> "na(kurikaesi)ko"): there the mark repeats the reading of
+    the part before it, as it means (nanako). Its other notes for marks it does not read, such as
+    "(maru)" for 〇 and "(sime)" for 〆, are left out."""
     with _kakasi_lock:  # pykakasi keeps per-call state in the converter
         parts = _kakasi().convert(text)
-        if any(_UNREAD_ITERATION_MARK in part["hepburn"] for part in parts):
-            parts = _kakasi().convert(_ITERATION_MARK_REPEATED.sub(r"\1\1", text).replace(_ITERATION_MARK, ""))
-    words = []
+    words: list[str] = []
     for part in parts:
-        word = part["hepburn"]
+        word = _UNREAD_MARK.sub(lambda mark: _repeated(mark, words), part["hepburn"])
         for pattern, replacement in _JAPANESE_LONG_VOWELS:
             word = pattern.sub(replacement, word)
         words.append(word)
     return "".join(words)
+
+
+def japanese_first_word(text: str) -> str:
+    """The characters pykakasi reads as the text's first word of its dictionary, or as its first
+    character when no word of it starts there: 高倉健 is one word, 田中圭 starts with 田中, 王小明 with 王."""
+    with _kakasi_lock:
+        parts = _kakasi().convert(text)
+    return parts[0]["orig"] if parts else ""
+
+
+def _repeated(mark: re.Match[str], words_before: list[str]) -> str:
+    """The reading an unread mark stands for: the iteration mark repeats the part before it; any other
+    mark is left out."""
+    return words_before[-1] if mark.group(1) == _ITERATION_MARK_NOTE and words_before else ""
 
 
 # Revised Romanization of Korean: the 19 initial consonants, 21 vowels and 28 finals of a syllable.

@@ -36,7 +36,7 @@ from model.fullname import split_full_name
 from model.greek_reader import read_greek
 from model.organizations import names_an_organization
 from model.placeholders import fills_no_name
-from model.readers import is_hyphenated_korean_given_name, read_japanese, read_korean
+from model.readers import is_hyphenated_korean_given_name, japanese_first_word, read_japanese, read_korean
 from model.scripts import (
     ARABIC,
     GREEK,
@@ -251,16 +251,16 @@ def chinese_full_name_parts(token: str) -> tuple[str, str] | None:
     """A Chinese full name's surname and given name, read, for a token of CHINESE_FULL_NAME_LENGTH
     ideographs that begins with a common Chinese surname (model.chinese_surnames); None for any other
     token, for one with a character of the Japanese sets only (沢, 畑) or Japanese's iteration mark
-    (々 is no ideograph), and for one with a part unidecode cannot read (王𠀀𠀀: the Extension B
-    characters read as nothing)."""
+    (々 is no ideograph), for one whose first two characters or more are a word of pykakasi's
+    dictionary (高倉健, 田中圭: a Japanese surname and a one-character given name), and for one with a
+    character unidecode cannot read (王𠀀明: the Extension B character reads as nothing)."""
     if len(token) != CHINESE_FULL_NAME_LENGTH or token[0] not in COMMON_CHINESE_SURNAMES:
         return None
-    if not all(map(_is_unified_ideograph, token)):
+    if not all(_is_unified_ideograph(char) and _has_letters(normalize(char)) for char in token):
         return None
-    if JAPANESE in han_countries(token):
+    if JAPANESE in han_countries(token) or len(_japanese_first_word_or_blank(token)) > 1:
         return None
-    surname, given = normalize(token[0]), normalize(token[1:])
-    return (surname, given) if _has_letters(surname) and _has_letters(given) else None
+    return normalize(token[0]), normalize(token[1:])
 
 
 def _is_unified_ideograph(char: str) -> bool:
@@ -269,6 +269,14 @@ def _is_unified_ideograph(char: str) -> bool:
 
 def _has_letters(text: str) -> bool:
     return any(map(str.isalpha, text))
+
+
+def _japanese_first_word_or_blank(token: str) -> str:
+    """pykakasi's first word of the token (model.readers.japanese_first_word), or "" where it fails."""
+    try:
+        return japanese_first_word(token)
+    except (IndexError, KeyError, ValueError):
+        return ""
 
 
 def _read_japanese_or_blank(token: str) -> str:

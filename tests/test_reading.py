@@ -107,8 +107,10 @@ def test_han_countries_tell_simplified_chinese_and_japanese_forms_apart():
         ("鈴木", "suzuki"),
         ("さとう", "sato"),
         ("佐々木", "sasaki"),  # the iteration mark within a word of pykakasi's dictionary
-        ("菜々美", "nanami"),  # and outside one, where pykakasi wrote "na(kurikaesi)bi"
+        ("菜々子", "nanako"),  # and outside one, where pykakasi writes "na(kurikaesi)ko": the part before, again
+        ("代々木菜々子", "yoyoginanako"),
         ("々", ""),  # a mark with nothing before it to repeat
+        ("王〇明", "omei"),  # pykakasi's other notes for marks it does not read, "(maru)", are left out
     ],
 )
 def test_read_japanese_gives_the_customary_spelling_without_long_vowels(text, reading):
@@ -413,7 +415,9 @@ def test_three_han_characters_are_read_by_chinese_as_a_surname_and_a_given_name(
         assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
     for other in ("長谷川", "习近平", "小野寺"):  # a first character that is no common Chinese surname
         assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
-    for other in ("王々明", "王沢明", "王𠀀𠀀", "王\U0002a6a5\U0002a6a5"):  # 々, a Japanese-only form, parts unread
+    for other in ("高倉健", "田中圭", "金子光"):  # a Japanese surname of two and a given name of one
+        assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
+    for other in ("王々明", "王沢明", "王𠀀𠀀", "王𠀀明"):  # 々, a Japanese-only form, a character unread
         assert "Chinese" not in dict(reader.read(other).tokens[0].alternatives), other
     spaced = reader.read("王 小明")  # a written space splits the name itself: each part is read as it is
     assert [dict(token.alternatives).get("Chinese") for token in spaced.tokens] == [None, None]
