@@ -77,6 +77,21 @@ def shipped() -> Predictor:
         "Max Mustermann",  # stand-in names
         "Joe Bloggs",
         "Fulano de Tal",
+        "Richard Roe",
+        "Ms. Unknown",  # after titles, one word that is never a name
+        "Mr Test",
+        "Test Sample",  # a placeholder that is a name too, beside one that never is
+        "Sample User",
+        "Unknown Doe",
+        "[deleted]",  # a name taken out, in brackets
+        "(redacted)",
+        "first_name",
+        "#Н/Д",  # spreadsheet errors in the labels' languages
+        "#ЗНАЧ!",
+        "Όνομα Επώνυμο",  # a form's labels in more of them
+        "Họ Tên",
+        "氏名",
+        "Nome Sobrenome",
     ],
 )
 def test_fills_no_name(text):
@@ -107,12 +122,14 @@ def test_fills_no_name(text):
         "M. Blank",
         "Dr. Sample",
         "Mrs. Tester",
-        "Mr Test",
         "Nan Nan",  # placeholders that are names count only as the whole field
         "Nil Nil",
         "Sample, Nan",
         "Nan Guest",
         "Bar Nan",
+        "Mr Doe",
+        "Deleted",  # a name's word out of brackets
+        "Tên",
         "Mario Rossi",  # stand-ins that are common real names stay names
         "Jan Kowalski",
         "Smith 2",
