@@ -22,6 +22,7 @@ stop and its quotes or brackets do not matter; "[deleted]" and "(redacted)" are 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from model.fullname import LEADING_MARKS, TITLES, TRAILING_MARKS
@@ -89,7 +90,7 @@ def fills_no_name(text: str, placeholders: frozenset[str]) -> bool:
     untitled = [word for word in words if word not in TITLES]
     if len(untitled) > 1 and _is_whole_placeholder(untitled, placeholders):
         return True
-    plain = (placeholders - NAMES_AMONG_PLACEHOLDERS - FILLER_WORDS) | FIELD_WORDS  # never a name's word
+    plain = _never_names(placeholders)
     if len(untitled) == 1 and len(words) > 1:  # titles and one word: "Ms. Unknown", not "Herr Blank"
         return untitled[0] in plain
     if len(words) < 2 or not all(
@@ -98,6 +99,13 @@ def fills_no_name(text: str, placeholders: frozenset[str]) -> bool:
         return False
     # A placeholder that is also a name counts beside a word that is never one: "Test Sample", not "Nan Nan"
     return not any(word in NAMES_AMONG_PLACEHOLDERS for word in words) or any(word in plain for word in words)
+
+
+@functools.lru_cache(maxsize=8)
+def _never_names(placeholders: frozenset[str]) -> frozenset[str]:
+    """The words that are never a name's: the placeholders that are no name too, and the form's words
+    (one set per checkpoint's list, made once)."""
+    return (placeholders - NAMES_AMONG_PLACEHOLDERS - FILLER_WORDS) | FIELD_WORDS
 
 
 def _bare(word: str) -> str:

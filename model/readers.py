@@ -44,10 +44,8 @@ def read_japanese(text: str) -> str:
     them writes it "(kurikaesi)" (菜々子 -> "na(kurikaesi)ko"): there the mark repeats the reading of
     the part before it, as it means (nanako). Its other notes for marks it does not read, such as
     "(maru)" for 〇 and "(sime)" for 〆, are left out."""
-    with _kakasi_lock:  # pykakasi keeps per-call state in the converter
-        parts = _kakasi().convert(text)
     words: list[str] = []
-    for part in parts:
+    for part in _converted(text):
         word = _UNREAD_MARK.sub(lambda mark: _repeated(mark, words), part["hepburn"])
         for pattern, replacement in _JAPANESE_LONG_VOWELS:
             word = pattern.sub(replacement, word)
@@ -58,9 +56,15 @@ def read_japanese(text: str) -> str:
 def japanese_first_word(text: str) -> str:
     """The characters pykakasi reads as the text's first word of its dictionary, or as its first
     character when no word of it starts there: 高倉健 is one word, 田中圭 starts with 田中, 王小明 with 王."""
-    with _kakasi_lock:
-        parts = _kakasi().convert(text)
+    parts = _converted(text)
     return parts[0]["orig"] if parts else ""
+
+
+def _converted(text: str) -> list[dict[str, str]]:
+    """pykakasi's parts of the text, each its original characters and their readings."""
+    with _kakasi_lock:  # pykakasi keeps per-call state in the converter
+        parts: list[dict[str, str]] = _kakasi().convert(text)
+    return parts
 
 
 def _repeated(mark: re.Match[str], words_before: list[str]) -> str:

@@ -6,8 +6,7 @@ text the network reads (Japanese, Korean, Greek and Arabic by their own readers,
 `normalize`), the per-label readings where a script is read differently by different labels (Han:
 Mandarin for Chinese, Japanese for Japanese; three Han characters after a common Chinese surname, the
 usual Chinese full name, are read by Chinese as a surname and a given name), and why a token cannot be
-read at all. Readings are
-cached: a name is read once per process.
+read at all. Readings are cached: a name is read once per process.
 """
 
 from __future__ import annotations
