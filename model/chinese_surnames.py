@@ -1,4 +1,4 @@
-"""About a hundred and twenty of the commonest Chinese surnames, in simplified and traditional characters.
+"""About 115 of the commonest Chinese surnames, in simplified and traditional characters (158 in all).
 
 A Chinese name is most often three characters, a surname and a two-character given name (王小明), and
 most people carry one of a hundred or so surnames: China's household-register rankings put about 85%

@@ -65,11 +65,12 @@ FILLER_WORDS = frozenset(
 )
 # Words that say a name was taken out, a placeholder only in brackets ("[deleted]", "(redacted)").
 BRACKETED_WORDS = frozenset({"deleted", "removed", "redacted", "withheld", "hidden", "private", "anonymized"})
-# Placeholders of the checkpoint's list that are also people's names: a placeholder only as the whole
-# field, never as a word of one ("Nan Nan", "Herr Blank", "Sample, Nan" are names).
+# Placeholders of the checkpoint's list that are also people's names: a placeholder as the whole field,
+# or as a word beside one that is never a name ("Test Sample"); not otherwise ("Nan Nan", "Herr Blank").
 NAMES_AMONG_PLACEHOLDERS = frozenset({"nan", "nil", "bar", "baz", "sample", "blank", "doe", "tester", "void"})
 # What may enclose a placeholder ("(none)", "<null>", "-none-", "*blank*"); "-", "?" alone stay placeholders.
 ENCLOSING_MARKS = "\"'`()[]{}<>*_-–—.#~|/\\ "
+OPENING_MARKS = "\"'`([{<*_-–—~|"  # what a bracketed word starts with: "[deleted]", not "Deleted."
 _WORDS = re.compile(r"[\s,\-_]+")
 
 
@@ -84,7 +85,7 @@ def fills_no_name(text: str, placeholders: frozenset[str]) -> bool:
     if _SPREADSHEET_ERROR_SHAPE.fullmatch(folded):
         return True
     bare = folded.strip(ENCLOSING_MARKS)
-    if bare and bare != folded and (bare in placeholders or bare in BRACKETED_WORDS):
+    if bare and bare != folded and (bare in placeholders or (bare in BRACKETED_WORDS and folded[0] in OPENING_MARKS)):
         return True
     words = [bare_word for raw in _WORDS.split(bare) if (bare_word := _bare(raw))]
     untitled = [word for word in words if word not in TITLES]

@@ -41,12 +41,15 @@ def read_japanese(text: str) -> str:
     """Hepburn reading of kanji and kana, long vowels written short ("satou" -> "sato").
 
     pykakasi reads the iteration mark 々 within its dictionary's words (佐々木 -> sasaki), but outside
-    them writes it "(kurikaesi)" (菜々子 -> "na(kurikaesi)ko"): there the mark repeats the reading of
-    the part before it, as it means (nanako). Its other notes for marks it does not read, such as
-    "(maru)" for 〇 and "(sime)" for 〆, are left out."""
+    them writes it "(kurikaesi)" (菜々子 -> "na(kurikaesi)ko"): there the mark repeats the character
+    before it, as it means, read alone (nanako).
+    Its other notes for marks it does not read, such as "(maru)" for 〇 and "(sime)" for 〆, are left
+    out."""
     words: list[str] = []
+    before = ""  # the character before the current part
     for part in _converted(text):
-        word = _UNREAD_MARK.sub(lambda mark: _repeated(mark, words), part["hepburn"])
+        word = _UNREAD_MARK.sub(functools.partial(_repeated, character_before=before), part["hepburn"])
+        before = part["orig"][-1:] or before
         for pattern, replacement in _JAPANESE_LONG_VOWELS:
             word = pattern.sub(replacement, word)
         words.append(word)
@@ -54,8 +57,8 @@ def read_japanese(text: str) -> str:
 
 
 def japanese_first_word(text: str) -> str:
-    """The characters pykakasi reads as the text's first word of its dictionary, or as its first
-    character when no word of it starts there: 高倉健 is one word, 田中圭 starts with 田中, 王小明 with 王."""
+    """The characters of pykakasi's first part of the text: a word of its dictionary where one starts
+    there (高倉健 is one, 田中圭 starts with 田中), else one character (王小明 starts with 王)."""
     parts = _converted(text)
     return parts[0]["orig"] if parts else ""
 
@@ -67,10 +70,12 @@ def _converted(text: str) -> list[dict[str, str]]:
     return parts
 
 
-def _repeated(mark: re.Match[str], words_before: list[str]) -> str:
-    """The reading an unread mark stands for: the iteration mark repeats the part before it; any other
-    mark is left out."""
-    return words_before[-1] if mark.group(1) == _ITERATION_MARK_NOTE and words_before else ""
+def _repeated(mark: re.Match[str], character_before: str) -> str:
+    """The reading an unread mark stands for: the iteration mark repeats the character before it (read
+    alone); any other mark is left out, as is a mark with no character before it."""
+    if mark.group(1) != _ITERATION_MARK_NOTE or not character_before:
+        return ""
+    return "".join(part["hepburn"] for part in _converted(character_before) if not _UNREAD_MARK.search(part["hepburn"]))
 
 
 # Revised Romanization of Korean: the 19 initial consonants, 21 vowels and 28 finals of a syllable.

@@ -129,6 +129,7 @@ def test_fills_no_name(text):
         "Bar Nan",
         "Mr Doe",
         "Deleted",  # a name's word out of brackets
+        "Private.",
         "Tên",
         "Mario Rossi",  # stand-ins that are common real names stay names
         "Jan Kowalski",

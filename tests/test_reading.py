@@ -109,6 +109,7 @@ def test_han_countries_tell_simplified_chinese_and_japanese_forms_apart():
         ("佐々木", "sasaki"),  # the iteration mark within a word of pykakasi's dictionary
         ("菜々子", "nanako"),  # and outside one, where pykakasi writes "na(kurikaesi)ko": the part before, again
         ("代々木菜々子", "yoyoginanako"),
+        ("小林々", "kobayashihayashi"),  # the character before it, not the whole word, read alone
         ("々", ""),  # a mark with nothing before it to repeat
         ("王〇明", "omei"),  # pykakasi's other notes for marks it does not read, "(maru)", are left out
     ],
