@@ -42,9 +42,8 @@ def read_japanese(text: str) -> str:
 
     pykakasi reads the iteration mark 々 within its dictionary's words (佐々木 -> sasaki), but outside
     them writes it "(kurikaesi)" (菜々子 -> "na(kurikaesi)ko"): there the mark repeats the character
-    before it, as it means, read alone (nanako).
-    Its other notes for marks it does not read, such as "(maru)" for 〇 and "(sime)" for 〆, are left
-    out."""
+    before it, as it means, read alone (nanako). Its other notes for marks it does not read, such as
+    "(maru)" for 〇 and "(sime)" for 〆, are left out."""
     words: list[str] = []
     before = ""  # the character before the current part
     for part in _converted(text):

@@ -5,8 +5,8 @@ token's scripts, distinctive letters and marker words (`model.scripts`, `model.e
 text the network reads (Japanese, Korean, Greek and Arabic by their own readers, everything else by
 `normalize`), the per-label readings where a script is read differently by different labels (Han:
 Mandarin for Chinese, Japanese for Japanese; three Han characters that begin with a common Chinese
-surname, the usual Chinese full name, are read by Chinese as a surname and a given name), and why a token cannot be
-read at all. Readings are cached: a name is read once per process.
+surname, the usual Chinese full name, are read by Chinese as a surname and a given name), and why a
+token cannot be read at all. Readings are cached: a name is read once per process.
 """
 
 from __future__ import annotations
