@@ -182,6 +182,14 @@ _SEPARATORS = re.compile(r"[\s\u30fb]+")  # whitespace, and the katakana middle 
 # stop is dropped once titles and initials are told apart (they keep theirs).
 LEADING_MARKS = '"“”„‚‘‹›«»([{<'
 TRAILING_MARKS = '"“”„‚‹›«»)]}>;:!?'
+
+
+def without_marks(word: str) -> str:
+    """A word without the quotes or brackets around it, its sentence punctuation and one final full
+    stop: how the company and placeholder checks compare words ("(Ltd.)" -> "ltd" once case-folded)."""
+    return word.lstrip(LEADING_MARKS).rstrip(TRAILING_MARKS).removesuffix(".")
+
+
 _DOTTED_WORD = re.compile(r"(?<=\.)(?=\w)")  # "J.R.R.Tolkien", "Dr.Smith": a full stop, then a letter
 _INITIAL_PIECES = re.compile(r"[.-]")
 _ARTICLE_PREFIX = re.compile(r"^(al|el)-(?=\w)", re.IGNORECASE)  # al-Sayed: the article, then the name

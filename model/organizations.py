@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from model.fullname import LEADING_MARKS, TITLES, TRAILING_MARKS
+from model.fullname import TITLES, without_marks
 
 # Legal forms, case-folded, without a final full stop: a company wherever they follow its first word.
 LEGAL_FORMS = frozenset(
@@ -44,11 +44,7 @@ def names_an_organization(text: str) -> bool:
     """Whether a cleaned name holds a company's legal form after its first word, or ends in a trade style."""
     if " " not in text and "," not in text and "&" not in text:  # one word, most names: no company
         return False
-    words = [
-        bare
-        for word in _WORDS.split(_AMPERSAND.sub(" & ", text.casefold()))
-        if (bare := word.lstrip(LEADING_MARKS).rstrip(TRAILING_MARKS).removesuffix("."))
-    ]
+    words = [bare for word in _WORDS.split(_AMPERSAND.sub(" & ", text.casefold())) if (bare := without_marks(word))]
     return len(words) >= 2 and (
         any(word in LEGAL_FORMS for word in words[1:])
         or tuple(words[-2:]) in TRADE_STYLE_TAILS

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import re
 
-from model.fullname import LEADING_MARKS, TITLES, TRAILING_MARKS
+from model.fullname import TITLES, without_marks
 
 # Error values a spreadsheet shows in a cell whose formula failed, case-folded: those without a final
 # ! or ? (N/A in English and French, NV in German, N/D in Spanish, Italian, Portuguese and Polish, N/B
@@ -87,7 +87,7 @@ def fills_no_name(text: str, placeholders: frozenset[str]) -> bool:
     bare = folded.strip(ENCLOSING_MARKS)
     if bare and bare != folded and (bare in placeholders or (bare in BRACKETED_WORDS and folded[0] in OPENING_MARKS)):
         return True
-    words = [bare_word for raw in _WORDS.split(bare) if (bare_word := _bare(raw))]
+    words = [bare_word for raw in _WORDS.split(bare) if (bare_word := without_marks(raw))]
     untitled = [word for word in words if word not in TITLES]
     if len(untitled) > 1 and _is_whole_placeholder(untitled, placeholders):
         return True
@@ -107,11 +107,6 @@ def _never_names(placeholders: frozenset[str]) -> frozenset[str]:
     """The words that are never a name's: the placeholders that are no name too, and the form's words
     (one set per checkpoint's list, made once)."""
     return (placeholders - NAMES_AMONG_PLACEHOLDERS - FILLER_WORDS) | FIELD_WORDS
-
-
-def _bare(word: str) -> str:
-    """A word without its quotes or brackets and its full stop."""
-    return word.lstrip(LEADING_MARKS).rstrip(TRAILING_MARKS).removesuffix(".")
 
 
 def _is_whole_placeholder(words: list[str], placeholders: frozenset[str]) -> bool:

@@ -2,9 +2,9 @@
 
 Measured with the predictor as the service runs it (reading, evidence, abstention counted as a
 wrong answer): letter case, the development OOD set in native script and romanized, Chinese and
-Japanese names in Han characters, abstention on
-test names and on random letter strings, full names (and titles and initials added to them), the
-other-gender forms of the test surnames, and the uniform prior.
+Japanese names in Han characters, abstention on test names and on random letter strings, full names
+(and titles and initials added to them), the other-gender forms of the test surnames, and the uniform
+prior.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
 
 def han_report(predictor: Predictor, labels: tuple[str, ...]) -> dict[str, Any]:
     """Chinese and Japanese names in Han characters, surnames and unspaced full names, under the data's
-    prior and the uniform one: all of them, and those the Chinese full-name reading applies to (three
-    ideographs, the first a common Chinese surname: `chinese_full_name_parts`)."""
+    prior and the uniform one: all of them, and those the Chinese full-name reading splits
+    (`chinese_full_name_parts`)."""
     report = {}
     for name, records in han_names().items():
         split = [record for record in records if chinese_full_name_parts(record.name) is not None]
