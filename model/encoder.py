@@ -39,6 +39,16 @@ _FORMAT_CHARACTERS = re.compile(
     "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
 )
+# Signs that NFKC spells out as a word or an abbreviation of two or more letters (Unicode category S,
+# as of Unicode 14): the trademark and service marks (™ -> "TM"), №, ℡, ℻, units (㎏ -> "kg") and
+# Japanese squared words (㌔ -> "キロ"). They come after a name ("Smith™" read as "smithtm", English 0.75
+# where Smith is 0.99), never in one. Symbols NFKC makes one letter (Ⓐ, 🄰: a decorative font) stay.
+# A test checks this class against the interpreter's own table.
+_ABBREVIATION_SIGNS = re.compile(
+    "[\u20a8\u2100-\u2101\u2105-\u2106\u2116\u2120-\u2122\u213b\u321d-\u321e\u3250\u327c-\u327d"
+    "\u32cc-\u32cf\u32ff-\u3357\u3371-\u33a0\u33a2-\u33a4\u33a6-\u33df\u33ff\ufdfc"
+    "\U0001f12d-\U0001f12e\U0001f14a-\U0001f14f\U0001f16a-\U0001f16c\U0001f190\U0001f200-\U0001f201]"
+)
 # Stand-ins people type for an apostrophe or a hyphen: the acute accent (´, which NFKC would turn into
 # a space and a combining accent: "O´Brien" read as the initial O and "Brien"), the grave accent,
 # the Hawaiian okina, the em dash and the horizontal bar.
@@ -50,12 +60,23 @@ class NameEncodingError(ValueError):
 
 
 def clean_text(raw_name: str) -> str:
-    """NFKC + collapse whitespace + trim, variation selectors and format characters dropped, apostrophe
-    and dash look-alikes made the plain ones: the form names are stored, deduplicated and shown in."""
+    """NFKC + collapse whitespace + trim, variation selectors, format characters and abbreviation signs
+    dropped, apostrophe and dash look-alikes made the plain ones: the form names are stored,
+    deduplicated and shown in."""
     if _already_clean_ascii(raw_name):  # most names, and each is cleaned several times on its way in
         return raw_name
-    text = unicodedata.normalize("NFKC", _FORMAT_CHARACTERS.sub("", raw_name.translate(_LOOKALIKES)))
+    visible = _FORMAT_CHARACTERS.sub("", raw_name.translate(_LOOKALIKES))
+    text = _without_symbols(unicodedata.normalize("NFKC", _ABBREVIATION_SIGNS.sub(" ", visible)))
     return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", text)).strip()
+
+
+def _without_symbols(text: str) -> str:
+    """`text` with every non-ASCII symbol (Unicode category S: ©, ®, €, °, emoji) made a space. Never part
+    of a name, yet unidecode spells some in letters ("Müller®" read as "muller(r)", then judged no
+    name). ASCII's own symbols ($, +, ^) stay as they were: clean_text's ASCII shortcut keeps them."""
+    if text.isascii():
+        return text
+    return "".join(" " if char > "\x7f" and unicodedata.category(char)[0] == "S" else char for char in text)
 
 
 def _already_clean_ascii(text: str) -> bool:

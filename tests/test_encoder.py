@@ -121,6 +121,37 @@ def test_clean_text_drops_every_format_character_of_the_interpreters_unicode_tab
     ]
 
 
+def test_clean_text_drops_every_sign_that_nfkc_spells_as_an_abbreviation():
+    """™ -> "TM", № -> "No", ㎏ -> "kg", ㌔ -> "キロ": after a name, never part of it. The class is the
+    interpreter's table: every symbol whose NFKC form has two or more letters, and no other."""
+    spelled = [
+        chr(code)
+        for code in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(code)).startswith("S")
+        and sum(map(str.isalpha, unicodedata.normalize("NFKC", chr(code)))) >= 2
+    ]
+    assert len(spelled) > 200
+    assert [char for char in spelled if clean_text(f"Smith{char}") != "Smith"] == []
+    assert [char for char in spelled if clean_text(f"Sm{char}ith") != "Sm ith"] == []  # a separator, as it looks
+    assert clean_text("Smith\u2122") == "Smith"
+    assert clean_text("\u24b6nna") == "Anna"  # a circled letter is a letter in a decorative font: kept
+
+
+def test_a_name_with_a_trademark_sign_reads_as_the_name():
+    assert normalize("Smith\u2122") == normalize("SMITH\u2120") == normalize("Smith") == "smith"
+    assert normalize("M\u00fcller\u00ae") == normalize("M\u00fcller \u00a9") == normalize("Müller") == "muller"
+    assert normalize("Rossi\u20ac") == normalize("\U0001f600Rossi\u00b0") == "rossi"  # unidecode: "EUR"
+    assert normalize("Smith$") == "smith$"  # ASCII's own symbols stay as they were
+
+
+def test_clean_text_makes_every_non_ascii_symbol_a_space():
+    symbols = [chr(code) for code in range(128, sys.maxunicode + 1) if unicodedata.category(chr(code)).startswith("S")]
+    assert len(symbols) > 5000
+    kept = [char for char in symbols if clean_text(f"Smith {char}") != "Smith"]
+    # those NFKC turns into something else first: a letter or ASCII (Ⓐ -> A, ＄ -> $), kept as it turns out
+    assert all(unicodedata.normalize("NFKC", char) != char for char in kept), kept
+
+
 @pytest.mark.parametrize(
     ("raw", "cleaned"),
     [
@@ -145,8 +176,9 @@ def test_a_name_reads_the_same_with_invisible_marks_or_typed_apostrophes():
 
 def _clean_text_in_full(raw: str) -> str:
     """clean_text's four passes, always taken: what its shortcut for clean ASCII must agree with."""
-    text = unicodedata.normalize(
-        "NFKC", encoder_module._FORMAT_CHARACTERS.sub("", raw.translate(encoder_module._LOOKALIKES))
+    visible = encoder_module._FORMAT_CHARACTERS.sub("", raw.translate(encoder_module._LOOKALIKES))
+    text = encoder_module._without_symbols(
+        unicodedata.normalize("NFKC", encoder_module._ABBREVIATION_SIGNS.sub(" ", visible))
     )
     return encoder_module._WHITESPACE.sub(" ", encoder_module._VARIATION_SELECTORS.sub("", text)).strip()
 
