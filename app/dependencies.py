@@ -53,7 +53,13 @@ async def get_service(request: Request) -> Service:
 
 
 async def require_json_body(request: Request) -> None:
-    """415 unless the body is declared as JSON (application/json or any application/*+json)."""
+    """415 unless the body is declared as JSON (application/json or any application/*+json) and sent
+    as it is: a compressed body (Content-Encoding gzip, br, ...) would otherwise be read as JSON text
+    and refused for the wrong reason, or a plain one with the header accepted against its word."""
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        message = f"Content-Encoding {encoding} is not supported; send the body uncompressed"
+        raise UnsupportedMediaTypeError(request.headers.get("content-type"), "Content-Encoding", message)
     content_type = request.headers.get("content-type")
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):

@@ -24,13 +24,19 @@ from app.validation import FieldProblem, InvalidRequestError
 from model.encoder import NameEncodingError
 
 RETRY_AFTER_SECONDS = "1"
+LONE_SURROGATE_MESSAGE = (
+    "not text: it holds a lone UTF-16 surrogate (an escape from \\ud800 to \\udfff without its pair), which "
+    "is no Unicode character; a character outside the Basic Multilingual Plane is escaped as a surrogate pair"
+)
 
 
 class UnsupportedMediaTypeError(Exception):
-    """A body sent with a Content-Type other than JSON."""
+    """A body sent with a Content-Type other than JSON, or compressed (a Content-Encoding other than
+    identity): both are 415 (RFC 9110 15.5.16); the header that was wrong is the field."""
 
-    def __init__(self, content_type: str | None) -> None:
-        super().__init__(f"Content-Type must be application/json; got {content_type or 'none'}")
+    def __init__(self, content_type: str | None, header: str = "Content-Type", message: str | None = None) -> None:
+        super().__init__(message or f"Content-Type must be application/json; got {content_type or 'none'}")
+        self.header = header
 
 
 class BodyTooLargeError(StarletteHTTPException):
@@ -75,6 +81,8 @@ def _problem_from_pydantic(error: dict[str, Any]) -> FieldProblem:
         return FieldProblem("body", f"malformed JSON: {detail} (at character {position})", "json_invalid")
     if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
         return FieldProblem("body", "a JSON object body is required", "missing")
+    if error["type"] == "string_unicode":  # what pydantic says of a lone surrogate such as "\ud800"
+        return FieldProblem(_field_of(error["loc"]), LONE_SURROGATE_MESSAGE, error["type"])
     return FieldProblem(_field_of(error["loc"]), error["msg"], error["type"])
 
 
@@ -96,7 +104,8 @@ async def _unencodable_name(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unsupported_media_type(request: Request, exc: Exception) -> JSONResponse:
-    problems = [FieldProblem("Content-Type", str(exc), "unsupported_media_type")]
+    assert isinstance(exc, UnsupportedMediaTypeError)
+    problems = [FieldProblem(exc.header, str(exc), "unsupported_media_type")]
     return error_response(415, "unsupported_media_type", str(exc), problems)
 
 

@@ -170,6 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         routes=list(router.routes),
+        # A path with a trailing slash is not found, rather than redirected to a URL built from the
+        # client's own Host header (a 307 with an empty body, not the error shape).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = Metrics(multiprocess=settings.metrics_dir is not None)

@@ -89,7 +89,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "`errors` says which",
     },
     413: {"model": ErrorResponse, "description": "body larger than the limit"},
-    415: {"model": ErrorResponse, "description": "Content-Type is not application/json"},
+    415: {
+        "model": ErrorResponse,
+        "description": "Content-Type is not application/json (or application/*+json), or the body is compressed",
+    },
     422: {
         "model": ErrorResponse,
         "description": "invalid request (malformed JSON, a key given twice in one object, a bad field); `errors` "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import math
@@ -506,6 +507,41 @@ def test_classify_rejects_non_json_content_type_with_415(client, content_type):
     error = only_error(response, 415)
     assert error["field"] == "Content-Type"
     assert (content_type or "none") in error["message"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+def test_classify_refuses_a_compressed_body_with_415_naming_the_encoding(client, encoding):
+    """A gzip body was read as JSON text and refused as "not UTF-8 (it looks like UTF-16)"; a plain body
+    sent with the header was answered, against its own word."""
+    compressed = gzip.compress(b'{"name": "Hinton"}')
+    for content in (compressed, b'{"name": "Hinton"}'):
+        headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        error = only_error(client.post("/classify", content=content, headers=headers), 415)
+        assert error["field"] == "Content-Encoding" and encoding in error["message"]
+
+
+def test_classify_takes_an_identity_content_encoding(client):
+    headers = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    assert client.post("/classify", content=b'{"name": "Hinton"}', headers=headers).status_code == 200
+
+
+def test_a_path_with_a_trailing_slash_is_not_found_rather_than_redirected_by_the_host_header(client):
+    response = client.post(
+        "/classify/", json={"name": "Hinton"}, headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert "location" not in response.headers
+
+
+def test_a_lone_surrogate_in_a_name_is_refused_saying_so(client):
+    """json.loads reads "\\ud800" into a str no encoder can write; pydantic's own message ("unable to
+    parse raw data as a unicode string") did not say what was wrong."""
+    content = b'{"names": ["Smith", "Jones", "\\ud800"]}'
+    response = client.post("/classify", content=content, headers={"Content-Type": "application/json"})
+    error = only_error(response, 422)
+    assert error["field"] == "names[2]" and "surrogate" in error["message"]
+    paired = b'{"names": ["Smith", "\\ud83d\\ude00 Jones"]}'  # a pair is a character (an emoji): read
+    assert client.post("/classify", content=paired, headers={"Content-Type": "application/json"}).status_code == 200
 
 
 def test_classify_rejects_body_over_limit_by_content_length_with_413(make_client):
