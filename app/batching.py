@@ -6,6 +6,13 @@ rows of the answer back through its future. A batch takes only what is already q
 waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had no company (requests are
 not overlapping, so waiting would only add latency).
 
+A request that asks for explanations is cut into chunks of about `EXPLAIN_CHUNK_COST` (each name
+weighs its length squared: explaining occludes every character and scores the name again), each
+queued after whatever arrived meanwhile: one request of 1000 long full names took 20-38 s in one
+model call and held every other client for all of it. Between chunks the request stops if its
+client has gone, and chunks a hot reload answered with another model are asked again, so one model
+answers the whole request.
+
 A lone request (a batch with no company) of up to `inline_max_names` names, INLINE_CHARS_PER_NAME
 characters a name, and no explanations runs on the event loop itself, and the loop serves others
 before the next batch; every other batch runs on a single worker thread, so the loop keeps
@@ -18,12 +25,13 @@ gained nothing worth pausing the loop for (figures in docs/benchmarks.md, "The H
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -66,6 +74,34 @@ FULL_ENOUGH_NAMES = 64
 # names average 7.4 characters, and a long many-part name costs several network passes (a full
 # name is read whole and part by part), so names, not only characters, are bounded too.
 INLINE_CHARS_PER_NAME = 8
+
+# Explanations cost about 4-8 us per unit of a name's length squared on one core of this project's VM
+# (docs/benchmarks.md): a chunk of this many units is 50-100 ms, so other requests wait at most about
+# that long between two chunks of a large explained request.
+EXPLAIN_CHUNK_COST = 12_000
+EXPLAIN_REASK_ROUNDS = 3  # hot reloads in a row during one explained request before it is refused
+
+ClientGone = Callable[[], Awaitable[bool]]  # whether the client that sent a request has disconnected
+
+
+class ClientGoneError(RuntimeError):
+    """The client disconnected while its explained request was being answered chunk by chunk."""
+
+
+def explain_chunks(names: list[str], budget: int) -> list[list[str]]:
+    """`names` in order, cut where the next name would take a chunk over `budget` (each name weighs its
+    length squared; a name over the budget is a chunk of its own)."""
+    chunks: list[list[str]] = [[]]
+    cost = 0
+    for name in names:
+        weight = len(name) ** 2
+        if chunks[-1] and cost + weight > budget:
+            chunks.append([])
+            cost = 0
+        chunks[-1].append(name)
+        cost += weight
+    return chunks
+
 
 # Retry-After is whole seconds (RFC 9110), so a queue that drains in milliseconds would tell every
 # shed client "1" and bring them all back in the same instant. Each refusal draws from 1..this (or
@@ -180,8 +216,33 @@ class MicroBatcher:
         """Answers for `names` (already validated) under `query`, one row per name in input order."""
         return (await self.answer(names, query)).ranked
 
-    async def answer(self, names: list[str], query: RankQuery) -> Answer:
-        """Like `classify`, with the predictor that answered (its model id and labels shape the reply)."""
+    async def answer(self, names: list[str], query: RankQuery, client_gone: ClientGone | None = None) -> Answer:
+        """Like `classify`, with the predictor that answered (its model id and labels shape the reply).
+        A request for explanations runs in chunks (module docstring); `client_gone`, asked before each
+        chunk after the first, stops it with ClientGoneError."""
+        chunks = explain_chunks(names, EXPLAIN_CHUNK_COST) if query.explain else [names]
+        if len(chunks) == 1:
+            return await self._answer_one(names, query)
+        answers = []
+        for index, chunk in enumerate(chunks):
+            if index and client_gone is not None and await client_gone():
+                raise ClientGoneError(f"the client left after {index} of {len(chunks)} chunks")
+            answers.append(await self._answer_one(chunk, query))
+        for round_ in range(EXPLAIN_REASK_ROUNDS + 1):
+            serving = self.predictor
+            stale = [index for index, answer in enumerate(answers) if answer.predictor is not serving]
+            if not stale:
+                columns = zip(*(answer.ranked for answer in answers), strict=True)
+                merged = RankedNames._make(list(itertools.chain.from_iterable(column)) for column in columns)
+                return Answer(merged, serving)
+            if round_ == EXPLAIN_REASK_ROUNDS:
+                break
+            for index in stale:
+                answers[index] = await self._answer_one(chunks[index], query)
+        raise BatcherClosedError("the model was swapped again and again while the request was answered")
+
+    async def _answer_one(self, names: list[str], query: RankQuery) -> Answer:
+        """One job through the queue: its names are answered in one model call, with others'."""
         if not self._accepting or self._queue is None:
             raise BatcherClosedError("the model is not accepting requests (starting up or shutting down)")
         loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from app.batching import BatcherClosedError, QueueFullError
+from app.batching import BatcherClosedError, ClientGoneError, QueueFullError
 from app.json_body import BodyDecodeError
 from app.observability import CLIENT_GONE_STATUS
 from app.schemas import ErrorResponse, FieldError
@@ -150,8 +150,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
-    # The client went away (or was closed for missing the request deadline) before its body was in:
-    # no one can read an answer, and it is no server error. Logged and counted as 499.
+    # The client went away (or was closed for missing the request deadline) before its body was in, or
+    # before its explained request was through: no one can read an answer, and it is no server error.
+    # Logged and counted as 499.
     return Response(status_code=CLIENT_GONE_STATUS)
 
 
@@ -166,3 +167,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelNotReadyError, _not_ready)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(ClientGoneError, _client_gone)  # gone while an explained request ran in chunks

@@ -265,7 +265,7 @@ async def classify(request: Request) -> Response:
     )
     explain_labels = tuple(body.explain_labels or ())
     query = RankQuery(body.top_k, body.prior, body.min_probability, body.explain, explain_labels)
-    ranked, answered_by = await service.batcher.answer(name_batch, query)
+    ranked, answered_by = await service.batcher.answer(name_batch, query, client_gone=request.is_disconnected)
     # The model that ran the batch, which a hot reload may have swapped in since the checks above
     # (a reload keeps the labels, so those checks still hold).
     results = _name_results(name_batch, ranked, answered_by.labels, body.explain_labels)

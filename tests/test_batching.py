@@ -12,7 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.batching import FULL_ENOUGH_NAMES, BatcherClosedError, MicroBatcher, QueueFullError
+import app.batching as batching_module
+from app.batching import (
+    FULL_ENOUGH_NAMES,
+    BatcherClosedError,
+    ClientGoneError,
+    MicroBatcher,
+    QueueFullError,
+    explain_chunks,
+)
 from app.settings import Settings
 from model.encoder import NameEncodingError
 from model.predictor import NamePrediction, Predictor, RankedNames, RankQuery
@@ -360,6 +368,123 @@ def test_the_event_loop_serves_others_between_two_batches_run_on_it():
     asyncio.run(scenario())
     assert len(ticks_seen) == 6
     assert all(later > earlier for earlier, later in itertools.pairwise(ticks_seen))  # a tick between each two
+
+
+def test_explain_chunks_cut_names_in_order_by_their_length_squared():
+    names = ["abc", "de", "fghij", "k" * 10, "l"]  # weights 9, 4, 25, 100, 1
+    assert explain_chunks(names, 40) == [["abc", "de", "fghij"], ["k" * 10], ["l"]]  # 100 alone: over the budget
+    assert explain_chunks(names, 1000) == [names]
+    assert explain_chunks(["a"], 0) == [["a"]]  # never an empty chunk
+
+
+class CallRecordingPredictor:
+    """Answers with tags and records each model call's names, to show what ran in which call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def rank_requests(self, requests):
+        self.calls.append([name for names, _ in requests for name in names])
+        return [tagged(names) for names, _ in requests]
+
+
+def test_an_explained_request_runs_in_chunks_with_other_requests_answered_between_them(monkeypatch):
+    """One explained request of 1000 long full names held every other client for 20-38 s; now each
+    chunk is queued after what arrived meanwhile."""
+    monkeypatch.setattr(batching_module, "EXPLAIN_CHUNK_COST", 50)  # "First", "Second": 25 + 36: a chunk each
+    model = CallRecordingPredictor()
+
+    async def scenario() -> tuple[RankedNames, RankedNames]:
+        batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=0)
+        await batcher.start()
+        try:
+            explained = asyncio.create_task(batcher.classify(["First", "Second", "Third"], RankQuery(1, explain=True)))
+            await asyncio.sleep(0)  # the first chunk is queued
+            plain = await batcher.classify(["good"], RankQuery(1))
+            return await explained, plain
+        finally:
+            await batcher.stop()
+
+    explained, plain = asyncio.run(scenario())
+    assert tags(explained) == ["First", "Second", "Third"] and tags(plain) == ["good"]
+    assert [name for call in model.calls for name in call if name != "good"] == ["First", "Second", "Third"]
+    assert len(model.calls) >= 3 and model.calls[-1] == ["Third"]  # a call per chunk, "good" in one before the last
+    assert any("good" in call for call in model.calls[:-1])  # not kept waiting for the whole request
+
+
+def test_an_explained_request_in_chunks_answers_as_one_call_does(tiny_predictor, monkeypatch):
+    monkeypatch.setattr(batching_module, "EXPLAIN_CHUNK_COST", 200)
+    names = DISTINCT_NAMES[:12]
+    query = RankQuery(3, explain=True)
+    assert len(explain_chunks(names, 200)) > 2
+
+    async def scenario() -> RankedNames:
+        batcher = settings_batcher(tiny_predictor)
+        await batcher.start()
+        try:
+            return await batcher.classify(names, query)
+        finally:
+            await batcher.stop()
+
+    chunked, whole = asyncio.run(scenario()), tiny_predictor.rank_requests([(names, query)])[0]
+    assert chunked.label_ids == whole.label_ids and chunked.reasons == whole.reasons
+    assert chunked.probabilities == [pytest.approx(row, abs=1e-6) for row in whole.probabilities]
+    assert len(chunked.explanations) == len(names)
+    for ours, theirs in zip(chunked.explanations, whole.explanations, strict=True):
+        assert ours.fragments == theirs.fragments and ours.label_ids == theirs.label_ids
+
+
+def test_an_explained_request_stops_between_chunks_once_its_client_has_gone(monkeypatch):
+    monkeypatch.setattr(batching_module, "EXPLAIN_CHUNK_COST", 30)
+    model = CallRecordingPredictor()
+    asked: list[int] = []
+
+    async def gone_after_one() -> bool:
+        asked.append(len(model.calls))
+        return len(model.calls) >= 1
+
+    async def scenario() -> None:
+        batcher = settings_batcher(model, inline_max_names=0)
+        await batcher.start()
+        try:
+            await batcher.answer(["First", "Second", "Third"], RankQuery(1, explain=True), client_gone=gone_after_one)
+        finally:
+            await batcher.stop()
+
+    with pytest.raises(ClientGoneError):
+        asyncio.run(scenario())
+    assert model.calls == [["First"]] and asked == [1]  # never asked before the first chunk
+
+
+def test_chunks_that_a_hot_reload_answered_with_the_old_model_are_asked_again(monkeypatch):
+    monkeypatch.setattr(batching_module, "EXPLAIN_CHUNK_COST", 30)
+
+    class Swapping(CallRecordingPredictor):
+        def __init__(self, batcher_of, after: int) -> None:
+            super().__init__()
+            self.batcher_of, self.after = batcher_of, after
+
+        def rank_requests(self, requests):
+            answers = super().rank_requests(requests)
+            if len(self.calls) == self.after:
+                self.batcher_of().swap_predictor(new)
+            return answers
+
+    batcher_box: list[MicroBatcher] = []
+    old, new = Swapping(lambda: batcher_box[0], after=2), CallRecordingPredictor()
+
+    async def scenario():
+        batcher = settings_batcher(old, inline_max_names=0)
+        batcher_box.append(batcher)
+        await batcher.start()
+        try:
+            return await batcher.answer(["First", "Second", "Third"], RankQuery(1, explain=True))
+        finally:
+            await batcher.stop()
+
+    answer = asyncio.run(scenario())
+    assert answer.predictor is new and tags(answer.ranked) == ["First", "Second", "Third"]
+    assert old.calls == [["First"], ["Second"]] and new.calls == [["Third"], ["First"], ["Second"]]
 
 
 @pytest.mark.parametrize("inline_max_names", [0, 256])
