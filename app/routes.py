@@ -96,7 +96,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorResponse,
         "description": "invalid request (malformed JSON, a key given twice in one object, a bad field); `errors` "
-        "names every problem",
+        "names every problem of the body's shape and types, or, once those are right, every name over a limit "
+        "and every unknown label (the two are checked in turn)",
     },
     503: {"model": ErrorResponse, "description": "queue full or model not ready; retry after `Retry-After` seconds"},
 }

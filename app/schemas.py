@@ -7,6 +7,7 @@ from settings or the checkpoint (names per request, name length, top_k ceiling) 
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -151,13 +152,24 @@ class ClassifyRequest(BaseModel):
     @field_validator("prior", mode="before")
     @classmethod
     def _prior_name_is_known(cls, value: object) -> object:
-        """One clear error for a misspelt prior name, instead of one per branch of the union."""
-        if isinstance(value, str) and value not in PRIOR_NAMES:
+        """One clear error for a prior of no allowed shape, instead of one per branch of the union named
+        by pydantic's internals (`prior.literal['dataset','uniform']`, `prior.dict[str,constrained-float]`)."""
+        if isinstance(value, str) and value in PRIOR_NAMES:
+            return value
+        if not isinstance(value, dict):
             raise PydanticCustomError(
                 "invalid_prior",
                 "prior must be 'dataset', 'uniform' or a {label: weight} object; got {value}",
                 {"value": repr(value)},  # pydantic fills {value} from here; it knows no !r
             )
+        for label, weight in value.items():
+            number = isinstance(weight, int | float) and not isinstance(weight, bool)
+            if not number or not math.isfinite(weight) or weight < 0:
+                raise PydanticCustomError(
+                    "invalid_prior",
+                    "prior's weight for {label} must be a number >= 0; got {weight}",
+                    {"label": repr(label), "weight": repr(weight)},
+                )
         return value
 
     @model_validator(mode="after")

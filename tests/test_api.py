@@ -656,6 +656,25 @@ def test_a_misspelt_prior_names_the_value_in_the_error(client):
     assert error["message"] == "prior must be 'dataset', 'uniform' or a {label: weight} object; got 'Uniform'"
 
 
+@pytest.mark.parametrize(
+    ("prior", "message"),
+    [
+        ({"English": -1}, "prior's weight for 'English' must be a number >= 0; got -1"),
+        ({"English": True}, "prior's weight for 'English' must be a number >= 0; got True"),
+        ({"English": "1"}, "prior's weight for 'English' must be a number >= 0; got '1'"),
+        ({"English": None}, "prior's weight for 'English' must be a number >= 0; got None"),
+        (["English"], "prior must be 'dataset', 'uniform' or a {label: weight} object; got ['English']"),
+        (None, "prior must be 'dataset', 'uniform' or a {label: weight} object; got None"),
+        (1, "prior must be 'dataset', 'uniform' or a {label: weight} object; got 1"),
+    ],
+)
+def test_a_prior_of_no_allowed_shape_is_one_error_on_the_prior(client, prior, message):
+    """Not two errors named after pydantic's union branches (`prior.literal['dataset','uniform']` and
+    `prior.dict[str,constrained-float].English`), one of them saying a map must be a string."""
+    error = only_error(client.post("/classify", json={"name": "Smith", "prior": prior}), 422)
+    assert (error["field"], error["type"], error["message"]) == ("prior", "invalid_prior", message)
+
+
 def test_the_name_length_limit_counts_characters_as_read_not_code_points(client):
     """A name decomposed (NFD), padded with spaces or holding zero-width marks is as long as it reads,
     so one such row does not get a whole batch refused."""
