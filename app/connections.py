@@ -241,8 +241,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what its parser cannot read (a bad request line, a bad chunk size, two
+        Content-Lengths) was text/plain; every other refusal is an ErrorResponse, so this one is too."""
         if self.head_refusal is None:
-            super().send_400_response(msg)
+            message = f"the request is not valid HTTP/1.1 ({msg.rstrip('.')})"
+            self.transport.write(refusal(400, "Bad Request", "malformed_http", "request", message))
+            self.transport.close()
             return
         self.transport.write(self.head_refusal)
         self.transport.close()

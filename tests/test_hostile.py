@@ -209,6 +209,29 @@ def test_a_websocket_upgrade_is_refused_as_uvicorn_refuses_it_on_a_fresh_or_a_us
     assert normal_request(limited_server).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    ],
+)
+def test_what_the_http_parser_cannot_read_is_a_400_in_the_error_shape(limited_server, request_bytes):
+    """uvicorn answered these in text/plain ("Invalid HTTP request received."), unlike every other refusal."""
+    with socket.create_connection(("127.0.0.1", limited_server.port), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head.lower()
+    error = json.loads(body)
+    assert error["error"] == "malformed_http" and "not valid HTTP/1.1" in error["message"]
+    assert error["errors"] == [{"field": "request", "message": error["message"], "type": "malformed_http"}]
+    assert normal_request(limited_server).status_code == 200
+
+
 def test_sighup_reloads_under_load_with_no_failed_request_and_refuses_a_corrupt_file(limited_server, checkpoints):
     new_id = Predictor.from_path(checkpoints["second"], device="cpu").model_id
     served = checkpoints["served"]
