@@ -20,6 +20,7 @@ from app.batching import MicroBatcher
 from app.body_limit import BodySizeLimitMiddleware
 from app.dependencies import SERVICE_STATE_KEY, Service
 from app.errors import install_error_handlers
+from app.head import HeadAsGetMiddleware
 from app.observability import WORKER_GAUGE_PERIOD_S, Metrics, RequestObservabilityMiddleware, configure_logging
 from app.openapi import install_openapi
 from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_sighup
@@ -178,7 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(multiprocess=settings.metrics_dir is not None)
     install_openapi(app, settings)
     install_error_handlers(app)
-    # Added last = outermost: the log line and metrics also see requests the body limit refuses.
+    # Added last = outermost: the log line and metrics also see requests the body limit refuses, and
+    # a HEAD request as HEAD.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(LoadSheddingMiddleware)  # before the body limit reads anything
     app.add_middleware(RequestObservabilityMiddleware, metrics=app.state.metrics)

@@ -209,6 +209,22 @@ def test_a_websocket_upgrade_is_refused_as_uvicorn_refuses_it_on_a_fresh_or_a_us
     assert normal_request(limited_server).status_code == 200
 
 
+def test_head_is_answered_wherever_get_is_with_the_get_headers_and_no_body(limited_server):
+    """Probes and monitors that use HEAD got 405 from every GET route."""
+    for path in ("/healthz", "/readyz", "/model", "/"):
+        got = httpx.get(limited_server.base_url + path)
+        with socket.create_connection(("127.0.0.1", limited_server.port), timeout=10) as sock:
+            sock.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == b"", (path, answer[:200])
+        assert f"content-length: {got.headers['content-length']}".encode() in head.lower()
+    refused = httpx.head(limited_server.base_url + "/classify")
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
