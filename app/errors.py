@@ -24,6 +24,7 @@ from app.validation import FieldProblem, InvalidRequestError
 from model.encoder import NameEncodingError
 
 RETRY_AFTER_SECONDS = "1"
+MAX_LISTED_PROBLEMS = 100  # a 1000-name batch has at most this many wrong names in practice; then a count
 LONE_SURROGATE_MESSAGE = (
     "not text: it holds a lone UTF-16 surrogate (an escape from \\ud800 to \\udfff without its pair), which "
     "is no Unicode character; a character outside the Basic Multilingual Plane is escaped as a surrogate pair"
@@ -77,7 +78,7 @@ def _field_of(loc: Sequence[Any]) -> str:
 def _problem_from_pydantic(error: dict[str, Any]) -> FieldProblem:
     if error["type"] == "json_invalid":
         position = error["loc"][-1] if len(error["loc"]) > 1 else "?"
-        detail = error.get("ctx", {}).get("error", "invalid JSON")
+        detail = error.get("ctx", {}).get("error", "invalid JSON").removesuffix(" at")  # "Invalid control character at"
         return FieldProblem("body", f"malformed JSON: {detail} (at character {position})", "json_invalid")
     if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
         return FieldProblem("body", "a JSON object body is required", "missing")
@@ -88,7 +89,11 @@ def _problem_from_pydantic(error: dict[str, Any]) -> FieldProblem:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [_problem_from_pydantic(error) for error in exc.errors()]
+    errors = exc.errors()
+    problems = [_problem_from_pydantic(error) for error in errors[:MAX_LISTED_PROBLEMS]]
+    if len(errors) > MAX_LISTED_PROBLEMS:  # 90,000 unknown keys made a 7.8 MB answer to a 1 MB body
+        more = len(errors) - MAX_LISTED_PROBLEMS
+        problems.append(FieldProblem("body", f"and {more} more problems of the same request", "too_many_problems"))
     return error_response(422, "invalid_request", "the request is not valid; see errors", problems)
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 MAX_INTEGER_DIGITS = 20  # any integer field of the API fits in far fewer; int() itself stops at 4,300
+MAX_FLOAT_CHARACTERS = 400  # a float64 needs 17 significant digits; 0.000...1 with 300 zeros is still in range
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -76,6 +77,9 @@ def _bounded_int(digits: str) -> int:
 
 
 def _finite_float(text: str) -> float:
+    if len(text) > MAX_FLOAT_CHARACTERS:  # as long integers are: float() would read 200,000 digits
+        message = f"a number of {len(text)} characters; at most {MAX_FLOAT_CHARACTERS} are accepted"
+        raise BodyDecodeError(400, message, "number_too_large")
     value = float(text)
     if not math.isfinite(value):
         raise BodyDecodeError(400, f"the number {text[:40]} is out of range", "number_too_large")

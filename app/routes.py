@@ -33,7 +33,7 @@ from app.schemas import (
     ModelCard,
     StatusResponse,
 )
-from app.validation import check_classify_request
+from app.validation import FieldProblem, InvalidRequestError, check_classify_request
 from model.explain import Explanation
 from model.predictor import RankedNames, RankedToken, RankQuery
 
@@ -251,6 +251,10 @@ async def classify(request: Request) -> Response:
     service = await get_service(request)
     settings = await get_settings(request)
     body = await validated_body(request, ClassifyRequest)
+    if request.scope["query_string"]:  # POST /classify?top_k=5 was answered with the default top_k
+        query_string = request.scope["query_string"].decode("latin-1")
+        message = f"the query string is not read ({query_string[:100]!r}); send top_k, prior and the rest in the body"
+        raise InvalidRequestError([FieldProblem("query", message, "query_not_read")])
     name_batch = body.name_batch
     record_names(request, name_batch)
     predictor = service.predictor

@@ -675,6 +675,12 @@ def test_a_prior_of_no_allowed_shape_is_one_error_on_the_prior(client, prior, me
     assert (error["field"], error["type"], error["message"]) == ("prior", "invalid_prior", message)
 
 
+def test_a_query_string_on_classify_is_refused_rather_than_ignored(client):
+    """POST /classify?top_k=5 was answered with the default top_k of 3."""
+    error = only_error(client.post("/classify?top_k=5", json={"name": "Smith"}), 422)
+    assert (error["field"], error["type"]) == ("query", "query_not_read") and "top_k=5" in error["message"]
+
+
 def test_the_name_length_limit_counts_characters_as_read_not_code_points(client):
     """A name decomposed (NFD), padded with spaces or holding zero-width marks is as long as it reads,
     so one such row does not get a whole batch refused."""
