@@ -19,7 +19,8 @@ stands depends on the label, so it is weighed per label: a label that writes the
 (`SURNAME_FIRST`: "Nguyen Van Minh", "Kim Min-jun") takes the first token as the surname with
 probability 1 - `OTHER_ORDER`, every other label the last; each label's log-likelihood is the
 mixture of its two readings. (Deciding once for all labels by the first token's own top label sent
-"Ian Smith" and "Juan Smith" to Chinese: Ian and Juan read as Chinese syllables.)
+"Ian Smith" and "Juan Smith" to Chinese: Ian and Juan read as Chinese syllables.) A full name written
+in Han characters and kana alone has Japanese among those labels too (佐藤 健), given names in full.
 
 A Latin token that is not a name (the character model says so) is left out of the combination and
 listed as such; a token of fewer than three letters is never judged (`model.reading.MIN_JUDGED_LETTERS`).
@@ -48,6 +49,7 @@ from model.evidence import Evidence
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
 from model.reading import REASON_PRECEDENCE, NameReader, NameReading
+from model.scripts import HAN, HIRAGANA, KATAKANA
 from model.small_batch import SMALL_BATCH_MAX, SmallBatchScorer, small_batch_applies
 
 if TYPE_CHECKING:
@@ -104,6 +106,11 @@ SURNAME_FIRST = ("Chinese", "Korean", "Vietnamese")  # written surname first, al
 # well. Both chosen on validation full names (README.md, "Full names": 0.05-0.5 and 0.25-1 tried).
 OTHER_ORDER = 0.1
 SURNAME_FIRST_GIVEN_NAME_WEIGHT = 1.0
+# In Han characters and kana, Japanese names are written surname first too (佐藤 健), with given names of
+# the same characters as surnames: a full name written only in these scripts has Japanese among the
+# surname-first labels. In Latin letters Japanese names often come given name first (Shinzo Abe).
+SURNAME_FIRST_IN_JAPANESE_SCRIPTS = ("Japanese",)
+JAPANESE_WRITING = frozenset({HAN, HIRAGANA, KATAKANA})
 # Sums of up to this many parts are padded to one width together; a wider one is added with the sums of
 # its own width, so one name of hundreds of parts (the library caps no name) cannot pad a whole batch.
 NARROW_SUM_WIDTH = 8
@@ -227,10 +234,18 @@ class NameScorer:
         self.label_index = {label: index for index, label in enumerate(evidence.labels)}
         self.small_batch = SmallBatchScorer(network, language_model) if small_batch_applies(network, device) else None
         surname_first = torch.tensor([label in SURNAME_FIRST for label in evidence.labels])
+        in_japanese_scripts = torch.tensor([label in SURNAME_FIRST_IN_JAPANESE_SCRIPTS for label in evidence.labels])
+        # Per way of writing (Latin and the rest; Han and kana only), per label (L,): log P(the surname is
+        # written first | label), log P(last | label), and the weight of a given name.
+        self.orders = tuple(self._order(first) for first in (surname_first, surname_first | in_japanese_scripts))
+
+    @staticmethod
+    def _order(
+        surname_first: torch.Tensor,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         first = torch.where(surname_first, 1 - OTHER_ORDER, OTHER_ORDER)
-        # (L,) each: log P(the surname is written first | label), and last
-        self.order_log_probs = (first.log().float(), (1 - first).log().float())
-        self.given_name_weights = torch.where(surname_first, SURNAME_FIRST_GIVEN_NAME_WEIGHT, GIVEN_NAME_WEIGHT).float()
+        weights = torch.where(surname_first, SURNAME_FIRST_GIVEN_NAME_WEIGHT, GIVEN_NAME_WEIGHT)
+        return first.log().float().numpy(), (1 - first).log().float().numpy(), weights.float().numpy()
 
     def score(self, names: list[str]) -> NameScores:
         read = self.reader.read
@@ -360,14 +375,18 @@ class NameScorer:
         sum_rows: list[list[int]] = []  # per sum: its token rows, in the order they are added
         sum_surnames: list[list[bool]] = []  # and whether each is a surname there
         mixed: list[bool] = []  # per name: two sums to mix (no comma) or one
+        writing: list[int] = []  # per name: its index in self.orders (1: Han and kana only)
         for reading, own, first in names:
             kept = []  # (reading, position, token row) of each token that counts, in order
             row = first
+            japanese_writing = True
             for position, token in enumerate(reading.tokens):
                 if token.reason is None:
                     if own[position] is None:
                         kept.append((token.read_as, position, row))
+                        japanese_writing = japanese_writing and JAPANESE_WRITING.issuperset(token.script.split("+"))
                     row += 1
+            writing.append(int(japanese_writing))
             in_order = sorted(kept, key=itemgetter(0))  # stable: tied readings stay in position order
             sum_rows.append([row for _, _, row in in_order])
             if reading.surnames_before_comma:
@@ -382,8 +401,11 @@ class NameScorer:
                 sum_surnames.append([position == last_position for _, position, _ in in_order])
                 mixed.append(True)
         table = np.concatenate((token_ll.numpy(), np.zeros((1, token_ll.shape[1]), dtype=np.float32)))
+        orders = np.array(writing)  # (M,)
+        log_first, log_last, weights = (np.stack(columns) for columns in zip(*self.orders, strict=True))  # (2, L) each
+        sum_weights = weights[np.repeat(orders, [2 if two else 1 for two in mixed])]  # (S, L): each sum's name's
         if max(map(len, sum_rows)) <= NARROW_SUM_WIDTH:
-            totals = self._padded_sums(table, sum_rows, sum_surnames)
+            totals = self._padded_sums(table, sum_rows, sum_surnames, sum_weights)
         else:  # a name of many parts would pad every sum of the batch to its width: each width apart
             totals = np.empty((len(sum_rows), token_ll.shape[1]), dtype=np.float32)
             groups: dict[int, list[int]] = {}
@@ -391,17 +413,21 @@ class NameScorer:
                 groups.setdefault(max(len(sum_row), NARROW_SUM_WIDTH), []).append(index)
             for members in groups.values():
                 picked = [sum_rows[index] for index in members], [sum_surnames[index] for index in members]
-                totals[members] = self._padded_sums(table, *picked)
+                totals[members] = self._padded_sums(table, *picked, sum_weights[members])
         first_sums = np.cumsum([0, *[2 if two else 1 for two in mixed[:-1]]])  # each name's first sum
         combined = totals[first_sums]
         two = np.array(mixed)
         if two.any():
-            log_first, log_last = (log_probs.numpy() for log_probs in self.order_log_probs)
-            combined[two] = np.logaddexp(log_first + totals[first_sums[two]], log_last + totals[first_sums[two] + 1])
+            firsts, lasts = log_first[orders[two]], log_last[orders[two]]
+            combined[two] = np.logaddexp(firsts + totals[first_sums[two]], lasts + totals[first_sums[two] + 1])
         return torch.from_numpy(combined)
 
+    @staticmethod
     def _padded_sums(
-        self, table: npt.NDArray[np.float32], sum_rows: list[list[int]], sum_surnames: list[list[bool]]
+        table: npt.NDArray[np.float32],
+        sum_rows: list[list[int]],
+        sum_surnames: list[list[bool]],
+        sum_weights: npt.NDArray[np.float32],
     ) -> npt.NDArray[np.float32]:
         """(S, L): each sum's weighted rows of `table` (its last row zeros, the padding) added a column at
         a time, padded to the widest of these sums; adding a zero leaves a float32 sum as it was."""
@@ -410,7 +436,7 @@ class NameScorer:
         rows = np.array([[*sum_row, *[padding] * (width - len(sum_row))] for sum_row in sum_rows], dtype=np.intp)
         surname = np.array([[*flags, *[False] * (width - len(flags))] for flags in sum_surnames], dtype=bool)
         gathered = table[rows]  # (S, W, L)
-        weighted = np.where(surname[:, :, np.newaxis], gathered, gathered * self.given_name_weights.numpy())
+        weighted = np.where(surname[:, :, np.newaxis], gathered, gathered * sum_weights[:, np.newaxis, :])
         totals = np.zeros((len(sum_rows), table.shape[1]), dtype=np.float32)
         for column in range(width):
             totals += weighted[:, column]

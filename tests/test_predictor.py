@@ -423,6 +423,30 @@ def test_a_full_name_weighs_each_label_by_where_that_label_writes_its_surname(sh
     torch.testing.assert_close(scores.log_likelihoods[1], (smith_first + given * ian_given).float())
 
 
+def test_a_full_name_in_han_or_kana_alone_has_japanese_write_its_surname_first(shipped):
+    """佐藤 健: both parts Japanese (95%, 50%), yet the whole was Chinese 0.68, because Japanese took the
+    last part for the surname and counted 佐藤 at the given-name weight, as for a name in Latin letters
+    (Shinzo Abe). In Han characters and kana, Japanese writes the surname first, as Chinese does."""
+    from model.scoring import GIVEN_NAME_WEIGHT, OTHER_ORDER, SURNAME_FIRST_GIVEN_NAME_WEIGHT
+
+    japanese = shipped.labels.index("Japanese")
+    scores = shipped.score(["佐藤 健", "Sato Ken"])
+    sato, ken = scores.token_log_likelihoods[0, japanese], scores.token_log_likelihoods[1, japanese]
+    first, last = math.log(1 - OTHER_ORDER), math.log(OTHER_ORDER)
+    expected = torch.logaddexp(
+        torch.tensor(first) + sato + SURNAME_FIRST_GIVEN_NAME_WEIGHT * ken,
+        torch.tensor(last) + ken + SURNAME_FIRST_GIVEN_NAME_WEIGHT * sato,
+    )
+    torch.testing.assert_close(scores.log_likelihoods[0, japanese], expected)
+    latin_sato, latin_ken = scores.token_log_likelihoods[2, japanese], scores.token_log_likelihoods[3, japanese]
+    latin = torch.logaddexp(
+        torch.tensor(last) + latin_sato + GIVEN_NAME_WEIGHT * latin_ken,
+        torch.tensor(first) + latin_ken + GIVEN_NAME_WEIGHT * latin_sato,
+    )
+    torch.testing.assert_close(scores.log_likelihoods[1, japanese], latin)
+    assert shipped.predict(["佐藤 健"], 1)[0].predictions[0].label == "Japanese"
+
+
 FULL_NAMES_OF_EVERY_SHAPE = [
     "Ian Smith",
     "Smith, Ian",
@@ -435,7 +459,10 @@ FULL_NAMES_OF_EVERY_SHAPE = [
     "Hans 123 Schmidt",  # a part with no letters
     "Jean Pierre Paul Marie Dubois",  # more tokens than FEW_ROWS
     "Petrov, Ivan Sergeyevich Alexeyevich Nikolai",
-    "田中 太郎",  # each label its own reading of the kanji
+    "田中 太郎",  # each label its own reading of the kanji; Japanese surname first in kanji
+    "佐藤, 健",
+    "Tanaka 太郎",  # not all in Japanese writing: Japanese takes the surname last, as in Latin letters
+    "やまだ たろう",
     "Иван Петров",
     "Kim Min-jun",
     "Smith",
@@ -455,18 +482,21 @@ def _one_full_name(scorer, reading, own, token_ll):
         if token.reason is None:
             rows[position] = len(rows)
     in_order = sorted(kept, key=lambda kept_token: kept_token[0])
+    japanese_writing = all(
+        set(reading.tokens[position].script.split("+")) <= {"Han", "Hiragana", "Katakana"} for _, position in kept
+    )
+    log_first, log_last, given_weights = (torch.from_numpy(column) for column in scorer.orders[int(japanese_writing)])
 
     def weighted(surnames):
         total = torch.zeros(token_ll.shape[1])
         for _, position in in_order:
-            weight = 1.0 if position in surnames else scorer.given_name_weights
+            weight = 1.0 if position in surnames else given_weights
             total += weight * token_ll[rows[position]]
         return total
 
     positions = [position for _, position in kept]
     if reading.surnames_before_comma:
         return weighted({p for p in positions if p < reading.surnames_before_comma} or {positions[0]})
-    log_first, log_last = scorer.order_log_probs
     return torch.logaddexp(log_first + weighted({positions[0]}), log_last + weighted({positions[-1]}))
 
 

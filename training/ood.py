@@ -202,7 +202,8 @@ HAN_LABELS = ("Chinese", "Japanese")  # the labels whose names mimesis writes in
 
 def han_names(per_label: int = 600, seed: int = 0) -> dict[str, list[NameRecord]]:
     """{"<label> surnames": every mimesis surname of the label written in Han characters alone,
-    "<label> full names": up to `per_label` of them each with a given name so written, unspaced}."""
+    "<label> full names": up to `per_label` of them each with a given name so written, unspaced,
+    "<label> full names, spaced": the same names with a space between surname and given name}."""
     rng = random.Random(seed)
     built: dict[str, list[NameRecord]] = {}
     for label in HAN_LABELS:
@@ -211,8 +212,10 @@ def han_names(per_label: int = 600, seed: int = 0) -> dict[str, list[NameRecord]
         labels = frozenset({label})
         built[f"{label} surnames"] = [NameRecord(surname, labels) for surname in surnames]
         if surnames and given:
-            built[f"{label} full names"] = [
-                NameRecord(rng.choice(surnames) + rng.choice(given), labels) for _ in range(per_label)
+            pairs = [(rng.choice(surnames), rng.choice(given)) for _ in range(per_label)]
+            built[f"{label} full names"] = [NameRecord(surname + first, labels) for surname, first in pairs]
+            built[f"{label} full names, spaced"] = [
+                NameRecord(f"{surname} {first}", labels) for surname, first in pairs
             ]
     return built
 

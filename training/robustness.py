@@ -67,8 +67,8 @@ def ood_report(predictor: Predictor, dataset: NamesDataset) -> dict[str, Any]:
 
 
 def han_report(predictor: Predictor, labels: tuple[str, ...]) -> dict[str, Any]:
-    """Chinese and Japanese names in Han characters, surnames and unspaced full names, under the data's
-    prior and the uniform one: all of them, and those the Chinese full-name reading splits
+    """Chinese and Japanese names in Han characters, surnames and full names (unspaced and spaced), under
+    the data's prior and the uniform one: all of them, and those the Chinese full-name reading splits
     (`chinese_full_name_parts`)."""
     report = {}
     for name, records in han_names().items():
