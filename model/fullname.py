@@ -15,7 +15,9 @@ import re
 
 from model.encoder import normalize
 from model.readers import is_hyphenated_korean_given_name
-from model.scripts import LATIN, letter_script
+from model.scripts import CYRILLIC, GREEK, LATIN, as_one_alphabet, letter_script, scripts_of
+
+INITIAL_SCRIPTS = frozenset({LATIN, CYRILLIC, GREEK})  # alphabets whose names are written with initials
 
 # Words that are titles only, never someone's surname in the training data (a test checks it).
 # Left out on purpose because they are also surnames or given names: Pan (Polish "Mr." and a
@@ -196,18 +198,23 @@ _ARTICLE_PREFIX = re.compile(r"^(al|el)-(?=\w)", re.IGNORECASE)  # al-Sayed: the
 
 
 def _bare(word: str) -> str:
+    """A word as the lists of titles, particles and suffixes hold it: case-folded, no final full stop,
+    and in one alphabet where it mixes Latin with Cyrillic or Greek look-alikes ("Dе" with a Cyrillic е
+    is the particle de, "Мr." with a Cyrillic М a title), as its reading will be."""
+    if not word.isascii():
+        word = as_one_alphabet(word, scripts_of(word))
     return word.rstrip(".").casefold()
 
 
 def _is_initial(word: str) -> bool:
-    """ "J", "J.", "A.B.", "J.-P.": single Latin letters, each optionally followed by a full stop
-    (a particle such as Ó is not an initial)."""
+    """ "J", "J.", "A.B.", "J.-P.", "А. С." (Cyrillic), "Α." (Greek): single letters of an alphabet, each
+    optionally followed by a full stop (a particle such as Ó is not an initial)."""
     if len(word) > 1 and "." not in word and "-" not in word:  # one piece of two or more characters
         return False
     if _bare(word) in PARTICLES:
         return False
     letters = [char for char in word if char.isalpha()]
-    if not letters or any(letter_script(char) != LATIN for char in letters):
+    if not letters or any(letter_script(char) not in INITIAL_SCRIPTS for char in letters):
         return False  # 王 or 김 alone is a whole name, not an initial
     pieces = [piece for piece in _INITIAL_PIECES.split(word) if piece]
     return all(len(piece) == 1 for piece in pieces) and (len(letters) == 1 or "." in word)

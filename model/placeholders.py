@@ -68,9 +68,10 @@ BRACKETED_WORDS = frozenset({"deleted", "removed", "redacted", "withheld", "hidd
 # Placeholders of the checkpoint's list that are also people's names: a placeholder as the whole field,
 # or as a word beside one that is never a name ("Test Sample"); not otherwise ("Nan Nan", "Herr Blank").
 NAMES_AMONG_PLACEHOLDERS = frozenset({"nan", "nil", "bar", "baz", "sample", "blank", "doe", "tester", "void"})
-# What may enclose a placeholder ("(none)", "<null>", "-none-", "*blank*"); "-", "?" alone stay placeholders.
-ENCLOSING_MARKS = "\"'`()[]{}<>*_-–—.#~|/\\ "
-OPENING_MARKS = "\"'`([{<*_-–—~|"  # what a bracketed word starts with: "[deleted]", not "Deleted."
+# What may enclose a placeholder ("(none)", "<null>", "-none-", "*blank*", "“unknown”", "«N/A»") or end it as
+# a sentence does ("unknown;", "N/A!"); "-", "?" alone stay placeholders.
+ENCLOSING_MARKS = "\"'`()[]{}<>*_-–—.#~|/\\ “”„‚‘’‹›«»;:!?,"
+OPENING_MARKS = "\"'`([{<*_-–—~|“„‚‘‹«»"  # what a bracketed word starts with: "[deleted]", not "Deleted."
 _WORDS = re.compile(r"[\s,\-_]+")
 
 

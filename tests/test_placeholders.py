@@ -92,6 +92,13 @@ def shipped() -> Predictor:
         "Họ Tên",
         "氏名",
         "Nome Sobrenome",
+        "\u201cunknown\u201d",  # typographic quotes and sentence punctuation, as the name splitter strips them
+        "\u201etest\u201c",
+        "\u00abN/A\u00bb",
+        "unknown;",
+        "N/A;",
+        "Unknown?",
+        "\u00abBaz\u00bb",
     ],
 )
 def test_fills_no_name(text):
@@ -131,6 +138,9 @@ def test_fills_no_name(text):
         "Deleted",  # a name's word out of brackets
         "Private.",
         "Tên",
+        "\u201cSmith\u201d",  # a name in quotes or before a full stop or semicolon stays a name
+        "Smith;",
+        "O\u2019Brien",
         "Mario Rossi",  # stand-ins that are common real names stay names
         "Jan Kowalski",
         "Smith 2",

@@ -313,6 +313,16 @@ def test_read_arabic_gives_customary_spellings_with_short_vowels(text, reading):
         ("Van der Berg Anna", ("Van der Berg", "Anna"), 0),
         ("Abdul Karim Jabbar", ("Abdul Karim", "Jabbar"), 0),
         ("Thanh Le", ("Thanh", "Le"), 0),
+        # Initials in Cyrillic and Greek, as in Latin: "А. С. Пушкин" was read as three names
+        ("А. С. Пушкин", ("Пушкин",), 0),
+        ("Пушкин А.С.", ("Пушкин",), 0),
+        ("Α. Παπαδόπουλος", ("Παπαδόπουλος",), 0),
+        ("王 小明", ("王", "小明"), 0),  # a Han character alone is a name, not an initial
+        # Titles, particles and initials spelt with look-alike letters of another alphabet (Cyrillic е, М, а, Ј)
+        ("D\u0435 Luca", ("D\u0435 Luca",), 0),
+        ("\u041cr. John Smith", ("John", "Smith"), 0),
+        ("Anna v\u0430n der Berg", ("Anna", "v\u0430n der Berg"), 0),
+        ("\u0408. Smith", ("Smith",), 0),
     ],
 )
 def test_split_full_name_drops_titles_initials_and_suffixes_and_keeps_particles(text, tokens, before_comma):
