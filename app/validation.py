@@ -68,8 +68,9 @@ def check_classify_request(
         raise InvalidRequestError(problems)  # do not spend time reading names we will refuse anyway
     for index, name in enumerate(name_batch):
         # Counted as read, not in code points: the same name decomposed (NFD), padded with spaces or
-        # holding zero-width marks is the same length.
-        if len(name) > max_name_length and (length := visible_length(name)) > max_name_length:
+        # holding zero-width marks is the same length, and a compatibility character that NFKC spells
+        # out (ﷺ, ﬁ) counts what it becomes. ASCII is read as it is written.
+        if (len(name) > max_name_length or not name.isascii()) and (length := visible_length(name)) > max_name_length:
             field = f"names[{index}]" if batch_form else "name"
             message = f"name is {length} characters; at most {max_name_length} are accepted"
             problems.append(FieldProblem(field, message, "name_too_long"))

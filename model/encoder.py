@@ -94,11 +94,12 @@ def _already_clean_ascii(text: str) -> bool:
 
 
 def visible_length(raw_name: str) -> int:
-    """How many characters a name has as a reader sees it: composed (NFC), format characters dropped,
-    whitespace collapsed and trimmed. "Nguyễn" decomposed (NFD, as macOS file names and some forms
-    send it) is 9 code points but 6 characters; limits on a name's length count these."""
-    composed = unicodedata.normalize("NFC", _FORMAT_CHARACTERS.sub("", raw_name))
-    return len(_WHITESPACE.sub(" ", composed).strip())
+    """How many characters a name has as it is read: `clean_text`'s form (NFKC: composed, compatibility
+    characters spelt out; format characters and symbols dropped, whitespace collapsed and trimmed).
+    "Nguyễn" decomposed (NFD, as macOS file names and some forms send it) is 9 code points but 6
+    characters; the ligature ﷺ is one code point but 18 letters in four words. Limits on a name's
+    length count these: counting code points let 64 of them through as 1,152 letters to read."""
+    return len(clean_text(raw_name))
 
 
 def name_key(raw_name: str) -> str:

@@ -64,6 +64,7 @@ CHINESE_FULL_NAME_LENGTH = 3
 # other control character (NUL, the rest of C0, DEL, C1) in a name is an accident or an attack, and
 # the name abstains with "control-characters" rather than being read with it or without it.
 WHITESPACE_CONTROLS = frozenset("\t\n\r")
+MAX_NAME_CHARACTERS = 256  # a whole name, cleaned (model.encoder.clean_text), longer than this is too long
 _WORD_SEPARATORS = re.compile(r"[\s\-']+")  # within a reading: "abd al-rahman", "o'brien"
 MIN_JUDGED_LETTERS = 3  # two letters are too few to call a string a non-name (Ng, Wu, Xu, Li are names)
 # When no part of a name is answered (all unreadable, or the readable ones no names), the reason it
@@ -135,6 +136,13 @@ class NameReader:
             token = TokenReading(raw_name, "", "", (), (), "control-characters", False)
             return NameReading.of(raw_name, (token,), False, 0)
         text = clean_text(raw_name)
+        if len(text) > MAX_NAME_CHARACTERS:
+            # Read whole, no name is this long; and a short string can spell out to one (ﷺ is 18 letters
+            # in NFKC: 64 of them were 256 parts whose explanation took 12 s, each cached reading 30 KB).
+            token = TokenReading(
+                text[:MAX_NAME_CHARACTERS], "", script_label(scripts_of(text)), (), (), "too-long", False
+            )
+            return NameReading.of(text, (token,), False, 0)
         token_texts, surnames_before_comma, only_titles = split_full_name(text) if text else ((), 0, False)
         tokens = tuple(self.read_token(token) for token in token_texts)
         # A placeholder ("N/A", "Test User", "#N/A"; model.placeholders) is no name, nor is "Mr." or "J." alone,

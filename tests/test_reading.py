@@ -631,3 +631,16 @@ def test_reading_key_folds_case_as_the_reader_does(reader):
 
 def test_reader_caches_readings(reader):
     assert reader.read("Schmidt") is reader.read("Schmidt")
+
+
+def test_a_name_longer_than_max_name_characters_as_read_is_too_long_whole(reader):
+    """No name is 256 characters long, and a short string can spell out to one: the ligature ﷺ is 18
+    letters in NFKC, so 64 of them were 256 parts, explained in 12 s, each reading cached at 30 KB."""
+    from model.reading import MAX_NAME_CHARACTERS
+
+    for text in ("\ufdfa" * 64, " ".join(["Petrov", "Ivanov"] * 30), "x" * (MAX_NAME_CHARACTERS + 1)):
+        reading = reader.read(text)
+        assert [token.reason for token in reading.tokens] == ["too-long"], text[:20]
+        assert len(reading.tokens[0].text) <= MAX_NAME_CHARACTERS
+    longest = " ".join(["Li", "Wu"] * 43)[:MAX_NAME_CHARACTERS]
+    assert all(token.reason is None for token in reader.read(longest).tokens)
