@@ -32,8 +32,15 @@ def prior_argument(text: str) -> str | dict[str, float]:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
+def shown(text: str) -> str:
+    """`text` for a terminal: each character that does not print (a control character, ESC, a
+    direction mark) escaped as Python writes it, so a name cannot retitle or recolour the terminal."""
+    return text if text.isprintable() else "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def format_prediction(result: NamePrediction) -> str:
-    lines = [f"\n> {result.name}" + (f"  (read as {result.read_as!r}, {result.script})" if result.read_as else "")]
+    name = shown(result.name)
+    lines = [f"\n> {name}" + (f"  (read as {result.read_as!r}, {result.script})" if result.read_as else "")]
     if result.abstained:
         lines.append(f"abstained: {result.reason}")
     for prediction in result.predictions:

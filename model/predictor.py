@@ -222,6 +222,13 @@ class Predictor:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.num_labels:
             raise ValueError(f"top_k must be an integer between 1 and {self.num_labels}, got {top_k!r}")
 
+    @staticmethod
+    def check_min_probability(min_probability: float) -> None:
+        """A floor of NaN or below 0 was taken as no floor, and one above 1 made every answer abstain."""
+        number = isinstance(min_probability, int | float) and not isinstance(min_probability, bool)
+        if not number or not 0.0 <= min_probability <= 1.0:  # NaN fails the comparison too
+            raise ValueError(f"min_probability must be a number from 0 to 1, got {min_probability!r}")
+
     def label_ids_of(self, labels: tuple[str, ...]) -> tuple[int, ...]:
         """Ids of `labels` into this model's labels; ValueError naming any it does not know."""
         unknown = sorted(set(labels) - set(self.labels))
@@ -244,6 +251,7 @@ class Predictor:
     ) -> RankedNames:
         """Answers as plain lists (see RankedNames), in input order."""
         self.check_top_k(top_k)
+        self.check_min_probability(min_probability)
         log_prior = self.log_prior_for(prior)
         with cyclic_gc_paused():  # the burst of result lists is acyclic
             return self.score(names).rank(top_k, log_prior, min_probability)
@@ -256,6 +264,7 @@ class Predictor:
         log_priors = {}
         for key, query in queries.items():
             self.check_top_k(query.top_k)
+            self.check_min_probability(query.min_probability)
             log_priors[key] = self.log_prior_for(query.prior)
             self.label_ids_of(query.explain_labels)
         with cyclic_gc_paused():

@@ -287,6 +287,16 @@ def test_predict_cli_reads_names_from_standard_input(capsys, monkeypatch):
     assert "> Hinton" in output and "> Tanaka" in output and "abstained: no-letters" in output
 
 
+def test_predict_cli_escapes_what_would_drive_the_terminal(capsys):
+    """A name with ESC ] 0 ; ... BEL set the terminal's title when echoed."""
+    from model.predict import main
+
+    assert main(["a\x1b]0;pwned\x07b", "Müller", "--device", "cpu", "--top-k", "1"]) == 0
+    output = capsys.readouterr().out
+    assert "\x1b" not in output and "\x07" not in output
+    assert "> a\\x1b]0;pwned\\x07b" in output and "> Müller" in output  # escaped as Python writes it; letters kept
+
+
 def test_predict_cli_reports_a_bad_prior_without_traceback(capsys):
     from model.predict import main
 
@@ -625,3 +635,11 @@ def test_a_label_with_readings_of_its_own_scores_their_mean_and_the_others_the_c
     assert torch.allclose(scores.token_log_likelihoods[1], expected, atol=1e-5)
     alone = scorer.score(["王小明"]).token_log_likelihoods[0]  # the lone path's network sums in its own order
     assert torch.allclose(scores.token_log_likelihoods[1], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("floor", [float("nan"), -0.1, 1.5, "0.5", True])
+def test_a_min_probability_outside_0_to_1_is_refused_not_taken_as_no_floor(shipped, floor):
+    with pytest.raises(ValueError, match="min_probability"):
+        shipped.rank(["Smith"], min_probability=floor)
+    with pytest.raises(ValueError, match="min_probability"):
+        shipped.rank_requests([(["Smith"], RankQuery(1, "dataset", floor))])
