@@ -111,9 +111,11 @@ def normalize(raw_name: str) -> str:
     """Fold a name to the lower-case Latin text the network reads.
 
     Transliteration can add spaces (unidecode('王') == 'Wang '), so whitespace is collapsed after
-    folding as well as before; case is folded last, after unidecode has produced ASCII.
+    folding as well as before. Case is folded before transliteration, because unidecode spells some
+    case pairs apart (Ʒ "Zh" but ʒ "z", Ξ "Ks" but ξ "x", Ɑ nothing but ɑ "a": "Ʒukov" and "ʒukov" were two
+    names), and again after it, on the ASCII it produced.
     """
-    return clean_text(unidecode(clean_text(raw_name))).lower()
+    return clean_text(unidecode(clean_text(raw_name).lower())).lower()
 
 
 @dataclass(frozen=True)

@@ -202,3 +202,11 @@ def test_encode_readings_encodes_each_reading_as_encode_does():
     assert encoder.encode_readings(readings) == [encoder.encode(reading) for reading in readings]
     with pytest.raises(NameEncodingError, match="no letters"):
         encoder.encode_readings(["hinton", "123"])
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper"), [("ʒukov", "Ʒukov"), ("ʃevchenko", "Ʃevchenko"), ("ɑbe", "Ɑbe"), ("ξένια", "ΞΈΝΙΑ")]
+)
+def test_letters_unidecode_spells_apart_by_case_read_alike_in_any_case(lower, upper):
+    """unidecode writes Ʒ "Zh" but ʒ "z", and Ɑ as nothing: folded after it, a name's case changed its reading."""
+    assert normalize(lower) == normalize(upper) == normalize(upper.lower())
