@@ -46,9 +46,14 @@ def answer_fields(
     return fields
 
 
-def check_no_collision(input_columns: Iterable[str], added_columns: Iterable[str], source: str) -> None:
-    """Refuse input that already has a column enrichment would add: overwriting it silently loses data."""
-    taken = [column for column in added_columns if column in set(input_columns)]
+def check_no_collision(
+    input_columns: Iterable[str], added_columns: Iterable[str], source: str, ignore_case: bool = False
+) -> None:
+    """Refuse input that already has a column enrichment would add: overwriting it silently loses data.
+    `ignore_case` for Spark, whose column names match in any case by default (ORIGIN_LABEL is origin_label)."""
+    fold = str.casefold if ignore_case else str
+    existing = {fold(column) for column in input_columns}
+    taken = [column for column in added_columns if fold(column) in existing]
     if taken:
         raise BatchInputError(
             f"{source} already has column(s) {', '.join(map(repr, taken))}, which enrichment adds; "

@@ -32,7 +32,7 @@ from batch.names import name_text
 from batch.readers import Source, open_source
 from batch.resume import PartsDir, input_fingerprint, partial_dir
 from batch.summary import Summary
-from batch.writers import OutputLayout, append_part, open_sink, read_arrow, write_arrow, write_part
+from batch.writers import OutputLayout, abandon_sink, append_part, open_sink, read_arrow, write_arrow, write_part
 from model.predictor import Predictor
 
 # Rows classified together: memory holds one chunk at a time, and a name repeated within a chunk is
@@ -142,8 +142,12 @@ def _write_atomic(job: EnrichJob, source: Source, layout: OutputLayout, classifi
     summary = Summary()
     with _replacing(Path(job.output_path)) as file:
         sink = open_sink(job.output_format, file, layout.schema)
-        for table, _ in _enriched_chunks(job, source, layout, classifier, summary):
-            sink.write(table)
+        try:
+            for table, _ in _enriched_chunks(job, source, layout, classifier, summary):
+                sink.write(table)
+        except BaseException:
+            abandon_sink(sink)
+            raise
         sink.close()
     return summary
 
@@ -165,8 +169,12 @@ def _write_resumable(job: EnrichJob, source: Source, layout: OutputLayout, class
         parts.commit(progress)
     with _replacing(output) as file:
         sink = open_sink(job.output_format, file, layout.schema)
-        for part in parts.parts(progress.completed_chunks):
-            append_part(job.output_format, part, sink, file)
+        try:
+            for part in parts.parts(progress.completed_chunks):
+                append_part(job.output_format, part, sink, file)
+        except BaseException:
+            abandon_sink(sink)
+            raise
         sink.close()
     parts.remove()
     return summary
@@ -248,6 +256,11 @@ def _check_paths(job: EnrichJob) -> None:
         raise BatchInputError(f"{output}: is a folder; --output names a file")
     if job.input_path != STDIO and _same_file(Path(job.input_path), output):
         raise BatchInputError(f"{output}: the output would overwrite the input; give another --output")
+    if output.is_symlink() or (output.exists() and not output.is_file()):
+        # the new file is renamed over the path: a link would be replaced by a file (its target never
+        # written), a FIFO or device node (/dev/null as root) by a regular file
+        kind = "a symbolic link" if output.is_symlink() else "not a regular file"
+        raise BatchInputError(f"{output}: is {kind}; --output names a regular file, which is replaced whole")
     if output.exists() and not job.overwrite:
         raise BatchInputError(f"{output} exists; pass --overwrite to replace it")
     if job.resume and job.input_path == STDIO:

@@ -5,7 +5,6 @@ Polars goes through Arrow: `pl.from_arrow(classify_table(polars_df.to_arrow(), "
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -73,7 +72,7 @@ def classify_frame(
 ) -> pd.DataFrame:
     """A copy of `df` (same index) with the added columns after its own; the options are classify_table's.
     origin_top_k holds lists of {"label", "probability"} dicts; a missing label or probability is None /
-    NaN. None, NaN and pd.NA names abstain as "empty". The model id is in `result.attrs["nameorigin.model_id"]`."""
+    NaN. None, NaN, NaT and pd.NA names abstain as "empty". The model id is in `result.attrs["nameorigin.model_id"]`."""
     columns = _columns(column, list(df.columns), "DataFrame")
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
     classifier = ColumnClassifier(predictor or cached_predictor(checkpoint_path, device), options)
@@ -127,7 +126,9 @@ def _text_array(series: pd.Series, column: Hashable) -> pa.Array:
 
 
 def _text(value: object, column: Hashable) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    # pandas' own test of a missing scalar: None, NaN of any float width, pd.NA, and NaT (a missing date
+    # was read as the text "NaT" and answered Korean)
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     if isinstance(value, (bytes, bytearray)):
         try:

@@ -90,15 +90,23 @@ class _TextStreamSource:
         return _skip(self._read(), skip_rows)
 
     def _read(self) -> Iterator[pa.RecordBatch]:
+        last: pa.RecordBatch | None = None
         while True:
             try:
                 batch = self._reader.read_next_batch()
             except StopIteration:
+                self._at_end(last)
                 return
             except pa.ArrowInvalid as error:
                 raise self._parse_error(error) from None
             self._rows_read += batch.num_rows
+            if batch.num_rows:
+                last = batch
             yield batch
+
+    def _at_end(self, last: pa.RecordBatch | None) -> None:
+        """A check once every row is read (the rows already handed on go nowhere if it raises: every
+        output is written whole or not at all)."""
 
 
 class CsvSource(_TextStreamSource):
@@ -115,6 +123,7 @@ class CsvSource(_TextStreamSource):
         self._path, self._encoding, self._delimiter = path, encoding, delimiter
         self._bad_row: object | None = None
         self._rows_read = 0
+        stream.skip_blank_lines()  # empty lines are skipped, those before the header too
         header = _csv_header(stream, delimiter, name)
         try:
             self._reader = pcsv.open_csv(
@@ -150,6 +159,20 @@ class CsvSource(_TextStreamSource):
         self._bad_row = self._bad_row or row
         return "error"
 
+    def _at_end(self, last: pa.RecordBatch | None) -> None:
+        """A quote left open runs its field to the end of the file: Arrow reads every line after it as
+        that one field, without an error (1,000 rows came out as 10). Such a last field holds a line
+        break (the row's last field: the one that runs to the end) and the file does not end with the
+        quote that would close it."""
+        if last is None or not last.num_columns or self._stream.tail.rstrip().endswith(b'"'):
+            return
+        value = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            raise BatchInputError(
+                f"{self.name}: a double quote on row {self._rows_read} (the last read) is never closed, so every "
+                "line after it was read as one field; close or remove the stray quote"
+            )
+
     def _parse_error(self, error: Exception) -> BatchInputError:
         row = self._bad_row
         if row is None:
@@ -168,13 +191,19 @@ class CsvSource(_TextStreamSource):
 def _ragged_line(path: Path, encoding: str, delimiter: str, expected: int) -> int | None:
     """The line on which the first record with the wrong number of fields starts. Arrow does not say
     (InvalidRow.number is often None), so the file is read again, only when it is already known bad."""
-    with open(path, encoding=encoding, newline="") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        start = 1
-        for record in reader:
-            if record and len(record) != expected:  # empty lines are skipped, as Arrow skips them
-                return start
-            start = reader.line_num + 1
+    limit = csv.field_size_limit(CSV_BLOCK_BYTES)  # Arrow takes a row up to its block; csv's default 128 KiB
+    try:
+        with open(path, encoding=encoding, newline="") as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            start = 1
+            for record in reader:
+                if record and len(record) != expected:  # empty lines are skipped, as Arrow skips them
+                    return start
+                start = reader.line_num + 1
+    except csv.Error:  # what Arrow read, csv cannot: the error says "a row after row N" instead
+        return None
+    finally:
+        csv.field_size_limit(limit)
     return None
 
 

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from batch.errors import BatchInputError
 
 READ_SIZE = 1 << 20
+TAIL_BYTES = 64
 UTF8_BOM = codecs.BOM_UTF8
 
 
@@ -26,6 +27,8 @@ class CheckedTextStream(io.RawIOBase):
             codec = codecs.lookup(encoding)
         except LookupError as error:
             raise BatchInputError(f"unknown --encoding {encoding!r}") from error
+        if not getattr(codec, "_is_text_encoding", True):  # rot13, zlib, base64: codecs, but not bytes to text
+            raise BatchInputError(f"--encoding {encoding!r} is not a text encoding (give one such as latin-1)")
         self._raw = raw
         self._close_raw = close_raw  # never standard input's
         self._source = source
@@ -38,6 +41,7 @@ class CheckedTextStream(io.RawIOBase):
         self._newlines = 0  # input newlines before _offset
         self._at_start = True
         self._eof = False
+        self.tail = b""  # the last bytes handed on: how the file ends (CsvSource checks its last field)
 
     def readable(self) -> bool:
         return True
@@ -62,6 +66,19 @@ class CheckedTextStream(io.RawIOBase):
             self._position = 0
         return self._buffer[self._position : self._position + size].decode("utf-8", errors="ignore")
 
+    def skip_blank_lines(self) -> None:
+        """Consume the lines before the first text that hold only spaces, tabs and line breaks."""
+        while True:
+            text = self.peek_text(4096)
+            stripped = text.lstrip(" \t\r\n")
+            blank = text[: len(text) - len(stripped)]
+            cut = max(blank.rfind("\n"), blank.rfind("\r"))  # the last line break of the blank run
+            if cut < 0:
+                return
+            self._position += cut + 1  # ASCII: as many bytes as characters
+            if stripped:
+                return
+
     def _fill(self) -> None:
         self._buffer, self._position = self._next_block(), 0
 
@@ -81,7 +98,10 @@ class CheckedTextStream(io.RawIOBase):
         self._newlines += chunk.count(b"\n")
         if not chunk:
             self._eof = True
-        return chunk if self._passthrough else text.encode("utf-8")
+        out = chunk if self._passthrough else text.encode("utf-8")
+        if out:
+            self.tail = (self.tail + out)[-TAIL_BYTES:]
+        return out
 
     def _decode_error(self, chunk: bytes, start: int) -> BatchInputError:
         start = max(start, 0)

@@ -9,6 +9,7 @@ array and the model id as a field.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -79,6 +80,12 @@ def open_sink(file_format: str, file: BinaryIO, schema: pa.Schema, header: bool 
     return CsvSink(file, schema, DELIMITERS[file_format], header)
 
 
+def abandon_sink(sink: Sink) -> None:
+    """Let go of a sink whose output is being thrown away after an error (a ParquetSink must be closed)."""
+    if isinstance(sink, ParquetSink):
+        sink.abandon()
+
+
 class ParquetSink:
     """One row group per chunk: a resumed run that rewrites the chunks writes the same file."""
 
@@ -90,6 +97,13 @@ class ParquetSink:
 
     def close(self) -> None:
         self._writer.close()
+
+    def abandon(self) -> None:
+        """Stop writing after an error, the file to be deleted: closed now, so that the writer's
+        finalizer does not write its footer later to a closed file (a traceback after the one-line
+        error, on every failure once writing had started)."""
+        with contextlib.suppress(OSError, ValueError):  # the file is gone or closed: nothing left to finish
+            self._writer.close()
 
 
 class CsvSink:
@@ -116,7 +130,12 @@ class JsonLinesSink:
     def write(self, table: pa.Table) -> None:
         for start in range(0, table.num_rows, JSONL_ROWS_PER_WRITE):
             rows = table.slice(start, JSONL_ROWS_PER_WRITE).to_pylist()
-            self._file.write(b"".join(orjson.dumps(row, default=_json_value) + b"\n" for row in rows))
+            try:
+                self._file.write(b"".join(orjson.dumps(row, default=_json_value) + b"\n" for row in rows))
+            except orjson.JSONEncodeError as error:  # a value nested deeper than orjson writes (254 levels)
+                raise BatchInputError(
+                    f"a row cannot be written as JSON Lines: {error} (at most 254 levels of nesting)"
+                ) from None
 
     def close(self) -> None:
         self._file.flush()

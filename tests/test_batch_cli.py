@@ -258,6 +258,25 @@ BAD_INPUTS = {
         ["--column", "name", "--top-k", "9"],
         "top_k must be between 1 and 3",
     ),
+    # an audit's findings: a quote left open swallowed the rest of the file with exit 0 (1,000 rows came out as 10)
+    "a quote never closed, in the last column": (
+        "in.csv",
+        b'id,name\n1,Bakov\n2,"Ziski\n3,Rossi\n4,Kowalski\n',
+        ["--column", "name"],
+        "a double quote on row 2 (the last read) is never closed",
+    ),
+    "a ragged row after a cell over csv's field limit": (
+        "in.csv",
+        b"name,note\nBakov," + b"x" * 200_000 + b"\nZiski,ok\nRossi\n",
+        ["--column", "name"],
+        "line 4 has 1 fields; the header has 2",
+    ),
+    "a codec that is no text encoding": (
+        "in.csv",
+        b"name\nBakov\n",
+        ["--column", "name", "--encoding", "rot13"],
+        "is not a text encoding",
+    ),
 }
 
 
@@ -368,3 +387,51 @@ def test_enrich_refuses_three_name_columns_even_in_a_file_of_no_rows(tmp_path, e
     status, stderr = enrich(source, "--column", "a", "--column", "b", "--column", "c", "--output", tmp_path / "o.csv")
     assert status == 2 and "give one name column or two (given name, surname), got 3" in stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_enrich_skips_blank_lines_before_the_header(tmp_path, enrich):
+    """A leading blank line was taken for the header: "line 2 has 2 fields; the header has 1"."""
+    source = _write(tmp_path / "in.csv", b"\n\r\n  \nname,id\nBakov,1\n")
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.csv")
+    assert status == 0, stderr
+    assert read_text_csv(tmp_path / "out.csv").select(["name", "id"]).to_pydict() == {"name": ["Bakov"], "id": ["1"]}
+
+
+def test_enrich_keeps_a_multiline_quoted_last_field_that_is_closed(tmp_path, enrich):
+    source = _write(tmp_path / "in.csv", b'name,note\nBakov,"line one\nline two"\n')
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.csv")
+    assert status == 0, stderr
+    assert read_text_csv(tmp_path / "out.csv").column("note").to_pylist() == ["line one\nline two"]
+
+
+def test_enrich_a_json_value_nested_too_deep_to_write_is_an_error_not_a_traceback(tmp_path, enrich):
+    source = _write(tmp_path / "in.jsonl", b'{"name": "Bakov", "d": ' + b"[" * 300 + b"]" * 300 + b"}\n")
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.jsonl")
+    assert status == 2 and stderr.count("\n") == 1 and "cannot be written as JSON Lines" in stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]
+
+
+def test_enrich_a_parquet_output_failing_halfway_prints_one_line(tmp_path, enrich):
+    """The Parquet writer left open printed "Exception ignored in: ParquetWriter.__del__" after the error."""
+    rows = b"".join(b"Bakov,%d\n" % index for index in range(3000))
+    source = _write(tmp_path / "in.csv", b"name,n\n" + rows + b"Ziski\n")
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.parquet", "--chunk-rows", "1000")
+    assert status == 2 and stderr.count("\n") == 1 and "line 3002 has 1 fields" in stderr, stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.csv"]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "fifo"])
+def test_enrich_refuses_an_output_that_is_no_regular_file(tmp_path, enrich, kind):
+    """Renamed over, a link became a file (its target never written) and a FIFO or device a regular file."""
+    source = _write(tmp_path / "in.csv", b"name\nBakov\n")
+    output = tmp_path / "out.csv"
+    if kind == "fifo":
+        os.mkfifo(output)
+    else:
+        target = tmp_path / "target.csv"
+        if kind == "symlink":
+            target.write_bytes(b"keep me\n")
+        output.symlink_to(target)
+    status, stderr = enrich(source, "--column", "name", "--output", output, "--overwrite")
+    assert status == 2 and ("symbolic link" in stderr or "not a regular file" in stderr), stderr
+    assert output.is_symlink() or output.is_fifo()

@@ -152,3 +152,11 @@ def test_classify_frame_refuses_containers_reads_bytes_as_text_and_survives_a_lo
     broken = classify_frame(pd.DataFrame({"n": ["Bak\ud800ov", "Bakov"]}), "n", predictor=trained_predictor)
     assert broken["origin_reason"].tolist()[1] == as_text["origin_reason"].tolist()[0]
     assert broken["origin_reason"].tolist()[0] == trained_predictor.predict(["Bak\ufffdov"])[0].reason
+
+
+def test_a_missing_date_abstains_as_empty_not_as_the_text_nat(trained_predictor):
+    """pd.NaT was read as the text "NaT" and labelled Korean."""
+    df = pd.DataFrame({"name": [pd.NaT, "Bakov", np.float32("nan")]}, dtype=object)
+    result = classify_frame(df, "name", predictor=trained_predictor)
+    assert result["origin_reason"].tolist()[0::2] == ["empty", "empty"]
+    assert result["origin_label"].tolist()[1] is not None

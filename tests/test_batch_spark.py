@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from batch.errors import BatchInputError
 from batch.predictors import cache_info
 from batch.spark import classify_column
 from batch.spark.__main__ import main as spark_main
@@ -205,3 +206,27 @@ def test_spark_job_refuses_a_nested_name_column_on_the_driver(spark, tmp_path, t
     assert _job(tmp_path / "in.parquet", tmp_path / "out", trained_checkpoint) == 2
     assert "holds array<string>, not text" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (["name", "name"], "the same column is given twice"),
+        (["name", "id", "name"], "give one name column, or two"),
+        ([], "give one name column, or two"),
+    ],
+)
+def test_classify_column_refuses_column_lists_the_command_refuses_on_the_driver(
+    spark, trained_checkpoint, columns, message
+):
+    """["name", "name"] was classified as "Smith Smith"; three columns failed in a worker with a Java trace."""
+    df = spark.createDataFrame([("Bakov", "1")], ["name", "id"])
+    with pytest.raises(BatchInputError, match=message):
+        classify_column(df, columns, checkpoint_path=trained_checkpoint)
+
+
+def test_classify_column_refuses_an_added_column_in_any_case(spark, trained_checkpoint):
+    """Spark matches column names in any case: ORIGIN_LABEL passed the check, then the write failed."""
+    df = spark.createDataFrame([("Bakov", "x")], ["name", "ORIGIN_LABEL"])
+    with pytest.raises(BatchInputError, match="origin_label"):
+        classify_column(df, "name", checkpoint_path=trained_checkpoint)

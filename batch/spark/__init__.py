@@ -46,6 +46,13 @@ def classify_column(
     `checkpoint_path` is read on the driver (labels and model id, for the schema) and on each worker:
     a path every node can read, or the name of a file shipped with `spark-submit --files`."""
     columns = (column,) if isinstance(column, str) else tuple(column)
+    # as the command and the pandas API refuse them, here on the driver rather than from a worker
+    if not 1 <= len(columns) <= 2:
+        raise BatchInputError(
+            f"give one name column, or two (given name, surname); got {len(columns)}: {list(columns)}"
+        )
+    if len(set(columns)) < len(columns):
+        raise BatchInputError(f"the same column is given twice: {list(columns)}")
     for name in columns:
         if name not in df.columns:
             raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
@@ -62,7 +69,7 @@ def classify_column(
         raise ValueError(f"chunk_rows and batch_size must be at least 1, got {chunk_rows} and {batch_size}")
     target_log_prior(prior, checkpoint.labels, torch.zeros(len(checkpoint.labels)))  # on the driver: PriorError now
     added = [*answer_fields(checkpoint.labels, all_labels), pa.field(MODEL_ID, pa.string(), nullable=False)]
-    check_no_collision(df.columns, [field.name for field in added], "DataFrame")
+    check_no_collision(df.columns, [field.name for field in added], "DataFrame", ignore_case=True)
     output_schema = StructType(df.schema.fields + from_arrow_schema(pa.schema(added)).fields)
     worker_options = WorkerOptions(
         checkpoint=str(checkpoint_path),
