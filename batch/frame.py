@@ -5,6 +5,7 @@ Polars goes through Arrow: `pl.from_arrow(classify_table(polars_df.to_arrow(), "
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -128,7 +129,11 @@ def _text_array(series: pd.Series, column: Hashable) -> pa.Array:
 def _text(value: object, column: Hashable) -> str | None:
     # pandas' own test of a missing scalar: None, NaN of any float width, pd.NA, and NaT (a missing date
     # was read as the text "NaT" and answered Korean)
-    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return None
+    if isinstance(value, np.datetime64 | np.timedelta64) and np.isnat(value):
         return None
     if isinstance(value, (bytes, bytearray)):
         try:
