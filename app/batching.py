@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from model.encoder import visible_length
 from model.predictor import Predictor, RankedNames, RankQuery
 from model.scoring import on_process_threads
 
@@ -90,11 +91,12 @@ class ClientGoneError(RuntimeError):
 
 def explain_chunks(names: list[str], budget: int) -> list[list[str]]:
     """`names` in order, cut where the next name would take a chunk over `budget` (each name weighs its
-    length squared; a name over the budget is a chunk of its own)."""
+    length as read squared: "ﷺ" is one code point and 18 letters to occlude; a name over the budget is
+    a chunk of its own)."""
     chunks: list[list[str]] = [[]]
     cost = 0
     for name in names:
-        weight = len(name) ** 2
+        weight = (len(name) if name.isascii() else visible_length(name)) ** 2
         if chunks[-1] and cost + weight > budget:
             chunks.append([])
             cost = 0
@@ -139,6 +141,8 @@ class MicroBatcher:
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Job | None] | None = None
+        # A job taken from the queue that could not join the batch being gathered: the next batch's first.
+        self._carried: _Job | None = None
         self._loop_task: asyncio.Task[None] | None = None
         # One thread: the network is not re-entrant-safe to share, and torch already uses every
         # core inside one call. Batches run one at a time, here or on the loop, never both at once.
@@ -238,6 +242,8 @@ class MicroBatcher:
             if round_ == EXPLAIN_REASK_ROUNDS:
                 break
             for index in stale:
+                if client_gone is not None and await client_gone():
+                    raise ClientGoneError("the client left while chunks were asked again after a reload")
                 answers[index] = await self._answer_one(chunks[index], query)
         raise BatcherClosedError("the model was swapped again and again while the request was answered")
 
@@ -273,7 +279,7 @@ class MicroBatcher:
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            first = await self._queue.get()
+            first, self._carried = self._carried or await self._queue.get(), None
             if first is None:
                 return
             batch, stop_seen = await self._gather(first)
@@ -284,7 +290,9 @@ class MicroBatcher:
                 return
 
     async def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """Jobs that join `first` within the wait bound; True when the stop marker was met."""
+        """Jobs that join `first` within the wait bound; True when the stop marker was met. A batch holds
+        at most one request for explanations: each is a chunk of about EXPLAIN_CHUNK_COST, and twenty
+        of them in one model call held other clients for twenty chunks' time."""
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         batch, num_names = [first], len(first.names)
@@ -304,6 +312,9 @@ class MicroBatcher:
                 break
             if job is None:
                 return batch, True
+            if job.query.explain and any(member.query.explain for member in batch):
+                self._carried = job
+                break
             batch.append(job)
             num_names += len(job.names)
         return batch, False

@@ -56,8 +56,11 @@ async def require_json_body(request: Request) -> None:
     """415 unless the body is declared as JSON (application/json or any application/*+json) and sent
     as it is: a compressed body (Content-Encoding gzip, br, ...) would otherwise be read as JSON text
     and refused for the wrong reason, or a plain one with the header accepted against its word."""
-    encoding = request.headers.get("content-encoding")
-    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+    codings = [
+        coding.strip().lower() for value in request.headers.getlist("content-encoding") for coding in value.split(",")
+    ]
+    if any(coding not in ("", "identity") for coding in codings):  # every header, every listed coding
+        encoding = ", ".join(request.headers.getlist("content-encoding"))
         message = f"Content-Encoding {encoding} is not supported; send the body uncompressed"
         raise UnsupportedMediaTypeError(request.headers.get("content-type"), "Content-Encoding", message)
     content_type = request.headers.get("content-type")

@@ -16,6 +16,12 @@ class HeadAsGetMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "HEAD":
-            scope = {**scope, "method": "GET"}
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        as_get = {**scope, "method": "GET"}  # a copy: the server's own still says HEAD
+        try:
+            await self.app(as_get, receive, send)
+        finally:
+            if "route" in as_get:  # the route matched, for the request log and metrics outside
+                scope["route"] = as_get["route"]

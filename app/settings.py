@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.assets import DEFAULT_CHECKPOINT_PATH
+from model.reading import MAX_NAME_CHARACTERS
 
 # The most threads the automatic rule gives a large call: the only count measured (a 2-core machine).
 MEASURED_LARGE_BATCH_THREADS = 2
@@ -59,7 +60,10 @@ class Settings(BaseSettings):
     )
     max_names_per_request: int = Field(1000, ge=1, description="most names one request may carry")
     max_name_length: int = Field(
-        64, ge=1, description="most characters in one name (composed, spaces trimmed), before transliteration"
+        64,
+        ge=1,
+        le=MAX_NAME_CHARACTERS,  # longer, a name abstains too-long in the reader anyway
+        description="most characters in one name, as read (NFKC, spaces trimmed), before transliteration",
     )
     max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body accepted (413 above)")
     max_batch_size: int = Field(

@@ -164,10 +164,16 @@ class CsvSource(_TextStreamSource):
         that one field, without an error (1,000 rows came out as 10). Such a last field holds a line
         break (the row's last field: the one that runs to the end) and the file does not end with the
         quote that would close it."""
-        if last is None or not last.num_columns or self._stream.tail.rstrip().endswith(b'"'):
+        if last is None or not last.num_columns:
             return
         value = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
-        if isinstance(value, str) and ("\n" in value or "\r" in value):
+        if not isinstance(value, str) or ("\n" not in value and "\r" not in value):
+            return
+        if self._path is not None:  # a file can be read again: csv's strict mode knows a quote out of place
+            broken = _quote_error(self._path, self._encoding, self._delimiter)
+        else:  # standard input: only a file that does not end with the closing quote is known bad
+            broken = not self._stream.tail.endswith(b'"')
+        if broken:
             raise BatchInputError(
                 f"{self.name}: a double quote on row {self._rows_read} (the last read) is never closed, so every "
                 "line after it was read as one field; close or remove the stray quote"
@@ -205,6 +211,21 @@ def _ragged_line(path: Path, encoding: str, delimiter: str, expected: int) -> in
     finally:
         csv.field_size_limit(limit)
     return None
+
+
+def _quote_error(path: Path, encoding: str, delimiter: str) -> bool:
+    """Whether csv in strict mode finds a quote out of place or never closed in the file (read again,
+    only when its last field already looks like one that ran to the end)."""
+    limit = csv.field_size_limit(sys.maxsize)  # the runaway field may be the rest of a large file
+    try:
+        with open(path, encoding=encoding, newline="") as file:
+            for _ in csv.reader(file, delimiter=delimiter, strict=True):
+                pass
+    except csv.Error:
+        return True
+    finally:
+        csv.field_size_limit(limit)
+    return False
 
 
 def _csv_header(stream: CheckedTextStream, delimiter: str, name: str) -> list[str]:

@@ -41,7 +41,7 @@ class CheckedTextStream(io.RawIOBase):
         self._newlines = 0  # input newlines before _offset
         self._at_start = True
         self._eof = False
-        self.tail = b""  # the last bytes handed on: how the file ends (CsvSource checks its last field)
+        self.tail = b""  # the last bytes handed on but trailing whitespace: how the file ends (CsvSource)
 
     def readable(self) -> bool:
         return True
@@ -99,8 +99,8 @@ class CheckedTextStream(io.RawIOBase):
         if not chunk:
             self._eof = True
         out = chunk if self._passthrough else text.encode("utf-8")
-        if out:
-            self.tail = (self.tail + out)[-TAIL_BYTES:]
+        if out.strip():  # a block of blank lines at the end leaves the tail as the last text was
+            self.tail = (self.tail + out).rstrip()[-TAIL_BYTES:]
         return out
 
     def _decode_error(self, chunk: bytes, start: int) -> BatchInputError:

@@ -133,9 +133,8 @@ class JsonLinesSink:
             try:
                 self._file.write(b"".join(orjson.dumps(row, default=_json_value) + b"\n" for row in rows))
             except orjson.JSONEncodeError as error:  # a value nested deeper than orjson writes (254 levels)
-                raise BatchInputError(
-                    f"a row cannot be written as JSON Lines: {error} (at most 254 levels of nesting)"
-                ) from None
+                depth = " (orjson writes at most 254 levels of nesting)" if "Recursion" in str(error) else ""
+                raise BatchInputError(f"a row cannot be written as JSON Lines: {error}{depth}") from None
 
     def close(self) -> None:
         self._file.flush()

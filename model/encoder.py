@@ -70,13 +70,27 @@ def clean_text(raw_name: str) -> str:
     return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", text)).strip()
 
 
+class _SymbolsAsSpaces(dict[int, int]):
+    """A str.translate table, filled as characters are met: a non-ASCII symbol (Unicode category S) to a
+    space, any other character to itself. A character seen before costs a lookup in C, not a call."""
+
+    def __missing__(self, code: int) -> int:
+        value = SPACE if code > 0x7F and unicodedata.category(chr(code))[0] == "S" else code
+        self[code] = value
+        return value
+
+
+SPACE = ord(" ")
+_SYMBOLS_AS_SPACES = _SymbolsAsSpaces()
+
+
 def _without_symbols(text: str) -> str:
     """`text` with every non-ASCII symbol (Unicode category S: ©, ®, €, °, emoji) made a space. Never part
     of a name, yet unidecode spells some in letters ("Müller®" read as "muller(r)", then judged no
     name). ASCII's own symbols ($, +, ^) stay as they were: clean_text's ASCII shortcut keeps them."""
     if text.isascii():
         return text
-    return "".join(" " if char > "\x7f" and unicodedata.category(char)[0] == "S" else char for char in text)
+    return text.translate(_SYMBOLS_AS_SPACES)
 
 
 def _already_clean_ascii(text: str) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import numbers
 import operator
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -225,7 +227,7 @@ class Predictor:
     @staticmethod
     def check_min_probability(min_probability: float) -> None:
         """A floor of NaN or below 0 was taken as no floor, and one above 1 made every answer abstain."""
-        number = isinstance(min_probability, int | float) and not isinstance(min_probability, bool)
+        number = isinstance(min_probability, numbers.Real) and not isinstance(min_probability, bool | np.bool_)
         if not number or not 0.0 <= min_probability <= 1.0:  # NaN fails the comparison too
             raise ValueError(f"min_probability must be a number from 0 to 1, got {min_probability!r}")
 

@@ -112,7 +112,7 @@ SURNAME_FIRST_GIVEN_NAME_WEIGHT = 1.0
 SURNAME_FIRST_IN_JAPANESE_SCRIPTS = ("Japanese",)
 JAPANESE_WRITING = frozenset({HAN, HIRAGANA, KATAKANA})
 # Sums of up to this many parts are padded to one width together; a wider one is added with the sums of
-# its own width, so one name of hundreds of parts (the library caps no name) cannot pad a whole batch.
+# its own width, so one name of many parts (up to MAX_NAME_CHARACTERS as read) cannot pad a whole batch.
 NARROW_SUM_WIDTH = 8
 FEW_ROWS = 4  # rows up to which `_top` exponentiates with math.exp rather than two more torch calls
 

@@ -527,6 +527,23 @@ def test_classify_refuses_a_compressed_body_with_415_naming_the_encoding(client,
         assert error["field"] == "Content-Encoding" and encoding in error["message"]
 
 
+def test_classify_checks_every_content_encoding_header(client):
+    headers = [("Content-Type", "application/json"), ("Content-Encoding", "identity"), ("Content-Encoding", "gzip")]
+    error = only_error(client.post("/classify", content=b'{"name": "Hinton"}', headers=headers), 415)
+    assert error["field"] == "Content-Encoding" and "gzip" in error["message"]
+
+
+def test_too_many_names_over_the_limit_list_a_hundred_and_count_the_rest(client):
+    errors = client.post("/classify", json={"names": ["x" * 65] * 150}).json()["errors"]
+    assert len(errors) == 101 and errors[-1]["message"] == "and 50 more problems of the same request"
+
+
+def test_a_head_request_is_counted_under_its_route(client):
+    assert client.head("/healthz").status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'method="HEAD",path="/healthz"' in metrics and 'method="HEAD",path="unmatched"' not in metrics
+
+
 def test_classify_takes_an_identity_content_encoding(client):
     headers = {"Content-Type": "application/json", "Content-Encoding": "identity"}
     assert client.post("/classify", content=b'{"name": "Hinton"}', headers=headers).status_code == 200

@@ -265,6 +265,12 @@ BAD_INPUTS = {
         ["--column", "name"],
         "a double quote on row 2 (the last read) is never closed",
     ),
+    "a quote never closed, the file ending in a quote": (
+        "in.csv",
+        b'id,name\n1,"Ann\n2,Bob\n3,"Carl"\n',
+        ["--column", "name"],
+        "a double quote on row 1 (the last read) is never closed",
+    ),
     "a ragged row after a cell over csv's field limit": (
         "in.csv",
         b"name,note\nBakov," + b"x" * 200_000 + b"\nZiski,ok\nRossi\n",
@@ -398,7 +404,7 @@ def test_enrich_skips_blank_lines_before_the_header(tmp_path, enrich):
 
 
 def test_enrich_keeps_a_multiline_quoted_last_field_that_is_closed(tmp_path, enrich):
-    source = _write(tmp_path / "in.csv", b'name,note\nBakov,"line one\nline two"\n')
+    source = _write(tmp_path / "in.csv", b'name,note\nBakov,"line one\nline two"\n' + b"\r\n" * 40)
     status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.csv")
     assert status == 0, stderr
     assert read_text_csv(tmp_path / "out.csv").column("note").to_pylist() == ["line one\nline two"]

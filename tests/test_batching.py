@@ -375,6 +375,37 @@ def test_explain_chunks_cut_names_in_order_by_their_length_squared():
     assert explain_chunks(names, 40) == [["abc", "de", "fghij"], ["k" * 10], ["l"]]  # 100 alone: over the budget
     assert explain_chunks(names, 1000) == [names]
     assert explain_chunks(["a"], 0) == [["a"]]  # never an empty chunk
+    # weighed as read: ﷺ is one code point and 18 letters (a review's ligature names made 4 chunks of 250)
+    assert explain_chunks(["\ufdfa\ufdfa\ufdfaabc"] * 4, 3 * 57**2) == [
+        ["\ufdfa\ufdfa\ufdfaabc"] * 3,
+        ["\ufdfa\ufdfa\ufdfaabc"],
+    ]
+
+
+def test_a_batch_holds_at_most_one_explained_request(monkeypatch):
+    """Chunks of twenty explained requests were gathered into one model call, twenty chunks' time."""
+    model = CallRecordingPredictor()
+    explained_per_call: list[int] = []
+
+    class Counting(CallRecordingPredictor):
+        def rank_requests(self, requests):
+            explained_per_call.append(sum(query.explain for _, query in requests))
+            return model.rank_requests(requests)
+
+    async def scenario() -> list[RankedNames]:
+        batcher = settings_batcher(Counting(), max_wait_ms=20, inline_max_names=0)
+        await batcher.start()
+        try:
+            explained = [batcher.classify([tag], RankQuery(1, explain=True)) for tag in TAGS]
+            plain = [batcher.classify([tag], RankQuery(1)) for tag in TAGS]
+            return await asyncio.gather(*explained, *plain)
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(scenario())
+    assert [tags(answer) for answer in answers] == [[tag] for tag in TAGS * 2]
+    assert max(explained_per_call) == 1 and sum(explained_per_call) == len(TAGS)
+    assert len(explained_per_call) < 2 * len(TAGS)  # plain requests still share calls
 
 
 class CallRecordingPredictor:

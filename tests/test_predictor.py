@@ -637,6 +637,12 @@ def test_a_label_with_readings_of_its_own_scores_their_mean_and_the_others_the_c
     assert torch.allclose(scores.token_log_likelihoods[1], alone, atol=1e-5)
 
 
+def test_a_min_probability_may_be_a_numpy_number(shipped):
+    import numpy as np
+
+    assert shipped.rank(["Smith"], min_probability=np.float32(0.5)).reasons == [None]
+
+
 @pytest.mark.parametrize("floor", [float("nan"), -0.1, 1.5, "0.5", True])
 def test_a_min_probability_outside_0_to_1_is_refused_not_taken_as_no_floor(shipped, floor):
     with pytest.raises(ValueError, match="min_probability"):
