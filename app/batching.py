@@ -7,8 +7,8 @@ waiting, when it holds `FULL_ENOUGH_NAMES` or when the previous batch had no com
 not overlapping, so waiting would only add latency).
 
 A request that asks for explanations is cut into chunks of about `EXPLAIN_CHUNK_COST` (each name
-weighs its length squared: explaining occludes every character and scores the name again), each
-queued after whatever arrived meanwhile: one request of 1000 long full names took 20-38 s in one
+weighs its length as read, squared: explaining occludes every character and scores the name again),
+each queued after whatever arrived meanwhile, never two in one model call: one request of 1000 long full names took 20-38 s in one
 model call and held every other client for all of it. Between chunks the request stops if its
 client has gone, and chunks a hot reload answered with another model are asked again, so one model
 answers the whole request.
@@ -76,9 +76,9 @@ FULL_ENOUGH_NAMES = 64
 # name is read whole and part by part), so names, not only characters, are bounded too.
 INLINE_CHARS_PER_NAME = 8
 
-# Explanations cost about 4-8 us per unit of a name's length squared on one core of this project's VM
-# (docs/benchmarks.md): a chunk of this many units is 50-100 ms, so other requests wait at most about
-# that long between two chunks of a large explained request.
+# What explaining costs per unit of a name's length squared on one core (README.md, "Explanations"): a
+# chunk of this many units is 50-100 ms, so other requests wait about that long at most between two
+# chunks of a large explained request.
 EXPLAIN_CHUNK_COST = 12_000
 EXPLAIN_REASK_ROUNDS = 3  # hot reloads in a row during one explained request before it is refused
 
