@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -161,9 +162,9 @@ class CsvSource(_TextStreamSource):
 
     def _at_end(self, last: pa.RecordBatch | None) -> None:
         """A quote left open runs its field to the end of the file: Arrow reads every line after it as
-        that one field, without an error (1,000 rows came out as 10). Such a last field holds a line
-        break (the row's last field: the one that runs to the end) and the file does not end with the
-        quote that would close it."""
+        that one field, without an error (1,000 rows came out as 10). Such a field is the last row's last
+        and holds a line break; then a file is read again by csv in strict mode, which finds a quote out
+        of place, and standard input, which cannot be, is bad when it does not end with the closing quote."""
         if last is None or not last.num_columns:
             return
         value = last.column(last.num_columns - 1)[last.num_rows - 1].as_py()
@@ -197,9 +198,9 @@ class CsvSource(_TextStreamSource):
 def _ragged_line(path: Path, encoding: str, delimiter: str, expected: int) -> int | None:
     """The line on which the first record with the wrong number of fields starts. Arrow does not say
     (InvalidRow.number is often None), so the file is read again, only when it is already known bad."""
-    limit = csv.field_size_limit(CSV_BLOCK_BYTES)  # Arrow takes a row up to its block; csv's default 128 KiB
     try:
-        with open(path, encoding=encoding, newline="") as file:
+        # Arrow takes a row up to its block; csv's default limit is a field of 128 KiB
+        with _csv_field_size_limit(CSV_BLOCK_BYTES), open(path, encoding=encoding, newline="") as file:
             reader = csv.reader(file, delimiter=delimiter)
             start = 1
             for record in reader:
@@ -208,23 +209,28 @@ def _ragged_line(path: Path, encoding: str, delimiter: str, expected: int) -> in
                 start = reader.line_num + 1
     except csv.Error:  # what Arrow read, csv cannot: the error says "a row after row N" instead
         return None
-    finally:
-        csv.field_size_limit(limit)
     return None
+
+
+@contextmanager
+def _csv_field_size_limit(limit: int) -> Iterator[None]:
+    """csv's module-wide field size limit set to `limit` for the block, then given back."""
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _quote_error(path: Path, encoding: str, delimiter: str) -> bool:
     """Whether csv in strict mode finds a quote out of place or never closed in the file (read again,
     only when its last field already looks like one that ran to the end)."""
-    limit = csv.field_size_limit(sys.maxsize)  # the runaway field may be the rest of a large file
-    try:
-        with open(path, encoding=encoding, newline="") as file:
+    try:  # the runaway field may be the rest of a large file: no field size limit
+        with _csv_field_size_limit(sys.maxsize), open(path, encoding=encoding, newline="") as file:
             for _ in csv.reader(file, delimiter=delimiter, strict=True):
                 pass
     except csv.Error:
         return True
-    finally:
-        csv.field_size_limit(limit)
     return False
 
 
