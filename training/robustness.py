@@ -156,7 +156,7 @@ def format_robustness(report: dict[str, Any]) -> str:
         if "abstained_by_reason" in values:
             lines.append(f"  {name}: abstained by reason {values['abstained_by_reason']}")
     table(
-        "Names in Han characters (mimesis; full names surname first, unspaced; split: those Chinese reads as a"
+        "Names in Han characters (mimesis; full names surname first, unspaced or spaced; split: those Chinese reads as a"
         " surname and a given name)",
         report["han"],
     )
