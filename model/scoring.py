@@ -238,6 +238,8 @@ class NameScorer:
         # Per way of writing (Latin and the rest; Han and kana only), per label (L,): log P(the surname is
         # written first | label), log P(last | label), and the weight of a given name.
         self.orders = tuple(self._order(first) for first in (surname_first, surname_first | in_japanese_scripts))
+        # the same, stacked (2, L) each and indexed by a name's way of writing: made once, not per batch
+        self._order_tables = tuple(np.stack(columns) for columns in zip(*self.orders, strict=True))
 
     @staticmethod
     def _order(
@@ -402,7 +404,7 @@ class NameScorer:
                 mixed.append(True)
         table = np.concatenate((token_ll.numpy(), np.zeros((1, token_ll.shape[1]), dtype=np.float32)))
         orders = np.array(writing)  # (M,)
-        log_first, log_last, weights = (np.stack(columns) for columns in zip(*self.orders, strict=True))  # (2, L) each
+        log_first, log_last, weights = self._order_tables
         sum_weights = weights[np.repeat(orders, [2 if two else 1 for two in mixed])]  # (S, L): each sum's name's
         if max(map(len, sum_rows)) <= NARROW_SUM_WIDTH:
             totals = self._padded_sums(table, sum_rows, sum_surnames, sum_weights)
