@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import logging
+import os
 import signal
 import sys
 
@@ -163,12 +164,20 @@ def main(argv: list[str] | None = None) -> int:
     except (BatchInputError, CheckpointError, DeviceUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `| head`: whoever read standard output stopped reading
+        # Point standard output at nothing, so that the interpreter's last flush finds no pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("error: standard output was closed by its reader; the output stops part-way", file=sys.stderr)
+        return 1
     except OSError as error:  # the disk, not the input: a full disk, a lost mount
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        resumable = " (--resume continues it)" if args.resume else ""
-        print(f"interrupted: nothing was written to {args.output}{resumable}", file=sys.stderr)
+        if args.output == "-":  # the rows already written are out: nothing to take back
+            print("interrupted: what was written to standard output stops part-way", file=sys.stderr)
+        else:
+            resumable = " (--resume continues it)" if args.resume else ""
+            print(f"interrupted: nothing was written to {args.output}{resumable}", file=sys.stderr)
         return 130
     if not args.quiet:
         for line in summary.lines(job.cache_names):

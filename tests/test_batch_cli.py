@@ -441,3 +441,18 @@ def test_enrich_refuses_an_output_that_is_no_regular_file(tmp_path, enrich, kind
     status, stderr = enrich(source, "--column", "name", "--output", output, "--overwrite")
     assert status == 2 and ("symbolic link" in stderr or "not a regular file" in stderr), stderr
     assert output.is_symlink() or output.is_fifo()
+
+
+def test_enrich_to_a_pipe_its_reader_closes_ends_in_one_line_exit_1(tmp_path, trained_checkpoint):
+    """`| head` ended in "error: [Errno 32] Broken pipe" (and could end in the interpreter's own
+    traceback when it flushed standard output at exit)."""
+    source = _write(tmp_path / "in.csv", b"name\n" + b"".join(b"Bakov%d\n" % index for index in range(20_000)))
+    command = [sys.executable, "-m", "batch", source, "--column", "name", "--output", "-", "--chunk-rows", "500"]
+    command += ["--checkpoint", str(trained_checkpoint), "--device", "cpu", "--quiet"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith(b'"name"')
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 1
+    assert stderr == "error: standard output was closed by its reader; the output stops part-way\n"
