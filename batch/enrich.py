@@ -32,7 +32,7 @@ from batch.names import name_text
 from batch.readers import Source, open_source
 from batch.resume import PartsDir, input_fingerprint, partial_dir
 from batch.summary import Summary
-from batch.writers import OutputLayout, abandon_sink, append_part, open_sink, read_arrow, write_arrow, write_part
+from batch.writers import OutputLayout, append_part, open_sink, read_arrow, write_arrow, write_part, writing
 from model.predictor import Predictor
 
 # Rows classified together: memory holds one chunk at a time, and a name repeated within a chunk is
@@ -140,15 +140,9 @@ def _write_stdout(job: EnrichJob, source: Source, layout: OutputLayout, classifi
 
 def _write_atomic(job: EnrichJob, source: Source, layout: OutputLayout, classifier: ColumnClassifier) -> Summary:
     summary = Summary()
-    with _replacing(Path(job.output_path)) as file:
-        sink = open_sink(job.output_format, file, layout.schema)
-        try:
-            for table, _ in _enriched_chunks(job, source, layout, classifier, summary):
-                sink.write(table)
-        except BaseException:
-            abandon_sink(sink)
-            raise
-        sink.close()
+    with _replacing(Path(job.output_path)) as file, writing(job.output_format, file, layout.schema) as sink:
+        for table, _ in _enriched_chunks(job, source, layout, classifier, summary):
+            sink.write(table)
     return summary
 
 
@@ -167,15 +161,9 @@ def _write_resumable(job: EnrichJob, source: Source, layout: OutputLayout, class
         progress.completed_chunks = index + 1
         progress.summary = summary.to_dict()
         parts.commit(progress)
-    with _replacing(output) as file:
-        sink = open_sink(job.output_format, file, layout.schema)
-        try:
-            for part in parts.parts(progress.completed_chunks):
-                append_part(job.output_format, part, sink, file)
-        except BaseException:
-            abandon_sink(sink)
-            raise
-        sink.close()
+    with _replacing(output) as file, writing(job.output_format, file, layout.schema) as sink:
+        for part in parts.parts(progress.completed_chunks):
+            append_part(job.output_format, part, sink, file)
     parts.remove()
     return summary
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -70,6 +72,9 @@ class Sink(Protocol):
 
     def close(self) -> None: ...
 
+    def abandon(self) -> None:
+        """Let go after an error, the output to be thrown away (only a ParquetSink holds anything)."""
+
 
 def open_sink(file_format: str, file: BinaryIO, schema: pa.Schema, header: bool = True) -> Sink:
     """A sink writing `schema`'s tables to `file` (which the caller owns and closes)."""
@@ -80,10 +85,16 @@ def open_sink(file_format: str, file: BinaryIO, schema: pa.Schema, header: bool 
     return CsvSink(file, schema, DELIMITERS[file_format], header)
 
 
-def abandon_sink(sink: Sink) -> None:
-    """Let go of a sink whose output is being thrown away after an error (a ParquetSink must be closed)."""
-    if isinstance(sink, ParquetSink):
+@contextmanager
+def writing(file_format: str, file: BinaryIO, schema: pa.Schema) -> Iterator[Sink]:
+    """`open_sink`'s sink for the block: closed when it ends, abandoned when it raises."""
+    sink = open_sink(file_format, file, schema)
+    try:
+        yield sink
+    except BaseException:
         sink.abandon()
+        raise
+    sink.close()
 
 
 class ParquetSink:
@@ -122,6 +133,9 @@ class CsvSink:
     def close(self) -> None:
         self._file.flush()
 
+    def abandon(self) -> None:
+        """Nothing to finish: the file itself is deleted."""
+
 
 class JsonLinesSink:
     def __init__(self, file: BinaryIO) -> None:
@@ -138,6 +152,9 @@ class JsonLinesSink:
 
     def close(self) -> None:
         self._file.flush()
+
+    def abandon(self) -> None:
+        """Nothing to finish: the file itself is deleted."""
 
 
 def _json_value(value: object) -> str:
