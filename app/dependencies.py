@@ -62,9 +62,11 @@ async def require_json_body(request: Request) -> None:
     if any(coding not in ("", "identity") for coding in codings):  # every header, every listed coding
         encoding = ", ".join(request.headers.getlist("content-encoding"))
         message = f"Content-Encoding {encoding} is not supported; send the body uncompressed"
-        raise UnsupportedMediaTypeError(request.headers.get("content-type"), "Content-Encoding", message)
+        raise UnsupportedMediaTypeError("Content-Encoding", message)
     content_type = request.headers.get("content-type")
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
         return
-    raise UnsupportedMediaTypeError(content_type)
+    raise UnsupportedMediaTypeError(
+        "Content-Type", f"Content-Type must be application/json; got {content_type or 'none'}"
+    )

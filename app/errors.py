@@ -35,8 +35,8 @@ class UnsupportedMediaTypeError(Exception):
     """A body sent with a Content-Type other than JSON, or compressed (a Content-Encoding other than
     identity): both are 415 (RFC 9110 15.5.16); the header that was wrong is the field."""
 
-    def __init__(self, content_type: str | None, header: str = "Content-Type", message: str | None = None) -> None:
-        super().__init__(message or f"Content-Type must be application/json; got {content_type or 'none'}")
+    def __init__(self, header: str, message: str) -> None:
+        super().__init__(message)
         self.header = header
 
 
