@@ -39,16 +39,6 @@ _FORMAT_CHARACTERS = re.compile(
     "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
 )
-# Signs that NFKC spells out as a word or an abbreviation of two or more letters (Unicode category S,
-# as of Unicode 14): the trademark and service marks (™ -> "TM"), №, ℡, ℻, units (㎏ -> "kg") and
-# Japanese squared words (㌔ -> "キロ"). They come after a name ("Smith™" read as "smithtm", English 0.75
-# where Smith is 0.99), never in one. Symbols NFKC makes one letter (Ⓐ, 🄰: a decorative font) stay.
-# A test checks this class against the interpreter's own table.
-_ABBREVIATION_SIGNS = re.compile(
-    "[\u20a8\u2100-\u2101\u2105-\u2106\u2116\u2120-\u2122\u213b\u321d-\u321e\u3250\u327c-\u327d"
-    "\u32cc-\u32cf\u32ff-\u3357\u3371-\u33a0\u33a2-\u33a4\u33a6-\u33df\u33ff\ufdfc"
-    "\U0001f12d-\U0001f12e\U0001f14a-\U0001f14f\U0001f16a-\U0001f16c\U0001f190\U0001f200-\U0001f201]"
-)
 # Stand-ins people type for an apostrophe or a hyphen: the acute accent (´, which NFKC would turn into
 # a space and a combining accent: "O´Brien" read as the initial O and "Brien"), the grave accent,
 # the Hawaiian okina, the em dash and the horizontal bar.
@@ -60,24 +50,39 @@ class NameEncodingError(ValueError):
 
 
 def clean_text(raw_name: str) -> str:
-    """NFKC + collapse whitespace + trim, variation selectors, format characters and abbreviation signs
-    dropped, apostrophe and dash look-alikes made the plain ones: the form names are stored,
+    """NFKC + collapse whitespace + trim, variation selectors, format characters and symbols dropped, apostrophe and dash look-alikes made the plain ones: the form names are stored,
     deduplicated and shown in."""
     if _already_clean_ascii(raw_name):  # most names, and each is cleaned several times on its way in
         return raw_name
     visible = _FORMAT_CHARACTERS.sub("", raw_name.translate(_LOOKALIKES))
-    text = _without_symbols(unicodedata.normalize("NFKC", _ABBREVIATION_SIGNS.sub(" ", visible)))
+    # before NFKC for the signs it would spell out, after it for the symbols it leaves (½ -> "1⁄2")
+    text = _without_symbols(unicodedata.normalize("NFKC", _without_symbols(visible)))
     return _WHITESPACE.sub(" ", _VARIATION_SELECTORS.sub("", text)).strip()
 
 
 class _SymbolsAsSpaces(dict[int, int]):
-    """A str.translate table, filled as characters are met: a non-ASCII symbol (Unicode category S) to a
-    space, any other character to itself. A character seen before costs a lookup in C, not a call."""
+    """A str.translate table, filled as characters are met, for the text before NFKC: a non-ASCII symbol
+    (Unicode category S) to a space, unless NFKC makes it something with fewer than two letters (Ⓐ -> A,
+    a decorative font; ＄ -> $; ℃ -> °C, whose ° goes in the pass after NFKC); any other character to itself. So a sign NFKC would spell out as a word or an
+    abbreviation goes too (™ -> "TM", № -> "No", ㎏ -> "kg", ㌔ -> "キロ": "Smith™" was read as
+    "smithtm", English 0.75 where Smith is 0.99). Derived from the interpreter's Unicode table, not
+    kept by hand; a character seen before costs a lookup in C, not a call."""
 
     def __missing__(self, code: int) -> int:
-        value = SPACE if code > 0x7F and unicodedata.category(chr(code))[0] == "S" else code
+        value = SPACE if _is_dropped_symbol(chr(code)) else code
         self[code] = value
         return value
+
+
+def _is_dropped_symbol(char: str) -> bool:
+    if not _is_symbol(char):
+        return False
+    spelt = unicodedata.normalize("NFKC", char)
+    return spelt == char or sum(map(str.isalpha, spelt)) >= 2
+
+
+def _is_symbol(char: str) -> bool:
+    return not char.isascii() and unicodedata.category(char)[0] == "S"
 
 
 SPACE = ord(" ")
@@ -85,7 +90,7 @@ _SYMBOLS_AS_SPACES = _SymbolsAsSpaces()
 
 
 def _without_symbols(text: str) -> str:
-    """`text` with every non-ASCII symbol (Unicode category S: ©, ®, €, °, emoji) made a space. Never part
+    """`text` with its non-ASCII symbols (©, ®, €, °, emoji, ™; `_SymbolsAsSpaces`) made spaces. Never part
     of a name, yet unidecode spells some in letters ("Müller®" read as "muller(r)", then judged no
     name). ASCII's own symbols ($, +, ^) stay as they were: clean_text's ASCII shortcut keeps them."""
     if text.isascii():

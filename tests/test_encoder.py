@@ -177,9 +177,7 @@ def test_a_name_reads_the_same_with_invisible_marks_or_typed_apostrophes():
 def _clean_text_in_full(raw: str) -> str:
     """clean_text's four passes, always taken: what its shortcut for clean ASCII must agree with."""
     visible = encoder_module._FORMAT_CHARACTERS.sub("", raw.translate(encoder_module._LOOKALIKES))
-    text = encoder_module._without_symbols(
-        unicodedata.normalize("NFKC", encoder_module._ABBREVIATION_SIGNS.sub(" ", visible))
-    )
+    text = encoder_module._without_symbols(unicodedata.normalize("NFKC", encoder_module._without_symbols(visible)))
     return encoder_module._WHITESPACE.sub(" ", encoder_module._VARIATION_SELECTORS.sub("", text)).strip()
 
 
