@@ -27,6 +27,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from model import checkpoint_checks as checks
 from model.encoder import EncoderConfig
 from model.evidence import EvidenceTable
 from model.networks import NameClassifier, NetworkConfig, build_network
@@ -281,8 +282,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{source}: checksum mismatch: the file was edited or corrupted")
     try:
         record = json.loads(record_json)
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{source}: metadata record is not valid JSON ({error})") from error
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, an integer of 4,300 digits, deep nesting
+        raise CheckpointError(f"{source}: metadata record is not valid JSON ({type(error).__name__})") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{source}: metadata record is not a JSON object")
     version = record.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -323,15 +326,15 @@ def _checkpoint_from_record(
     try:
         network_config = NetworkConfig.from_dict(record["network"])
         encoder_config = EncoderConfig(**record["encoder"])
-        labels = tuple(record["labels"])
-        label_prior = tuple(float(value) for value in record["label_prior"])
         novelty_config = NoveltyConfig.from_dict(record["novelty"])
         evidence_table = EvidenceTable.from_dict(record["evidence"])
-    except (KeyError, TypeError, ValueError) as error:
+        labels = checks.check_labels(record["labels"])
+        label_prior = checks.check_label_prior(record["label_prior"], len(labels))
+        info = checks.check_info(record.get("info", {}))
+        _check_record_fields(network_config, encoder_config, novelty_config, evidence_table)
+    except (KeyError, TypeError, ValueError) as error:  # checks.RecordError is a ValueError
         raise CheckpointError(f"{source}: metadata record is incomplete or invalid ({error})") from error
-    if len(label_prior) != len(labels) or not all(value > 0 for value in label_prior):
-        raise CheckpointError(f"{source}: label prior needs one positive value per label, got {label_prior}")
-    if len(labels) != network_config.num_labels or len(set(labels)) != len(labels):
+    if len(labels) != network_config.num_labels:
         raise CheckpointError(
             f"{source}: {len(labels)} labels (distinct: {len(set(labels))}) but the network has "
             f"{network_config.num_labels} outputs"
@@ -350,6 +353,12 @@ def _checkpoint_from_record(
     novelty_tables = {
         name[len(NOVELTY_PREFIX) :]: value for name, value in tensors.items() if name.startswith(NOVELTY_PREFIX)
     }
+    try:
+        checks.check_network_size(network_config, network_tensors)
+        checks.check_network_values(network_tensors)
+        checks.check_novelty_tables(novelty_config, novelty_tables)
+    except checks.RecordError as error:
+        raise CheckpointError(f"{source}: {error}") from None
     checkpoint = Checkpoint(
         network_config,
         encoder_config,
@@ -359,10 +368,33 @@ def _checkpoint_from_record(
         novelty_tables,
         evidence_table,
         label_prior,
-        record.get("info", {}),
+        info,
         digest,
         _answer_digest(record, tensors),
     )
-    checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
-    checkpoint.build_language_model()
+    try:
+        checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
+        checkpoint.build_language_model()
+    except CheckpointError as error:
+        raise CheckpointError(f"{source}: {error}") from None
     return checkpoint
+
+
+def _check_record_fields(
+    network_config: NetworkConfig,
+    encoder_config: EncoderConfig,
+    novelty_config: NoveltyConfig,
+    evidence_table: EvidenceTable,
+) -> None:
+    """Types and ranges of the record's fields (model.checkpoint_checks)."""
+    checks.check_field_types(network_config, "network")
+    checks.check_field_types(encoder_config, "encoder")
+    checks.check_field_types(novelty_config, "novelty")
+    if encoder_config.max_length < 1 or not encoder_config.alphabet:
+        raise checks.RecordError("encoder.max_length must be positive and encoder.alphabet not empty")
+    if len(set(encoder_config.alphabet)) != len(encoder_config.alphabet):
+        raise checks.RecordError(f"encoder.alphabet has repeated symbols: {encoder_config.alphabet!r}")
+    for name in ("scripts", "letters", "han_countries", "words", "syllables"):
+        checks.check_string_lists(getattr(evidence_table, name), f"evidence.{name}")
+    for name in ("script_floor", "letter_floor", "word_floor", "syllable_floor"):
+        checks.check_probability_floor(getattr(evidence_table, name), f"evidence.{name}")

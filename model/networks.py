@@ -81,7 +81,8 @@ class NetworkConfig:
                 raise ValueError(f"an n-gram bag needs a positive order, buckets and dim: {self}")
             if self.ngram_buckets >= MAX_NGRAM_CODE:
                 raise ValueError(f"ngram_buckets must be below 2**31, got {self.ngram_buckets}")
-            if (self.vocab_size + 2) ** self.ngram_order >= MAX_NGRAM_CODE:
+            # in logarithms: a checkpoint's order of 10**9 must not make Python raise 38 to that power
+            if self.ngram_order * math.log2(self.vocab_size + 2) >= math.log2(MAX_NGRAM_CODE):
                 raise ValueError(
                     f"ngram_order {self.ngram_order} is too long for {self.vocab_size} symbols: "
                     f"n-gram codes must stay below 2**31"

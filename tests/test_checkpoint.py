@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import model.checkpoint as checkpoint_module
+from model.assets import DEFAULT_CHECKPOINT_PATH
 from model.checkpoint import DIGEST_KEY, METADATA_KEY, NOVELTY_PREFIX, CheckpointError, load_checkpoint, save_checkpoint
 from model.encoder import EncoderConfig, NameEncoder
 from model.evidence import EvidenceTable
@@ -356,3 +357,108 @@ def test_remove_stale_temp_files_removes_only_temp_files_of_the_named_targets(tm
         path.write_bytes(b"x")
     assert sorted(remove_stale_temp_files(tmp_path, ("model.safetensors", "metrics.json"))) == sorted(ours)
     assert all(path.exists() for path in others) and not any(path.exists() for path in ours)
+
+
+# A file edited by hand, or written by other code, passes the checksum (the digest has no key): every field
+# and tensor behind it is checked, so each of these is refused at load, named, never served.
+def _network_dict(tiny, **changes):
+    return {**tiny.config.to_dict(), **changes}
+
+
+def _novelty_dict(**changes):
+    return {**LANGUAGE_MODEL.config.to_dict(), **changes}
+
+
+def _evidence_dict(**changes):
+    return {**EvidenceTable().to_dict(), **changes}
+
+
+HOSTILE_RECORDS = {
+    "hidden size as a float": (lambda tiny: {"network": _network_dict(tiny, hidden_size=8.0)}, "network.hidden_size"),
+    "bidirectional as text": (lambda tiny: {"network": _network_dict(tiny, bidirectional="yes")}, "true or false"),
+    "labels as one string": (lambda tiny: {"labels": "ABC"}, "list of non-empty strings"),
+    "an empty label": (lambda tiny: {"labels": ["Alpha", "", "Gamma"]}, "non-empty strings"),
+    "integer labels": (lambda tiny: {"labels": [1, 2, 3]}, "non-empty strings"),
+    "repeated labels": (lambda tiny: {"labels": ["Alpha", "Alpha", "Gamma"]}, "distinct"),
+    "a NaN threshold": (lambda tiny: {"novelty": _novelty_dict(threshold=float("nan"))}, "novelty.threshold"),
+    "an infinite threshold": (lambda tiny: {"novelty": _novelty_dict(threshold=float("inf"))}, "novelty.threshold"),
+    "a threshold as text": (lambda tiny: {"novelty": _novelty_dict(threshold="-3")}, "novelty.threshold"),
+    "an order as a float": (lambda tiny: {"novelty": _novelty_dict(order=3.0)}, "novelty.order"),
+    "a huge order": (lambda tiny: {"novelty": _novelty_dict(order=10**9)}, "novelty.order"),
+    "a max length as text": (lambda tiny: {"encoder": {**EncoderConfig().to_dict(), "max_length": "64"}}, "max_length"),
+    "a zero max length": (lambda tiny: {"encoder": {**EncoderConfig().to_dict(), "max_length": 0}}, "max_length"),
+    "a zero evidence floor": (lambda tiny: {"evidence": _evidence_dict(letter_floor=0.0)}, "letter_floor"),
+    "a negative evidence floor": (lambda tiny: {"evidence": _evidence_dict(syllable_floor=-0.1)}, "syllable_floor"),
+    "scripts as a list": (lambda tiny: {"evidence": _evidence_dict(scripts=["Latin"])}, "evidence.scripts"),
+    "info as text": (lambda tiny: {"info": "trained today"}, "info must be an object"),
+    "metrics as text": (lambda tiny: {"info": {"metrics": "good"}}, "info.metrics"),
+    "a prior with a NaN": (lambda tiny: {"label_prior": [0.5, float("nan"), 0.2]}, "label prior"),
+    "a huge hidden size": (lambda tiny: {"network": _network_dict(tiny, hidden_size=10**8)}, "the file holds"),
+    "a huge bag": (
+        lambda tiny: {"network": _network_dict(tiny, ngram_order=2, ngram_buckets=2**30, ngram_dim=4)},
+        "the file holds",
+    ),
+    "5000 layers": (lambda tiny: {"network": _network_dict(tiny, num_layers=5000)}, "the file holds"),
+    "a huge n-gram order": (lambda tiny: {"network": _network_dict(tiny, ngram_order=10**9)}, "ngram_order"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_RECORDS))
+def test_checkpoint_load_refuses_a_record_field_of_the_wrong_type_or_range(tmp_path, tiny_network, case):
+    changes, message = HOSTILE_RECORDS[case]
+    path = tmp_path / "bad.safetensors"
+    write_raw(path, all_tensors(tiny_network), full_record(tiny_network, **changes(tiny_network)))
+    with pytest.raises(CheckpointError, match=message) as raised:
+        load_checkpoint(path)
+    assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize("record_json", ["[1, 2]", "null", '"text"', "1" * 5000, "[" * 100_000])
+def test_checkpoint_load_refuses_a_record_that_is_no_json_object(tmp_path, tiny_network, record_json):
+    path = tmp_path / "bad.safetensors"
+    tensors = all_tensors(tiny_network)
+    digest = checkpoint_module._digest(record_json, tensors)
+    path.write_bytes(save_safetensors(tensors, metadata={METADATA_KEY: record_json, DIGEST_KEY: digest}))
+    with pytest.raises(CheckpointError, match="metadata record is not"):
+        load_checkpoint(path)
+
+
+def _tensors_with(tiny, name, change):
+    tensors = all_tensors(tiny)
+    tensors[name] = change(tensors[name].clone())
+    return tensors
+
+
+HOSTILE_TENSORS = {
+    "a NaN weight": ("rnn.weight_hh_l0", lambda t: t.index_fill_(0, torch.tensor([0]), float("nan")), "NaN"),
+    "an infinite weight": ("heads.0.linear.bias", lambda t: t.fill_(float("inf")), "NaN or infinite"),
+    "a negative temperature": ("temperature", lambda t: t.fill_(-1.0), "temperature must be positive"),
+    "a zero temperature": ("temperature", lambda t: t.fill_(0.0), "temperature must be positive"),
+    "novelty codes out of range": (NOVELTY_PREFIX + "gram_codes_2", lambda t: t + 10**12, "increasing codes below"),
+    "novelty codes unsorted": (NOVELTY_PREFIX + "gram_codes_2", lambda t: t.flip(0), "increasing codes below"),
+    "novelty codes as floats": (NOVELTY_PREFIX + "gram_codes_2", lambda t: t.double(), "1-D int64"),
+    "novelty codes and values of two lengths": (NOVELTY_PREFIX + "gram_codes_2", lambda t: t[:-1], "1-D int64"),
+    "a NaN novelty value": (NOVELTY_PREFIX + "unigram_log_probs", lambda t: t.fill_(float("nan")), "novelty tables"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TENSORS))
+def test_checkpoint_load_refuses_tensors_that_would_answer_wrongly_or_crash_later(tmp_path, tiny_network, case):
+    name, change, message = HOSTILE_TENSORS[case]
+    path = tmp_path / "bad.safetensors"
+    write_raw(path, _tensors_with(tiny_network, name, change), full_record(tiny_network))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_checkpoint_load_refuses_a_not_a_name_model_whose_table_it_cannot_afford(tmp_path, tiny_network, monkeypatch):
+    path = tmp_path / "model.safetensors"
+    save(path, tiny_network)
+    monkeypatch.setattr(checkpoint_module.checks, "MAX_NOVELTY_TABLE_ENTRIES", LANGUAGE_MODEL.config.base - 1)
+    with pytest.raises(CheckpointError, match="at most"):
+        load_checkpoint(path)
+
+
+def test_the_shipped_checkpoint_passes_every_check():
+    checkpoint = load_checkpoint(DEFAULT_CHECKPOINT_PATH)
+    assert checkpoint.labels and checkpoint.novelty_config.order >= 1
