@@ -21,7 +21,9 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from app.accepted import accepted_copy_folder
 from app.observability import MULTIPROCESS_DIR_ENV, configure_logging
+from app.reloading import ReloadRefusedError, warm_and_check
 from app.server import build_config, serve
 from app.settings import Settings
 from model.checkpoint import CheckpointError
@@ -50,17 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     from app.main import load_predictor  # only now: importing app.main builds the app from valid settings
 
     try:
-        # Fail here, in one line, rather than as a traceback from inside the server's lifespan.
-        load_predictor(settings)
-    except (CheckpointError, DeviceUnavailableError) as error:
+        # Fail here, in one line, rather than as a traceback from inside the server's lifespan; the
+        # same checks a hot reload makes, so a model a reload would refuse never starts either.
+        predictor = load_predictor(settings)
+        warm_and_check(predictor)
+    except (CheckpointError, DeviceUnavailableError, ReloadRefusedError) as error:
         print(f"error: cannot start: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
     port = args.port if args.port is not None else settings.port
-    with shared_metrics_folder(workers, settings.metrics_dir):
-        serve(build_config(settings, args.host or settings.host, port, workers))
+    with shared_metrics_folder(workers, settings.metrics_dir), accepted_copy_folder(workers, predictor.checkpoint):
+        del predictor  # the workers load their own; the copy holds what was checked here
+        started = serve(build_config(settings, args.host or settings.host, port, workers))
+    if not started:
+        print("error: a worker failed to start; every worker was stopped (see the log above)", file=sys.stderr)
+        return 1
     return 0
 
 

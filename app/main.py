@@ -11,11 +11,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import torch
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.accepted import accepted_copy, keep_accepted
 from app.batching import MicroBatcher
 from app.body_limit import BodySizeLimitMiddleware
 from app.dependencies import SERVICE_STATE_KEY, Service
@@ -23,7 +25,7 @@ from app.errors import install_error_handlers
 from app.head import HeadAsGetMiddleware
 from app.observability import WORKER_GAUGE_PERIOD_S, Metrics, RequestObservabilityMiddleware, configure_logging
 from app.openapi import install_openapi
-from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_sighup
+from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_sighup, warm_and_check
 from app.routes import router
 from app.settings import Settings
 from app.shedding import LoadSheddingMiddleware
@@ -51,10 +53,11 @@ name, {max_body_bytes} bytes per body. Every refusal is a JSON `ErrorResponse` n
 """
 
 
-def load_predictor(settings: Settings) -> Predictor:
-    """The predictor for the configured checkpoint and device; raises CheckpointError/DeviceUnavailableError."""
+def load_predictor(settings: Settings, path: Path | None = None) -> Predictor:
+    """The predictor for the configured checkpoint (or `path`) and device; raises CheckpointError or
+    DeviceUnavailableError."""
     return Predictor.from_path(
-        settings.checkpoint_path,
+        path or settings.checkpoint_path,
         device=settings.device,
         num_threads=settings.torch_threads,
         large_batch_threads=settings.threads_for_large_batches(),
@@ -69,10 +72,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     # The event loop's own thread fixes its torch thread count now, before a large call on the model
     # thread can raise the process-wide default it would otherwise copy (model.scoring.intra_op_threads).
     hold_threads(settings.torch_threads)
+    # Beside other workers, the model they accepted last (app.accepted); the configured file is then a
+    # reload candidate, tried at the first watch as the others tried it.
+    copy = accepted_copy()
+    from_copy = copy is not None and copy.exists()
     try:
-        predictor = await asyncio.to_thread(load_predictor, settings)
+        predictor = await asyncio.to_thread(_load_and_check, settings, copy if from_copy else None)
     except Exception as error:
-        logger.error("cannot start: %s", error)
+        logger.error("cannot start: %s: %s", type(error).__name__, error)
         raise
     batcher = MicroBatcher(
         predictor,
@@ -92,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         batcher,
         settings.checkpoint_path,
         lambda new: _now_serving(new, metrics),
+        try_configured_file=from_copy,
     )
     uninstall_sighup = install_sighup(reloader)
     thresholds_before = gc.get_threshold()
@@ -141,10 +149,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         logger.info("batcher drained; stopped")
 
 
+def _load_and_check(settings: Settings, path: Path | None) -> Predictor:
+    """Load, warm up and check a model as a reload does (app.reloading.warm_and_check): a model that a
+    reload would refuse never serves from the start either."""
+    predictor = load_predictor(settings, path)
+    warm_and_check(predictor)
+    return predictor
+
+
 def _now_serving(predictor: Predictor, metrics: Metrics) -> None:
     """After a hot reload: the metrics name the new model, and the new model's long-lived objects are
     frozen out of the collector's walks like the first one's (unfreezing first lets it free the old
-    model's cycles)."""
+    model's cycles). Beside other workers it is the copy a starting worker loads from now on."""
+    keep_accepted(predictor.checkpoint)
     checkpoint = predictor.checkpoint
     metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
     gc.unfreeze()

@@ -40,12 +40,15 @@ WARMUP_NAMES = [
     "Müller-Lüdenscheidt",
     "Ng",
     "Mrs. Anna van der Berg",
+    "Kim Min-jun",
+    "Ahmed bin Said",
     "123",
 ]
 WARMUP_ROUNDS = 3
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
 FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
+NOT_YET_TRIED: FileIdentity = (-1, -1, -1, -1)  # no file has it: the next watch reloads
 
 
 class ReloadRefusedError(RuntimeError):
@@ -63,14 +66,20 @@ def file_identity(path: Path) -> FileIdentity:
 
 def warm_and_check(candidate: Predictor) -> None:
     """Warm `candidate` up and check its answers to the warm-up names: every answered name has finite
-    probabilities in [0, 1] over real labels summing to 1, and some name is answered at all."""
+    probabilities in [0, 1] over real labels summing to 1, and at least half of the names with letters,
+    and of those in Latin letters, are answered (a model whose alphabet was shuffled took every Latin
+    name for no name and still answered the others)."""
     query = RankQuery(top_k=candidate.num_labels)
     for _ in range(WARMUP_ROUNDS):
         ranked = candidate.rank_requests([(WARMUP_NAMES, query)])[0]
-    answered = 0
-    for label_ids, probabilities, reason in zip(ranked.label_ids, ranked.probabilities, ranked.reasons, strict=True):
+    answered = latin_answered = 0
+    with_letters = sum(reason != "no-letters" for reason in ranked.reasons)
+    latin = sum(script == "Latin" for script in ranked.scripts)
+    rows = zip(ranked.label_ids, ranked.probabilities, ranked.reasons, ranked.scripts, strict=True)
+    for label_ids, probabilities, reason, script in rows:
         if reason is not None and reason != "low-confidence":
             continue
+        latin_answered += script == "Latin"
         answered += 1
         if not all(math.isfinite(p) and 0 <= p <= 1 for p in probabilities):
             raise ReloadRefusedError(f"the canary got probabilities outside [0, 1]: {probabilities[:3]}")
@@ -78,8 +87,13 @@ def warm_and_check(candidate: Predictor) -> None:
             raise ReloadRefusedError(f"the canary's probabilities sum to {sum(probabilities)}, not 1")
         if any(not 0 <= label_id < candidate.num_labels for label_id in label_ids):
             raise ReloadRefusedError(f"the canary got label ids outside 0..{candidate.num_labels - 1}")
-    if answered == 0:
-        raise ReloadRefusedError(f"the canary abstained on all {len(WARMUP_NAMES)} warm-up names")
+    if 2 * answered < with_letters or 2 * latin_answered < latin:
+        reasons = sorted({reason for reason in ranked.reasons if reason is not None})
+        raise ReloadRefusedError(
+            f"the canary answered {answered} of the {with_letters} warm-up names with letters and {latin_answered} "
+            f"of the {latin} in Latin letters (abstained: {', '.join(reasons)}); a model that serves answers at "
+            "least half of each"
+        )
 
 
 def check_replacement(serving: Predictor, candidate: Predictor) -> None:
@@ -100,12 +114,15 @@ class ModelReloader:
         batcher: MicroBatcher,
         checkpoint_path: Path,
         on_swap: Callable[[Predictor], None],
+        try_configured_file: bool = False,
     ) -> None:
+        """try_configured_file: the serving model came from elsewhere (app.accepted), so the first
+        watch tries the configured file whatever its identity."""
         self._load = load
         self._batcher = batcher
         self._checkpoint_path = checkpoint_path
         self._on_swap = on_swap
-        self._identity = file_identity(checkpoint_path)
+        self._identity = NOT_YET_TRIED if try_configured_file else file_identity(checkpoint_path)
         self._task: asyncio.Task[None] | None = None
         self._again = False
 

@@ -16,6 +16,7 @@ import os
 import signal
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from app.connections import LIMITS_ATTRIBUTE, ConnectionLimits, LimitedHttpToolsProtocol
@@ -78,9 +79,12 @@ class ReloadingMultiprocess(Multiprocess):
             sock.close()
 
 
-def serve(config: uvicorn.Config) -> None:
-    """Run the server (one process) or the supervisor and its workers until a stop signal."""
+def serve(config: uvicorn.Config) -> bool:
+    """Run the server (one process) or the supervisor and its workers until a stop signal; False when
+    a worker failed to start and the supervisor stopped them all (uvicorn's own exits 0 then)."""
     if config.workers > 1:
-        ReloadingMultiprocess(config, sockets=[config.bind_socket()]).run()
-    else:
-        uvicorn.Server(config).run()
+        supervisor = ReloadingMultiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+        return not any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
+    uvicorn.Server(config).run()
+    return True

@@ -10,6 +10,7 @@ Writes go to a temp file that replaces the target atomically; loads never unpick
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -83,6 +84,9 @@ class Checkpoint:
     info: dict[str, Any] = field(default_factory=dict)  # data fingerprint, metrics, training, versions
     digest: str = ""  # sha256 of the whole file's record and tensors: the integrity check
     answer_digest: str = ""  # sha256 of the tensors and the record without `info`: what shapes the answers
+    # The file's bytes as read and verified, so that a server can keep a copy of exactly the model it
+    # accepted (app.accepted); empty for a checkpoint built in memory.
+    file_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def model_id(self) -> str:
@@ -292,7 +296,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{source}: checkpoint format version {version!r}; this code reads version {FORMAT_VERSION} "
             "(retrain with `python -m training.train` to get a current checkpoint)"
         )
-    return _checkpoint_from_record(record, tensors, metadata[DIGEST_KEY], source)
+    return dataclasses.replace(
+        _checkpoint_from_record(record, tensors, metadata[DIGEST_KEY], source), file_bytes=payload
+    )
 
 
 def _read_header_metadata(payload: bytes) -> dict[str, str]:
@@ -326,6 +332,8 @@ def _checkpoint_from_record(
     try:
         network_config = NetworkConfig.from_dict(record["network"])
         encoder_config = EncoderConfig(**record["encoder"])
+        if not isinstance(record["novelty"].get("placeholders", []), list):  # a string would become its letters
+            raise checks.RecordError("novelty.placeholders must be a list of strings")
         novelty_config = NoveltyConfig.from_dict(record["novelty"])
         evidence_table = EvidenceTable.from_dict(record["evidence"])
         labels = checks.check_labels(record["labels"])

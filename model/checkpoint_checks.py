@@ -120,11 +120,15 @@ def check_network_size(config: NetworkConfig, tensors: dict[str, torch.Tensor]) 
 
 
 def check_network_values(tensors: dict[str, torch.Tensor]) -> None:
-    """Finite weights, and a positive calibration temperature (a negative one turns every answer around)."""
+    """Finite floating-point weights (torch would cast integers and booleans in without a word), and one
+    positive calibration temperature (a negative one turns every answer around)."""
+    not_float = [name for name, tensor in tensors.items() if not tensor.is_floating_point()]
+    if not_float:
+        raise RecordError(f"weights must be floating-point numbers: {_listed(not_float)}")
     check_finite(tensors, "weights")
     temperature = tensors.get("temperature")
-    if temperature is not None and not bool((temperature > 0).all()):
-        raise RecordError(f"the calibration temperature must be positive, got {temperature.tolist()}")
+    if temperature is not None and (temperature.shape != () or not float(temperature) > 0):
+        raise RecordError(f"the calibration temperature must be one positive number, got {temperature.tolist()}")
 
 
 def check_novelty_tables(config: NoveltyConfig, tables: dict[str, torch.Tensor]) -> None:
@@ -156,6 +160,9 @@ def check_novelty_tables(config: NoveltyConfig, tables: dict[str, torch.Tensor])
                 raise RecordError(
                     f"novelty table {codes_name} must hold increasing codes below {config.base}**{length}"
                 )
+    not_float = [name for name, table in tables.items() if "codes" not in name and not table.is_floating_point()]
+    if not_float:
+        raise RecordError(f"novelty log-probabilities must be floating-point numbers: {_listed(not_float)}")
     check_finite(tables, "novelty tables")
 
 

@@ -1,0 +1,113 @@
+"""A model that a reload would refuse never serves: not at start, and not in a worker that starts again
+beside others that refused it (app.accepted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from app.reloading import ReloadRefusedError, warm_and_check
+from model.assets import DEFAULT_CHECKPOINT_PATH
+from model.checkpoint import DIGEST_KEY, METADATA_KEY, _digest, _read_header_metadata
+from model.predictor import Predictor
+from tests.conftest import REPO_ROOT, free_port, log_records, server_env
+
+
+def rewritten(target: Path, change) -> Path:
+    """The shipped checkpoint with its record changed by `change` and its checksum made again, as anyone
+    who can write the file can do (the digest has no key): it passes every check at load."""
+    payload = DEFAULT_CHECKPOINT_PATH.read_bytes()
+    tensors = load_safetensors(payload)
+    record = json.loads(_read_header_metadata(payload)[METADATA_KEY])
+    change(record)
+    record_json = json.dumps(record, sort_keys=True)
+    metadata = {METADATA_KEY: record_json, DIGEST_KEY: _digest(record_json, tensors)}
+    target.write_bytes(save_safetensors(tensors, metadata=metadata))
+    return target
+
+
+def with_shuffled_alphabet(record: dict) -> None:
+    record["encoder"]["alphabet"] = record["encoder"]["alphabet"][::-1]
+
+
+def with_other_label_order(record: dict) -> None:
+    record["labels"] = record["labels"][::-1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [with_shuffled_alphabet, lambda record: record["novelty"].update(threshold=1e6)],
+    ids=["alphabet shuffled", "not-a-name threshold of 10^6"],
+)
+def test_the_canary_refuses_a_model_that_takes_latin_names_for_no_names(tmp_path, change):
+    """Each still answered the names in Han, Hangul and Cyrillic, which passed the old canary."""
+    predictor = Predictor.from_path(rewritten(tmp_path / "edited.safetensors", change), device="cpu")
+    with pytest.raises(ReloadRefusedError, match="in Latin letters"):
+        warm_and_check(predictor)
+
+
+def test_the_service_refuses_at_start_a_model_a_reload_would_refuse(tmp_path):
+    edited = rewritten(tmp_path / "edited.safetensors", with_shuffled_alphabet)
+    env = server_env(checkpoint=str(edited), port=str(free_port()), device="cpu")
+    result = subprocess.run(
+        [sys.executable, "-m", "app"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert "cannot start: the canary answered" in result.stderr
+
+
+def _worker_pids(supervisor: int) -> list[int]:
+    listing = subprocess.run(
+        ["ps", "-ww", "--ppid", str(supervisor), "-o", "pid=,args="], capture_output=True, text=True
+    )
+    return [int(line.split()[0]) for line in listing.stdout.splitlines() if "spawn_main" in line]
+
+
+def _answers(base_url: str, count: int) -> set[tuple[int, str, str]]:
+    """(status, model id, top label of Hinton) over `count` new connections, which the kernel spreads."""
+    seen = set()
+    for _ in range(count):
+        response = httpx.post(f"{base_url}/classify", json={"name": "Hinton", "top_k": 1}, timeout=30)
+        body = response.json()
+        seen.add((response.status_code, body.get("model_id", ""), body["predictions"][0]["label"]))
+    return seen
+
+
+def _refusals(server) -> int:
+    return sum("refused" in str(record.get("message", "")) for record in log_records(server.stderr()))
+
+
+def test_a_worker_that_starts_again_serves_the_model_the_others_kept_not_the_refused_file(start_server, tmp_path):
+    served = tmp_path / "served.safetensors"
+    shutil.copyfile(DEFAULT_CHECKPOINT_PATH, served)
+    server = start_server(checkpoint=str(served), workers="2", reload_poll_s="0.2", ready_timeout=180)
+    before = _answers(server.base_url, 20)
+    assert len(before) == 1 and next(iter(before))[0] == 200
+
+    # A checkpoint of other labels, which each running worker refuses on reload ...
+    os.replace(rewritten(tmp_path / "other.safetensors", with_other_label_order), served)
+    deadline = time.monotonic() + 60
+    while _refusals(server) < 2:
+        assert time.monotonic() < deadline, "the workers never refused the new file"
+        time.sleep(0.2)
+    # ... and then one of them dies (killed for memory, say) and the supervisor starts another.
+    workers = _worker_pids(server.process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while _refusals(server) < 3:  # the new worker served the kept copy and tried the configured file
+        assert time.monotonic() < deadline and server.process.poll() is None, server.stderr()[-2000:]
+        time.sleep(0.2)
+    assert _answers(server.base_url, 30) == before  # one model, as before, whichever worker answers
