@@ -60,7 +60,7 @@ def parse_prior(text: str) -> str | dict[str, float]:
         weights = json.loads(text)
     except json.JSONDecodeError as error:
         raise PriorError(
-            f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights: {error}"
+            f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights, got {text[:100]!r} ({error})"
         ) from error
     if not isinstance(weights, dict):
         raise PriorError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights, got {text!r}")

@@ -245,7 +245,7 @@ BAD_INPUTS = {
         "already has column(s) 'origin_label'",
     ),
     "unknown extension": ("in.xlsx", b"name\n", ["--column", "name"], "cannot tell the format"),
-    "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior: prior must be"),
+    "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior: prior must be dataset or uniform or a JSON object of label weights, got 'sometimes'"),
     "prior of unknown labels": (
         "in.parquet",
         None,
