@@ -52,12 +52,21 @@ class CheckedTextStream(io.RawIOBase):
         super().close()
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while self._position == len(self._buffer) and not self._eof:
-            self._fill()
-        count = min(len(buffer), len(self._buffer) - self._position)
-        buffer[:count] = self._buffer[self._position : self._position + count]
-        self._position += count
-        return count
+        """Fills `buffer` whole unless the input ends first. pyarrow takes a short read for the whole
+        block it asked for, so a read that returned only what one fill decoded made its blocks smaller
+        and refused rows of 2 MiB as longer than the 4 MiB a row may hold (8 MiB for JSON Lines)."""
+        filled = 0
+        while filled < len(buffer):
+            if self._position == len(self._buffer):
+                if self._eof:
+                    break
+                self._fill()
+                continue
+            count = min(len(buffer) - filled, len(self._buffer) - self._position)
+            buffer[filled : filled + count] = self._buffer[self._position : self._position + count]
+            self._position += count
+            filled += count
+        return filled
 
     def peek_text(self, size: int) -> str:
         """Up to `size` bytes from the current position as text, without consuming them (for a header)."""

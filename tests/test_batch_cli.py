@@ -245,7 +245,12 @@ BAD_INPUTS = {
         "already has column(s) 'origin_label'",
     ),
     "unknown extension": ("in.xlsx", b"name\n", ["--column", "name"], "cannot tell the format"),
-    "bad prior": ("in.csv", b"name\nBakov\n", ["--column", "name", "--prior", "sometimes"], "--prior: prior must be dataset or uniform or a JSON object of label weights, got 'sometimes'"),
+    "bad prior": (
+        "in.csv",
+        b"name\nBakov\n",
+        ["--column", "name", "--prior", "sometimes"],
+        "--prior: prior must be dataset or uniform or a JSON object of label weights, got 'sometimes'",
+    ),
     "prior of unknown labels": (
         "in.parquet",
         None,
@@ -360,10 +365,30 @@ def test_enrich_refuses_an_impossible_thread_count_with_an_error(tmp_path, enric
 
 def test_enrich_names_the_row_size_limit_for_a_row_longer_than_a_read_block(tmp_path, enrich):
     source = tmp_path / "in.csv"
-    source.write_text("surname,note\nBakov,short\nZiski," + "x" * (5 << 20) + "\n", encoding="utf-8")
+    source.write_text("surname,note\nBakov,short\nZiski," + "x" * (20 << 20) + "\n", encoding="utf-8")
     status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / "out.csv")
     assert status == 2 and "a row longer than 4 MiB, the most one row may hold" in stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "rows_before", "long_row"),
+    [
+        (".csv", "surname,note\n" + "Bakov,a\n" * 20_000, "Ziski," + "x" * (4 * 1024 * 1024 - 64) + "\n"),
+        (
+            ".jsonl",
+            '{"surname": "Bakov"}\n' * 20_000,
+            '{"surname": "' + "x" * (8 * 1024 * 1024 - 64) + '"}\n',
+        ),
+    ],
+)
+def test_enrich_reads_a_row_as_long_as_a_read_block_wherever_it_stands(tmp_path, enrich, suffix, rows_before, long_row):
+    """The input stream handed pyarrow short reads, which it took for whole blocks: a row of 2 MiB was
+    refused as longer than the 4 MiB a row may hold."""
+    source = tmp_path / f"in{suffix}"
+    source.write_text(rows_before + long_row, encoding="utf-8")
+    status, stderr = enrich(source, "--column", "surname", "--output", tmp_path / f"out{suffix}")
+    assert status == 0, stderr
 
 
 def test_enrich_writes_a_binary_column_to_json_lines_as_base64(tmp_path, enrich):
