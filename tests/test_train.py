@@ -270,3 +270,26 @@ def test_train_learns_the_derived_forms_and_reports_them_apart(slavic_names_dir,
     checkpoint = load_checkpoint(result.checkpoint_path)
     assert len(checkpoint.label_prior) == 3 and sum(checkpoint.label_prior) == pytest.approx(1.0, abs=1e-3)
     assert checkpoint.novelty_config.val_quantile == TrainConfig().novelty_val_quantile
+
+
+@pytest.mark.parametrize("kind", ["empty", "a file", "too long a name"])
+def test_train_refuses_an_output_folder_it_cannot_write_before_reading_any_data(tmp_path, kind):
+    """Each failed only once training was done (minutes, for the default recipe); an empty name wrote
+    into the working directory."""
+    (tmp_path / "a-file").write_text("not a folder")
+    output_dir = {"empty": "", "a file": str(tmp_path / "a-file"), "too long a name": str(tmp_path / ("x" * 300))}[kind]
+    config = TrainConfig(data_dir=str(tmp_path / "no-such-data"), output_dir=output_dir)  # reading it would fail
+    with pytest.raises((ValueError, OSError), match="output"):
+        train(config)
+    assert not (tmp_path / "a-file").is_dir()
+
+
+def test_evaluate_takes_the_checkpoint_as_an_option_as_the_other_commands_do(tmp_path, capsys):
+    from training.evaluate import main as evaluate_main
+
+    missing = tmp_path / "missing.safetensors"
+    assert evaluate_main(["--checkpoint", str(missing)]) == 2
+    assert f"{missing}: cannot read checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_main([str(missing), "--checkpoint", str(tmp_path / "other.safetensors")])
+    assert "two checkpoints given" in capsys.readouterr().err

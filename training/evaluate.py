@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("checkpoint", nargs="?", help="default: the shipped model")
     parser.add_argument(
-        "checkpoint", nargs="?", default=str(DEFAULT_CHECKPOINT_PATH), help="default: the shipped model"
+        "--checkpoint", dest="checkpoint_option", metavar="CHECKPOINT", help="the same, as the other commands take it"
     )
     parser.add_argument("--data-dir", default="data/names")
     parser.add_argument("--split", choices=SPLITS, default="test")
@@ -88,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--robustness", action="store_true", help="case, OOD set, abstention, full names, priors")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)
+    if args.checkpoint and args.checkpoint_option and args.checkpoint != args.checkpoint_option:
+        parser.error(f"two checkpoints given: {args.checkpoint} and --checkpoint {args.checkpoint_option}")
+    checkpoint = args.checkpoint or args.checkpoint_option or str(DEFAULT_CHECKPOINT_PATH)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        predictor = Predictor.from_path(args.checkpoint, device=args.device)
+        predictor = Predictor.from_path(checkpoint, device=args.device)
         if args.robustness:
             report = robustness_report(predictor, checked_dataset(predictor, args.data_dir))
             print(json.dumps(report, indent=2) if args.json else format_robustness(report))

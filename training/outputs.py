@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,23 @@ class TrainedModel:
     network: NameClassifier
     encoder: NameEncoder
     language_model: CharLanguageModel
+
+
+def prepare_output_dir(output_dir: str) -> Path:
+    """The output folder, made and tried with a file written and removed, before any training: a
+    folder that is a file, read-only, or too long a name failed only when the minutes of training
+    were done, and an empty name wrote into the working directory."""
+    if not output_dir.strip():
+        raise ValueError("--output-dir is empty; name a folder for the model, metrics and plots")
+    folder = Path(output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=f".{CHECKPOINT_FILENAME}.", suffix=".probe", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OSError(f"cannot write the outputs to {folder}: {error.strerror or error}") from error
+    return folder
 
 
 # The run's config, its data and the trained model are three different things the outputs record;

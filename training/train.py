@@ -28,7 +28,7 @@ from training.fit import FitPlan, fit_network
 from training.losses import log_prior
 from training.metrics import classification_metrics
 from training.novelty import fit_language_model, fit_threshold
-from training.outputs import TrainedModel, TrainResult, write_outputs
+from training.outputs import TrainedModel, TrainResult, prepare_output_dir, write_outputs
 from training.splits import EncodedSplit, network_log_probs
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     own names; early stopping, calibration and the reported metrics use the files' names only.
     """
     started = time.perf_counter()
+    prepare_output_dir(config.output_dir)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
