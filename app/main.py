@@ -100,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         settings.checkpoint_path,
         lambda new: _now_serving(new, metrics),
         try_configured_file=from_copy,
+        on_outcome=metrics.observe_reload,
     )
     uninstall_sighup = install_sighup(reloader)
     thresholds_before = gc.get_threshold()

@@ -146,6 +146,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # A refused reload is otherwise only a log line: the old model keeps serving and /readyz stays 200.
+        self.reloads = Counter(
+            "nameorigin_reloads",
+            "Hot reloads of the checkpoint: swapped (a new model serves), unchanged (the same model), refused",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.names_classified = Counter(
             "nameorigin_names_classified", "Names run through the model", registry=self.registry
         )
@@ -195,6 +202,10 @@ class Metrics:
             }
         else:
             self.registry.register(PROCESS_COLLECTOR)  # the one reader of /proc/self, in every app's registry
+
+    def observe_reload(self, outcome: str) -> None:
+        """One reload attempt's outcome (app.reloading.RELOAD_OUTCOMES)."""
+        self.reloads.labels(outcome).inc()
 
     def set_model(self, model_id: str, architecture: str, device: str) -> None:
         self.model.clear()  # after a hot reload only the new model is being served

@@ -48,6 +48,7 @@ WARMUP_ROUNDS = 3
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
 FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
+RELOAD_OUTCOMES = ("swapped", "unchanged", "refused")  # what a reload attempt can end in (the metric's label)
 NOT_YET_TRIED: FileIdentity = (-1, -1, -1, -1)  # no file has it: the next watch reloads
 
 
@@ -115,9 +116,12 @@ class ModelReloader:
         checkpoint_path: Path,
         on_swap: Callable[[Predictor], None],
         try_configured_file: bool = False,
+        on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         """try_configured_file: the serving model came from elsewhere (app.accepted), so the first
-        watch tries the configured file whatever its identity."""
+        watch tries the configured file whatever its identity. on_outcome: told each reload's outcome
+        (one of RELOAD_OUTCOMES), for the metrics."""
+        self._on_outcome = on_outcome
         self._load = load
         self._batcher = batcher
         self._checkpoint_path = checkpoint_path
@@ -157,13 +161,16 @@ class ModelReloader:
                 type(error).__name__,
                 error,
             )
+            self._on_outcome("refused")
             return False
         if candidate.model_id == serving.model_id:
             logger.info("reload (%s): %s is already serving", trigger, serving.model_id)
+            self._on_outcome("unchanged")
             return False
         self._batcher.swap_predictor(candidate)
         self._on_swap(candidate)
         logger.info("reload (%s): now serving %s (was %s)", trigger, candidate.model_id, serving.model_id)
+        self._on_outcome("swapped")
         return True
 
     def _load_and_check(self) -> Predictor:

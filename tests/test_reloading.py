@@ -51,6 +51,7 @@ def test_reload_swaps_in_a_changed_checkpoint_file_and_every_answer_names_it(mak
 
     wait_for_model_id(client, new_id)
     assert client.get("/model").json()["id"] == new_id
+    assert 'nameorigin_reloads_total{outcome="swapped"} 1.0' in client.get("/metrics").text
     batch = client.post("/classify", json={"names": ["Hinton", "Rossi"]}).json()
     assert batch["model_id"] == new_id
     info_lines = [
@@ -84,6 +85,9 @@ def test_reload_refuses_a_bad_checkpoint_with_a_log_line_and_keeps_serving_the_o
     assert refusal.levelno == logging.ERROR and old_id in refusal.getMessage()
     assert client.get("/model").json()["id"] == old_id
     assert client.post("/classify", json={"names": ["Hinton", "Rossi"]}).json()["model_id"] == old_id
+    metrics = client.get("/metrics").text  # a refusal is counted, not only logged
+    assert 'nameorigin_reloads_total{outcome="refused"} 1.0' in metrics
+    assert 'outcome="swapped"' not in metrics
 
 
 def test_warm_and_check_refuses_a_model_whose_canary_answers_are_not_probabilities(tiny_checkpoint):
