@@ -21,9 +21,6 @@ import torch
 from model.networks import NetworkConfig
 from model.novelty import NoveltyConfig
 
-# The most entries the not-a-name model's dense lookup table may have: base ** order floats. The
-# shipped 4-gram model over 36 symbols has 1.7M (6.4 MiB); an order-6 model asked for 8.7 GB.
-MAX_NOVELTY_TABLE_ENTRIES = 1 << 24
 MAX_NOVELTY_ORDER = 8  # checked first, so that base ** order is never taken of a huge order
 MAX_LISTED = 5  # tensors named in one message
 
@@ -132,17 +129,12 @@ def check_network_values(tensors: dict[str, torch.Tensor]) -> None:
 
 
 def check_novelty_tables(config: NoveltyConfig, tables: dict[str, torch.Tensor]) -> None:
-    """The not-a-name model's tables: a dense table it can afford, codes that are sorted integers of
-    its order's range (they are binary-searched and used as indices), one value per code, all finite."""
+    """The not-a-name model's tables: an order it can serve, codes that are sorted integers of its
+    order's range (they are binary-searched and used as indices), one value per code, all finite."""
     if not 1 <= config.order <= MAX_NOVELTY_ORDER or config.vocab_size < 1:
         raise RecordError(
             f"novelty.order must be 1..{MAX_NOVELTY_ORDER} and novelty.vocab_size positive, "
             f"got {config.order} and {config.vocab_size}"
-        )
-    if config.base**config.order > MAX_NOVELTY_TABLE_ENTRIES:
-        raise RecordError(
-            f"the not-a-name model of order {config.order} over {config.base} symbols needs a table of "
-            f"{config.base**config.order:,} entries; at most {MAX_NOVELTY_TABLE_ENTRIES:,} are served"
         )
     for k in range(2, config.order + 1):
         for codes_name, values_name, length in (

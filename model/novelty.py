@@ -130,6 +130,12 @@ def padded_symbols(ids: tuple[int, ...], config: NoveltyConfig) -> list[int]:
     return [config.begin_id] * (config.order - 1) + list(ids) + [config.end_id]
 
 
+# The most codes (base ** order) the dense lookup table is built for: the shipped 4-gram model over 36
+# symbols has 1.7M (6.4 MiB); a 5-gram one would have 60M (242 MiB) and a 6-gram one 2.2G (8.7 GB), so
+# higher orders look each code up by the backoff recursion instead (slower, no table).
+DENSE_TABLE_MAX_ENTRIES = 1 << 24
+
+
 class CharLanguageModel(torch.nn.Module):
     """Scores names under the backoff tables; every table is a buffer, saved with the checkpoint."""
 
@@ -170,8 +176,11 @@ class CharLanguageModel(torch.nn.Module):
         symbols[torch.arange(batch_size, device=device), context + lengths] = config.end_id
         # columns[j]: the symbol order - 1 - j places before each target; the last column is the target
         columns = [symbols[:, j : j + max_len + 1] for j in range(config.order)]  # each (B, T + 1)
-        codes = functools.reduce(lambda code, column: code * config.base + column, columns)
-        log_probs = self._conditional_table(device)[codes]
+        if config.base**config.order <= DENSE_TABLE_MAX_ENTRIES:
+            codes = functools.reduce(lambda code, column: code * config.base + column, columns)
+            log_probs = self._conditional_table(device)[codes]
+        else:  # a table of every code would not fit: the same values by the backoff recursion
+            log_probs = self.backoff_log_probs(columns).to(torch.get_default_dtype())
         counted = torch.arange(max_len + 1, device=device).unsqueeze(0) <= lengths.unsqueeze(1)  # (B, T + 1)
         return (log_probs * counted).sum(dim=1)
 

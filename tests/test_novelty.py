@@ -138,3 +138,17 @@ def test_language_model_refuses_tables_of_another_shape(names):
         CharLanguageModel(model.config, {key: value for key, value in tables.items() if not key.endswith("_3")})
     with pytest.raises(ValueError, match="unigram"):
         CharLanguageModel(model.config, {**tables, "unigram_log_probs": torch.zeros(3)})
+
+
+def test_a_model_of_an_order_too_high_for_the_dense_table_scores_names_alike_without_it(names, monkeypatch):
+    """A 5-gram model over 36 symbols would build a 242 MiB table (a 6-gram one 8.7 GB): above
+    DENSE_TABLE_MAX_ENTRIES each code is looked up by the recursion, to the same total, and no table."""
+    import model.novelty as novelty
+
+    model = fit_language_model(names, ENCODER.vocab_size, order=3)
+    ids, lengths = pad_sequences(names[:200])
+    with_table = model.total_log_probs(ids, lengths)
+    monkeypatch.setattr(novelty, "DENSE_TABLE_MAX_ENTRIES", model.config.base**3 - 1)
+    tableless = fit_language_model(names, ENCODER.vocab_size, order=3)
+    assert torch.equal(tableless.total_log_probs(ids, lengths), with_table)
+    assert model._table is not None and tableless._table is None
