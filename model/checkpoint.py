@@ -230,6 +230,9 @@ def write_together(files: dict[Path, bytes]) -> None:
     while staging leaves the old files and no temp file; a kill during the renames leaves the files
     renamed so far and none of the old ones after them, so a later file never describes another
     first file (the trainer's metrics.json beside weights it does not name)."""
+    for target in files:  # before anything changes: os.replace onto a folder fails after the old files went
+        if target.exists() and not target.is_file():
+            raise IsADirectoryError(f"{target} exists and is not a regular file; nothing was written")
     staged: dict[Path, Path] = {}
     try:
         for target, payload in files.items():

@@ -176,13 +176,19 @@ class CharLanguageModel(torch.nn.Module):
         symbols[torch.arange(batch_size, device=device), context + lengths] = config.end_id
         # columns[j]: the symbol order - 1 - j places before each target; the last column is the target
         columns = [symbols[:, j : j + max_len + 1] for j in range(config.order)]  # each (B, T + 1)
-        if config.base**config.order <= DENSE_TABLE_MAX_ENTRIES:
+        if self.has_dense_table:
             codes = functools.reduce(lambda code, column: code * config.base + column, columns)
             log_probs = self._conditional_table(device)[codes]
         else:  # a table of every code would not fit: the same values by the backoff recursion
             log_probs = self.backoff_log_probs(columns).to(torch.get_default_dtype())
         counted = torch.arange(max_len + 1, device=device).unsqueeze(0) <= lengths.unsqueeze(1)  # (B, T + 1)
         return (log_probs * counted).sum(dim=1)
+
+    @property
+    def has_dense_table(self) -> bool:
+        """Whether names are scored by one lookup in a table of every code (orders up to 4 over 36 symbols)."""
+        entries: int = self.config.base**self.config.order
+        return entries <= DENSE_TABLE_MAX_ENTRIES
 
     def backoff_log_probs(self, columns: list[torch.Tensor]) -> torch.Tensor:
         """log P(target | context) by the backoff recursion, for `order` equal-shape tensors of symbols

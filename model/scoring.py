@@ -232,7 +232,12 @@ class NameScorer:
         self.device, self.max_batch_size = device, max_batch_size
         self.large_batch_threads = large_batch_threads
         self.label_index = {label: index for index, label in enumerate(evidence.labels)}
-        self.small_batch = SmallBatchScorer(network, language_model) if small_batch_applies(network, device) else None
+        # The small-batch path looks the character model up in its dense table: none for a high order.
+        self.small_batch = (
+            SmallBatchScorer(network, language_model)
+            if small_batch_applies(network, device) and language_model.has_dense_table
+            else None
+        )
         surname_first = torch.tensor([label in SURNAME_FIRST for label in evidence.labels])
         in_japanese_scripts = torch.tensor([label in SURNAME_FIRST_IN_JAPANESE_SCRIPTS for label in evidence.labels])
         # Per way of writing (Latin and the rest; Han and kana only), per label (L,): log P(the surname is

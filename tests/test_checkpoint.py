@@ -348,6 +348,19 @@ def test_write_together_never_leaves_old_metrics_beside_new_weights_and_removes_
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_write_together_refuses_a_target_that_is_a_folder_before_removing_anything(tmp_path):
+    """os.replace onto a folder failed after the old metrics.json was already gone."""
+    from model import checkpoint as checkpoint_module
+
+    weights, metrics = tmp_path / "model.safetensors", tmp_path / "metrics.json"
+    weights.mkdir()
+    metrics.write_bytes(b'{"model_id": "old"}')
+    with pytest.raises(IsADirectoryError, match="not a regular file"):
+        checkpoint_module.write_together({weights: b"new weights", metrics: b'{"model_id": "new"}'})
+    assert metrics.read_bytes() == b'{"model_id": "old"}' and weights.is_dir()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_remove_stale_temp_files_removes_only_temp_files_of_the_named_targets(tmp_path):
     from model.checkpoint import remove_stale_temp_files
 

@@ -152,3 +152,25 @@ def test_a_model_of_an_order_too_high_for_the_dense_table_scores_names_alike_wit
     tableless = fit_language_model(names, ENCODER.vocab_size, order=3)
     assert torch.equal(tableless.total_log_probs(ids, lengths), with_table)
     assert model._table is not None and tableless._table is None
+
+
+def test_a_predictor_whose_character_model_has_no_dense_table_answers_as_with_one(monkeypatch):
+    """The small-batch path reads the dense table; without one, a lone name goes the batched way."""
+    import model.novelty as novelty
+    from model.predictor import Predictor
+
+    names = ["Hinton", "xzqwv", "Nguyễn", "qwerty", "Kim Min-jun"]
+    with_table = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    monkeypatch.setattr(novelty, "DENSE_TABLE_MAX_ENTRIES", 1)
+    tableless = Predictor.from_path(DEFAULT_CHECKPOINT_PATH, device="cpu")
+    assert tableless.scorer.small_batch is None
+    for name in names:  # one at a time: the small-batch path's calls
+        expected, got = with_table.predict([name])[0], tableless.predict([name])[0]
+        assert (got.reason, [p.label for p in got.predictions]) == (
+            expected.reason,
+            [p.label for p in expected.predictions],
+        )
+        assert [p.probability for p in got.predictions] == pytest.approx(
+            [p.probability for p in expected.predictions], abs=1e-5
+        )
+    assert tableless.language_model._table is None

@@ -24,7 +24,7 @@ from training.calibration import effective_label_prior
 from training.config import TrainConfig
 from training.data import SPLIT_RULE, NamesDataset
 from training.metrics import answers_metrics, confusion_counts, served_metrics
-from training.plots import save_confusion_matrix, save_learning_curve
+from training.plots import confusion_matrix_png, learning_curve_png
 from training.splits import network_log_probs
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,8 @@ def write_outputs(
     """Measure the checkpoint as it will be served on test, then write it, metrics.json and both plots."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temp_files(output_dir, (CHECKPOINT_FILENAME, METRICS_FILENAME)):
+    written = (CHECKPOINT_FILENAME, METRICS_FILENAME, "confusion_matrix.png", "learning_curve.png")
+    for stale in remove_stale_temp_files(output_dir, written):
         logger.warning("removed %s, left by a run killed while writing", stale)
     network, encoder = model.network.cpu(), model.encoder
     val_sequences = [encoder.encode(record.name) for record in splits.names["val"]]
@@ -105,6 +106,7 @@ def write_outputs(
             **{k: v for k, v in run_info.items() if k not in ("history", "refit_history")},
         },
     }
+    pictures: dict[Path, bytes] = {}
     if splits.names["test"]:
         checkpoint = make_checkpoint(
             network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
@@ -114,10 +116,9 @@ def write_outputs(
         split_metrics["test"] = answers_metrics(splits.names["test"], log_probs, reasons, dataset.labels)
         if splits.derived["test"]:
             split_metrics["test_gender_forms"] = served_metrics(served, splits.derived["test"], dataset.labels)
-        save_confusion_matrix(
+        pictures[output_dir / "confusion_matrix.png"] = confusion_matrix_png(
             confusion_counts(splits.names["test"], log_probs, dataset.labels),
             dataset.labels,
-            output_dir / "confusion_matrix.png",
             f"{config.architecture}: test split",
         )
     info["metrics"] = {
@@ -130,7 +131,7 @@ def write_outputs(
     payload, saved = checkpoint_payload(
         network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
     )
-    save_learning_curve(run_info["history"], output_dir / "learning_curve.png")
+    pictures[output_dir / "learning_curve.png"] = learning_curve_png(run_info["history"])
     # The metrics name the model they describe: beside weights from another run, the ids differ.
     metrics = {
         "model_id": saved.model_id,
@@ -139,9 +140,11 @@ def write_outputs(
         "label_prior": label_prior,
         **run_info,
     }
-    # One unit: the weights and the metrics that name them are renamed in together, the old metrics
-    # removed first, so a crash never leaves one run's metrics.json beside another run's weights.
-    write_together({checkpoint_path: payload, output_dir / METRICS_FILENAME: json.dumps(metrics, indent=2).encode()})
+    # One unit: the weights, the metrics that name them and the pictures of the same run are renamed in
+    # together, the old ones removed first, so a crash never leaves one run's metrics.json or pictures
+    # beside another run's weights (the pictures were written in place before the rest).
+    metrics_json = json.dumps(metrics, indent=2).encode()
+    write_together({checkpoint_path: payload, output_dir / METRICS_FILENAME: metrics_json, **pictures})
     for split, values in info["metrics"].items():
         logger.info(
             "%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())

@@ -1,17 +1,19 @@
-"""The training run's pictures: a confusion matrix and a learning curve, as PNG files."""
+"""The training run's pictures: a confusion matrix and a learning curve, as PNG bytes (written with the
+weights and metrics as one unit, training.outputs)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on training machines
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
-def save_confusion_matrix(matrix: np.ndarray, labels: tuple[str, ...], path: Path, title: str) -> None:
+def confusion_matrix_png(matrix: np.ndarray, labels: tuple[str, ...], title: str) -> bytes:
     """Row-normalized confusion matrix (true rows, predicted columns) with counts in the cells."""
     row_sums = matrix.sum(axis=1, keepdims=True)
     normalized = np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=float), where=row_sums > 0)
@@ -27,11 +29,10 @@ def save_confusion_matrix(matrix: np.ndarray, labels: tuple[str, ...], path: Pat
         axes.text(col, row, str(matrix[row, col]), ha="center", va="center", fontsize=7, color=color)
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return _png(figure)
 
 
-def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
+def learning_curve_png(history: list[dict[str, float]]) -> bytes:
     """Training loss and validation top-1 / macro-F1 per epoch."""
     epochs = [entry["epoch"] for entry in history]
     figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(11, 4))
@@ -45,5 +46,11 @@ def save_learning_curve(history: list[dict[str, float]], path: Path) -> None:
     score_axes.set_ylim(0, 1)
     score_axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    return _png(figure)
+
+
+def _png(figure: Figure) -> bytes:
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
     plt.close(figure)
+    return image.getvalue()
