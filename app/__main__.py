@@ -63,8 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
     port = args.port if args.port is not None else settings.port
-    with shared_metrics_folder(workers, settings.metrics_dir), accepted_copy_folder(workers, predictor.checkpoint):
+    with (
+        shared_metrics_folder(workers, settings.metrics_dir),
+        accepted_copy_folder(workers, predictor.checkpoint) as copy,
+    ):
         del predictor  # the workers load their own; the copy holds what was checked here
+        if copy is not None:  # for the workers' Settings (app.accepted)
+            os.environ["NAMEORIGIN_ACCEPTED_CHECKPOINT_COPY"] = str(copy)
         started = serve(build_config(settings, args.host or settings.host, port, workers))
     if not started:
         print("error: a worker failed to start; every worker was stopped (see the log above)", file=sys.stderr)

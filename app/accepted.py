@@ -10,7 +10,6 @@ serves the copy and takes the configured file as a reload candidate, as the runn
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,35 +18,25 @@ from pathlib import Path
 
 from model.checkpoint import Checkpoint, write_atomically
 
-# Where the copy is, written by `python -m app` only for its workers to read (not a setting).
-ACCEPTED_COPY_ENV = "NAMEORIGIN_ACCEPTED_CHECKPOINT_COPY"
 
-
-def accepted_copy() -> Path | None:
-    """This worker's shared copy, when it runs beside others (None with one worker)."""
-    value = os.environ.get(ACCEPTED_COPY_ENV)
-    return Path(value) if value else None
-
-
-def keep_accepted(checkpoint: Checkpoint) -> None:
-    """Make `checkpoint` the one a starting worker loads; atomic, so a worker never reads half a copy."""
-    copy = accepted_copy()
+def keep_accepted(copy: Path | None, checkpoint: Checkpoint) -> None:
+    """Make `checkpoint` the one a starting worker loads (Settings.accepted_checkpoint_copy; None with
+    one worker); atomic, so a worker never reads half a copy."""
     if copy is not None and checkpoint.file_bytes:
         write_atomically(copy, checkpoint.file_bytes)
 
 
 @contextmanager
-def accepted_copy_folder(workers: int, checkpoint: Checkpoint) -> Iterator[None]:
-    """With several workers, a private folder holding the copy of `checkpoint` (the one checked at
-    start), named in the environment the workers inherit; removed at exit."""
+def accepted_copy_folder(workers: int, checkpoint: Checkpoint) -> Iterator[Path | None]:
+    """With several workers, a private folder holding a copy of `checkpoint` (the one checked at
+    start); yields the copy's path, for the workers' settings, and removes the folder at exit."""
     if workers <= 1:
-        yield
+        yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="nameorigin-accepted-"))  # mode 0700: only this user reads it
-    os.environ[ACCEPTED_COPY_ENV] = str(folder / "accepted.safetensors")
+    copy = folder / "accepted.safetensors"
     try:
-        keep_accepted(checkpoint)
-        yield
+        keep_accepted(copy, checkpoint)
+        yield copy
     finally:
-        os.environ.pop(ACCEPTED_COPY_ENV, None)
         shutil.rmtree(folder, ignore_errors=True)

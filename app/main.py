@@ -17,7 +17,7 @@ import torch
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.accepted import accepted_copy, keep_accepted
+from app.accepted import keep_accepted
 from app.batching import MicroBatcher
 from app.body_limit import BodySizeLimitMiddleware
 from app.dependencies import SERVICE_STATE_KEY, Service
@@ -74,7 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     hold_threads(settings.torch_threads)
     # Beside other workers, the model they accepted last (app.accepted); the configured file is then a
     # reload candidate, tried at the first watch as the others tried it.
-    copy = accepted_copy()
+    copy = settings.accepted_checkpoint_copy
     from_copy = copy is not None and copy.exists()
     try:
         predictor = await asyncio.to_thread(_load_and_check, settings, copy if from_copy else None)
@@ -98,7 +98,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         lambda: load_predictor(settings),
         batcher,
         settings.checkpoint_path,
-        lambda new: _now_serving(new, metrics),
+        lambda new: _now_serving(new, metrics, copy),
         try_configured_file=from_copy,
         on_outcome=metrics.observe_reload,
     )
@@ -158,11 +158,11 @@ def _load_and_check(settings: Settings, path: Path | None) -> Predictor:
     return predictor
 
 
-def _now_serving(predictor: Predictor, metrics: Metrics) -> None:
+def _now_serving(predictor: Predictor, metrics: Metrics, accepted_copy: Path | None) -> None:
     """After a hot reload: the metrics name the new model, and the new model's long-lived objects are
     frozen out of the collector's walks like the first one's (unfreezing first lets it free the old
     model's cycles). Beside other workers it is the copy a starting worker loads from now on."""
-    keep_accepted(predictor.checkpoint)
+    keep_accepted(accepted_copy, predictor.checkpoint)
     checkpoint = predictor.checkpoint
     metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
     gc.unfreeze()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"),
         description="folder several workers write their metrics to, so any scrape sums them (None: one process)",
     )
+    # Set by `python -m app` for its workers only (app.accepted): where the model they accepted last is kept.
+    accepted_checkpoint_copy: Path | None = Field(
+        None,
+        description="set by `python -m app` for several workers: the copy of the model they accepted last, which a restarted worker serves (not for users to set)",
+    )
     host: str = Field("127.0.0.1", description="interface `python -m app` binds")
     port: int = Field(8000, ge=0, le=65535, description="port `python -m app` binds")
     workers: int = Field(1, ge=1, description="uvicorn worker processes for `python -m app`")
