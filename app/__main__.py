@@ -9,12 +9,14 @@ every worker (app.reloading).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -23,11 +25,8 @@ from pydantic import ValidationError
 
 from app.accepted import accepted_copy_folder
 from app.observability import MULTIPROCESS_DIR_ENV, configure_logging
-from app.reloading import ReloadRefusedError, warm_and_check
 from app.server import build_config, serve
 from app.settings import Settings
-from model.checkpoint import CheckpointError
-from model.predictor import DeviceUnavailableError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,25 +48,25 @@ def main(argv: list[str] | None = None) -> int:
     # threads for large calls are the cores shared among them (Settings.threads_for_large_batches).
     os.environ["NAMEORIGIN_WORKERS"] = str(workers)
     settings = settings.model_copy(update={"workers": workers})
-    from app.main import load_predictor  # only now: importing app.main builds the app from valid settings
+    from app.main import start_check  # only now: importing app.main builds the app from valid settings
 
-    try:
-        # Fail here, in one line, rather than as a traceback from inside the server's lifespan; the
-        # same checks a hot reload makes, so a model a reload would refuse never starts either.
-        predictor = load_predictor(settings)
-        warm_and_check(predictor)
-    except (CheckpointError, DeviceUnavailableError, ReloadRefusedError) as error:
-        print(f"error: cannot start: {error}", file=sys.stderr)
+    # Fail here, in one line, rather than as a traceback from inside the server's lifespan; the same
+    # checks a hot reload makes, so a model a reload would refuse never starts either. With several
+    # workers in a child process, which gives back what checking it took.
+    if workers > 1:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+            problem, file_bytes = child.submit(start_check, settings).result()
+    else:
+        problem, file_bytes = start_check(settings)
+    if problem is not None:
+        print(f"error: cannot start: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _after_graceful_shutdown)
     port = args.port if args.port is not None else settings.port
-    with (
-        shared_metrics_folder(workers, settings.metrics_dir),
-        accepted_copy_folder(workers, predictor.checkpoint) as copy,
-    ):
-        del predictor  # the workers load their own; the copy holds what was checked here
+    with shared_metrics_folder(workers, settings.metrics_dir), accepted_copy_folder(workers, file_bytes) as copy:
+        del file_bytes  # the copy holds what was checked
         if copy is not None:  # for the workers' Settings (app.accepted)
             os.environ["NAMEORIGIN_ACCEPTED_CHECKPOINT_COPY"] = str(copy)
         started = serve(build_config(settings, args.host or settings.host, port, workers))

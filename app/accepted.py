@@ -16,27 +16,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from model.checkpoint import Checkpoint, write_atomically
+from model.checkpoint import write_atomically
 
 
-def keep_accepted(copy: Path | None, checkpoint: Checkpoint) -> None:
-    """Make `checkpoint` the one a starting worker loads (Settings.accepted_checkpoint_copy; None with
-    one worker); atomic, so a worker never reads half a copy."""
-    if copy is not None and checkpoint.file_bytes:
-        write_atomically(copy, checkpoint.file_bytes)
+def keep_accepted(copy: Path | None, file_bytes: bytes) -> None:
+    """Make the checkpoint of `file_bytes` the one a starting worker loads (Settings.accepted_checkpoint_copy;
+    None with one worker); atomic, so a worker never reads half a copy."""
+    if copy is not None and file_bytes:
+        write_atomically(copy, file_bytes)
 
 
 @contextmanager
-def accepted_copy_folder(workers: int, checkpoint: Checkpoint) -> Iterator[Path | None]:
-    """With several workers, a private folder holding a copy of `checkpoint` (the one checked at
-    start); yields the copy's path, for the workers' settings, and removes the folder at exit."""
+def accepted_copy_folder(workers: int, file_bytes: bytes) -> Iterator[Path | None]:
+    """With several workers, a private folder holding a copy of the checkpoint checked at start; yields
+    the copy's path, for the workers' settings, and removes the folder at exit."""
     if workers <= 1:
         yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="nameorigin-accepted-"))  # mode 0700: only this user reads it
     copy = folder / "accepted.safetensors"
     try:
-        keep_accepted(copy, checkpoint)
+        keep_accepted(copy, file_bytes)
         yield copy
     finally:
         shutil.rmtree(folder, ignore_errors=True)

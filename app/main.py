@@ -25,11 +25,12 @@ from app.errors import install_error_handlers
 from app.head import HeadAsGetMiddleware
 from app.observability import WORKER_GAUGE_PERIOD_S, Metrics, RequestObservabilityMiddleware, configure_logging
 from app.openapi import install_openapi
-from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, install_sighup, warm_and_check
+from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, ReloadRefusedError, install_sighup, warm_and_check
 from app.routes import router
 from app.settings import Settings
 from app.shedding import LoadSheddingMiddleware
-from model.predictor import Predictor, RankQuery, hold_threads
+from model.checkpoint import CheckpointError, load_checkpoint
+from model.predictor import DeviceUnavailableError, Predictor, RankQuery, hold_threads
 from model.scoring import LARGE_BATCH_MIN_READINGS
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     except Exception as error:
         logger.error("cannot start: %s: %s", type(error).__name__, error)
         raise
+    # Started from the copy: is the configured file the same model? If not (replaced while this worker
+    # was down or starting, even by a SIGHUP's deploy), it is tried as a reload at once, watch or not.
+    try_configured = from_copy and not await asyncio.to_thread(_holds_same_model, settings.checkpoint_path, predictor)
     batcher = MicroBatcher(
         predictor,
         max_batch_size=settings.max_batch_size,
@@ -99,7 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         batcher,
         settings.checkpoint_path,
         lambda new: _now_serving(new, metrics, copy),
-        try_configured_file=from_copy,
+        try_configured_file=try_configured,
         on_outcome=metrics.observe_reload,
     )
     uninstall_sighup = install_sighup(reloader)
@@ -121,12 +125,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         checkpoint = predictor.checkpoint
         metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
         refresher = asyncio.create_task(_refresh_worker_gauges(metrics)) if metrics.multiprocess else None
+        if try_configured:
+            reloader.request("the configured file differs from the model the workers kept")
         if settings.reload_poll_s > 0:
             watcher = asyncio.create_task(reloader.watch(settings.reload_poll_s), name="nameorigin-checkpoint-watch")
         logger.info(
             "serving %s from %s on %s; torch threads %d, %d for a CPU call of %d readings or more",
             checkpoint.model_id,
-            settings.checkpoint_path,
+            f"the copy the workers kept ({copy})" if from_copy else settings.checkpoint_path,
             predictor.device,
             torch.get_num_threads(),
             predictor.scorer.large_batch_threads or torch.get_num_threads(),
@@ -150,6 +156,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         logger.info("batcher drained; stopped")
 
 
+def start_check(settings: Settings) -> tuple[str | None, bytes]:
+    """What `python -m app` checks before it serves: the configured model loads and passes the reload's
+    canary. Returns (why it cannot serve, or None; the file's bytes as checked). Run in a child process
+    when several workers start, so the supervisor never holds a model or the readers' dictionaries
+    (about 130 MiB it would keep for its whole life)."""
+    try:
+        predictor = _load_and_check(settings, None)
+    except (CheckpointError, DeviceUnavailableError, ReloadRefusedError) as error:
+        return str(error), b""
+    return None, predictor.checkpoint.file_bytes
+
+
+def _holds_same_model(path: Path, predictor: Predictor) -> bool:
+    """Whether the file at `path` is the checkpoint `predictor` serves (same digest); False when it
+    cannot be read (then it is tried, and refused, as a reload)."""
+    try:
+        return load_checkpoint(path).digest == predictor.checkpoint.digest
+    except CheckpointError:
+        return False
+
+
 def _load_and_check(settings: Settings, path: Path | None) -> Predictor:
     """Load, warm up and check a model as a reload does (app.reloading.warm_and_check): a model that a
     reload would refuse never serves from the start either."""
@@ -162,12 +189,19 @@ def _now_serving(predictor: Predictor, metrics: Metrics, accepted_copy: Path | N
     """After a hot reload: the metrics name the new model, and the new model's long-lived objects are
     frozen out of the collector's walks like the first one's (unfreezing first lets it free the old
     model's cycles). Beside other workers it is the copy a starting worker loads from now on."""
-    keep_accepted(accepted_copy, predictor.checkpoint)
     checkpoint = predictor.checkpoint
     metrics.set_model(checkpoint.model_id, checkpoint.network_config.architecture, str(predictor.device))
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    try:  # last: a copy that cannot be written must not keep the metrics naming the old model
+        keep_accepted(accepted_copy, checkpoint.file_bytes)
+    except OSError as error:
+        logger.error(
+            "serving %s, but could not keep it for workers that start again (they would serve the model before it): %s",
+            checkpoint.model_id,
+            error,
+        )
 
 
 async def _refresh_worker_gauges(metrics: Metrics) -> None:

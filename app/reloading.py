@@ -48,6 +48,10 @@ WARMUP_ROUNDS = 3
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
 FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
+# Abstentions that say what the name is, not how the model judged it: never held against a canary.
+STRUCTURAL_ABSTENTIONS = frozenset(
+    {"no-letters", "unsupported-script", "unsupported-letters", "too-long", "control-characters"}
+)
 RELOAD_OUTCOMES = ("swapped", "unchanged", "refused")  # what a reload attempt can end in (the metric's label)
 NOT_YET_TRIED: FileIdentity = (-1, -1, -1, -1)  # no file has it: the next watch reloads
 
@@ -67,15 +71,17 @@ def file_identity(path: Path) -> FileIdentity:
 
 def warm_and_check(candidate: Predictor) -> None:
     """Warm `candidate` up and check its answers to the warm-up names: every answered name has finite
-    probabilities in [0, 1] over real labels summing to 1, and at least half of the names with letters,
-    and of those in Latin letters, are answered (a model whose alphabet was shuffled took every Latin
-    name for no name and still answered the others)."""
+    probabilities in [0, 1] over real labels summing to 1, and at least half of the names its labels
+    can answer (no structural abstention), and of those in Latin letters, are answered (a model whose
+    alphabet was shuffled took every Latin name for no name and still answered the others; a model of
+    Arabic and Greek alone rightly leaves Hangul and ř unanswered)."""
     query = RankQuery(top_k=candidate.num_labels)
     for _ in range(WARMUP_ROUNDS):
         ranked = candidate.rank_requests([(WARMUP_NAMES, query)])[0]
     answered = latin_answered = 0
-    with_letters = sum(reason != "no-letters" for reason in ranked.reasons)
-    latin = sum(script == "Latin" for script in ranked.scripts)
+    answerable = [reason not in STRUCTURAL_ABSTENTIONS for reason in ranked.reasons]
+    with_letters = sum(answerable)
+    latin = sum(script == "Latin" and can for script, can in zip(ranked.scripts, answerable, strict=True))
     rows = zip(ranked.label_ids, ranked.probabilities, ranked.reasons, ranked.scripts, strict=True)
     for label_ids, probabilities, reason, script in rows:
         if reason is not None and reason != "low-confidence":
@@ -91,9 +97,9 @@ def warm_and_check(candidate: Predictor) -> None:
     if 2 * answered < with_letters or 2 * latin_answered < latin:
         reasons = sorted({reason for reason in ranked.reasons if reason is not None})
         raise ReloadRefusedError(
-            f"the canary answered {answered} of the {with_letters} warm-up names with letters and {latin_answered} "
-            f"of the {latin} in Latin letters (abstained: {', '.join(reasons)}); a model that serves answers at "
-            "least half of each"
+            f"the canary answered {answered} of the {with_letters} warm-up names its labels can answer and "
+            f"{latin_answered} of the {latin} of them in Latin letters (abstained: {', '.join(reasons)}); a model "
+            "that serves answers at least half of each"
         )
 
 

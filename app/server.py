@@ -59,12 +59,12 @@ class ReloadingMultiprocess(Multiprocess):
         for process in self.processes:
             if process.pid is None or process.exitcode is not None:
                 continue
-            # A worker still starting has no handler yet (SIGHUP would kill it), and it is loading the
-            # configured checkpoint anyway: it is left to finish.
+            # A worker still starting has no handler yet (SIGHUP would kill it), and it tries the
+            # configured checkpoint itself once started (app.main): it is left to finish.
             if process.is_ready(timeout=STARTED_CHECK_S):
                 os.kill(process.pid, signal.SIGHUP)
             else:
-                logger.info("worker %d is still starting; it loads the current checkpoint itself", process.pid)
+                logger.info("worker %d is still starting; it tries the current checkpoint itself", process.pid)
 
     def handle_term(self) -> None:
         self._release_sockets()

@@ -111,3 +111,29 @@ def test_a_worker_that_starts_again_serves_the_model_the_others_kept_not_the_ref
         assert time.monotonic() < deadline and server.process.poll() is None, server.stderr()[-2000:]
         time.sleep(0.2)
     assert _answers(server.base_url, 30) == before  # one model, as before, whichever worker answers
+
+
+def _serving_lines(server) -> int:
+    return sum(str(record.get("message", "")).startswith("serving ") for record in log_records(server.stderr()))
+
+
+def test_a_worker_that_starts_again_after_a_swap_serves_the_new_model(start_server, tmp_path):
+    served = tmp_path / "served.safetensors"
+    shutil.copyfile(DEFAULT_CHECKPOINT_PATH, served)
+    server = start_server(checkpoint=str(served), workers="2", reload_poll_s="0.2", ready_timeout=180)
+    (before,) = _answers(server.base_url, 10)
+    newer = rewritten(tmp_path / "newer.safetensors", lambda record: record["novelty"].update(threshold=-3.9))
+    new_id = Predictor.from_path(newer, device="cpu").model_id
+    assert new_id != before[1]
+    os.replace(newer, served)
+    deadline = time.monotonic() + 60
+    while {answer[1] for answer in _answers(server.base_url, 10)} != {new_id}:
+        assert time.monotonic() < deadline, "the workers never swapped the new model in"
+    started = _serving_lines(server)
+    os.kill(_worker_pids(server.process.pid)[0], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while _serving_lines(server) == started:  # the new worker's start
+        assert time.monotonic() < deadline and server.process.poll() is None, server.stderr()[-2000:]
+        time.sleep(0.2)
+    assert {answer[1] for answer in _answers(server.base_url, 30)} == {new_id}
+    assert "refused" not in server.stderr()

@@ -143,3 +143,38 @@ def test_reloader_runs_one_reload_at_a_time_and_one_more_for_a_trigger_during_it
 
     asyncio.run(scenario())
     assert len(loads) == 2  # the first, then one for the four triggers that came during it
+
+
+class _Answers:
+    """A stand-in predictor whose answers to the warm-up names are given: the canary's counting alone."""
+
+    num_labels = 2
+
+    def __init__(self, reasons, scripts):
+        self.reasons, self.scripts = reasons, scripts
+
+    def rank_requests(self, requests):
+        from model.scoring import RankedNames
+
+        ((names, _),) = requests
+        answered = [[0, 1] if reason is None else [] for reason in self.reasons]
+        probabilities = [[0.75, 0.25] if reason is None else [] for reason in self.reasons]
+        return [
+            RankedNames(
+                answered, probabilities, probabilities, self.reasons, list(names), self.scripts, [()] * len(names)
+            )
+        ]
+
+
+def test_the_canary_does_not_hold_a_script_the_labels_cannot_answer_against_a_model():
+    """A model of Arabic and Greek alone rightly abstains on Han, Hangul, Cyrillic and ř; it serves."""
+    from app.reloading import WARMUP_NAMES
+
+    count = len(WARMUP_NAMES)
+    structural = ["unsupported-script"] * 4 + ["unsupported-letters"] * 3 + ["no-letters"]
+    reasons = structural + [None] * 5 + ["not-a-name"] * (count - len(structural) - 5)
+    warm_and_check(_Answers(reasons, ["Latin"] * count))
+    with pytest.raises(ReloadRefusedError, match="at least half"):  # most of what it could answer, unanswered
+        warm_and_check(
+            _Answers(structural + [None] * 2 + ["not-a-name"] * (count - len(structural) - 2), ["Latin"] * count)
+        )

@@ -284,6 +284,13 @@ def test_train_refuses_an_output_folder_it_cannot_write_before_reading_any_data(
     assert not (tmp_path / "a-file").is_dir()
 
 
+def test_train_removes_the_output_folder_it_made_when_it_fails_before_writing(tmp_path):
+    config = TrainConfig(data_dir=str(tmp_path / "no-such-data"), output_dir=str(tmp_path / "new" / "run"))
+    with pytest.raises((ValueError, OSError)):
+        train(config)
+    assert not (tmp_path / "new" / "run").exists()
+
+
 def test_evaluate_takes_the_checkpoint_as_an_option_as_the_other_commands_do(tmp_path, capsys):
     from training.evaluate import main as evaluate_main
 

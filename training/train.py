@@ -12,6 +12,7 @@ import argparse
 import logging
 import time
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,8 +45,18 @@ def train(config: TrainConfig, dataset: NamesDataset | None = None) -> TrainResu
     With `config.gender_forms`, each split also trains on the other-gender forms derived from its
     own names; early stopping, calibration and the reported metrics use the files' names only.
     """
+    made = not Path(config.output_dir).exists()
+    output_dir = prepare_output_dir(config.output_dir)
+    try:
+        return _train(config, dataset)
+    except BaseException:
+        if made and output_dir.is_dir() and not any(output_dir.iterdir()):
+            output_dir.rmdir()  # a folder this run made and left empty (a mistyped --data-dir, Ctrl-C)
+        raise
+
+
+def _train(config: TrainConfig, dataset: NamesDataset | None) -> TrainResult:
     started = time.perf_counter()
-    prepare_output_dir(config.output_dir)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = resolve_device(config.device)
