@@ -28,6 +28,8 @@ from app.observability import MULTIPROCESS_DIR_ENV, configure_logging
 from app.server import build_config, serve
 from app.settings import Settings
 
+ACCEPTED_COPY_VARIABLE = "NAMEORIGIN_ACCEPTED_CHECKPOINT_COPY"  # Settings.accepted_checkpoint_copy
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
@@ -67,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if args.port is not None else settings.port
     with shared_metrics_folder(workers, settings.metrics_dir), accepted_copy_folder(workers, file_bytes) as copy:
         del file_bytes  # the copy holds what was checked
-        if copy is not None:  # for the workers' Settings (app.accepted)
-            os.environ["NAMEORIGIN_ACCEPTED_CHECKPOINT_COPY"] = str(copy)
-        started = serve(build_config(settings, args.host or settings.host, port, workers))
+        if copy is not None:  # for the workers' Settings (app.accepted), while they run
+            os.environ[ACCEPTED_COPY_VARIABLE] = str(copy)
+        try:
+            started = serve(build_config(settings, args.host or settings.host, port, workers))
+        finally:
+            os.environ.pop(ACCEPTED_COPY_VARIABLE, None)  # the folder is removed now
     if not started:
         print("error: a worker failed to start; every worker was stopped (see the log above)", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ from model.checkpoint import write_atomically
 def keep_accepted(copy: Path | None, file_bytes: bytes) -> None:
     """Make the checkpoint of `file_bytes` the one a starting worker loads (Settings.accepted_checkpoint_copy;
     None with one worker); atomic, so a worker never reads half a copy."""
-    if copy is not None and file_bytes:
+    if copy is not None and file_bytes and copy.parent.is_dir():  # never made again once `python -m app` removed it
         write_atomically(copy, file_bytes)
 
 

@@ -190,14 +190,24 @@ def test_only_the_model_thread_takes_large_call_threads(one_thread, thread_count
 def test_the_workers_flag_is_what_the_workers_count_themselves_by(monkeypatch):
     """`python -m app --workers 2` with NAMEORIGIN_WORKERS unset: each worker reads its Settings from
     the environment and must see 2, or it would take every core for its large calls."""
-    served = []
+    served, copies = [], []
     monkeypatch.setenv("NAMEORIGIN_WORKERS", "1")  # set, then removed: the undo puts back what was there
     monkeypatch.delenv("NAMEORIGIN_WORKERS")
-    monkeypatch.setattr("app.__main__.serve", served.append)
+
+    def serve(config):  # what the workers would find: the count and the kept copy of the model
+        served.append(config)
+        copies.append(Settings().accepted_checkpoint_copy)
+        return True
+
+    monkeypatch.setattr("app.__main__.serve", serve)
     monkeypatch.setattr("app.__main__.shared_metrics_folder", lambda workers, given: nullcontext())
     monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # the test process keeps its own
     assert main(["--workers", "2"]) == 0
     assert os.environ["NAMEORIGIN_WORKERS"] == "2" and Settings().workers == 2
+    # the copy was there for the workers, and is gone, with its setting, once main() returns: a later
+    # Settings() in this process must not find it (a test's service served a stale model from it)
+    assert copies[0] is not None and copies[0].name == "accepted.safetensors"
+    assert not copies[0].parent.exists() and Settings().accepted_checkpoint_copy is None
     assert served[0].workers == 2
 
 
