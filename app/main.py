@@ -74,7 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
     # thread can raise the process-wide default it would otherwise copy (model.scoring.intra_op_threads).
     hold_threads(settings.torch_threads)
     # Beside other workers, the model they accepted last (app.accepted); the configured file is then a
-    # reload candidate, tried at the first watch as the others tried it.
+    # reload candidate (below), as it was for the others.
     copy = settings.accepted_checkpoint_copy
     from_copy = copy is not None and copy.exists()
     try:
