@@ -137,3 +137,22 @@ def test_a_worker_that_starts_again_after_a_swap_serves_the_new_model(start_serv
         time.sleep(0.2)
     assert {answer[1] for answer in _answers(server.base_url, 30)} == {new_id}
     assert "refused" not in server.stderr()
+
+
+def test_the_supervisor_exits_1_when_a_worker_cannot_start(start_server, tmp_path):
+    """With the kept copy gone too, a restarted worker has nothing it can serve: every worker is stopped
+    and `python -m app` says so with exit code 1 (uvicorn's own supervisor exited 0)."""
+    served = tmp_path / "served.safetensors"
+    shutil.copyfile(DEFAULT_CHECKPOINT_PATH, served)
+    server = start_server(checkpoint=str(served), workers="2", reload_poll_s="0", ready_timeout=180)
+    workers = _worker_pids(server.process.pid)
+    environment = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    (copy,) = [
+        entry.split(b"=", 1)[1] for entry in environment if entry.startswith(b"NAMEORIGIN_ACCEPTED_CHECKPOINT_COPY=")
+    ]
+    Path(copy.decode()).unlink()
+    served.write_bytes(b"not a checkpoint")
+    os.kill(workers[0], signal.SIGKILL)
+    assert server.process.wait(timeout=120) == 1
+    assert "a worker failed to start; every worker was stopped" in server.stderr()
+    assert not Path(copy.decode()).parent.exists()  # the private folder is removed on the way out
