@@ -10,7 +10,6 @@ Writes go to a temp file that replaces the target atomically; loads never unpick
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -196,7 +195,7 @@ def checkpoint_payload(
     files (`write_together`)."""
     made = _serialize(network, encoder_config, labels, language_model, label_prior, evidence_table, info)
     payload = save_safetensors(made.tensors, metadata={METADATA_KEY: made.record_json, DIGEST_KEY: made.digest})
-    return payload, _checkpoint_from_record(made.record, made.tensors, made.digest, Path("<memory>"))
+    return payload, _checkpoint_from_record(made.record, made.tensors, made.digest, Path("<memory>"), payload)
 
 
 def save_checkpoint(
@@ -215,7 +214,7 @@ def save_checkpoint(
     payload = save_safetensors(made.tensors, metadata={METADATA_KEY: made.record_json, DIGEST_KEY: made.digest})
     write_atomically(target, payload)
     logger.info("wrote checkpoint %s (%d bytes)", target, len(payload))
-    return _checkpoint_from_record(made.record, made.tensors, made.digest, target)
+    return _checkpoint_from_record(made.record, made.tensors, made.digest, target, payload)
 
 
 def write_atomically(target: Path, payload: bytes) -> None:
@@ -270,13 +269,19 @@ def _staged(target: Path, payload: bytes) -> Path:
     return Path(temp_name)
 
 
+def read_checkpoint_bytes(path: str | Path) -> bytes:
+    """A checkpoint file's bytes, unchecked; CheckpointError when it cannot be read or is no regular file."""
+    source = Path(path)
+    try:
+        return _read_regular_file(source)
+    except OSError as error:
+        raise CheckpointError(f"{source}: cannot read checkpoint ({error.strerror})") from error
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint; any missing, truncated, edited or mismatched file raises CheckpointError."""
     source = Path(path)
-    try:
-        payload = _read_regular_file(source)
-    except OSError as error:
-        raise CheckpointError(f"{source}: cannot read checkpoint ({error.strerror})") from error
+    payload = read_checkpoint_bytes(source)
     try:
         tensors = load_safetensors(payload)
         metadata = _read_header_metadata(payload)
@@ -299,9 +304,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{source}: checkpoint format version {version!r}; this code reads version {FORMAT_VERSION} "
             "(retrain with `python -m training.train` to get a current checkpoint)"
         )
-    return dataclasses.replace(
-        _checkpoint_from_record(record, tensors, metadata[DIGEST_KEY], source), file_bytes=payload
-    )
+    return _checkpoint_from_record(record, tensors, metadata[DIGEST_KEY], source, payload)
 
 
 def _read_header_metadata(payload: bytes) -> dict[str, str]:
@@ -330,13 +333,11 @@ def _read_regular_file(source: Path) -> bytes:
 
 
 def _checkpoint_from_record(
-    record: dict[str, Any], tensors: dict[str, torch.Tensor], digest: str, source: Path
+    record: dict[str, Any], tensors: dict[str, torch.Tensor], digest: str, source: Path, file_bytes: bytes = b""
 ) -> Checkpoint:
     try:
         network_config = NetworkConfig.from_dict(record["network"])
         encoder_config = EncoderConfig(**record["encoder"])
-        if not isinstance(record["novelty"].get("placeholders", []), list):  # a string would become its letters
-            raise checks.RecordError("novelty.placeholders must be a list of strings")
         novelty_config = NoveltyConfig.from_dict(record["novelty"])
         evidence_table = EvidenceTable.from_dict(record["evidence"])
         labels = checks.check_labels(record["labels"])
@@ -346,10 +347,7 @@ def _checkpoint_from_record(
     except (KeyError, TypeError, ValueError) as error:  # checks.RecordError is a ValueError
         raise CheckpointError(f"{source}: metadata record is incomplete or invalid ({error})") from error
     if len(labels) != network_config.num_labels:
-        raise CheckpointError(
-            f"{source}: {len(labels)} labels (distinct: {len(set(labels))}) but the network has "
-            f"{network_config.num_labels} outputs"
-        )
+        raise CheckpointError(f"{source}: {len(labels)} labels but the network has {network_config.num_labels} outputs")
     encoder_vocab_size = len(encoder_config.alphabet) + 2
     if encoder_vocab_size != network_config.vocab_size:
         raise CheckpointError(
@@ -382,6 +380,7 @@ def _checkpoint_from_record(
         info,
         digest,
         _answer_digest(record, tensors),
+        file_bytes,
     )
     try:
         checkpoint.build_network()  # fail now, not at the first request, if the weights do not fit
@@ -401,10 +400,6 @@ def _check_record_fields(
     checks.check_field_types(network_config, "network")
     checks.check_field_types(encoder_config, "encoder")
     checks.check_field_types(novelty_config, "novelty")
-    if encoder_config.max_length < 1 or not encoder_config.alphabet:
-        raise checks.RecordError("encoder.max_length must be positive and encoder.alphabet not empty")
-    if len(set(encoder_config.alphabet)) != len(encoder_config.alphabet):
-        raise checks.RecordError(f"encoder.alphabet has repeated symbols: {encoder_config.alphabet!r}")
     for name in ("scripts", "letters", "han_countries", "words", "syllables"):
         checks.check_string_lists(getattr(evidence_table, name), f"evidence.{name}")
     for name in ("script_floor", "letter_floor", "word_floor", "syllable_floor"):

@@ -144,6 +144,12 @@ class EncoderConfig:
     alphabet: str = DEFAULT_ALPHABET
     max_length: int = DEFAULT_MAX_LENGTH
 
+    def __post_init__(self) -> None:
+        if not self.alphabet or not (isinstance(self.max_length, int) and self.max_length >= 1):
+            raise ValueError(f"encoder needs an alphabet and a positive integer max_length, got {self}")
+        if len(set(self.alphabet)) != len(self.alphabet):
+            raise ValueError(f"encoder alphabet has repeated symbols: {self.alphabet!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -152,9 +158,7 @@ class NameEncoder:
     """Maps normalized names to index sequences over `alphabet` (ids 0 and 1 are pad and unknown)."""
 
     def __init__(self, config: EncoderConfig | None = None) -> None:
-        self.config = config or EncoderConfig()
-        if len(set(self.config.alphabet)) != len(self.config.alphabet):
-            raise ValueError(f"encoder alphabet has repeated symbols: {self.config.alphabet!r}")
+        self.config = config or EncoderConfig()  # a config checks its alphabet itself
         self._char_ids = {char: index + 2 for index, char in enumerate(self.config.alphabet)}
         # A service and a batch job see the same names again and again, in call after call: the
         # cache makes a repeat a lookup. Bounded, in memory only, never logged.

@@ -114,7 +114,10 @@ class NoveltyConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> NoveltyConfig:
-        return cls(**{**values, "placeholders": tuple(values.get("placeholders", DEFAULT_PLACEHOLDERS))})
+        placeholders = values.get("placeholders", DEFAULT_PLACEHOLDERS)
+        if isinstance(placeholders, str):  # a string would become a placeholder per letter
+            raise ValueError("novelty.placeholders must be a list of strings")
+        return cls(**{**values, "placeholders": tuple(placeholders)})
 
 
 def gram_code(symbols: list[int] | tuple[int, ...], base: int) -> int:

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILENAME = "model.safetensors"
 METRICS_FILENAME = "metrics.json"
+CONFUSION_FILENAME = "confusion_matrix.png"
+CURVE_FILENAME = "learning_curve.png"
 SUMMARY_METRICS = (
     "num_names",
     "top1",
@@ -92,7 +94,7 @@ def write_outputs(
     """Measure the checkpoint as it will be served on test, then write it, metrics.json and both plots."""
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = (CHECKPOINT_FILENAME, METRICS_FILENAME, "confusion_matrix.png", "learning_curve.png")
+    written = (CHECKPOINT_FILENAME, METRICS_FILENAME, CONFUSION_FILENAME, CURVE_FILENAME)
     for stale in remove_stale_temp_files(output_dir, written):
         logger.warning("removed %s, left by a run killed while writing", stale)
     network, encoder = model.network.cpu(), model.encoder
@@ -116,7 +118,7 @@ def write_outputs(
         split_metrics["test"] = answers_metrics(splits.names["test"], log_probs, reasons, dataset.labels)
         if splits.derived["test"]:
             split_metrics["test_gender_forms"] = served_metrics(served, splits.derived["test"], dataset.labels)
-        pictures[output_dir / "confusion_matrix.png"] = confusion_matrix_png(
+        pictures[output_dir / CONFUSION_FILENAME] = confusion_matrix_png(
             confusion_counts(splits.names["test"], log_probs, dataset.labels),
             dataset.labels,
             f"{config.architecture}: test split",
@@ -131,7 +133,7 @@ def write_outputs(
     payload, saved = checkpoint_payload(
         network, encoder.config, dataset.labels, model.language_model, label_prior, info=info
     )
-    pictures[output_dir / "learning_curve.png"] = learning_curve_png(run_info["history"])
+    pictures[output_dir / CURVE_FILENAME] = learning_curve_png(run_info["history"])
     # The metrics name the model they describe: beside weights from another run, the ids differ.
     metrics = {
         "model_id": saved.model_id,
@@ -149,7 +151,5 @@ def write_outputs(
         logger.info(
             "%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
         )
-    logger.info(
-        "wrote %s, metrics.json, confusion_matrix.png, learning_curve.png to %s", CHECKPOINT_FILENAME, output_dir
-    )
+    logger.info("wrote %s to %s", ", ".join(written), output_dir)
     return TrainResult(checkpoint_path, metrics)
