@@ -29,7 +29,7 @@ from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, ReloadRefu
 from app.routes import router
 from app.settings import Settings
 from app.shedding import LoadSheddingMiddleware
-from model.checkpoint import CheckpointError, load_checkpoint
+from model.checkpoint import CheckpointError, read_checkpoint_bytes
 from model.predictor import DeviceUnavailableError, Predictor, RankQuery, hold_threads
 from model.scoring import LARGE_BATCH_MIN_READINGS
 
@@ -103,7 +103,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Service]]:
         batcher,
         settings.checkpoint_path,
         lambda new: _now_serving(new, metrics, copy),
-        try_configured_file=try_configured,
         on_outcome=metrics.observe_reload,
     )
     uninstall_sighup = install_sighup(reloader)
@@ -169,10 +168,11 @@ def start_check(settings: Settings) -> tuple[str | None, bytes]:
 
 
 def _holds_same_model(path: Path, predictor: Predictor) -> bool:
-    """Whether the file at `path` is the checkpoint `predictor` serves (same digest); False when it
-    cannot be read (then it is tried, and refused, as a reload)."""
+    """Whether the file at `path` holds the bytes `predictor` was loaded from (the copy is those bytes,
+    so a byte comparison says it, with no second load); False when it cannot be read (then it is
+    tried, and refused, as a reload)."""
     try:
-        return load_checkpoint(path).digest == predictor.checkpoint.digest
+        return read_checkpoint_bytes(path) == predictor.checkpoint.file_bytes
     except CheckpointError:
         return False
 

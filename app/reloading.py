@@ -53,7 +53,6 @@ STRUCTURAL_ABSTENTIONS = frozenset(
     {"no-letters", "unsupported-script", "unsupported-letters", "too-long", "control-characters"}
 )
 RELOAD_OUTCOMES = ("swapped", "unchanged", "refused")  # what a reload attempt can end in (the metric's label)
-NOT_YET_TRIED: FileIdentity = (-1, -1, -1, -1)  # no file has it: the next watch reloads
 
 
 class ReloadRefusedError(RuntimeError):
@@ -80,8 +79,7 @@ def warm_and_check(candidate: Predictor) -> None:
         ranked = candidate.rank_requests([(WARMUP_NAMES, query)])[0]
     answered = latin_answered = 0
     answerable = [reason not in STRUCTURAL_ABSTENTIONS for reason in ranked.reasons]
-    with_letters = sum(answerable)
-    latin = sum(script == "Latin" and can for script, can in zip(ranked.scripts, answerable, strict=True))
+    answerable_latin = sum(script == "Latin" and can for script, can in zip(ranked.scripts, answerable, strict=True))
     rows = zip(ranked.label_ids, ranked.probabilities, ranked.reasons, ranked.scripts, strict=True)
     for label_ids, probabilities, reason, script in rows:
         if reason is not None and reason != "low-confidence":
@@ -94,11 +92,11 @@ def warm_and_check(candidate: Predictor) -> None:
             raise ReloadRefusedError(f"the canary's probabilities sum to {sum(probabilities)}, not 1")
         if any(not 0 <= label_id < candidate.num_labels for label_id in label_ids):
             raise ReloadRefusedError(f"the canary got label ids outside 0..{candidate.num_labels - 1}")
-    if 2 * answered < with_letters or 2 * latin_answered < latin:
+    if 2 * answered < sum(answerable) or 2 * latin_answered < answerable_latin:
         reasons = sorted({reason for reason in ranked.reasons if reason is not None})
         raise ReloadRefusedError(
-            f"the canary answered {answered} of the {with_letters} warm-up names its labels can answer and "
-            f"{latin_answered} of the {latin} of them in Latin letters (abstained: {', '.join(reasons)}); a model "
+            f"the canary answered {answered} of the {sum(answerable)} warm-up names its labels can answer and "
+            f"{latin_answered} of the {answerable_latin} of them in Latin letters (abstained: {', '.join(reasons)}); a model "
             "that serves answers at least half of each"
         )
 
@@ -121,18 +119,15 @@ class ModelReloader:
         batcher: MicroBatcher,
         checkpoint_path: Path,
         on_swap: Callable[[Predictor], None],
-        try_configured_file: bool = False,
         on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
-        """try_configured_file: the serving model came from elsewhere (app.accepted), so the first
-        watch tries the configured file whatever its identity. on_outcome: told each reload's outcome
-        (one of RELOAD_OUTCOMES), for the metrics."""
+        """on_outcome: told each reload's outcome (one of RELOAD_OUTCOMES), for the metrics."""
         self._on_outcome = on_outcome
         self._load = load
         self._batcher = batcher
         self._checkpoint_path = checkpoint_path
         self._on_swap = on_swap
-        self._identity = NOT_YET_TRIED if try_configured_file else file_identity(checkpoint_path)
+        self._identity = file_identity(checkpoint_path)
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
