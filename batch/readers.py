@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +24,13 @@ import pyarrow.parquet as pq
 
 from batch.errors import BatchInputError
 from batch.formats import DELIMITERS, STDIO
+from batch.json_schema import scan_schema
 from batch.textstream import CheckedTextStream
 
 CSV_BLOCK_BYTES = 4 << 20
 JSON_BLOCK_BYTES = 8 << 20  # one JSON line must fit in a block
 _ARROW_ROW = re.compile(r"\bin row (\d+)")  # where Arrow's JSON errors say the bad row is
+_TYPE_CHANGE = re.compile(r"changed from \w+ to \w+|unexpected field")  # a row unlike the block it was typed from
 PARQUET_BATCH_ROWS = 65_536
 HEADER_PROBE_BYTES = 64 << 10
 MAX_HEADER_BYTES = 64 << 20
@@ -51,11 +54,22 @@ def open_source(path: str, file_format: str, encoding: str = "utf-8") -> Source:
     stream = CheckedTextStream(_open_binary(path, name), name, encoding, close_raw=path != STDIO)
     try:
         if file_format == "jsonl":
-            return JsonLinesSource(stream, name)
+            rereadable = path != STDIO and stat.S_ISREG(os.stat(path).st_mode)  # not a pipe: it can be read twice
+            schema = _json_lines_schema(path, name, encoding) if rereadable else None
+            return JsonLinesSource(stream, name, schema, read_once=not rereadable)
         return CsvSource(stream, name, DELIMITERS[file_format], None if path == STDIO else Path(path), encoding)
     except BaseException:
         stream.close()
         raise
+
+
+def _json_lines_schema(path: str, name: str, encoding: str) -> pa.Schema | None:
+    """A JSON Lines file's column types from all its rows (batch.json_schema), when it is longer than
+    the block Arrow would take them from; None when one block holds it all."""
+    if os.path.getsize(path) <= JSON_BLOCK_BYTES:
+        return None
+    with CheckedTextStream(_open_binary(path, name), name, encoding) as stream:
+        return scan_schema(stream, name, JSON_BLOCK_BYTES)
 
 
 def _open_binary(path: str, name: str) -> BinaryIO:
@@ -260,15 +274,23 @@ def _csv_header(stream: CheckedTextStream, delimiter: str, name: str) -> list[st
 
 
 class JsonLinesSource(_TextStreamSource):
-    """One JSON object per line; Arrow infers the column types from the first block."""
+    """One JSON object per line, its column types given (`schema`, from every row of a file) or inferred
+    by Arrow from the first block (a file of one block; standard input or a pipe, which are read once)."""
 
-    def __init__(self, stream: CheckedTextStream, name: str) -> None:
+    def __init__(
+        self, stream: CheckedTextStream, name: str, schema: pa.Schema | None = None, read_once: bool = False
+    ) -> None:
         self.name = name
         self.num_rows: int | None = None  # Source's type: unknown for a text stream
         self._stream = stream
         self._rows_read = 0
+        self._read_once = read_once
         try:
-            self._reader = pjson.open_json(stream, read_options=pjson.ReadOptions(block_size=JSON_BLOCK_BYTES))
+            self._reader = pjson.open_json(
+                stream,
+                read_options=pjson.ReadOptions(block_size=JSON_BLOCK_BYTES),
+                parse_options=pjson.ParseOptions(explicit_schema=schema),
+            )
         except pa.ArrowInvalid as error:
             if "Empty JSON" in str(error):
                 raise BatchInputError(f"{name}: the file is empty") from None
@@ -280,6 +302,17 @@ class JsonLinesSource(_TextStreamSource):
         where = f"after row {self._rows_read}"
         if match := _ARROW_ROW.search(str(error)):
             where = f"at row {self._rows_read + int(match.group(1)) + 1}"
+        if _TYPE_CHANGE.search(str(error)):
+            advice = (
+                f"{self.name} is read once, so its column types come from its first {JSON_BLOCK_BYTES >> 20} MiB: "
+                "give a file by name, and every row is read for them first"
+                if self._read_once
+                else "a JSON Lines column must hold one kind of value (or null) in every row: write the odd ones as text"
+            )
+            return BatchInputError(
+                f"{self.name}: the value {where} is of another type than its column's in the rows before ({error}); "
+                + advice
+            )
         return BatchInputError(f"{self.name}: not valid JSON Lines {where} ({_block_limit(error, JSON_BLOCK_BYTES)})")
 
 
