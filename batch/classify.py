@@ -9,6 +9,7 @@ writes: the network's float32 output moves in the 7th digit with the batch a nam
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -46,6 +47,25 @@ class ClassifyOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     explain: bool = False  # an origin_explanation column: each character's occlusion score (model.explain)
 
+    def __post_init__(self) -> None:
+        """Types checked, and numpy scalars made Python's, whatever the data: an empty or all-null frame
+        never reaches the predictor, whose own checks let top_k=2.5 or True through there and refused
+        np.int64(2), what a value read from a DataFrame or a config is."""
+        object.__setattr__(self, "top_k", whole_number(self.top_k, "top_k"))
+        object.__setattr__(self, "batch_size", whole_number(self.batch_size, "batch_size"))
+        Predictor.check_min_probability(self.min_probability)
+        object.__setattr__(self, "min_probability", float(self.min_probability))
+        for flag in ("all_labels", "explain"):
+            value = getattr(self, flag)
+            if not isinstance(value, bool | np.bool_):
+                raise ValueError(f"{flag} must be True or False, got {value!r}")
+            object.__setattr__(self, flag, bool(value))
+
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """What depends on the model: top_k no more than its labels."""
+        if not 1 <= self.top_k <= len(labels):
+            raise ValueError(f"top_k must be between 1 and {len(labels)} (the model's labels), got {self.top_k}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "top_k": self.top_k,
@@ -55,6 +75,19 @@ class ClassifyOptions:
             "batch_size": self.batch_size,
             "explain": self.explain,
         }
+
+
+def whole_number(value: object, name: str, minimum: int = 1) -> int:
+    """`value` as a Python int of at least `minimum`: any integer type (numpy's too), never a bool or a float."""
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {number}")
+    return number
 
 
 class ChunkAnswers(NamedTuple):
@@ -83,12 +116,7 @@ class ColumnClassifier:
         cache_names: int = DEFAULT_CACHE_NAMES,
     ) -> None:
         num_labels = len(predictor.labels)
-        if not 1 <= options.top_k <= num_labels:
-            raise ValueError(f"top_k must be between 1 and {num_labels} (the model's labels), got {options.top_k}")
-        if not 0.0 <= options.min_probability <= 1.0:
-            raise ValueError(f"min_probability must be between 0 and 1, got {options.min_probability}")
-        if options.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {options.batch_size}")
+        options.check_labels(predictor.labels)
         predictor.log_prior_for(options.prior)  # a bad prior fails here, before any file is touched (PriorError)
         self.predictor = predictor
         self.options = options

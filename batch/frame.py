@@ -6,8 +6,10 @@ Polars goes through Arrow: `pl.from_arrow(classify_table(polars_df.to_arrow(), "
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Hashable, Sequence
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, ColumnClassifier
+from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, ColumnClassifier, whole_number
 from batch.columns import MODEL_ID_METADATA_KEY, TOP_K, check_no_collision
 from batch.enrich import DEFAULT_CHUNK_ROWS, chunk_tables
 from batch.errors import BatchInputError, not_a_name_column
-from batch.names import name_text
+from batch.names import name_text, text_array
 from batch.predictors import cached_predictor
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, Predictor
 
@@ -46,6 +48,7 @@ def classify_table(
     once per process from `checkpoint_path` on `device`."""
     columns = _columns(column, table.column_names, "table")
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
+    chunk_rows = whole_number(chunk_rows, "chunk_rows")
     classifier = ColumnClassifier(predictor or cached_predictor(checkpoint_path, device), options)
     check_no_collision(table.column_names, classifier.schema.names, "table")
     added = _answers(table.select(list(columns)), columns, classifier, chunk_rows)
@@ -76,13 +79,17 @@ def classify_frame(
     NaN. None, NaN, NaT and pd.NA names abstain as "empty". The model id is in `result.attrs["nameorigin.model_id"]`."""
     columns = _columns(column, list(df.columns), "DataFrame")
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
+    chunk_rows = whole_number(chunk_rows, "chunk_rows")
     classifier = ColumnClassifier(predictor or cached_predictor(checkpoint_path, device), options)
     check_no_collision(map(str, df.columns), classifier.schema.names, "DataFrame")
     names = pa.table({f"name_{index}": _text_array(df[name], name) for index, name in enumerate(columns)})
     added = _answers(names, tuple(names.column_names), classifier, chunk_rows)
     frame = pd.DataFrame(
         {
-            name: added.column(name).to_pylist() if name == TOP_K else added.column(name).to_pandas().to_numpy()
+            # lists of dicts, an object column even when empty (a list of no rows made a float64 column)
+            name: pd.Series(added.column(name).to_pylist(), dtype=object, index=df.index)
+            if name == TOP_K
+            else added.column(name).to_pandas().to_numpy()
             for name in added.column_names
         },
         index=df.index,
@@ -95,8 +102,11 @@ def classify_frame(
 def _columns(column: Hashable | Sequence[Hashable], available: Sequence[Hashable], what: str) -> tuple[Any, ...]:
     """The name columns asked for: one label (any a DataFrame may have: a string, a number, a tuple of a
     MultiIndex), or a list or tuple of two; each must name exactly one column, and not the same twice."""
-    single = isinstance(column, str) or column in available or not isinstance(column, (list, tuple))
+    sequence = isinstance(column, (list, tuple, pd.Index, np.ndarray))
+    single = isinstance(column, str) or not sequence or (isinstance(column, tuple) and column in available)
     columns = (column,) if single else tuple(cast(Sequence[Hashable], column))
+    if not 1 <= len(columns) <= 2:
+        raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
     listed = ", ".join(map(repr, available))
     for name in columns:
         if name not in available:
@@ -117,13 +127,17 @@ def _answers(names: pa.Table, columns: tuple[str, ...], classifier: ColumnClassi
 
 
 def _text_array(series: pd.Series, column: Hashable) -> pa.Array:
-    """A pandas column as Arrow strings: None, NaN and pd.NA become null, bytes their UTF-8 text, numbers
-    their text (which abstains: no letters); a list, dict or other container is refused, as the command
-    refuses a nested column, and a lone surrogate (not UTF-8) is read as U+FFFD, as the predictor reads it."""
+    """A pandas column as Arrow strings, read as the command reads a file's column (batch.names.text_array):
+    None, NaN, NaT and pd.NA become null, bytes their UTF-8 text, numbers and dates their text (which
+    abstains: no letters); booleans, durations, lists, dicts and other containers are refused, and a
+    lone surrogate (not UTF-8) is left out, as the predictor leaves it out."""
     try:  # Arrow's own conversion first: a column of plain strings never loops in Python
-        return pa.array(series, from_pandas=True, type=pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        native = pa.array(series, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, UnicodeEncodeError):
+        native = None
+    if native is None or isinstance(native.type, pa.ExtensionType):  # mixed objects; pandas' periods, intervals
         return pa.array([_text(value, column) for value in series], type=pa.string())
+    return text_array(native, column, "DataFrame")
 
 
 def _text(value: object, column: Hashable) -> str | None:
@@ -140,10 +154,16 @@ def _text(value: object, column: Hashable) -> str | None:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError as error:
             raise BatchInputError(f"column {column!r} holds bytes that are not UTF-8 text: {error}") from None
-    if isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray)):
+    if isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray, bool, np.bool_, timedelta, np.timedelta64)):
+        raise not_a_name_column(column, f"{type(value).__name__} values")
+    if not isinstance(value, _READ_AS_TEXT):  # an object's repr ("<object object at 0x...>") was answered Russian
         raise not_a_name_column(column, f"{type(value).__name__} values")
     text = value if isinstance(value, str) else str(value)
-    return _LONE_SURROGATE.sub("\ufffd", text)
+    return _LONE_SURROGATE.sub("", text)
+
+
+# Values read as their text: text itself, and numbers and dates, whose text has no letters to read.
+_READ_AS_TEXT = (str, numbers.Number, date, time, np.datetime64, pd.Period, pd.Interval)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

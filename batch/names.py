@@ -40,7 +40,7 @@ def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
     surname) joined "given surname" with a missing or blank part skipped."""
     if not 1 <= len(columns) <= 2:
         raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
-    parts = [_as_text(table.column(column), column, source) for column in columns]
+    parts = [text_array(table.column(column), column, source) for column in columns]
     if len(parts) == 1:
         return _long_to_stand_in(parts[0])
     # "replace" and a trim, not null_handling="skip": in pyarrow 26 "skip" drops the rows whose parts
@@ -50,14 +50,20 @@ def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
     return _long_to_stand_in(_blank_to_null(pc.utf8_trim_whitespace(joined)))  # both missing: null, abstains as empty
 
 
-def _as_text(column: pa.ChunkedArray, name: str, source: str) -> pa.Array:
-    """The column as one string array; numbers and other scalars become their text (the predictor then
-    abstains on them), nested values are refused."""
-    array = column.combine_chunks()
+def text_array(column: pa.Array | pa.ChunkedArray, name: object, source: str) -> pa.Array:
+    """The column as one string array. Numbers, dates and times become their text, on which the predictor
+    abstains (no letters); a float NaN is missing, as null is (its text "nan" was judged not-a-name).
+    Values whose text has letters but no name are refused with the column: true/false (read as
+    "true", True was Vietnamese), durations ("1 days" was English), and nested values."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_string(array.type):
         return array
     if pa.types.is_nested(array.type):
         raise not_a_name_column(name, str(array.type), source)
+    if pa.types.is_boolean(array.type) or pa.types.is_duration(array.type) or pa.types.is_interval(array.type):
+        raise not_a_name_column(name, f"{array.type} values", source)
+    if pa.types.is_floating(array.type):
+        array = pc.if_else(pc.is_nan(array), pa.scalar(None, array.type), array)
     try:
         return pc.cast(array, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
@@ -65,7 +71,9 @@ def _as_text(column: pa.ChunkedArray, name: str, source: str) -> pa.Array:
 
 
 def _long_to_stand_in(array: pa.Array) -> pa.Array:
-    too_long = pc.greater(pc.utf8_length(array), MAX_CELL_CHARACTERS)
+    """Cells over MAX_CELL_CHARACTERS, not counting the spaces around the text (a CHAR(300) column pads
+    "Smith" to 300 characters), as the stand-in."""
+    too_long = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(array)), MAX_CELL_CHARACTERS)
     return pc.if_else(too_long, pa.scalar(TOO_LONG_STAND_IN, pa.string()), array)
 
 

@@ -481,3 +481,20 @@ def test_enrich_to_a_pipe_its_reader_closes_ends_in_one_line_exit_1(tmp_path, tr
         stderr = process.stderr.read().decode()
         assert process.wait(timeout=120) == 1
     assert stderr == "error: standard output was closed by its reader; the output stops part-way\n"
+
+
+def test_enrich_reads_a_float_nan_as_missing_and_refuses_a_boolean_column(tmp_path, enrich):
+    """A Parquet NaN was read as the text "nan" (not-a-name, counted so); true/false as "true" (Vietnamese)."""
+    pq.write_table(
+        pa.table({"n": pa.array([float("nan"), 2.5, None]), "b": [True, False, True]}), tmp_path / "in.parquet"
+    )
+    status, stderr = enrich(tmp_path / "in.parquet", "--column", "n", "--output", tmp_path / "out.parquet")
+    assert status == 0, stderr
+    assert pq.read_table(tmp_path / "out.parquet").column("origin_reason").to_pylist() == [
+        "empty",
+        "no-letters",
+        "empty",
+    ]
+    status, stderr = enrich(tmp_path / "in.parquet", "--column", "b", "--output", tmp_path / "out2.parquet")
+    assert status == 2 and "column 'b' holds bool values, not text" in stderr
+    assert not (tmp_path / "out2.parquet").exists()

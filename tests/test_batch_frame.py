@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -144,14 +145,20 @@ def test_classify_frame_refuses_a_duplicated_or_repeated_name_column(trained_pre
 
 
 def test_classify_frame_refuses_containers_reads_bytes_as_text_and_survives_a_lone_surrogate(trained_predictor):
-    with pytest.raises(BatchInputError, match="holds list values, not text"):
+    with pytest.raises(BatchInputError, match=r"holds list.*, not text"):
         classify_frame(pd.DataFrame({"n": [["Bakov"]]}), "n", predictor=trained_predictor)
     as_bytes = classify_frame(pd.DataFrame({"n": [b"Bakov"]}), "n", predictor=trained_predictor)
     as_text = classify_frame(pd.DataFrame({"n": ["Bakov"]}), "n", predictor=trained_predictor)
     assert as_bytes["origin_label"].tolist() == as_text["origin_label"].tolist()
     broken = classify_frame(pd.DataFrame({"n": ["Bak\ud800ov", "Bakov"]}), "n", predictor=trained_predictor)
     assert broken["origin_reason"].tolist()[1] == as_text["origin_reason"].tolist()[0]
-    assert broken["origin_reason"].tolist()[0] == trained_predictor.predict(["Bak\ufffdov"])[0].reason
+    # the predictor leaves a lone surrogate out; the frame did read it as U+FFFD ("Sm\udfffith" 0.67 English, 0.99 as Smith)
+    expected = trained_predictor.predict(["Bak\ud800ov"])[0]
+    assert broken["origin_reason"].tolist()[0] == expected.reason
+    assert broken["origin_label"].tolist()[0] == (expected.predictions[0].label if expected.predictions else None)
+    assert broken["origin_probability"].tolist()[0] == pytest.approx(
+        expected.predictions[0].probability if expected.predictions else float("nan"), nan_ok=True
+    )
 
 
 def test_a_missing_date_abstains_as_empty_not_as_the_text_nat(trained_predictor):
@@ -160,3 +167,79 @@ def test_a_missing_date_abstains_as_empty_not_as_the_text_nat(trained_predictor)
     result = classify_frame(df, "name", predictor=trained_predictor)
     assert result["origin_reason"].tolist()[0::2] == ["empty", "empty"]
     assert result["origin_label"].tolist()[1] is not None
+
+
+@pytest.mark.parametrize(
+    ("values", "holds"),
+    [
+        (pd.Series([True, False]), "bool"),  # True was Vietnamese, False English
+        (pd.Series([True, None], dtype="boolean"), "bool"),
+        (pd.Series(["Bakov", True], dtype=object), "bool values"),
+        (pd.to_timedelta(pd.Series([1, 2]), unit="D"), "duration"),  # "1 days" was English
+        (pd.Series(["Bakov", object()], dtype=object), "object values"),  # its repr was Russian
+        (pd.Series([["Bakov"]], dtype=pd.ArrowDtype(pa.list_(pa.string()))), "list<"),  # Arrow's own error, raw
+    ],
+)
+def test_classify_frame_refuses_values_whose_text_is_no_name(trained_predictor, values, holds):
+    with pytest.raises(BatchInputError, match=f"holds {re.escape(holds)}.*not text"):
+        classify_frame(pd.DataFrame({"n": values}), "n", predictor=trained_predictor)
+
+
+def test_a_float_nan_abstains_as_empty_in_every_column_type(trained_predictor):
+    """An Arrow float NaN (Parquet, ArrowDtype) was read as the text "nan" and judged not-a-name."""
+    arrow_nan = pd.Series([float("nan"), 1.5], dtype=pd.ArrowDtype(pa.float64()))
+    assert classify_frame(pd.DataFrame({"n": arrow_nan}), "n", predictor=trained_predictor)[
+        "origin_reason"
+    ].tolist() == ["empty", "no-letters"]
+    table = classify_table(pa.table({"n": pa.array([float("nan"), None, 2.5])}), "n", predictor=trained_predictor)
+    assert table.column("origin_reason").to_pylist() == ["empty", "empty", "no-letters"]
+
+
+def test_periods_and_intervals_are_read_as_their_text(trained_predictor):
+    for values in (pd.period_range("2020-01", periods=2, freq="M"), pd.interval_range(0, 2)):
+        result = classify_frame(pd.DataFrame({"n": values}), "n", predictor=trained_predictor)
+        assert result["origin_reason"].tolist() == ["no-letters", "no-letters"]
+
+
+def test_options_are_checked_by_type_whatever_the_rows(trained_predictor):
+    """An empty or all-null frame never reaches the predictor, whose checks let these through there."""
+    for frame in (pd.DataFrame({"n": pd.Series([], dtype=object)}), pd.DataFrame({"n": [None]})):
+        for options, message in [
+            ({"top_k": True}, "top_k must be a whole number"),
+            ({"top_k": 2.5}, "top_k must be a whole number"),
+            ({"top_k": "3"}, "top_k must be a whole number"),
+            ({"min_probability": True}, "min_probability must be a number"),
+            ({"chunk_rows": 2.5}, "chunk_rows must be a whole number"),
+            ({"batch_size": 0}, "batch_size must be at least 1"),
+            ({"all_labels": "yes"}, "all_labels must be True or False"),
+        ]:
+            with pytest.raises(ValueError, match=message):
+                classify_frame(frame, "n", predictor=trained_predictor, **options)
+    result = classify_frame(pd.DataFrame({"n": ["Bakov"]}), "n", predictor=trained_predictor, top_k=np.int64(2))
+    assert len(result.loc[0, "origin_top_k"]) == 2  # numpy's integers, what a value read from a frame is
+
+
+def test_spaces_around_a_cell_do_not_make_it_too_long(trained_predictor):
+    """A CHAR(300) column pads "Bakov" to 300 characters: it abstained as too-long, blank ones too."""
+    df = pd.DataFrame({"n": ["Bakov" + " " * 300, " " * 300, "Bakov", "x" * 300]})
+    result = classify_frame(df, "n", predictor=trained_predictor)
+    assert result["origin_reason"].tolist()[1:] == ["empty", result["origin_reason"][2], "too-long"]
+    assert result["origin_label"][0] == result["origin_label"][2] is not None
+
+
+def test_origin_top_k_is_an_object_column_even_when_the_frame_is_empty(trained_predictor):
+    result = classify_frame(pd.DataFrame({"n": pd.Series([], dtype=object)}), "n", predictor=trained_predictor)
+    assert result["origin_top_k"].dtype == object
+
+
+def test_name_column_lists_are_checked_in_the_callers_own_names(trained_predictor):
+    df = pd.DataFrame({"g": ["Ann"], "m": ["B"], "s": ["Bakov"]})
+    with pytest.raises(BatchInputError, match=r"got 3: \['g', 'm', 's'\]"):
+        classify_frame(df, ["g", "m", "s"], predictor=trained_predictor)
+    with pytest.raises(BatchInputError, match="got 0"):
+        classify_frame(df, [], predictor=trained_predictor)
+    by_index = classify_frame(df, pd.Index(["g", "s"]), predictor=trained_predictor)
+    assert (
+        by_index["origin_label"].tolist()
+        == classify_frame(df, ["g", "s"], predictor=trained_predictor)["origin_label"].tolist()
+    )

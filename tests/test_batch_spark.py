@@ -230,3 +230,43 @@ def test_classify_column_refuses_an_added_column_in_any_case(spark, trained_chec
     df = spark.createDataFrame([("Bakov", "x")], ["name", "ORIGIN_LABEL"])
     with pytest.raises(BatchInputError, match="origin_label"):
         classify_column(df, "name", checkpoint_path=trained_checkpoint)
+
+
+def test_classify_column_passes_dotted_backticked_and_duplicated_columns_through(spark, trained_checkpoint):
+    """mapInArrow looked each column up by its name unescaped ("addr.city" failed, a backtick too) and
+    Arrow refused a join's duplicate names, both only once the job ran."""
+    df = spark.createDataFrame([(1, "Bakov", "Oslo", "x", 2)], "id int, name string, c string, d string, e int")
+    df = df.toDF("id", "name", "addr.city", "a`b", "id")
+    result = classify_column(df, "name", checkpoint_path=trained_checkpoint)
+    assert result.columns[:5] == ["id", "name", "addr.city", "a`b", "id"] and "origin_label" in result.columns
+    (row,) = result.collect()
+    assert tuple(row)[:5] == (1, "Bakov", "Oslo", "x", 2) and row["origin_label"] is not None
+
+
+def test_classify_column_refuses_on_the_driver_what_failed_in_a_worker(spark, trained_checkpoint):
+    df = spark.createDataFrame([("Bakov", True)], "name string, flag boolean")
+    for options, message in [
+        ({"top_k": True}, "top_k must be a whole number"),
+        ({"top_k": 2.5}, "top_k must be a whole number"),
+        ({"min_probability": True}, "min_probability must be a number"),
+        ({"batch_size": 2.5}, "batch_size must be a whole number"),
+        ({"device": "bogus"}, "device must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            classify_column(df, "name", checkpoint_path=trained_checkpoint, **options)
+    with pytest.raises(BatchInputError, match="holds boolean, not text"):  # True was Vietnamese
+        classify_column(df, "flag", checkpoint_path=trained_checkpoint)
+    intervals = spark.sql("select 'Bakov' as name, interval '1' year as iv")
+    with pytest.raises(
+        BatchInputError, match=r"column 'iv' \(interval year\) is of a type Spark cannot hand to Python workers"
+    ):
+        classify_column(intervals, "name", checkpoint_path=trained_checkpoint)
+    twice = spark.createDataFrame([("Bakov", "Ziski")], "name string, other string").toDF("name", "name")
+    with pytest.raises(BatchInputError, match="has 'name' more than once"):
+        classify_column(twice, "name", checkpoint_path=trained_checkpoint)
+
+
+def test_a_float_nan_name_abstains_as_empty(spark, trained_checkpoint):
+    df = spark.createDataFrame([(float("nan"),), (None,), (2.5,)], "n double")
+    rows = classify_column(df, "n", checkpoint_path=trained_checkpoint).collect()
+    assert [row["origin_reason"] for row in rows] == ["empty", "empty", "no-letters"]  # NaN was not-a-name

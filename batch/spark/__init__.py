@@ -13,17 +13,26 @@ from pathlib import Path
 
 import pyarrow as pa
 import torch
+from pyspark.errors import PySparkTypeError
 from pyspark.sql import DataFrame
-from pyspark.sql.pandas.types import from_arrow_schema
-from pyspark.sql.types import ArrayType, BinaryType, MapType, StructType
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_type
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
+    DayTimeIntervalType,
+    MapType,
+    StructField,
+    StructType,
+)
 
-from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions
+from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, whole_number
 from batch.columns import MODEL_ID, answer_fields, check_no_collision
 from batch.enrich import DEFAULT_CHUNK_ROWS
 from batch.errors import BatchInputError, not_a_name_column
 from batch.spark.worker import WorkerOptions, classify_batches, resolve_checkpoint
 from model.checkpoint import load_checkpoint
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES
 from model.priors import target_log_prior
 
 
@@ -56,27 +65,58 @@ def classify_column(
     for name in columns:
         if name not in df.columns:
             raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
+        if df.columns.count(name) > 1:
+            raise BatchInputError(f"DataFrame has {name!r} more than once; rename one so the name column is one column")
         data_type = df.schema[name].dataType
-        if isinstance(data_type, (ArrayType, MapType, StructType, BinaryType)):  # found here, not in a worker
+        if isinstance(
+            data_type, NOT_NAME_TYPES
+        ):  # found here, not in a worker (batch.names.text_array refuses them too)
             raise not_a_name_column(name, data_type.simpleString())
+    _check_arrow_types(df)
+    options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)  # types: ValueError now
+    chunk_rows = whole_number(chunk_rows, "chunk_rows")
+    if device not in DEVICES:  # whether CUDA is there is the workers' to say: the driver may have none
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     checkpoint = load_checkpoint(resolve_checkpoint(str(checkpoint_path)))
-    options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)
-    if not 1 <= top_k <= len(checkpoint.labels):
-        raise ValueError(f"top_k must be between 1 and {len(checkpoint.labels)} (the model's labels), got {top_k}")
-    if not 0.0 <= min_probability <= 1.0:
-        raise ValueError(f"min_probability must be between 0 and 1, got {min_probability}")
-    if chunk_rows < 1 or batch_size < 1:
-        raise ValueError(f"chunk_rows and batch_size must be at least 1, got {chunk_rows} and {batch_size}")
+    options.check_labels(checkpoint.labels)
     target_log_prior(prior, checkpoint.labels, torch.zeros(len(checkpoint.labels)))  # on the driver: PriorError now
     added = [*answer_fields(checkpoint.labels, all_labels), pa.field(MODEL_ID, pa.string(), nullable=False)]
     check_no_collision(df.columns, [field.name for field in added], "DataFrame", ignore_case=True)
-    output_schema = StructType(df.schema.fields + from_arrow_schema(pa.schema(added)).fields)
+    # The workers see the columns under positional names, given back after: mapInArrow looks each column
+    # up by its name unescaped, so a name with a dot ("addr.city") or a backtick failed, and Arrow
+    # refuses the duplicate names a join leaves (both only once the job ran).
+    positional = [f"_{index}" for index in range(len(df.columns))]
+    output_schema = StructType(
+        [
+            StructField(name, field.dataType, field.nullable, field.metadata)
+            for name, field in zip(positional, df.schema.fields, strict=True)
+        ]
+        + from_arrow_schema(pa.schema(added)).fields
+    )
     worker_options = WorkerOptions(
         checkpoint=str(checkpoint_path),
         device=device,
-        columns=columns,
+        columns=tuple(positional[df.columns.index(name)] for name in columns),
         classify=options,
         chunk_rows=chunk_rows,
         model_id=checkpoint.model_id,
     )
-    return df.mapInArrow(functools.partial(classify_batches, worker_options), output_schema)
+    classified = df.toDF(*positional).mapInArrow(functools.partial(classify_batches, worker_options), output_schema)
+    return classified.toDF(*df.columns, *(field.name for field in added))
+
+
+# Name columns whose values are no text, refused on the driver: containers, bytes, true/false, durations.
+NOT_NAME_TYPES = (ArrayType, MapType, StructType, BinaryType, BooleanType, DayTimeIntervalType)
+
+
+def _check_arrow_types(df: DataFrame) -> None:
+    """Refuse, on the driver, a column that Spark cannot hand to Python workers as Arrow (year-month and
+    calendar intervals): the whole row travels through mapInArrow, and the job failed only once it ran."""
+    for field in df.schema.fields:
+        try:
+            to_arrow_type(field.dataType)
+        except (PySparkTypeError, TypeError) as error:
+            raise BatchInputError(
+                f"DataFrame column {field.name!r} ({field.dataType.simpleString()}) is of a type Spark cannot hand "
+                f"to Python workers as Arrow; drop it or cast it to text first ({error.__class__.__name__})"
+            ) from None
