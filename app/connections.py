@@ -91,6 +91,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.running: RequestResponseCycle | None = None
         self.read_closed = False
         self.shutting_down = False
+        # A request answered before its body was all in (413, 415, a shed 503): the parser reads the
+        # rest as that body, so the next head is only counted once it has (it was counted as head bytes,
+        # and the next request on the connection refused with 431).
+        self.body_pending = False
+        self.idle_after_body = False
 
     # A connection is idle from its start, and after each response, until a request head is complete:
     # a slowloris client that never finishes its head stays idle, so it is the first to be closed.
@@ -202,6 +207,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # holds a connection like a slow head.
         self.idle.pop(self, None)
         self.reading_head = False
+        self.body_pending = True
         previous = self.cycle
         super().on_headers_complete()
         if self.shutting_down and self.cycle is not previous:  # no new cycle: an upgrade request
@@ -209,7 +215,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._cancel_read_timer()
+        self.body_pending = False
         super().on_message_complete()
+        if self.idle_after_body:
+            self.idle_after_body = False
+            if not self.transport.is_closing():
+                self._become_idle()
 
     def on_response_complete(self) -> None:
         if self.running is not None and isinstance(self.running.transport, HeadWithBody):
@@ -220,6 +231,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.read_closed:  # a half-closed client has had its last answer
             self.transport.close()
+            return
+        if self.body_pending:  # idle once the rest of its body has been read (and dropped by uvicorn)
+            self.idle_after_body = True
             return
         self._become_idle()
 

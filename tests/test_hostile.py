@@ -338,3 +338,31 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (json.dumps({"names": ["Smithsonian"] * 150_000}).encode(), "application/json", 413),
+        (b"x" * 450_000, "text/plain", 415),
+    ],
+)
+def test_a_request_answered_before_its_body_leaves_the_connection_usable(limited_server, body, content_type, status):
+    """The rest of an early-refused body was counted as the next request's head: the next request on the
+    same keep-alive connection was refused 431, or reset (a client's pool reuses connections so)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", limited_server.port, timeout=10)
+    try:
+        connection.request("POST", "/classify", body=body, headers={"Content-Type": content_type})
+        first = connection.getresponse()
+        first.read()
+        assert first.status == status
+        socket_used = connection.sock
+        connection.request("POST", "/classify", body=CLASSIFY, headers={"Content-Type": "application/json"})
+        second = connection.getresponse()
+        assert second.status == 200, second.read()
+        assert json.loads(second.read())["name"] == "Hinton"
+        assert connection.sock is socket_used  # the same connection, not a new one after a close
+    finally:
+        connection.close()
