@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 MAX_INTEGER_DIGITS = 20  # any integer field of the API fits in far fewer; int() itself stops at 4,300
 MAX_FLOAT_CHARACTERS = 400  # a float64 needs 17 significant digits; 0.000...1 with 300 zeros is still in range
 UTF8_BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class BodyDecodeError(StarletteHTTPException):
@@ -37,6 +38,9 @@ def decode_json_body(body: bytes) -> Any:
     malformed JSON, json.JSONDecodeError (which FastAPI reports as `json_invalid`)."""
     if body.startswith(UTF8_BOM):
         raise BodyDecodeError(400, "the body starts with a byte order mark; JSON must be UTF-8 without one", "not_utf8")
+    if body.startswith(GZIP_MAGIC):  # its header's NUL byte made it "UTF-16 or UTF-32"
+        message = "the body is gzip data with no Content-Encoding saying so; send the JSON uncompressed"
+        raise BodyDecodeError(400, message, "not_utf8")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:

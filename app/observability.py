@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from prometheus_client import (
@@ -26,6 +26,7 @@ from prometheus_client import (
     multiprocess,
 )
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,10 @@ class Metrics:
             "nameorigin_names_classified", "Names run through the model", registry=self.registry
         )
         self.request_names = Histogram(
-            "nameorigin_request_names", "Names per /classify request", buckets=SIZE_BUCKETS, registry=self.registry
+            "nameorigin_request_names",
+            "Names per answered /classify request",
+            buckets=SIZE_BUCKETS,
+            registry=self.registry,
         )
         self.batch_names = Histogram(
             "nameorigin_batch_names", "Names per model call (micro-batch)", buckets=SIZE_BUCKETS, registry=self.registry
@@ -243,6 +247,18 @@ class Metrics:
                     gauge.set(sample.value)
 
 
+def _route_of(scope: Scope) -> BaseRoute | None:
+    """The route that matches a request the router never saw or never marked: one the load shedder
+    answered 503 before routing (overload was counted under "unmatched", off every route's dashboard),
+    and Starlette's plain routes and mounts (the offline docs), which do not set scope["route"]."""
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return cast(BaseRoute, route)
+    return None
+
+
 class RequestObservabilityMiddleware:
     """Times every HTTP request, counts it in the metrics and writes its one JSON log line."""
 
@@ -276,7 +292,7 @@ class RequestObservabilityMiddleware:
     def _observe(self, scope: Scope, status_code: int, seconds: float) -> None:
         if scope.get(CLIENT_GONE_SCOPE_KEY):
             status_code = CLIENT_GONE_STATUS  # nobody received the answer the app wrote
-        route = scope.get("route")
+        route = scope.get("route") or _route_of(scope)
         path = getattr(route, "path", "unmatched")  # the route template keeps label values few
         method = scope["method"]
         key = (method, path, status_code)
@@ -299,7 +315,8 @@ class RequestObservabilityMiddleware:
             "num_names": len(name_batch) if name_batch is not None else 0,
         }
         if name_batch is not None:
-            self.metrics.request_names.observe(len(name_batch))
+            if 200 <= status_code < 300:  # a refused request of 200,000 names was counted as carried
+                self.metrics.request_names.observe(len(name_batch))
             if logger.isEnabledFor(logging.DEBUG):
                 fields["names"] = name_batch
         logger.info("request", extra={"fields": fields})

@@ -146,7 +146,7 @@ class ClassifyRequest(BaseModel):
     explain_labels: list[str] | None = Field(
         None,
         min_length=1,
-        description="with `explain`: also explain these labels, in `explanations` ({label: [fragments]})",
+        description="with `explain`: also explain these labels (each named once), in `explanations` ({label: [fragments]})",
     )
 
     @field_validator("prior", mode="before")

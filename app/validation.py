@@ -7,11 +7,12 @@ the model cannot read is not a request error: it abstains in its place (HTTP 200
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from model.encoder import visible_length
 from model.predictor import Predictor
-from model.priors import Prior, PriorError
+from model.priors import Prior, PriorError, first_few
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,18 @@ def check_classify_request(
         predictor.log_prior_for(prior)
     except PriorError as error:
         problems.append(FieldProblem("prior", str(error), "invalid_prior"))
-    try:
-        predictor.label_ids_of(tuple(explain_labels or ()))
-    except ValueError as error:
-        problems.append(FieldProblem("explain_labels", str(error), "unknown_label"))
+    repeated = sorted(label for label, count in Counter(explain_labels or ()).items() if count > 1)
+    if repeated:  # each copy was explained again, per name: 115,000 copies held the event loop for 10 s
+        problems.append(
+            FieldProblem(
+                "explain_labels", f"explain_labels names {first_few(repeated)} more than once", "duplicate_label"
+            )
+        )
+    else:
+        try:
+            predictor.label_ids_of(tuple(explain_labels or ()))
+        except ValueError as error:
+            problems.append(FieldProblem("explain_labels", str(error), "unknown_label"))
     if len(name_batch) > max_names_per_request:
         problems.append(
             FieldProblem(

@@ -24,7 +24,7 @@ from model.encoder import NameEncoder, NameEncodingError
 from model.evidence import Evidence
 from model.explain import ExplainItem, Explanation, explain
 from model.gc_pause import cyclic_gc_paused
-from model.priors import DATASET_PRIOR, Prior, target_log_prior
+from model.priors import DATASET_PRIOR, Prior, first_few, target_log_prior
 from model.reading import NameReader
 from model.scoring import NameScorer, NameScores
 from model.scoring import RankedNames as RankedNames  # re-exported: part of this API
@@ -236,7 +236,7 @@ class Predictor:
         unknown = sorted(set(labels) - set(self.labels))
         if unknown:
             raise ValueError(
-                f"explain_labels names labels the model does not know: {unknown}; it knows {list(self.labels)}"
+                f"explain_labels names labels the model does not know: {first_few(unknown)}; it knows {list(self.labels)}"
             )
         return tuple(self.labels.index(label) for label in labels)
 

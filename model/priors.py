@@ -36,7 +36,7 @@ def target_log_prior(prior: Prior, labels: tuple[str, ...], stored_log_prior: to
         raise PriorError(f"prior must be one of {PRIOR_NAMES} or a {{label: weight}} map, got {type(prior).__name__}")
     unknown = sorted(set(prior) - set(labels))
     if unknown:
-        raise PriorError(f"prior names labels the model does not know: {unknown}; it knows {list(labels)}")
+        raise PriorError(f"prior names labels the model does not know: {first_few(unknown)}; it knows {list(labels)}")
     weights = []
     for label in labels:
         weight = prior.get(label, 0.0)
@@ -65,3 +65,13 @@ def parse_prior(text: str) -> str | dict[str, float]:
     if not isinstance(weights, dict):
         raise PriorError(f"prior must be {' or '.join(PRIOR_NAMES)} or a JSON object of label weights, got {text!r}")
     return weights
+
+
+MAX_LISTED = 10  # names an error message lists: a request of 60,000 unknown labels drew a 589 KB answer
+
+
+def first_few(values: list[str]) -> str:
+    """`values` for an error message: the first MAX_LISTED, and how many more there are."""
+    if len(values) <= MAX_LISTED:
+        return repr(values)
+    return f"{values[:MAX_LISTED]!r} and {len(values) - MAX_LISTED:,} more"

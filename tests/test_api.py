@@ -729,3 +729,55 @@ def test_the_name_length_limit_counts_characters_as_read_not_code_points(client)
     too_long = "ễ" * 65
     error = only_error(client.post("/classify", json={"name": unicodedata.normalize("NFD", too_long)}), 422)
     assert (error["type"], error["message"]) == ("name_too_long", "name is 65 characters; at most 64 are accepted")
+
+
+def test_classify_refuses_a_label_named_twice_in_explain_labels(client):
+    """Each copy was explained again for every name: 115,000 copies of one label in a 1 MB body held
+    the event loop for 10 s, and /healthz with it."""
+    payload = {"names": ["Kovski"] * 10, "explain": True, "explain_labels": ["B", "C"] + ["B"] * 50_000}
+    error = only_error(client.post("/classify", json=payload), 422)
+    assert (error["field"], error["type"]) == ("explain_labels", "duplicate_label")
+    assert error["message"] == "explain_labels names ['B'] more than once"
+
+
+def test_an_error_lists_a_few_unknown_labels_not_all(client):
+    """A prior of 60,000 unknown labels drew a 589 KB answer listing every one."""
+    unknown = [f"L{index:05d}" for index in range(60_000)]
+    response = client.post("/classify", json={"name": "Kovski", "prior": dict.fromkeys(unknown, 1)})
+    error = only_error(response, 422)
+    assert error["field"] == "prior" and "and 59,990 more" in error["message"] and "L00010" not in error["message"]
+    assert len(response.content) < 2_000
+    error = only_error(
+        client.post("/classify", json={"name": "Kovski", "explain": True, "explain_labels": unknown[:50]}), 422
+    )
+    assert "and 40 more" in error["message"]
+
+
+def test_an_undeclared_gzip_body_is_named_as_gzip(client):
+    """Its header's NUL byte made the message say UTF-16 or UTF-32."""
+    response = client.post(
+        "/classify", content=gzip.compress(b'{"name": "Kovski"}'), headers={"Content-Type": "application/json"}
+    )
+    error = only_error(response, 400)
+    assert "gzip data with no Content-Encoding" in error["message"]
+
+
+def test_request_names_count_only_answered_requests(make_client):
+    limited = make_client(max_names_per_request=2)
+
+    def carried() -> float:
+        match = re.search(r"^nameorigin_request_names_sum (\S+)$", limited.get("/metrics").text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    before = carried()
+    assert limited.post("/classify", json={"names": ["A"] * 500}).status_code == 422
+    assert carried() == before
+    assert limited.post("/classify", json={"names": ["A", "B"]}).status_code == 200
+    assert carried() == before + 2
+
+
+def test_the_offline_docs_are_counted_under_their_own_path(client):
+    """Starlette's plain routes do not set scope["route"]: /openapi.json's 200s were "unmatched"."""
+    assert client.get("/openapi.json").status_code == 200
+    text = client.get("/metrics").text
+    assert 'method="GET",path="/openapi.json",status="200"' in text

@@ -611,6 +611,11 @@ def test_classify_answers_503_overloaded_when_queue_is_full(make_client, monkeyp
     assert response.json()["error"] == "overloaded" and response.json()["errors"]
     assert 1 <= int(response.headers["Retry-After"]) <= 3
     assert len(retry_afters) > 1  # spread, so shed clients do not all come back in the same second
+    # counted under the route it was meant for (answered before routing, it was "unmatched")
+    shed = metric_value(
+        client.get("/metrics").text, 'nameorigin_http_requests_total{method="POST",path="/classify",status="503"}'
+    )
+    assert shed == 42
 
 
 @pytest.mark.timeout(60)

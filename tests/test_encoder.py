@@ -121,6 +121,14 @@ def test_clean_text_drops_every_format_character_of_the_interpreters_unicode_tab
     ]
 
 
+@pytest.mark.parametrize("filler", ["\u115f", "\u1160", "\u3164", "\uffa0"])
+def test_clean_text_drops_the_invisible_hangul_fillers(filler):
+    """Letters (Lo), not format characters, but invisible: "Smith\u3164" read as Latin+Hangul, Korean 0.995."""
+    assert clean_text(f"Smith{filler}") == clean_text(f"Sm{filler}ith") == "Smith"
+    assert clean_text(f"Smith {filler}") == "Smith" and clean_text(f"김{filler}민준") == "김민준"
+    assert clean_text(filler) == ""
+
+
 def test_clean_text_drops_every_sign_that_nfkc_spells_as_an_abbreviation():
     """™ -> "TM", № -> "No", ㎏ -> "kg", ㌔ -> "キロ": after a name, never part of it. The class is the
     interpreter's table: every symbol whose NFKC form has two or more letters, and no other."""
