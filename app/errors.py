@@ -178,4 +178,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelNotReadyError, _not_ready)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ClientDisconnect, _client_gone)
-    app.add_exception_handler(ClientGoneError, _client_gone)  # gone while an explained request ran in chunks
+    app.add_exception_handler(ClientGoneError, _client_gone)  # gone while a request ran in chunks

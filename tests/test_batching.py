@@ -20,6 +20,7 @@ from app.batching import (
     MicroBatcher,
     QueueFullError,
     explain_chunks,
+    plain_chunks,
 )
 from app.settings import Settings
 from model.encoder import NameEncodingError
@@ -380,6 +381,40 @@ def test_explain_chunks_cut_names_in_order_by_their_length_squared():
         ["\ufdfa\ufdfa\ufdfaabc"] * 3,
         ["\ufdfa\ufdfa\ufdfaabc"],
     ]
+
+
+def test_plain_chunks_cut_only_requests_of_many_parts():
+    assert plain_chunks(["Ann Lee"] * 1000, 2048) == [["Ann Lee"] * 1000]  # 1000 full names: one call
+    assert plain_chunks(["a b c", "d e", "f", "g h i j", "k"], 5) == [["a b c", "d e"], ["f", "g h i j"], ["k"]]
+    assert plain_chunks(["a b c d e f"], 2) == [["a b c d e f"]]  # never an empty chunk
+
+
+def test_a_request_of_many_parts_runs_in_chunks_with_other_requests_answered_between_them(monkeypatch):
+    """1000 names of 21 Han words each took 7-16 s in one model call and held every other client as long."""
+    monkeypatch.setattr(batching_module, "PLAIN_CHUNK_PARTS", 4)
+
+    class FirstWordTags(CallRecordingPredictor):  # each full name tagged by its first word
+        def rank_requests(self, requests):
+            self.calls.append([name for names, _ in requests for name in names])
+            return [tagged(names, lambda name: TAGS.index(name.split()[0])) for names, _ in requests]
+
+    model = FirstWordTags()
+
+    async def scenario() -> tuple[RankedNames, RankedNames]:
+        batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=0)
+        await batcher.start()
+        try:
+            many = asyncio.create_task(batcher.classify(["a b c", "d e", "First g h"], RankQuery(1)))
+            await asyncio.sleep(0)  # the first chunk is queued
+            lone = await batcher.classify(["good"], RankQuery(1))
+            return await many, lone
+        finally:
+            await batcher.stop()
+
+    many, lone = asyncio.run(scenario())
+    assert tags(many) == ["a", "d", "First"] and tags(lone) == ["good"]
+    assert [name for call in model.calls for name in call if name != "good"] == ["a b c", "d e", "First g h"]
+    assert len(model.calls) >= 3 and any("good" in call for call in model.calls[:-1])
 
 
 def test_a_batch_holds_at_most_one_explained_request(monkeypatch):
