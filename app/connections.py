@@ -27,7 +27,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from app.observability import CLIENT_GONE_SCOPE_KEY
+from app.observability import CLIENT_GONE_SCOPE_KEY, READ_TIMED_OUT_SCOPE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # shed request whose body is still trickling in), is just closed.
         partial_head = self.reading_head and self.head_bytes > 0
         waiting_for_body = not self.reading_head and self.cycle is not None and not self.cycle.response_started
+        if waiting_for_body:  # its app is waiting for the body: the log line says 408, what was sent
+            self.cycle.scope[READ_TIMED_OUT_SCOPE_KEY] = True  # type: ignore[literal-required]
         if partial_head or waiting_for_body:
             message = f"the request was not complete within {self.limits.timeout_request_read_s:g} s"
             self.transport.write(refusal(408, "Request Timeout", "request_timeout", "request", message))

@@ -36,6 +36,10 @@ NAMES_SCOPE_KEY = "nameorigin.names"
 # logged and counted with nginx's 499 "client closed request", never as the status nobody received.
 CLIENT_GONE_SCOPE_KEY = "nameorigin.client_gone"
 CLIENT_GONE_STATUS = 499
+# A request whose body did not come within the read deadline: the server answered 408 and closed, so
+# the client did not leave of its own accord (it was counted as 499).
+READ_TIMED_OUT_SCOPE_KEY = "nameorigin.read_timed_out"
+READ_TIMED_OUT_STATUS = 408
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 PROCESS_GAUGES = {  # process_* figures from prometheus_client's ProcessCollector, per worker in multiprocess mode
@@ -290,7 +294,9 @@ class RequestObservabilityMiddleware:
             self._observe(scope, status_code, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, status_code: int, seconds: float) -> None:
-        if scope.get(CLIENT_GONE_SCOPE_KEY):
+        if scope.get(READ_TIMED_OUT_SCOPE_KEY):
+            status_code = READ_TIMED_OUT_STATUS
+        elif scope.get(CLIENT_GONE_SCOPE_KEY):
             status_code = CLIENT_GONE_STATUS  # nobody received the answer the app wrote
         route = scope.get("route") or _route_of(scope)
         path = getattr(route, "path", "unmatched")  # the route template keeps label values few

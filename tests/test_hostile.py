@@ -114,12 +114,20 @@ def test_idle_and_slowloris_connections_are_closed_after_the_head_deadline(limit
 
 
 def test_a_slow_body_is_closed_with_408_after_the_request_deadline(limited_server):
+    log_start = len(limited_server.stderr())
     with socket.create_connection(("127.0.0.1", limited_server.port), timeout=10) as sock:
         sock.sendall(b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
         started = time.monotonic()
         answer = sock.recv(200)
         assert answer.startswith(b"HTTP/1.1 408")
         assert READ_TIMEOUT_S * 0.9 < time.monotonic() - started < READ_TIMEOUT_S + 2
+    time.sleep(0.3)
+    requests = [
+        record for record in log_records(limited_server.stderr()[log_start:]) if record.get("message") == "request"
+    ]
+    assert [record["status"] for record in requests if record["path"] == "/ping"] == [
+        408
+    ]  # was 499: the client's doing
 
 
 def test_a_normal_client_is_answered_while_idle_connections_fill_the_cap(limited_server):
