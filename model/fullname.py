@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 from model.encoder import normalize
 from model.readers import is_hyphenated_korean_given_name
@@ -217,7 +218,7 @@ def _bare_unicode(word: str) -> str:
 def _is_initial(word: str) -> bool:
     """ "J", "J.", "A.B.", "J.-P.", "А. С." (Cyrillic), "Α." (Greek): single letters of an alphabet, each
     optionally followed by a full stop (a particle such as Ó is not an initial)."""
-    if len(word) > 1 and "." not in word and "-" not in word:  # one piece of two or more characters
+    if _letter_count(word) > 1 and "." not in word and "-" not in word:  # one piece of two or more characters
         return False
     if _bare(word) in PARTICLES:
         return False
@@ -225,7 +226,15 @@ def _is_initial(word: str) -> bool:
     if not letters or any(letter_script(char) not in INITIAL_SCRIPTS for char in letters):
         return False  # 王 or 김 alone is a whole name, not an initial
     pieces = [piece for piece in _INITIAL_PIECES.split(word) if piece]
-    return all(len(piece) == 1 for piece in pieces) and (len(letters) == 1 or "." in word)
+    return all(_letter_count(piece) == 1 for piece in pieces) and (len(letters) == 1 or "." in word)
+
+
+def _letter_count(text: str) -> int:
+    """Characters other than combining marks: a letter that NFKC cannot compose with its mark is still one
+    letter. "i\u0307", the lower case of İ, counted two, so İ was an initial and its lower case a name."""
+    if text.isascii():
+        return len(text)
+    return sum(1 for char in text if not unicodedata.category(char).startswith("M"))
 
 
 def _is_suffix(word: str) -> bool:
