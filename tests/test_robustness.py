@@ -126,7 +126,7 @@ def test_shipped_model_answers_every_letter_case_of_the_test_names_identically(s
     [("İ", "i\u0307"), ("ǰ".upper(), "ǰ"), ("H\u0331", "ẖ"), ("\u03aa\u0301", "ΐ"), ("İ Lee", "i\u0307 lee")],
 )
 def test_a_letter_nfkc_leaves_with_its_mark_reads_as_one_letter_in_either_case(shipped, upper, lower):
-    """"i\u0307", the lower case of İ, is two code points: it was a name (Japanese 0.76) where İ was an initial."""
+    """ "i\u0307", the lower case of İ, is two code points: it was a name (Japanese 0.76) where İ was an initial."""
     first, second = shipped.predict([upper, lower])
     assert (first.reason, first.predictions) == (second.reason, second.predictions)
 
