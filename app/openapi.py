@@ -51,15 +51,24 @@ def add_request_schema(schema: dict[str, Any]) -> None:
 def add_limits(schema: dict[str, Any], settings: Settings, num_labels: int | None) -> None:
     request = schema["components"]["schemas"][REQUEST_SCHEMA]
     properties = request["properties"]
+    # JSON Schema counts code points; the server counts a name as read (NFKC, spaces trimmed, invisible
+    # marks out), so a name near the limit may pass one and not the other: the description says so.
+    length_rule = (
+        f"at most {settings.max_name_length} characters as read: composed (NFKC, so the ligature U+FDFA counts "
+        "18), spaces trimmed, invisible marks left out; maxLength counts code points instead"
+    )
     for branch in properties["name"]["anyOf"]:
         if branch.get("type") == "string":
             branch["maxLength"] = settings.max_name_length
+            branch["description"] = length_rule
     for branch in properties["names"]["anyOf"]:
         if branch.get("type") == "array":
             branch["maxItems"] = settings.max_names_per_request
             branch["items"]["maxLength"] = settings.max_name_length
+            branch["items"]["description"] = length_rule
     if num_labels is not None:
         properties["top_k"]["maximum"] = num_labels
+    properties["top_k"]["description"] += " (a JSON integer: 3, not 3.0)"
     request["oneOf"] = [
         {"required": ["name"], "properties": {"name": {"type": "string"}}},
         {"required": ["names"], "properties": {"names": {"type": "array"}}},
