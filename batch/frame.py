@@ -135,7 +135,7 @@ def _text_array(series: pd.Series, column: Hashable) -> pa.Array:
         native = pa.array(series, from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError, UnicodeEncodeError):
         native = None
-    if native is None or isinstance(native.type, pa.ExtensionType):  # mixed objects; pandas' periods, intervals
+    if native is None or isinstance(native.type, pa.BaseExtensionType):  # mixed objects; periods, intervals, UUIDs
         return pa.array([_text(value, column) for value in series], type=pa.string())
     return text_array(native, column, "DataFrame")
 

@@ -37,7 +37,8 @@ def scan_schema(stream: CheckedTextStream, name: str, block_bytes: int) -> pa.Sc
     on a thread per core instead (Arrow lets go of the GIL), a few at a time so memory stays bounded."""
     schema: pa.Schema | None = None
     rows_before = 0
-    workers = max(1, min(len(os.sched_getaffinity(0)), MAX_SCAN_THREADS))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # Linux only
+    workers = max(1, min(cores, MAX_SCAN_THREADS))
     with ThreadPoolExecutor(workers, thread_name_prefix="json-schema") as pool:
         pending: deque[Future[pa.Table]] = deque()
         blocks = _line_blocks(stream, name, block_bytes)
@@ -70,7 +71,7 @@ def _line_blocks(stream: CheckedTextStream, name: str, block_bytes: int) -> Iter
     rest = b""
     while data := stream.read(block_bytes):
         rest += data
-        cut = rest.rfind(b"\n")
+        cut = max(rest.rfind(b"\n"), rest.rfind(b"\r"))  # a file may end its lines with CR alone, as Arrow allows
         if cut < 0:
             if len(rest) > 2 * block_bytes:
                 raise BatchInputError(
@@ -87,34 +88,44 @@ def _line_blocks(stream: CheckedTextStream, name: str, block_bytes: int) -> Iter
 
 def _merged(schema: pa.Schema, block: pa.Schema, name: str, rows_before: int, block_rows: int) -> pa.Schema:
     """`schema` widened to hold `block`'s rows too; columns first seen in `block` go at the end."""
+    fields = list(schema)
     for field in block:
         index = schema.get_field_index(field.name)
         if index < 0:
+            fields.append(field)
             continue
-        kept = schema.field(index).type
-        if kept != field.type and _text_or_date(kept) and _text_or_date(field.type):  # dates, then other text
-            schema = schema.set(index, schema.field(index).with_type(pa.string()))
-            block = block.set(block.get_field_index(field.name), field.with_type(pa.string()))
-    try:
-        return pa.unify_schemas([schema, block], promote_options="permissive")
-    except _MERGE_ERRORS:
-        pass
-    for field in block:
-        index = schema.get_field_index(field.name)
-        if index < 0:
-            continue
-        kept = schema.field(index)
+        kept = fields[index]
         try:
-            pa.unify_schemas([pa.schema([kept]), pa.schema([field])], promote_options="permissive")
+            fields[index] = kept.with_type(_merged_type(kept.type, field.type))
         except _MERGE_ERRORS:
             raise BatchInputError(
                 f"{name}: column {field.name!r} holds {_kind(kept.type)} in rows 1-{rows_before} and "
                 f"{_kind(field.type)} in rows {rows_before + 1}-{rows_before + block_rows}; a JSON Lines "
-                "column must hold one kind of value (or null) in every row: write the odd ones as text"
+                "column must hold one kind of value (or null) in every row, at every depth: write the odd ones as text"
             ) from None
-    raise BatchInputError(
-        f"{name}: the columns of rows {rows_before + 1}-{rows_before + block_rows} cannot be merged with those before"
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _merged_type(first: pa.DataType, second: pa.DataType) -> pa.DataType:
+    """The type both values fit, at any depth: objects field by field (a key one lacks is null there),
+    lists by their items, dates and other text as text; the rest by Arrow's permissive promotion (null to
+    anything, int64 to double), which raises for kinds that do not merge."""
+    if first == second:
+        return first
+    if _text_or_date(first) and _text_or_date(second):
+        return pa.string()
+    if pa.types.is_struct(first) and pa.types.is_struct(second):
+        merged = {field.name: field for field in first}
+        for field in second:
+            kept = merged.get(field.name)
+            merged[field.name] = field if kept is None else kept.with_type(_merged_type(kept.type, field.type))
+        return pa.struct(list(merged.values()))
+    if pa.types.is_list(first) and pa.types.is_list(second):
+        return pa.list_(_merged_type(first.value_type, second.value_type))
+    unified = pa.unify_schemas(
+        [pa.schema([("value", first)]), pa.schema([("value", second)])], promote_options="permissive"
     )
+    return unified.field(0).type
 
 
 def _text_or_date(data_type: pa.DataType) -> bool:

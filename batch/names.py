@@ -56,6 +56,8 @@ def text_array(column: pa.Array | pa.ChunkedArray, name: object, source: str) ->
     Values whose text has letters but no name are refused with the column: true/false (read as
     "true", True was Vietnamese), durations ("1 days" was English), and nested values."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(array.type):  # a categorical column: its values decide (True was Vietnamese)
+        array = array.dictionary_decode()
     if pa.types.is_string(array.type):
         return array
     if pa.types.is_nested(array.type):

@@ -6,6 +6,7 @@ Memory stays bounded: Arrow reads a block or a row group at a time.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -30,7 +31,8 @@ from batch.textstream import CheckedTextStream
 CSV_BLOCK_BYTES = 4 << 20
 JSON_BLOCK_BYTES = 8 << 20  # one JSON line must fit in a block
 _ARROW_ROW = re.compile(r"\bin row (\d+)")  # where Arrow's JSON errors say the bad row is
-_TYPE_CHANGE = re.compile(r"changed from \w+ to \w+|unexpected field")  # a row unlike the block it was typed from
+# a row unlike the block it was typed from: another kind, a new key, a fraction in whole numbers, text in dates
+_TYPE_CHANGE = re.compile(r"changed from \w+ to \w+|unexpected field|Failed to convert JSON to")
 PARQUET_BATCH_ROWS = 65_536
 HEADER_PROBE_BYTES = 64 << 10
 MAX_HEADER_BYTES = 64 << 20
@@ -66,7 +68,9 @@ def open_source(path: str, file_format: str, encoding: str = "utf-8") -> Source:
 def _json_lines_schema(path: str, name: str, encoding: str) -> pa.Schema | None:
     """A JSON Lines file's column types from all its rows (batch.json_schema), when it is longer than
     the block Arrow would take them from; None when one block holds it all."""
-    if os.path.getsize(path) <= JSON_BLOCK_BYTES:
+    # Arrow's blocks are of UTF-8: another encoding's bytes may spell out to up to 4 times as many
+    threshold = JSON_BLOCK_BYTES if codecs.lookup(encoding).name == "utf-8" else JSON_BLOCK_BYTES // 4
+    if os.path.getsize(path) <= threshold:
         return None
     with CheckedTextStream(_open_binary(path, name), name, encoding) as stream:
         return scan_schema(stream, name, JSON_BLOCK_BYTES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -174,6 +175,8 @@ def test_a_missing_date_abstains_as_empty_not_as_the_text_nat(trained_predictor)
     [
         (pd.Series([True, False]), "bool"),  # True was Vietnamese, False English
         (pd.Series([True, None], dtype="boolean"), "bool"),
+        (pd.Series([True, False], dtype="category"), "bool"),  # a dictionary's values decide
+        (pd.Series([uuid.UUID(int=1)]), "UUID values"),  # Arrow's own extension type: raw bytes were read
         (pd.Series(["Bakov", True], dtype=object), "bool values"),
         (pd.to_timedelta(pd.Series([1, 2]), unit="D"), "duration"),  # "1 days" was English
         (pd.Series(["Bakov", object()], dtype=object), "object values"),  # its repr was Russian

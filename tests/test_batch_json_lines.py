@@ -151,3 +151,45 @@ def test_the_scan_refuses_a_line_longer_than_two_blocks():
 def test_the_scan_checks_the_encoding_as_the_reader_does():
     with pytest.raises(BatchInputError, match="not valid utf-8 at byte"):
         _scan(b'{"a": "ok"}\n' * 20 + b'{"a": "M\xfcller"}\n')
+
+
+def test_lines_ended_by_carriage_returns_alone_are_read_whole(tmp_path, enrich):
+    """The scan cut blocks at line feeds only: such a file over two blocks was refused as one long row."""
+    rows = _rows(3000, {"email": None}, {"email": "a@b.c"})
+    source = tmp_path / "in.jsonl"
+    source.write_bytes("".join(json.dumps(row) + "\r" for row in rows).encode())
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.jsonl")
+    assert status == 0, stderr
+    assert [row["email"] for row in _read_jsonl(tmp_path / "out.jsonl")][-6:] == [None, *["a@b.c"] * 5]
+
+
+def test_a_file_in_another_encoding_is_scanned_by_what_it_spells_out_to(tmp_path, enrich):
+    """Arrow's blocks are of UTF-8: a Latin-1 file under one block in bytes can be over it as UTF-8."""
+    rows = [{"name": "Bakov", "x": None, "pad": "\u00e9" * 100} for _ in range(100)] + [{"name": "Ziski", "x": "a"}]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("latin-1"))
+    assert source.stat().st_size < BLOCK_BYTES < len(source.read_bytes().decode("latin-1").encode())
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.jsonl", "--encoding", "latin-1")
+    assert status == 0, stderr
+    assert _read_jsonl(tmp_path / "out.jsonl")[-1]["x"] == "a"
+
+
+def test_standard_input_says_how_to_read_it_whole_for_a_fraction_among_whole_numbers(tmp_path, enrich, monkeypatch):
+    data = "".join(json.dumps(row) + "\n" for row in _rows(3000, {"score": 2}, {"score": 2.5}))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data.encode())))
+    status, stderr = enrich("-", "--format", "jsonl", "--column", "name", "--output", tmp_path / "out.jsonl")
+    assert status == 2 and "standard input is read once" in stderr, stderr
+
+
+@pytest.mark.parametrize(
+    ("early", "late"),
+    [({"meta": {"d": "hello"}}, {"meta": {"d": "2020-01-01"}}), ({"tags": ["x"]}, {"tags": ["2020-01-01"]})],
+)
+def test_text_then_whole_blocks_of_dates_inside_objects_and_lists_are_read_as_text(tmp_path, enrich, early, late):
+    """Dates and text were merged as text at the top level only: nested, the file was refused."""
+    rows = [{"name": "Bakov", **early}] * 2000 + [{"name": "Ziski", **late}] * 2000
+    source = _write_jsonl(tmp_path / "in.jsonl", rows)
+    status, stderr = enrich(source, "--column", "name", "--output", tmp_path / "out.jsonl")
+    assert status == 0, stderr
+    column = next(iter(early))
+    assert [row[column] for row in _read_jsonl(tmp_path / "out.jsonl")] == [row[column] for row in rows]

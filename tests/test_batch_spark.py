@@ -3,6 +3,7 @@ against the predictor. One local[2] session for the module (a JVM start costs se
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 
@@ -235,12 +236,18 @@ def test_classify_column_refuses_an_added_column_in_any_case(spark, trained_chec
 def test_classify_column_passes_dotted_backticked_and_duplicated_columns_through(spark, trained_checkpoint):
     """mapInArrow looked each column up by its name unescaped ("addr.city" failed, a backtick too) and
     Arrow refused a join's duplicate names, both only once the job ran."""
-    df = spark.createDataFrame([(1, "Bakov", "Oslo", "x", 2)], "id int, name string, c string, d string, e int")
-    df = df.toDF("id", "name", "addr.city", "a`b", "id")
+    when = datetime.datetime(2020, 1, 2, 3, 4, 5)
+    df = spark.createDataFrame(
+        [(1, "Bakov", "Oslo", "x", 2, when, [when])],
+        "id int, name string, c string, d string, e int, t timestamp, ts array<timestamp>",
+    )
+    df = df.toDF("id", "name", "addr.city", "a`b", "id", "t", "ts")
     result = classify_column(df, "name", checkpoint_path=trained_checkpoint)
-    assert result.columns[:5] == ["id", "name", "addr.city", "a`b", "id"] and "origin_label" in result.columns
+    assert (
+        result.columns[:7] == ["id", "name", "addr.city", "a`b", "id", "t", "ts"] and "origin_label" in result.columns
+    )
     (row,) = result.collect()
-    assert tuple(row)[:5] == (1, "Bakov", "Oslo", "x", 2) and row["origin_label"] is not None
+    assert tuple(row)[:7] == (1, "Bakov", "Oslo", "x", 2, when, [when]) and row["origin_label"] is not None
 
 
 def test_classify_column_refuses_on_the_driver_what_failed_in_a_worker(spark, trained_checkpoint):

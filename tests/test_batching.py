@@ -387,6 +387,12 @@ def test_plain_chunks_cut_only_requests_of_many_parts():
     assert plain_chunks(["Ann Lee"] * 1000, 2048) == [["Ann Lee"] * 1000]  # 1000 full names: one call
     assert plain_chunks(["a b c", "d e", "f", "g h i j", "k"], 5) == [["a b c", "d e"], ["f", "g h i j"], ["k"]]
     assert plain_chunks(["a b c d e f"], 2) == [["a b c d e f"]]  # never an empty chunk
+    # any separator the reader splits on: the ideographic space of Japanese full names, tabs, the
+    # katakana middle dot, commas (only ASCII spaces were counted; symbols, which the reader makes
+    # spaces too, are not counted: an at-a-glance count, for every request)
+    for separator in ("\u3000", "\t", "\xa0", "\u30fb", ", "):
+        assert len(plain_chunks([separator.join(["山田"] * 21)] * 100, 2048)) == 2, repr(separator)
+    assert len(plain_chunks(["山田太郎"] * 2048, 2048)) == 1
 
 
 def test_a_request_of_many_parts_runs_in_chunks_with_other_requests_answered_between_them(monkeypatch):
