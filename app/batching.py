@@ -30,6 +30,7 @@ import itertools
 import logging
 import math
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from model.encoder import visible_length
+from model.encoder import clean_text, visible_length
 from model.predictor import Predictor, RankedNames, RankQuery
 from model.scoring import on_process_threads
 
@@ -113,9 +114,15 @@ def explain_chunks(names: list[str], budget: int) -> list[list[str]]:
 
 
 def plain_chunks(names: list[str], budget: int) -> list[list[str]]:
-    """`names` in one chunk when their parts (space-separated words) number at most `budget`, else in
-    order, cut where the next name would take a chunk over it (a name over the budget is a chunk of its own)."""
-    parts = [name.count(" ") + 1 for name in names]  # an upper bound: runs of spaces are read as one
+    """`names` in one chunk when their parts (words) number at most `budget`, else in order, cut where the
+    next name would take a chunk over it (a name over the budget is a chunk of its own)."""
+    # Most requests are under the budget at a glance, counted in C over all the names at once: words
+    # between whitespace of any kind, and commas and middle dots (not symbols, which only clean_text
+    # makes spaces); 0.11 ms for 1000 surnames, a fifth of a regex's time per name
+    joined = " ".join(names)
+    if len(joined.split()) + joined.count(",") + joined.count("\u30fb") <= budget:
+        return [names]
+    parts = [_part_count(name) for name in names]
     if sum(parts) <= budget:
         return [names]
     chunks: list[list[str]] = [[]]
@@ -127,6 +134,19 @@ def plain_chunks(names: list[str], budget: int) -> list[list[str]]:
         chunks[-1].append(name)
         cost += weight
     return chunks
+
+
+_PART_SEPARATORS = re.compile(r"[\s\u30fb,]+")  # what the reader splits a full name on, and commas
+
+
+def _part_count(name: str) -> int:
+    """About how many parts the reader splits `name` into: words between whitespace of any kind (the
+    ideographic space of 山田\u3000太郎, tabs), the katakana middle dot and commas, once its symbols are
+    spaces (clean_text). ASCII names, most of them, skip the cleaning."""
+    if name.isascii():  # a bound, not the count ("Lee, Ann" is 3), for a fifth of the regex's time
+        return len(name.split()) + name.count(",") or 1
+    text = clean_text(name)
+    return len(_PART_SEPARATORS.split(text.strip(" ,"))) if text else 1
 
 
 # Retry-After is whole seconds (RFC 9110), so a queue that drains in milliseconds would tell every
