@@ -29,10 +29,17 @@ def dedup_key(raw_name: str | None, exact: bool = False) -> str:
     text as written instead: an explanation names the characters as written ("SMITH" is explained as
     S, M, I, T, H, not as the "Smith" of an earlier row), so with explanations only identical texts
     share an answer."""
-    if raw_name is None:
+    if raw_name is None or not raw_name.strip():
         return ""
     key = reading_key(raw_name)
-    return raw_name if exact and key else key
+    if not key:  # nothing readable but not blank ("😀", "\u200b"): the predictor says why, as it says for one row
+        return NOTHING_READABLE + raw_name
+    return raw_name if exact else key
+
+
+# Before the text of a name whose reading is empty, so its key is never that of a blank name (''): a
+# row of "😀" abstained as `empty`, where Predictor.predict answers `no-letters` (bench measurement 6).
+NOTHING_READABLE = "\x00"
 
 
 def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
