@@ -119,6 +119,8 @@ def plain_chunks(names: list[str], budget: int) -> list[list[str]]:
     # Most requests are under the budget at a glance, counted in C over all the names at once: words
     # between whitespace of any kind, and commas and middle dots (not symbols, which only clean_text
     # makes spaces); 0.11 ms for 1000 surnames, a fifth of a regex's time per name
+    if sum(map(len, names)) // 2 + len(names) <= budget:  # a part and its separator take two characters
+        return [names]
     joined = " ".join(names)
     if len(joined.split()) + joined.count(",") + joined.count("\u30fb") <= budget:
         return [names]

@@ -54,7 +54,11 @@ def check_classify_request(
         predictor.log_prior_for(prior)
     except PriorError as error:
         problems.append(FieldProblem("prior", str(error), "invalid_prior"))
-    repeated = sorted(label for label, count in Counter(explain_labels or ()).items() if count > 1)
+    repeated = (
+        sorted(label for label, count in Counter(explain_labels).items() if count > 1)
+        if explain_labels and len(set(explain_labels)) < len(explain_labels)
+        else []
+    )
     if repeated:  # each copy was explained again, per name: 115,000 copies held the event loop for 10 s
         problems.append(
             FieldProblem(
