@@ -101,10 +101,15 @@ def explain_chunks(names: list[str], budget: int) -> list[list[str]]:
     """`names` in order, cut where the next name would take a chunk over `budget` (each name weighs its
     length as read squared: "ﷺ" is one code point and 18 letters to occlude; a name over the budget is
     a chunk of its own)."""
+    return _cut(names, [(len(name) if name.isascii() else visible_length(name)) ** 2 for name in names], budget)
+
+
+def _cut(names: list[str], weights: list[int], budget: int) -> list[list[str]]:
+    """`names` in order, cut where the next name's weight would take a chunk over `budget`; never an empty
+    chunk (a name over the budget is a chunk of its own)."""
     chunks: list[list[str]] = [[]]
     cost = 0
-    for name in names:
-        weight = (len(name) if name.isascii() else visible_length(name)) ** 2
+    for name, weight in zip(names, weights, strict=True):
         if chunks[-1] and cost + weight > budget:
             chunks.append([])
             cost = 0
@@ -125,17 +130,7 @@ def plain_chunks(names: list[str], budget: int) -> list[list[str]]:
     if len(joined.split()) + joined.count(",") + joined.count("\u30fb") <= budget:
         return [names]
     parts = [_part_count(name) for name in names]
-    if sum(parts) <= budget:
-        return [names]
-    chunks: list[list[str]] = [[]]
-    cost = 0
-    for name, weight in zip(names, parts, strict=True):
-        if chunks[-1] and cost + weight > budget:
-            chunks.append([])
-            cost = 0
-        chunks[-1].append(name)
-        cost += weight
-    return chunks
+    return [names] if sum(parts) <= budget else _cut(names, parts, budget)
 
 
 _PART_SEPARATORS = re.compile(r"[\s\u30fb,]+")  # what the reader splits a full name on, and commas
