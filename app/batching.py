@@ -86,8 +86,8 @@ EXPLAIN_REASK_ROUNDS = 3  # hot reloads in a row during one chunked request befo
 
 # Parts (words) of a request without explanations that one model call takes: a request of more is cut
 # into chunks of about this many, queued as an explained one's are. A full name is read whole and part
-# by part, so its cost grows with its parts: 1000 names of 21 Han words each (130 KB) took 7-16 s
-# cold in one call and held every other client as long. 1000 "Given Surname" names stay one call.
+# by part, so its cost grows with its parts, and one call of many held every other client as long
+# (README.md, "Explanations"). 1000 "Given Surname" names stay one call.
 PLAIN_CHUNK_PARTS = 2048
 
 ClientGone = Callable[[], Awaitable[bool]]  # whether the client that sent a request has disconnected

@@ -5,7 +5,6 @@ This is the only code in the project that reads the environment.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +12,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.assets import DEFAULT_CHECKPOINT_PATH
+from model.predictor import usable_cores
 from model.reading import MAX_NAME_CHARACTERS
 
 # The most threads the automatic rule gives a large call: the only count measured (a 2-core machine).
@@ -125,10 +125,3 @@ class Settings(BaseSettings):
         if not self.torch_threads:
             return 0
         return max(self.torch_threads, min(MEASURED_LARGE_BATCH_THREADS, usable_cores() // self.workers))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else every core."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

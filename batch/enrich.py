@@ -28,7 +28,7 @@ from batch.classify import ChunkAnswers, ClassifyOptions, ColumnClassifier
 from batch.errors import BatchInputError
 from batch.formats import DELIMITERS, STDIO
 from batch.interrupts import interrupts_held
-from batch.names import name_text
+from batch.names import check_column_count, name_text
 from batch.readers import Source, open_source
 from batch.resume import PartsDir, input_fingerprint, partial_dir
 from batch.summary import Summary
@@ -266,8 +266,7 @@ def _same_file(first: Path, second: Path) -> bool:
 
 
 def _check_columns(source: Source, columns: tuple[str, ...]) -> None:
-    if not 1 <= len(columns) <= 2:  # checked here too, not only per chunk: a file of no rows has none
-        raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
+    check_column_count(columns)  # here too, not only per chunk: a file of no rows has none
     names = source.schema.names
     for column in columns:
         count = names.count(column)

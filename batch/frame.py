@@ -9,7 +9,7 @@ import math
 import numbers
 import re
 from collections.abc import Hashable, Sequence
-from datetime import date, time, timedelta
+from datetime import date, time
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, ColumnClassifier
 from batch.columns import MODEL_ID_METADATA_KEY, TOP_K, check_no_collision
 from batch.enrich import DEFAULT_CHUNK_ROWS, chunk_tables
 from batch.errors import BatchInputError, not_a_name_column
-from batch.names import name_text, text_array
+from batch.names import check_column_count, name_text, text_array
 from batch.predictors import cached_predictor
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, Predictor
 
@@ -105,8 +105,7 @@ def _columns(column: Hashable | Sequence[Hashable], available: Sequence[Hashable
     sequence = isinstance(column, (list, tuple, pd.Index, np.ndarray))
     single = isinstance(column, str) or not sequence or (isinstance(column, tuple) and column in available)
     columns = (column,) if single else tuple(cast(Sequence[Hashable], column))
-    if not 1 <= len(columns) <= 2:
-        raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
+    check_column_count(columns)
     listed = ", ".join(map(repr, available))
     for name in columns:
         if name not in available:
@@ -154,9 +153,9 @@ def _text(value: object, column: Hashable) -> str | None:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError as error:
             raise BatchInputError(f"column {column!r} holds bytes that are not UTF-8 text: {error}") from None
-    if isinstance(value, (list, tuple, dict, set, frozenset, np.ndarray, bool, np.bool_, timedelta, np.timedelta64)):
-        raise not_a_name_column(column, f"{type(value).__name__} values")
-    if not isinstance(value, _READ_AS_TEXT):  # an object's repr ("<object object at 0x...>") was answered Russian
+    # containers, and an object's repr ("<object object at 0x...>" was answered Russian), are no text;
+    # nor the numbers whose text has letters (True was Vietnamese, a numpy duration "1 days" English)
+    if not isinstance(value, _READ_AS_TEXT) or isinstance(value, (bool, np.bool_, np.timedelta64)):
         raise not_a_name_column(column, f"{type(value).__name__} values")
     text = value if isinstance(value, str) else str(value)
     return _LONE_SURROGATE.sub("", text)

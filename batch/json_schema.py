@@ -12,7 +12,6 @@ merged (numbers in some rows, text in others) are refused by column name and row
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +21,7 @@ import pyarrow.json as pjson
 
 from batch.errors import BatchInputError
 from batch.textstream import CheckedTextStream
+from model.predictor import usable_cores
 
 _MERGE_ERRORS = (pa.ArrowTypeError, pa.ArrowInvalid)
 MAX_SCAN_THREADS = 4  # blocks parsed at once: a block is 8 MiB of text and its parsed table
@@ -37,8 +37,7 @@ def scan_schema(stream: CheckedTextStream, name: str, block_bytes: int) -> pa.Sc
     on a thread per core instead (Arrow lets go of the GIL), a few at a time so memory stays bounded."""
     schema: pa.Schema | None = None
     rows_before = 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # Linux only
-    workers = max(1, min(cores, MAX_SCAN_THREADS))
+    workers = max(1, min(usable_cores(), MAX_SCAN_THREADS))
     with ThreadPoolExecutor(workers, thread_name_prefix="json-schema") as pool:
         pending: deque[Future[pa.Table]] = deque()
         blocks = _line_blocks(stream, name, block_bytes)

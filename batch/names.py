@@ -45,8 +45,7 @@ NOTHING_READABLE = "\x00"
 def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
     """Each row's name as one string array (nulls kept): the column itself, or two columns (given name,
     surname) joined "given surname" with a missing or blank part skipped."""
-    if not 1 <= len(columns) <= 2:
-        raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
+    check_column_count(columns)
     parts = [text_array(table.column(column), column, source) for column in columns]
     if len(parts) == 1:
         return _long_to_stand_in(parts[0])
@@ -55,6 +54,12 @@ def name_text(table: pa.Table, columns: Sequence[str], source: str) -> pa.Array:
     trimmed = [pc.utf8_trim_whitespace(part) for part in parts]
     joined = pc.binary_join_element_wise(*trimmed, " ", null_handling="replace", null_replacement="")
     return _long_to_stand_in(_blank_to_null(pc.utf8_trim_whitespace(joined)))  # both missing: null, abstains as empty
+
+
+def check_column_count(columns: Sequence[object]) -> None:
+    """One name column (a full name) or two (given name, surname): the command's rule and the DataFrame API's."""
+    if not 1 <= len(columns) <= 2:
+        raise BatchInputError(f"give one name column or two (given name, surname), got {len(columns)}: {list(columns)}")
 
 
 def text_array(column: pa.Array | pa.ChunkedArray, name: object, source: str) -> pa.Array:

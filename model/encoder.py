@@ -41,24 +41,12 @@ _FORMAT_CHARACTERS = re.compile(
 )
 # Stand-ins people type for an apostrophe or a hyphen: the acute accent (´, which NFKC would turn into
 # a space and a combining accent: "O´Brien" read as the initial O and "Brien"), the grave accent,
-# the Hawaiian okina, the em dash, the horizontal bar and the minus sign.
+# the Hawaiian okina, the em dash, the horizontal bar and the minus sign (a symbol, so read as a space:
+# "Smith\u2212Jones" was two names).
 # The Hangul fillers are invisible too, but letters (Lo), so not in the class above: one after a name
 # made it Hangul, and Korean ("Smith\u3164" Korean 0.995, English 0.992 without it). Dropped in the
 # look-alikes' pass.
-_LOOKALIKES: dict[int, str | None] = {
-    **{
-        ord(lookalike): plain
-        for lookalike, plain in {
-            "\u00b4": "'",
-            "`": "'",
-            "\u02bb": "'",
-            "\u2014": "-",
-            "\u2015": "-",
-            "\u2212": "-",  # the minus sign, a symbol: read as a space, so "Smith\u2212Jones" was two names
-        }.items()
-    },
-    **dict.fromkeys(map(ord, "\u115f\u1160\u3164\uffa0")),
-}
+_LOOKALIKES = str.maketrans("\u00b4`\u02bb\u2014\u2015\u2212", "'''---", "\u115f\u1160\u3164\uffa0")
 
 
 class NameEncodingError(ValueError):

@@ -11,6 +11,7 @@ import functools
 import itertools
 import numbers
 import operator
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -115,6 +116,13 @@ class RankQuery(NamedTuple):
     min_probability: float = 0.0
     explain: bool = False
     explain_labels: tuple[str, ...] = ()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def hold_threads(num_threads: int, large_batch_threads: int = 0) -> None:

@@ -383,6 +383,19 @@ def test_explain_chunks_cut_names_in_order_by_their_length_squared():
     ]
 
 
+async def chunked_beside_a_lone_request(model, names: list[str], query: RankQuery) -> tuple[RankedNames, RankedNames]:
+    """`names` under `query` (answered in chunks), and a lone "good" sent once the first chunk is queued."""
+    batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=0)
+    await batcher.start()
+    try:
+        chunked = asyncio.create_task(batcher.classify(names, query))
+        await asyncio.sleep(0)  # the first chunk is queued
+        lone = await batcher.classify(["good"], RankQuery(1))
+        return await chunked, lone
+    finally:
+        await batcher.stop()
+
+
 def test_plain_chunks_cut_only_requests_of_many_parts():
     assert plain_chunks(["Ann Lee"] * 1000, 2048) == [["Ann Lee"] * 1000]  # 1000 full names: one call
     assert plain_chunks(["a b c", "d e", "f", "g h i j", "k"], 5) == [["a b c", "d e"], ["f", "g h i j"], ["k"]]
@@ -406,18 +419,7 @@ def test_a_request_of_many_parts_runs_in_chunks_with_other_requests_answered_bet
 
     model = FirstWordTags()
 
-    async def scenario() -> tuple[RankedNames, RankedNames]:
-        batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=0)
-        await batcher.start()
-        try:
-            many = asyncio.create_task(batcher.classify(["a b c", "d e", "First g h"], RankQuery(1)))
-            await asyncio.sleep(0)  # the first chunk is queued
-            lone = await batcher.classify(["good"], RankQuery(1))
-            return await many, lone
-        finally:
-            await batcher.stop()
-
-    many, lone = asyncio.run(scenario())
+    many, lone = asyncio.run(chunked_beside_a_lone_request(model, ["a b c", "d e", "First g h"], RankQuery(1)))
     assert tags(many) == ["a", "d", "First"] and tags(lone) == ["good"]
     assert [name for call in model.calls for name in call if name != "good"] == ["a b c", "d e", "First g h"]
     assert len(model.calls) >= 3 and any("good" in call for call in model.calls[:-1])
@@ -466,18 +468,9 @@ def test_an_explained_request_runs_in_chunks_with_other_requests_answered_betwee
     monkeypatch.setattr(batching_module, "EXPLAIN_CHUNK_COST", 50)  # "First", "Second": 25 + 36: a chunk each
     model = CallRecordingPredictor()
 
-    async def scenario() -> tuple[RankedNames, RankedNames]:
-        batcher = settings_batcher(model, max_wait_ms=0, inline_max_names=0)
-        await batcher.start()
-        try:
-            explained = asyncio.create_task(batcher.classify(["First", "Second", "Third"], RankQuery(1, explain=True)))
-            await asyncio.sleep(0)  # the first chunk is queued
-            plain = await batcher.classify(["good"], RankQuery(1))
-            return await explained, plain
-        finally:
-            await batcher.stop()
-
-    explained, plain = asyncio.run(scenario())
+    explained, plain = asyncio.run(
+        chunked_beside_a_lone_request(model, ["First", "Second", "Third"], RankQuery(1, explain=True))
+    )
     assert tags(explained) == ["First", "Second", "Third"] and tags(plain) == ["good"]
     assert [name for call in model.calls for name in call if name != "good"] == ["First", "Second", "Third"]
     assert len(model.calls) >= 3 and model.calls[-1] == ["Third"]  # a call per chunk, "good" in one before the last

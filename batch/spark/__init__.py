@@ -68,9 +68,8 @@ def classify_column(
         if df.columns.count(name) > 1:
             raise BatchInputError(f"DataFrame has {name!r} more than once; rename one so the name column is one column")
         data_type = df.schema[name].dataType
-        if isinstance(
-            data_type, NOT_NAME_TYPES
-        ):  # found here, not in a worker (batch.names.text_array refuses them too)
+        # found here, not in a worker (batch.names.text_array refuses them too)
+        if isinstance(data_type, NOT_NAME_TYPES):
             raise not_a_name_column(name, data_type.simpleString())
     _check_arrow_types(df)
     options = ClassifyOptions(top_k, all_labels, prior, min_probability, batch_size)  # types: ValueError now
