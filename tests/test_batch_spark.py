@@ -233,6 +233,31 @@ def test_classify_column_refuses_an_added_column_in_any_case(spark, trained_chec
         classify_column(df, "name", checkpoint_path=trained_checkpoint)
 
 
+def test_classify_column_matches_the_name_column_as_spark_does(spark, trained_checkpoint):
+    """Spark resolves column names in any case by default (df.select("NAME") finds `name`); the check
+    here refused "NAME" as missing. A match in two cases is ambiguous to Spark, and refused."""
+    df = spark.createDataFrame([("Bakov", "Smith")], ["surname", "Given"])
+    (row,) = classify_column(df, "SURNAME", checkpoint_path=trained_checkpoint).collect()
+    (plain,) = classify_column(df, "surname", checkpoint_path=trained_checkpoint).collect()
+    assert row == plain and row["surname"] == "Bakov"
+    (pair,) = classify_column(df, ["given", "SurName"], checkpoint_path=trained_checkpoint).collect()
+    assert pair["origin_label"] is not None
+    with pytest.raises(BatchInputError, match="the same column is given twice"):
+        classify_column(df, ["surname", "SURNAME"], checkpoint_path=trained_checkpoint)
+    both = spark.createDataFrame([("Bakov", "Smith")], ["name", "NAME"])
+    with pytest.raises(BatchInputError, match=r"column 'name' is ambiguous: .* finds \['name', 'NAME'\]"):
+        classify_column(both, "name", checkpoint_path=trained_checkpoint)
+    spark.conf.set("spark.sql.caseSensitive", "true")
+    try:
+        with pytest.raises(BatchInputError, match="has no column 'SURNAME'"):
+            classify_column(df, "SURNAME", checkpoint_path=trained_checkpoint)
+        (exact,) = classify_column(both, "NAME", checkpoint_path=trained_checkpoint).collect()
+        (smith,) = classify_column(df, "Given", checkpoint_path=trained_checkpoint).collect()
+        assert exact["origin_top_k"] == smith["origin_top_k"] != plain["origin_top_k"]  # Smith's, not Bakov's
+    finally:
+        spark.conf.unset("spark.sql.caseSensitive")
+
+
 def test_classify_column_passes_dotted_backticked_and_duplicated_columns_through(spark, trained_checkpoint):
     """mapInArrow looked each column up by its name unescaped ("addr.city" failed, a backtick too) and
     Arrow refused a join's duplicate names, both only once the job ran."""

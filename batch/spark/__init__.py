@@ -60,14 +60,11 @@ def classify_column(
         raise BatchInputError(
             f"give one name column, or two (given name, surname); got {len(columns)}: {list(columns)}"
         )
-    if len(set(columns)) < len(columns):
+    positions = [_column_position(df, name) for name in columns]
+    if len(set(positions)) < len(positions):
         raise BatchInputError(f"the same column is given twice: {list(columns)}")
-    for name in columns:
-        if name not in df.columns:
-            raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
-        if df.columns.count(name) > 1:
-            raise BatchInputError(f"DataFrame has {name!r} more than once; rename one so the name column is one column")
-        data_type = df.schema[name].dataType
+    for position in positions:
+        name, data_type = df.columns[position], df.schema.fields[position].dataType
         # found here, not in a worker (batch.names.text_array refuses them too)
         if isinstance(data_type, NOT_NAME_TYPES):
             raise not_a_name_column(name, data_type.simpleString())
@@ -95,13 +92,45 @@ def classify_column(
     worker_options = WorkerOptions(
         checkpoint=str(checkpoint_path),
         device=device,
-        columns=tuple(positional[df.columns.index(name)] for name in columns),
+        columns=tuple(positional[position] for position in positions),
         classify=options,
         chunk_rows=chunk_rows,
         model_id=checkpoint.model_id,
     )
     classified = df.toDF(*positional).mapInArrow(functools.partial(classify_batches, worker_options), output_schema)
     return classified.toDF(*df.columns, *(field.name for field in added))
+
+
+def _column_position(df: DataFrame, name: str) -> int:
+    """Where `name` is among the DataFrame's columns, matched as Spark matches a column name: in any
+    case unless the session sets spark.sql.caseSensitive (so "Name" finds a column `name`, as
+    df.select("Name") would). No match, or more than one, is refused with the columns there are."""
+    case_sensitive = str(df.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    matches = [
+        position
+        for position, column in enumerate(df.columns)
+        if column == name or (not case_sensitive and _equal_ignoring_case(column, name))
+    ]
+    if not matches:
+        raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
+    if len(matches) > 1:
+        found = [df.columns[position] for position in matches]
+        if len(set(found)) == 1:
+            raise BatchInputError(f"DataFrame has {name!r} more than once; rename one so the name column is one column")
+        raise BatchInputError(
+            f"DataFrame column {name!r} is ambiguous: Spark matches column names in any case and finds {found}; "
+            "rename one, or set spark.sql.caseSensitive=true"
+        )
+    return matches[0]
+
+
+def _equal_ignoring_case(left: str, right: str) -> bool:
+    """Java's String.equalsIgnoreCase, which Spark's resolver uses: the same length, and each pair of
+    characters equal, or equal in upper case, or in lower case (one character at a time, so "ß" is not
+    "SS" as str.casefold would make it)."""
+    return len(left) == len(right) and all(
+        a == b or a.upper() == b.upper() or a.lower() == b.lower() for a, b in zip(left, right, strict=True)
+    )
 
 
 # Name columns whose values are no text, refused on the driver: containers, bytes, true/false, durations.
