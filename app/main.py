@@ -25,10 +25,11 @@ from app.errors import install_error_handlers
 from app.head import HeadAsGetMiddleware
 from app.observability import WORKER_GAUGE_PERIOD_S, Metrics, RequestObservabilityMiddleware, configure_logging
 from app.openapi import install_openapi
-from app.reloading import WARMUP_NAMES, WARMUP_ROUNDS, ModelReloader, ReloadRefusedError, install_sighup, warm_and_check
+from app.reloading import ModelReloader, ReloadRefusedError, install_sighup, warm_and_check
 from app.routes import router
 from app.settings import Settings
 from app.shedding import LoadSheddingMiddleware
+from model.canary import WARMUP_NAMES, WARMUP_ROUNDS
 from model.checkpoint import CheckpointError, read_checkpoint_bytes
 from model.predictor import DeviceUnavailableError, Predictor, RankQuery, hold_threads
 from model.scoring import LARGE_BATCH_MIN_READINGS

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import signal
 import threading
@@ -21,37 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.batching import MicroBatcher
-from model.predictor import Predictor, RankQuery
+from model.canary import WARMUP_ROUNDS, CanaryError, check_canary
+from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
-# Names in several scripts and forms, so every reader (the Japanese one loads its dictionary), full
-# names and every sequence length bucket are exercised before a model answers its first request.
-WARMUP_NAMES = [
-    "Hinton",
-    "Nguyễn",
-    "王",
-    "田中",
-    "김민준",
-    "Иванова",
-    "Schmidhuber",
-    "O'Neil",
-    "Dvořák",
-    "Müller-Lüdenscheidt",
-    "Ng",
-    "Mrs. Anna van der Berg",
-    "Kim Min-jun",
-    "Ahmed bin Said",
-    "123",
-]
-WARMUP_ROUNDS = 3
-PROBABILITY_SUM_TOLERANCE = 1e-3
-
 FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
-# Abstentions that say what the name is, not how the model judged it: never held against a canary.
-STRUCTURAL_ABSTENTIONS = frozenset(
-    {"no-letters", "unsupported-script", "unsupported-letters", "too-long", "control-characters"}
-)
 RELOAD_OUTCOMES = ("swapped", "unchanged", "refused")  # what a reload attempt can end in (the metric's label)
 
 
@@ -69,36 +43,12 @@ def file_identity(path: Path) -> FileIdentity:
 
 
 def warm_and_check(candidate: Predictor) -> None:
-    """Warm `candidate` up and check its answers to the warm-up names: every answered name has finite
-    probabilities in [0, 1] over real labels summing to 1, and at least half of the names its labels
-    can answer (no structural abstention), and of those in Latin letters, are answered (a model whose
-    alphabet was shuffled took every Latin name for no name and still answered the others; a model of
-    Arabic and Greek alone rightly leaves Hangul and ř unanswered)."""
-    query = RankQuery(top_k=candidate.num_labels)
-    for _ in range(WARMUP_ROUNDS):
-        ranked = candidate.rank_requests([(WARMUP_NAMES, query)])[0]
-    answered = latin_answered = 0
-    answerable = [reason not in STRUCTURAL_ABSTENTIONS for reason in ranked.reasons]
-    answerable_latin = sum(script == "Latin" and can for script, can in zip(ranked.scripts, answerable, strict=True))
-    rows = zip(ranked.label_ids, ranked.probabilities, ranked.reasons, ranked.scripts, strict=True)
-    for label_ids, probabilities, reason, script in rows:
-        if reason is not None and reason != "low-confidence":
-            continue
-        latin_answered += script == "Latin"
-        answered += 1
-        if not all(math.isfinite(p) and 0 <= p <= 1 for p in probabilities):
-            raise ReloadRefusedError(f"the canary got probabilities outside [0, 1]: {probabilities[:3]}")
-        if abs(sum(probabilities) - 1) > PROBABILITY_SUM_TOLERANCE:
-            raise ReloadRefusedError(f"the canary's probabilities sum to {sum(probabilities)}, not 1")
-        if any(not 0 <= label_id < candidate.num_labels for label_id in label_ids):
-            raise ReloadRefusedError(f"the canary got label ids outside 0..{candidate.num_labels - 1}")
-    if 2 * answered < sum(answerable) or 2 * latin_answered < answerable_latin:
-        reasons = sorted({reason for reason in ranked.reasons if reason is not None})
-        raise ReloadRefusedError(
-            f"the canary answered {answered} of the {sum(answerable)} warm-up names its labels can answer and "
-            f"{latin_answered} of the {answerable_latin} of them in Latin letters (abstained: {', '.join(reasons)}); a model "
-            "that serves answers at least half of each"
-        )
+    """Warm `candidate` up and check its answers to the warm-up names (model.canary): a model whose
+    answers are not sane is refused as a reload, and never serves from the start either."""
+    try:
+        check_canary(candidate, rounds=WARMUP_ROUNDS)
+    except CanaryError as error:
+        raise ReloadRefusedError(str(error)) from None
 
 
 def check_replacement(serving: Predictor, candidate: Predictor) -> None:

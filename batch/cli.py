@@ -23,8 +23,9 @@ from batch.errors import BatchInputError
 from batch.formats import FORMATS, detect_format
 from batch.interrupts import raise_interrupt
 from model import priors
+from model.canary import load_checked
 from model.checkpoint import CheckpointError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError, Predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES, DeviceUnavailableError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             explain=args.explain,
         )
-        predictor = Predictor.from_path(args.checkpoint, device=args.device, num_threads=args.num_threads)
+        predictor = load_checked(args.checkpoint, device=args.device, num_threads=args.num_threads)
         summary = enrich(job, predictor, options)
     except (BatchInputError, CheckpointError, DeviceUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,6 +7,7 @@ import functools
 import logging
 from pathlib import Path
 
+from model.canary import load_checked
 from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=4)
 def _cached(checkpoint_path: str, device: str, num_threads: int) -> Predictor:
     logger.info("loading checkpoint %s on %s", checkpoint_path, device)
-    return Predictor.from_path(checkpoint_path, device=device, num_threads=num_threads)
+    return load_checked(checkpoint_path, device=device, num_threads=num_threads)  # the canary too
 
 
 def cached_predictor(checkpoint_path: str | Path, device: str = "auto", num_threads: int = 0) -> Predictor:

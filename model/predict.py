@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 
+from model.canary import load_checked
 from model.checkpoint import CheckpointError
 from model.predictor import (
     DEFAULT_CHECKPOINT_PATH,
@@ -19,7 +20,6 @@ from model.predictor import (
     DEVICES,
     DeviceUnavailableError,
     NamePrediction,
-    Predictor,
 )
 from model.priors import PriorError, parse_prior
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     names = [line.rstrip("\r\n") for line in sys.stdin] if args.names == ["-"] else args.names
     try:
-        predictor = Predictor.from_path(args.checkpoint, device=args.device)
+        predictor = load_checked(args.checkpoint, device=args.device)
         results = predictor.predict(
             names, top_k=args.top_k, prior=args.prior, min_probability=args.min_probability, explain=args.explain
         )

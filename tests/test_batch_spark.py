@@ -18,7 +18,9 @@ from batch.predictors import cache_info
 from batch.spark import classify_column
 from batch.spark.__main__ import main as spark_main
 from batch.spark.output import SparkOutput
+from model.canary import CanaryError
 from tests.batch_fixtures import name_column
+from tests.checkpoint_fixtures import rewritten, with_shuffled_alphabet
 
 pytestmark = pytest.mark.timeout(300)  # a hung JVM or child fails the test instead of stalling CI
 
@@ -296,6 +298,14 @@ def test_classify_column_refuses_on_the_driver_what_failed_in_a_worker(spark, tr
     twice = spark.createDataFrame([("Bakov", "Ziski")], "name string, other string").toDF("name", "name")
     with pytest.raises(BatchInputError, match="has 'name' more than once"):
         classify_column(twice, "name", checkpoint_path=trained_checkpoint)
+
+
+def test_classify_column_refuses_a_broken_model_on_the_driver(spark, tmp_path):
+    """A checkpoint that loads but takes every Latin name for no name filled the column with not-a-name."""
+    shuffled = rewritten(tmp_path / "shuffled.safetensors", with_shuffled_alphabet)
+    df = spark.createDataFrame([("Bakov",)], ["name"])
+    with pytest.raises(CanaryError, match="is not a sound model"):
+        classify_column(df, "name", checkpoint_path=shuffled)
 
 
 def test_a_float_nan_name_abstains_as_empty(spark, trained_checkpoint):

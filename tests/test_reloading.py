@@ -168,7 +168,7 @@ class _Answers:
 
 def test_the_canary_does_not_hold_a_script_the_labels_cannot_answer_against_a_model():
     """A model of Arabic and Greek alone rightly abstains on Han, Hangul, Cyrillic and ř; it serves."""
-    from app.reloading import WARMUP_NAMES
+    from model.canary import WARMUP_NAMES
 
     count = len(WARMUP_NAMES)
     structural = ["unsupported-script"] * 4 + ["unsupported-letters"] * 3 + ["no-letters"]

@@ -30,8 +30,8 @@ from batch.classify import DEFAULT_BATCH_SIZE, ClassifyOptions, whole_number
 from batch.columns import MODEL_ID, answer_fields, check_no_collision
 from batch.enrich import DEFAULT_CHUNK_ROWS
 from batch.errors import BatchInputError, not_a_name_column
+from batch.predictors import cached_predictor
 from batch.spark.worker import WorkerOptions, classify_batches, resolve_checkpoint
-from model.checkpoint import load_checkpoint
 from model.predictor import DEFAULT_CHECKPOINT_PATH, DEFAULT_TOP_K, DEVICES
 from model.priors import target_log_prior
 
@@ -73,7 +73,9 @@ def classify_column(
     chunk_rows = whole_number(chunk_rows, "chunk_rows")
     if device not in DEVICES:  # whether CUDA is there is the workers' to say: the driver may have none
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    checkpoint = load_checkpoint(resolve_checkpoint(str(checkpoint_path)))
+    # Loaded on the driver as the workers load it, the canary included: a broken model is refused here,
+    # before the job starts, not from every worker (batch.predictors caches it for the next call).
+    checkpoint = cached_predictor(resolve_checkpoint(str(checkpoint_path)), "cpu").checkpoint
     options.check_labels(checkpoint.labels)
     target_log_prior(prior, checkpoint.labels, torch.zeros(len(checkpoint.labels)))  # on the driver: PriorError now
     added = [*answer_fields(checkpoint.labels, all_labels), pa.field(MODEL_ID, pa.string(), nullable=False)]
