@@ -223,12 +223,13 @@ def write_atomically(target: Path, payload: bytes) -> None:
     write_together({target: payload})
 
 
-def write_together(files: dict[Path, bytes]) -> None:
+def write_together(files: dict[Path, bytes], also_remove: tuple[Path, ...] = ()) -> None:
     """Write several files as one unit: every payload goes to its temp file (fsynced) first, then the
-    old copies of all but the first file are removed and the new ones renamed in, in order. A failure
-    while staging leaves the old files and no temp file; a kill during the renames leaves the files
-    renamed so far and none of the old ones after them, so a later file never describes another
-    first file (the trainer's metrics.json beside weights it does not name)."""
+    old copies of all but the first file (and `also_remove`: an old run's file this run has no new copy
+    of) are removed and the new ones renamed in, in order. A failure while staging leaves the old files
+    and no temp file; a kill during the renames leaves the files renamed so far and none of the old ones
+    after them, so a later file never describes another first file (the trainer's metrics.json beside
+    weights it does not name)."""
     for target in files:  # before anything changes: os.replace onto a folder fails after the old files went
         if target.exists() and not target.is_file():
             raise IsADirectoryError(f"{target} exists and is not a regular file; nothing was written")
@@ -236,7 +237,7 @@ def write_together(files: dict[Path, bytes]) -> None:
     try:
         for target, payload in files.items():
             staged[target] = _staged(target, payload)
-        for target in list(files)[1:]:  # what describes the first file goes before the first is replaced
+        for target in [*list(files)[1:], *also_remove]:  # what describes the first file goes before it is replaced
             target.unlink(missing_ok=True)
         for target, temp_path in staged.items():
             os.replace(temp_path, target)

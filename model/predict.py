@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from model.canary import load_checked
@@ -80,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    names = [line.rstrip("\r\n") for line in sys.stdin] if args.names == ["-"] else args.names
+    if sys.stdout is None:  # started with standard output closed (>&-): every answer would vanish, exit 0
+        print("error: standard output is closed; nothing could be printed", file=sys.stderr)
+        return 2
+    try:
+        names = input_names(args.names)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         predictor = load_checked(args.checkpoint, device=args.device)
         results = predictor.predict(
@@ -89,9 +97,33 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DeviceUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for result in results:
-        print(format_prediction(result))
+    try:
+        for result in results:
+            print(format_prediction(result), flush=True)
+    except BrokenPipeError:  # `| head`: whoever read standard output stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush finds no pipe
+        print("error: standard output was closed by its reader; the output stops part-way", file=sys.stderr)
+        return 1
     return 0
+
+
+def input_names(arguments: list[str]) -> list[str]:
+    """The names to classify: the arguments, or with `-` standard input's lines (UTF-8, a byte order mark
+    dropped). Bytes that are not UTF-8 are refused with where they are: decoded as the locale decodes
+    them they became lone surrogates, which the reading drops ("M\\xfcller" was read "mller", German)
+    or, in a strict locale, a traceback."""
+    if arguments == ["-"]:
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            line_number = data[: error.start].count(b"\n") + 1
+            raise ValueError(f"standard input: line {line_number} is not valid UTF-8 ({error.reason})") from None
+        return [line.rstrip("\r") for line in text.split("\n")[: -1 if text.endswith("\n") else None]]
+    for position, name in enumerate(arguments, start=1):
+        if any("\ud800" <= char <= "\udfff" for char in name):
+            raise ValueError(f"argument {position} is not valid UTF-8: {name.encode('utf-8', 'surrogateescape')!r}")
+    return arguments
 
 
 if __name__ == "__main__":

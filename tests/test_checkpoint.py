@@ -326,6 +326,16 @@ def test_write_together_renames_every_file_in_and_leaves_no_temp_file(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_write_together_removes_an_old_runs_file_the_new_run_has_no_copy_of(tmp_path):
+    """A run with no test names drew no confusion matrix, and the last run's stayed beside its weights."""
+    from model.checkpoint import write_together
+
+    weights, picture = tmp_path / "model.safetensors", tmp_path / "confusion_matrix.png"
+    picture.write_bytes(b"the last run's picture")
+    write_together({weights: b"new weights"}, also_remove=(picture,))
+    assert weights.read_bytes() == b"new weights" and not picture.exists()
+
+
 def test_write_together_never_leaves_old_metrics_beside_new_weights_and_removes_its_temp_files(tmp_path, monkeypatch):
     from model import checkpoint as checkpoint_module
 

@@ -88,3 +88,33 @@ def test_fingerprint_ignores_order_and_duplicates_but_not_content(tmp_path):
     third = load_names_dir(write(tmp_path / "c", {"A.txt": "Y\nX\n", "B.txt": "Q\n"})).fingerprint
     assert first == second != third
     assert fingerprint_pairs({("A", "X")}).startswith("sha256:")
+
+
+def test_load_names_dir_skips_hidden_files_and_refuses_a_label_twice_in_two_cases(tmp_path):
+    """.hidden.txt became a label and macOS's ._English.txt stopped the run as bad UTF-8; english.txt
+    beside English.txt made every shared name two-label."""
+    folder = write(
+        tmp_path / "a",
+        {"English.txt": "Smith\n", "Irish.txt": "Byrne\n", ".hidden.txt": "x\n", "._English.txt": b"\x00\x05"},
+    )
+    assert load_names_dir(folder).labels == ("English", "Irish")
+    folder = write(tmp_path / "b", {"English.txt": "Smith\n", "english.txt": "Jones\n", "Irish.txt": "Byrne\n"})
+    with pytest.raises(DataError, match=r"English\.txt and english\.txt name the same label in different case"):
+        load_names_dir(folder)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("Adamou\n".encode("utf-16-le"), r"Greek\.txt: line 1 holds a control character \(a NUL: is the file UTF-16"),
+        ("Ok\nAlso\n1022\n", r"Greek\.txt: line 3: name has no letters"),
+        ("Ok\n" + "x" * 80 + "\n", r"Greek\.txt: line 2: name is 80 characters"),
+    ],
+    ids=["utf-16 without a mark", "no letters", "too long"],
+)
+def test_load_names_dir_refuses_a_line_the_model_cannot_read_naming_file_and_line(tmp_path, content, message):
+    """UTF-16 decoded as UTF-8 without error and trained on "\\x00A\\x00d..."; a line the encoder refuses
+    failed without its file or line, for a test name only after the whole held-out run."""
+    folder = write(tmp_path, {"English.txt": "Smith\n", "Greek.txt": content})
+    with pytest.raises(DataError, match=message):
+        load_names_dir(folder)

@@ -62,3 +62,14 @@ def test_fetch_without_network_says_how_to_use_a_local_copy(tmp_path, capsys):
     error = capsys.readouterr().err
     assert f"cannot download {unreachable}" in error and "--from DIR" in error
     assert not list((tmp_path / "names").glob("*.txt"))
+
+
+def test_fetch_refuses_a_destination_holding_another_label_file(tmp_path, capsys):
+    """It printed "verified" while Klingon.txt beside the installed files made a 19th label."""
+    destination = tmp_path / "names"
+    destination.mkdir()
+    (destination / "Klingon.txt").write_text("Qapla\n")
+    source = write_names_dir(tmp_path / "other", synthetic_names(per_label=5))
+    assert main(["--from", str(source), "--dest", str(destination), "--expected-fingerprint", ""]) == 2
+    assert "also holds Klingon.txt" in capsys.readouterr().err
+    assert sorted(path.name for path in destination.iterdir()) == ["Klingon.txt"]

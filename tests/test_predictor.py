@@ -281,10 +281,27 @@ def test_predict_cli_reads_names_from_standard_input(capsys, monkeypatch):
 
     from model.predict import main
 
-    monkeypatch.setattr("sys.stdin", io.StringIO("Hinton\n\nTanaka\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("\ufeffHinton\r\n\nTanaka\n".encode())))
     assert main(["-", "--device", "cpu", "--top-k", "1"]) == 0
     output = capsys.readouterr().out
-    assert "> Hinton" in output and "> Tanaka" in output and "abstained: no-letters" in output
+    assert "> Hinton  (" in output and "> Tanaka" in output and "abstained: no-letters" in output
+
+
+def test_predict_cli_refuses_input_that_is_not_utf8_saying_where(capsys, monkeypatch):
+    """M\\xfcller was read "mller" (German 0.43, exit 0) through the surrogate the locale made of it, or
+    in a strict locale ended in a traceback; standard output closed lost every answer with exit 0."""
+    import io
+
+    from model.predict import main
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"Smith\nM\xfcller\n")))
+    assert main(["-", "--device", "cpu"]) == 2
+    assert "standard input: line 2 is not valid UTF-8" in capsys.readouterr().err
+    assert main(["Smith", "M\udcfcller", "--device", "cpu"]) == 2  # how Python hands over such an argument
+    assert "argument 2 is not valid UTF-8: b'M\\xfcller'" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdout", None)
+    assert main(["Smith", "--device", "cpu"]) == 2
+    assert "standard output is closed" in capsys.readouterr().err
 
 
 def test_predict_cli_escapes_what_would_drive_the_terminal(capsys):

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -115,6 +116,38 @@ def test_label_counts_count_a_family_with_a_derived_form_once():
 def test_parse_args_defaults_come_from_train_config():
     assert parse_args([]) == TrainConfig()
     assert parse_args(["--no-bidirectional", "--hidden-size", "7"]).bidirectional is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--epochs", "-3"], "epochs must be at least 1"),
+        (["--batch-size", "0"], "batch_size must be at least 1"),
+        (["--grad-clip", "-1"], "grad_clip must be a finite number above 0"),
+        (["--grad-clip", "0"], "grad_clip must be a finite number above 0"),
+        (["--learning-rate", "inf"], "learning_rate must be a finite number above 0"),
+        (["--class-weight-power", "nan"], "class_weight_power must be a finite number of at least 0"),
+        (["--char-dropout", "2"], r"char_dropout must be in \[0, 1\)"),
+        (["--novelty-order", "0"], "novelty_order must be at least 2"),
+        (["--novelty-val-quantile", "2"], r"novelty_val_quantile must be in \[0, 1\)"),
+        (["--num-threads", "-1"], "num_threads must be at least 0"),
+    ],
+)
+def test_train_refuses_a_recipe_that_trains_nothing_before_any_work(tmp_path, capsys, flags, message):
+    """Each wrote an untrained or anti-trained model over the last one with exit 0, or a traceback, or
+    failed only after both training runs."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", str(tmp_path / "absent"), "--output-dir", str(tmp_path / "out"), *flags])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_main_reports_an_unavailable_device_in_one_line(tiny_names_dir, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--data-dir", str(tiny_names_dir), "--output-dir", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    assert "cuda" in caplog.text.lower() and "Traceback" not in caplog.text
 
 
 def test_train_main_reports_bad_data_dir_without_traceback(tmp_path, caplog):

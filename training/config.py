@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,6 +48,36 @@ class TrainConfig:
     num_threads: int = (
         1  # small recurrent steps: a second intra-op thread costs more than it gains (docs/benchmarks.md)
     )
+
+    def __post_init__(self) -> None:
+        """Refuse, before any work, the values that would train nothing or train backwards and still write a
+        model over the last one: 0 or -3 epochs ran no epoch, a negative clip did gradient ascent, a clip of
+        0 froze every weight, a batch of 0 divided by zero; a bad language-model setting failed only after
+        both training runs."""
+        at_least_one = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
+        for name, value in at_least_one.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        positive = {"learning_rate": self.learning_rate, "grad_clip": self.grad_clip}
+        for name, number in positive.items():
+            if not (math.isfinite(number) and number > 0):
+                raise ValueError(f"{name} must be a finite number above 0, got {number}")
+        not_negative = {"weight_decay": self.weight_decay, "class_weight_power": self.class_weight_power}
+        for name, number in not_negative.items():
+            if not (math.isfinite(number) and number >= 0):
+                raise ValueError(f"{name} must be a finite number of at least 0, got {number}")
+        if not 0.0 <= self.char_dropout < 1.0:
+            raise ValueError(f"char_dropout must be in [0, 1), got {self.char_dropout}")
+        if not 0.0 < self.gender_form_share < 1.0:
+            raise ValueError(f"gender_form_share must be between 0 and 1 (exclusive), got {self.gender_form_share}")
+        if self.novelty_order < 2:
+            raise ValueError(
+                f"novelty_order must be at least 2 (a character model of pairs or more), got {self.novelty_order}"
+            )
+        if not 0.0 <= self.novelty_val_quantile < 1.0:
+            raise ValueError(f"novelty_val_quantile must be in [0, 1), got {self.novelty_val_quantile}")
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be at least 0 (0: torch's default), got {self.num_threads}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

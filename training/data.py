@@ -6,12 +6,13 @@ bucket = int(sha256(key)[:8], 16) % 10; buckets 0-7 train, 8 val, 9 test.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.encoder import clean_text, name_key
+from model.encoder import EncoderConfig, NameEncoder, NameEncodingError, clean_text, name_key
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,15 @@ def fingerprint_pairs(pairs: set[tuple[str, str]]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+# C0 control characters a text file of names never holds (tab, line feed and carriage return aside): a
+# NUL is the mark of UTF-16 read as UTF-8, which decodes without error and trained on "\x00A\x00d...".
+_CONTROL_CHARACTERS = {chr(code) for code in range(32)} - {"\t", "\n", "\r"}
+
+
 def read_label_file(path: Path) -> list[str]:
-    """The cleaned, non-blank names of one file; tolerates a BOM, CRLF and surrounding spaces."""
+    """The cleaned, non-blank names of one file; tolerates a BOM, CRLF and surrounding spaces. A line the
+    model cannot read (no letters, too long, a control character) is refused here, naming its file and
+    line, rather than when its split is encoded (for a test name, after the whole held-out run)."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -76,7 +84,27 @@ def read_label_file(path: Path) -> list[str]:
         raise DataError(
             f"{path}: line {line_number} is not valid UTF-8 ({error.reason} at byte {error.start})"
         ) from error
-    return [cleaned for line in text.splitlines() if (cleaned := clean_text(line))]
+    names = []
+    encoder = _default_encoder()
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if _CONTROL_CHARACTERS.intersection(line):
+            hint = " (a NUL: is the file UTF-16? save it as UTF-8)" if "\x00" in line else ""
+            raise DataError(f"{path}: line {line_number} holds a control character{hint}: {line[:60]!r}")
+        cleaned = clean_text(line)
+        if not cleaned:
+            continue
+        try:
+            encoder.encode(cleaned)
+        except NameEncodingError as error:
+            raise DataError(f"{path}: line {line_number}: {error}") from None
+        names.append(cleaned)
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def _default_encoder() -> NameEncoder:
+    """The encoder the trainer reads names with (its default configuration)."""
+    return NameEncoder(EncoderConfig())
 
 
 def load_names_dir(names_dir: str | Path) -> NamesDataset:
@@ -84,9 +112,17 @@ def load_names_dir(names_dir: str | Path) -> NamesDataset:
     folder = Path(names_dir)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder (expected a folder of <Label>.txt files)")
-    files = sorted(folder.glob("*.txt"))
+    files = sorted(path for path in folder.glob("*.txt") if not path.name.startswith("."))
+    hidden = sorted(path.name for path in folder.glob(".*.txt"))
+    if hidden:  # .DS_Store's kin: macOS writes ._English.txt beside English.txt on other file systems
+        logger.warning("%s: skipping hidden files %s", folder, hidden)
     if not files:
         raise DataError(f"{folder}: no <Label>.txt files found")
+    by_case: dict[str, str] = {}
+    for path in files:
+        other = by_case.setdefault(path.stem.casefold(), path.name)
+        if other != path.name:  # english.txt beside English.txt: the same label twice, its names two-label
+            raise DataError(f"{folder}: {other} and {path.name} name the same label in different case; merge them")
     names_by_key: dict[str, str] = {}
     labels_by_key: dict[str, set[str]] = {}
     pairs: set[tuple[str, str]] = set()

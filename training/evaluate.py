@@ -16,7 +16,7 @@ from typing import Any
 
 from model.checkpoint import CheckpointError
 from model.encoder import NameEncodingError
-from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, Predictor
+from model.predictor import DEFAULT_CHECKPOINT_PATH, DEVICES, DeviceUnavailableError, Predictor
 from model.priors import PRIOR_NAMES
 from training.data import SPLITS, DataError, NamesDataset, load_names_dir
 from training.metrics import served_metrics
@@ -47,7 +47,10 @@ def evaluate(predictor: Predictor, data_dir: str, split: str, prior: str = "data
             "val metrics come from the held-out run)",
             split,
         )
-    return served_metrics(predictor, dataset.split(split), dataset.labels, prior=prior)
+    records = dataset.split(split)
+    if not records:  # numpy's warnings and "Found empty input array" said nothing of why
+        raise DataError(f"the {split} split of {data_dir} has no names (the hash split puts about 10% of names there)")
+    return served_metrics(predictor, records, dataset.labels, prior=prior)
 
 
 def format_report(metrics: dict[str, Any], title: str) -> str:
@@ -100,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(report, indent=2) if args.json else format_robustness(report))
             return 0
         metrics = evaluate(predictor, args.data_dir, args.split, args.prior)
-    except (CheckpointError, DataError, NameEncodingError, MissingSourceError, OSError, ValueError) as error:
+    except (
+        CheckpointError,
+        DataError,
+        DeviceUnavailableError,
+        NameEncodingError,
+        MissingSourceError,
+        OSError,
+        ValueError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -56,7 +57,7 @@ def extract_names(zip_path: Path, staging: Path) -> None:
 
 def fetch(destination: Path, source_dir: Path | None, url: str, expected: str) -> str:
     """Stage the files, verify the fingerprint, then install them; returns the fingerprint."""
-    destination.mkdir(parents=True, exist_ok=True)
+    destination.parent.mkdir(parents=True, exist_ok=True)  # the staging folder sits beside it: one file system
     with tempfile.TemporaryDirectory(dir=destination.parent) as temp:
         staging = Path(temp) / "names"
         staging.mkdir()
@@ -76,8 +77,23 @@ def fetch(destination: Path, source_dir: Path | None, url: str, expected: str) -
                 f"dataset fingerprint {fingerprint} does not match the expected {expected}; "
                 f"nothing was written to {destination}"
             )
-        for path in sorted(staging.glob("*.txt")):
-            shutil.move(str(path), destination / path.name)
+        fetched = {path.name for path in staging.glob("*.txt")}
+        others = sorted(
+            path.name
+            for path in (destination.glob("*.txt") if destination.is_dir() else ())
+            if path.name not in fetched and not path.name.startswith(".")
+        )
+        if others:  # each would be read as one more label beside the verified ones ("verified" was printed)
+            raise DataError(
+                f"{destination} also holds {', '.join(others)}, which the trainer would read as labels beside the "
+                f"dataset's; move them out of it first (nothing was written)"
+            )
+        destination.mkdir(exist_ok=True)
+        for name in sorted(fetched):
+            os.replace(staging / name, destination / name)  # each file whole: same file system
+    installed = load_names_dir(destination).fingerprint
+    if installed != fingerprint:  # changed under us meanwhile: say so rather than "verified"
+        raise DataError(f"{destination} reads as {installed} after the install, not the verified {fingerprint}")
     return fingerprint
 
 

@@ -119,6 +119,11 @@ def fit_network(
     best_key, best_state, best_epoch = (-math.inf, -math.inf), None, last_epoch
     for epoch in range(1, last_epoch + 1):
         train_loss = run_epoch(network, optimizer, scheduler, generator, train, plan, epoch)
+        if not math.isfinite(train_loss):  # it never comes back, and ran to the end before failing at the save
+            raise ValueError(
+                f"{plan.phase} training diverged: the loss is {train_loss} after epoch {epoch}; "
+                f"lower --learning-rate (got {config.learning_rate})"
+            )
         entry = {"epoch": epoch, "train_loss": train_loss}
         if val is not None:
             val_log_probs = network_log_probs(network, val.sequences, plan.device)

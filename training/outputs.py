@@ -146,7 +146,9 @@ def write_outputs(
     # together, the old ones removed first, so a crash never leaves one run's metrics.json or pictures
     # beside another run's weights (the pictures were written in place before the rest).
     metrics_json = json.dumps(metrics, indent=2).encode()
-    write_together({checkpoint_path: payload, output_dir / METRICS_FILENAME: metrics_json, **pictures})
+    # A run with no test names draws no confusion matrix: an old run's must not stay beside these weights.
+    old_pictures = tuple(path for path in (output_dir / CONFUSION_FILENAME,) if path not in pictures)
+    write_together({checkpoint_path: payload, output_dir / METRICS_FILENAME: metrics_json, **pictures}, old_pictures)
     for split, values in info["metrics"].items():
         logger.info(
             "%s: %s", split, " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())

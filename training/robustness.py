@@ -72,6 +72,7 @@ def han_report(predictor: Predictor, labels: tuple[str, ...]) -> dict[str, Any]:
     (`chinese_full_name_parts`)."""
     report = {}
     for name, records in han_names().items():
+        records = [record for record in records if record.labels <= set(labels)]  # a model without Chinese: none
         split = [record for record in records if chinese_full_name_parts(record.name) is not None]
         for subset, chosen in ((name, records), (f"{name}, split", split)):
             for prior in ("dataset", "uniform"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from model.encoder import EncoderConfig, NameEncoder
 from model.networks import NameClassifier
 from model.novelty import CharLanguageModel
-from model.predictor import resolve_device
+from model.predictor import DeviceUnavailableError, resolve_device
 from training.augment import training_splits
 from training.calibration import apply_calibration, fit_calibration
 from training.config import TrainConfig
@@ -149,17 +150,30 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
             parser.add_argument(flag, type=type(default), default=default, help=f"default: {default}")
-    return TrainConfig(**vars(parser.parse_args(argv)))
+    try:
+        return TrainConfig(**vars(parser.parse_args(argv)))
+    except ValueError as error:  # a value no run can train with: exit 2 before any work
+        parser.error(str(error))
+
+
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal_number}")
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_args(argv)
+    # SIGTERM (docker stop, a batch scheduler) unwinds as Ctrl-C does, so an output folder this run made
+    # and left empty is removed; the files of an earlier run are only ever replaced whole.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = train(config)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, DeviceUnavailableError) as error:
         logger.error("%s", error)
         return 2
+    except KeyboardInterrupt:
+        logger.error("interrupted; %s holds what it held before this run", config.output_dir)
+        return 130
     print(result.checkpoint_path)
     return 0
 
