@@ -1,5 +1,6 @@
 """One Predictor per checkpoint and device per process: a Spark worker, or a notebook calling
-classify_frame again and again, loads a checkpoint once."""
+classify_frame again and again, loads a checkpoint once, and again once the file is replaced (a model
+retrained in place is the new model, not the one cached under its path)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from model.predictor import Predictor
 logger = logging.getLogger(__name__)
 
 
+FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: cannot be read
+
+
 @functools.lru_cache(maxsize=4)
-def _cached(checkpoint_path: str, device: str, num_threads: int) -> Predictor:
+def _cached(checkpoint_path: str, device: str, num_threads: int, identity: FileIdentity) -> Predictor:
     logger.info("loading checkpoint %s on %s", checkpoint_path, device)
     return load_checked(checkpoint_path, device=device, num_threads=num_threads)  # the canary too
 
@@ -22,7 +26,17 @@ def _cached(checkpoint_path: str, device: str, num_threads: int) -> Predictor:
 def cached_predictor(checkpoint_path: str | Path, device: str = "auto", num_threads: int = 0) -> Predictor:
     """The process's predictor for this checkpoint file and device, loaded on first use. num_threads
     sets torch's threads for the whole process (0 leaves them as they are)."""
-    return _cached(str(Path(checkpoint_path).resolve()), device, num_threads)
+    path = Path(checkpoint_path).resolve()
+    return _cached(str(path), device, num_threads, _identity(path))
+
+
+def _identity(path: Path) -> FileIdentity:
+    """What changes when the file is rewritten or replaced (os.replace gives a new inode)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # the load says why
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def cache_info() -> functools._CacheInfo:

@@ -246,6 +246,14 @@ def test_classify_column_matches_the_name_column_as_spark_does(spark, trained_ch
     assert pair["origin_label"] is not None
     with pytest.raises(BatchInputError, match="the same column is given twice"):
         classify_column(df, ["surname", "SURNAME"], checkpoint_path=trained_checkpoint)
+    (quoted,) = classify_column(df, "`surname`", checkpoint_path=trained_checkpoint).collect()  # Spark's quoting
+    assert quoted == plain
+    # Spark compares the names in lower case: SOYADI is soyadi, not soyadı, so soyadı is not ambiguous
+    turkish = spark.createDataFrame([("Bakov", "Smith")], ["soyadı", "SOYADI"])
+    (row,) = classify_column(turkish, "soyadı", checkpoint_path=trained_checkpoint).collect()
+    assert row["origin_top_k"] == plain["origin_top_k"]
+    with pytest.raises(BatchInputError, match="has no column 'ID'"):  # ıd is not id to Spark either
+        classify_column(spark.createDataFrame([("Bakov",)], ["ıd"]), "ID", checkpoint_path=trained_checkpoint)
     both = spark.createDataFrame([("Bakov", "Smith")], ["name", "NAME"])
     with pytest.raises(BatchInputError, match=r"column 'name' is ambiguous: .* finds \['name', 'NAME'\]"):
         classify_column(both, "name", checkpoint_path=trained_checkpoint)

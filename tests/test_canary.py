@@ -52,3 +52,17 @@ def test_enrich_refuses_a_broken_model_and_writes_nothing(shuffled_checkpoint, t
 def test_classify_frame_refuses_a_broken_model(shuffled_checkpoint):
     with pytest.raises(CanaryError, match="is not a sound model"):
         classify_frame(pd.DataFrame({"name": ["Hinton"]}), "name", checkpoint_path=shuffled_checkpoint)
+
+
+def test_a_checkpoint_replaced_in_place_is_loaded_again(tmp_path):
+    """The per-process cache was keyed by path: a model retrained in place kept answering as the old one."""
+    from batch.predictors import cached_predictor
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(DEFAULT_CHECKPOINT_PATH.read_bytes())
+    first = cached_predictor(path, "cpu")
+    assert cached_predictor(path, "cpu") is first
+    changed = rewritten(tmp_path / "changed.safetensors", lambda record: record["novelty"].update(threshold=-3.9))
+    changed.replace(path)
+    second = cached_predictor(path, "cpu")
+    assert second is not first and second.model_id != first.model_id

@@ -52,7 +52,7 @@ def classify_column(
     """`df` with origin_label, origin_probability, origin_top_k (array<struct<label, probability>>),
     origin_abstained, origin_reason, with all_labels one p_<label> per label, and origin_model_id.
 
-    `checkpoint_path` is read on the driver (labels and model id, for the schema) and on each worker:
+    `checkpoint_path` is loaded on the driver (labels and model id for the schema, and the canary) and on each worker:
     a path every node can read, or the name of a file shipped with `spark-submit --files`."""
     columns = (column,) if isinstance(column, str) else tuple(column)
     # as the command and the pandas API refuse them, here on the driver rather than from a worker
@@ -106,12 +106,16 @@ def classify_column(
 def _column_position(df: DataFrame, name: str) -> int:
     """Where `name` is among the DataFrame's columns, matched as Spark matches a column name: in any
     case unless the session sets spark.sql.caseSensitive (so "Name" finds a column `name`, as
-    df.select("Name") would). No match, or more than one, is refused with the columns there are."""
+    df.select("Name") would), comparing the names in lower case as Spark 4 does (so ı is not i, nor ſ
+    s), and a name in backticks as the name inside them. No match, or more than one, is refused with
+    the columns there are."""
     case_sensitive = str(df.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    if name not in df.columns and len(name) > 2 and name[0] == name[-1] == "`":  # Spark's quoting: `a.b`, `a``b`
+        name = name[1:-1].replace("``", "`")
     matches = [
         position
         for position, column in enumerate(df.columns)
-        if column == name or (not case_sensitive and _equal_ignoring_case(column, name))
+        if column == name or (not case_sensitive and column.lower() == name.lower())
     ]
     if not matches:
         raise BatchInputError(f"DataFrame has no column {name!r}; its columns are: {', '.join(df.columns)}")
@@ -124,15 +128,6 @@ def _column_position(df: DataFrame, name: str) -> int:
             "rename one, or set spark.sql.caseSensitive=true"
         )
     return matches[0]
-
-
-def _equal_ignoring_case(left: str, right: str) -> bool:
-    """Java's String.equalsIgnoreCase, which Spark's resolver uses: the same length, and each pair of
-    characters equal, or equal in upper case, or in lower case (one character at a time, so "ß" is not
-    "SS" as str.casefold would make it)."""
-    return len(left) == len(right) and all(
-        a == b or a.upper() == b.upper() or a.lower() == b.lower() for a, b in zip(left, right, strict=True)
-    )
 
 
 # Name columns whose values are no text, refused on the driver: containers, bytes, true/false, durations.
