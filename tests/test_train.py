@@ -333,3 +333,18 @@ def test_evaluate_takes_the_checkpoint_as_an_option_as_the_other_commands_do(tmp
     with pytest.raises(SystemExit):
         evaluate_main([str(missing), "--checkpoint", str(tmp_path / "other.safetensors")])
     assert "two checkpoints given" in capsys.readouterr().err
+
+
+def test_confusion_counts_leave_out_the_names_abstained_on():
+    """Their argmax was drawn, 3 of the shipped model's 12 test abstentions as right answers."""
+    from training.metrics import confusion_counts
+
+    records = [
+        NameRecord("Smith", frozenset({"A"})),
+        NameRecord("qwerty", frozenset({"A"})),
+        NameRecord("Ivanov", frozenset({"B"})),
+    ]
+    log_probs = torch.log(torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]))
+    assert confusion_counts(records, log_probs, ("A", "B")).trace() == 3
+    counts = confusion_counts(records, log_probs, ("A", "B"), abstained=[False, True, False])
+    assert counts.tolist() == [[1, 0], [0, 1]]

@@ -118,10 +118,11 @@ def write_outputs(
         split_metrics["test"] = answers_metrics(splits.names["test"], log_probs, reasons, dataset.labels)
         if splits.derived["test"]:
             split_metrics["test_gender_forms"] = served_metrics(served, splits.derived["test"], dataset.labels)
+        abstained = [reason is not None for reason in reasons]
         pictures[output_dir / CONFUSION_FILENAME] = confusion_matrix_png(
-            confusion_counts(splits.names["test"], log_probs, dataset.labels),
+            confusion_counts(splits.names["test"], log_probs, dataset.labels, abstained),
             dataset.labels,
-            f"{config.architecture}: test split",
+            f"{config.architecture}: test split ({sum(abstained)} abstained, not drawn)",
         )
     info["metrics"] = {
         split: {key: value for key, value in metrics.items() if key in SUMMARY_METRICS}
