@@ -324,6 +324,8 @@ def test_web_page_reads_the_files_people_export(start_server, tmp_path):
         "latin1.csv": ("name\nMüller\nGómez\n".encode("cp1252"), ["Müller", "Gómez"]),
         "one.csv": (b"id,name\n1,Hinton\n", ["Hinton"]),
         "multiline.csv": (b'id,name\n1,"Anna\nKowalska"\n2,Tanaka\n', ["Anna Kowalska", "Tanaka"]),
+        "utf16.txt": ("Müller\nTanaka\n".encode("utf-16"), ["Müller", "Tanaka"]),
+        "first_names.csv": (b"id,first_name,email\n1,Anna,a@x.pl\n", ["Anna"]),
     }
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -405,6 +407,17 @@ def test_web_page_keeps_a_lists_answers_through_busy_and_failed_requests(start_s
             page.wait_for_timeout(2500)  # past the list's first slow request
             assert page.locator("[data-testid=result]").get_attribute("data-name") == "Tanaka"
             assert page.locator("[data-testid=table]").count() == 0 and not page.locator("#classify").is_disabled()
+
+            # Stop while the second chunk waits: the first chunk's answers stay, the rest say they were stopped.
+            page.fill("#names", "\n".join(names))
+            page.click("#classify")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('Classifying 11')")
+            page.click("#stop")
+            page.locator("[data-testid=table]").wait_for()
+            assert page.locator("#status").inner_text().startswith("Stopped. 10 of 25 lines were answered")
+            cells = table_cells(page)
+            assert [row[6] == "yes: not answered: stopped" for row in cells] == [False] * 10 + [True] * 15
+            assert not page.locator("#classify").is_disabled() and page.locator("#stop").is_hidden()
 
             # A newer run with nothing to classify: the page is its own again (the button stayed disabled).
             page.fill("#names", "\n".join(names))
