@@ -120,6 +120,8 @@ def input_names(arguments: list[str]) -> list[str]:
             line_number = data[: error.start].count(b"\n") + 1
             raise ValueError(f"standard input: line {line_number} is not valid UTF-8 ({error.reason})") from None
         return [line.rstrip("\r") for line in text.split("\n")[: -1 if text.endswith("\n") else None]]
+    if "-" in arguments:  # "Smith -" answered "-" as a name and never read standard input
+        raise ValueError("- reads the names from standard input; give it alone, without names beside it")
     for position, name in enumerate(arguments, start=1):
         if any("\ud800" <= char <= "\udfff" for char in name):
             raise ValueError(f"argument {position} is not valid UTF-8: {name.encode('utf-8', 'surrogateescape')!r}")

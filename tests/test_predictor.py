@@ -299,6 +299,8 @@ def test_predict_cli_refuses_input_that_is_not_utf8_saying_where(capsys, monkeyp
     assert "standard input: line 2 is not valid UTF-8" in capsys.readouterr().err
     assert main(["Smith", "M\udcfcller", "--device", "cpu"]) == 2  # how Python hands over such an argument
     assert "argument 2 is not valid UTF-8: b'M\\xfcller'" in capsys.readouterr().err
+    assert main(["Smith", "-", "--device", "cpu"]) == 2
+    assert "give it alone" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdout", None)
     assert main(["Smith", "--device", "cpu"]) == 2
     assert "standard output is closed" in capsys.readouterr().err
