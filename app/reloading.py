@@ -21,25 +21,16 @@ from pathlib import Path
 
 from app.batching import MicroBatcher
 from model.canary import WARMUP_ROUNDS, CanaryError, check_canary
+from model.checkpoint import file_identity
 from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
-FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
 RELOAD_OUTCOMES = ("swapped", "unchanged", "refused")  # what a reload attempt can end in (the metric's label)
 
 
 class ReloadRefusedError(RuntimeError):
     """A candidate checkpoint that loaded but must not serve: other labels, or a broken canary answer."""
-
-
-def file_identity(path: Path) -> FileIdentity:
-    """What changes when the file is replaced or rewritten (os.replace gives a new inode)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def warm_and_check(candidate: Predictor) -> None:

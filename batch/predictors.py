@@ -9,12 +9,10 @@ import logging
 from pathlib import Path
 
 from model.canary import load_checked
+from model.checkpoint import FileIdentity, file_identity
 from model.predictor import Predictor
 
 logger = logging.getLogger(__name__)
-
-
-FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: cannot be read
 
 
 @functools.lru_cache(maxsize=4)
@@ -27,18 +25,4 @@ def cached_predictor(checkpoint_path: str | Path, device: str = "auto", num_thre
     """The process's predictor for this checkpoint file and device, loaded on first use. num_threads
     sets torch's threads for the whole process (0 leaves them as they are)."""
     path = Path(checkpoint_path).resolve()
-    return _cached(str(path), device, num_threads, _identity(path))
-
-
-def _identity(path: Path) -> FileIdentity:
-    """What changes when the file is rewritten or replaced (os.replace gives a new inode)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None  # the load says why
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-def cache_info() -> functools._CacheInfo:
-    """Loads (misses) and reuses (hits) so far in this process."""
-    return _cached.cache_info()
+    return _cached(str(path), device, num_threads, file_identity(path))

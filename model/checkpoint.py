@@ -217,6 +217,18 @@ def save_checkpoint(
     return _checkpoint_from_record(made.record, made.tensors, made.digest, target, payload)
 
 
+FileIdentity = tuple[int, int, int, int] | None  # (device, inode, size, mtime in ns); None: no file
+
+
+def file_identity(path: Path) -> FileIdentity:
+    """What changes when the file is replaced or rewritten (os.replace gives a new inode)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def write_atomically(target: Path, payload: bytes) -> None:
     """Write `payload` to a temp file beside `target`, fsync it and rename it over `target`: a reader
     sees the old file or the new one, never part of one; on any failure the temp file is removed."""
