@@ -26,3 +26,8 @@ def cached_predictor(checkpoint_path: str | Path, device: str = "auto", num_thre
     sets torch's threads for the whole process (0 leaves them as they are)."""
     path = Path(checkpoint_path).resolve()
     return _cached(str(path), device, num_threads, file_identity(path))
+
+
+def cache_info() -> functools._CacheInfo:
+    """Loads (misses) and reuses (hits) so far in this process."""
+    return _cached.cache_info()
